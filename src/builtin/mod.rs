@@ -1,0 +1,3 @@
+//! Secrets engines compiled into lockbox.
+
+pub mod kv;

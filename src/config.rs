@@ -1,0 +1,333 @@
+//! The server configuration file: Vault-style HCL.
+//!
+//! ```hcl
+//! storage "file" { path = "/var/lib/lockbox" }
+//! listener "tcp" {
+//!   address       = "0.0.0.0:8200"
+//!   tls_cert_file = "/etc/lockbox/tls.crt"
+//!   tls_key_file  = "/etc/lockbox/tls.key"
+//! }
+//! api_addr         = "https://lockbox.example:8200"
+//! plugin_directory = "/etc/lockbox/plugins"
+//! max_request_size = 33554432
+//! log_level        = "info"
+//! ```
+//!
+//! Parsing is pure (text in, [`Config`] out) so it is unit-tested without
+//! files. Unknown keys are errors that name the key; a few Vault keys that
+//! have no meaning here (`ui`, `disable_mlock`, ...) are accepted and ignored
+//! so existing Vault configs load.
+
+use crate::logical::duration;
+use std::path::PathBuf;
+
+/// Errors reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not HCL.
+    #[error("config file is not valid HCL: {0}")]
+    Syntax(String),
+    /// A key or value is wrong.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// `storage "inmem" {}`: lost on exit.
+    InMemory,
+    /// `storage "file" { path = ... }`: the embedded database in a directory.
+    File {
+        /// The data directory.
+        path: PathBuf,
+    },
+}
+
+/// One `listener "tcp"` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `host:port`.
+    pub address: String,
+    /// Serve plain HTTP.
+    pub tls_disable: bool,
+    /// PEM certificate chain.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key_file: Option<PathBuf>,
+    /// Overrides the top-level `max_request_size`.
+    pub max_request_size: Option<usize>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Storage backend.
+    pub storage: StorageConfig,
+    /// The API listener.
+    pub listener: ListenerConfig,
+    /// The address clients should use.
+    pub api_addr: Option<String>,
+    /// Where plugin binaries must live.
+    pub plugin_directory: Option<PathBuf>,
+    /// Largest request body in bytes.
+    pub max_request_size: usize,
+    /// `trace`, `debug`, `info`, `warn`, `error`.
+    pub log_level: String,
+    /// `standard` or `json`.
+    pub log_format: String,
+    /// System default lease TTL in seconds.
+    pub default_lease_ttl: u64,
+    /// System max lease TTL in seconds.
+    pub max_lease_ttl: u64,
+    /// File with unseal keys (one per line) for auto-unseal.
+    pub unseal_keys_file: Option<PathBuf>,
+    /// Cluster name.
+    pub cluster_name: String,
+}
+
+const IGNORED: [&str; 8] = [
+    "ui",
+    "disable_mlock",
+    "cluster_addr",
+    "disable_cache",
+    "pid_file",
+    "raw_storage_endpoint",
+    "disable_clustering",
+    "enable_response_header_hostname",
+];
+
+fn invalid(m: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(m.into())
+}
+
+fn as_string(key: &str, v: &hcl::Value) -> Result<String, ConfigError> {
+    match v {
+        hcl::Value::String(s) => Ok(s.clone()),
+        hcl::Value::Number(n) => Ok(n.to_string()),
+        other => Err(invalid(format!("{key}: expected a string, got {other}"))),
+    }
+}
+
+fn as_bool(key: &str, v: &hcl::Value) -> Result<bool, ConfigError> {
+    match v {
+        hcl::Value::Bool(b) => Ok(*b),
+        hcl::Value::Number(n) => Ok(n.as_u64() != Some(0)),
+        hcl::Value::String(s) => match s.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" | "" => Ok(false),
+            _ => Err(invalid(format!("{key}: expected true or false, got {s:?}"))),
+        },
+        other => Err(invalid(format!("{key}: expected true or false, got {other}"))),
+    }
+}
+
+fn as_size(key: &str, v: &hcl::Value) -> Result<usize, ConfigError> {
+    let s = as_string(key, v)?;
+    s.parse::<usize>()
+        .map_err(|_| invalid(format!("{key}: expected a number of bytes, got {s:?}")))
+}
+
+fn attr_value(attr: &hcl::Attribute) -> hcl::Value {
+    hcl::Value::from(attr.expr().clone())
+}
+
+impl Config {
+    /// Reads and parses a file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses HCL text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let body: hcl::Body = hcl::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut storage = None;
+        let mut listener = None;
+        let mut cfg = Config {
+            storage: StorageConfig::InMemory,
+            listener: ListenerConfig {
+                address: "127.0.0.1:8200".into(),
+                tls_disable: false,
+                tls_cert_file: None,
+                tls_key_file: None,
+                max_request_size: None,
+            },
+            api_addr: None,
+            plugin_directory: None,
+            max_request_size: crate::http::DEFAULT_MAX_REQUEST_SIZE,
+            log_level: "info".into(),
+            log_format: "standard".into(),
+            default_lease_ttl: crate::core::SYSTEM_TTL,
+            max_lease_ttl: crate::core::SYSTEM_TTL,
+            unseal_keys_file: None,
+            cluster_name: "lockbox".into(),
+        };
+        for attr in body.attributes() {
+            let key = attr.key();
+            let v = attr_value(attr);
+            match key {
+                "api_addr" => cfg.api_addr = Some(as_string(key, &v)?),
+                "plugin_directory" => cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?)),
+                "max_request_size" => cfg.max_request_size = as_size(key, &v)?,
+                "log_level" => cfg.log_level = as_string(key, &v)?.to_ascii_lowercase(),
+                "log_format" => cfg.log_format = as_string(key, &v)?.to_ascii_lowercase(),
+                "default_lease_ttl" => {
+                    cfg.default_lease_ttl = duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?
+                }
+                "max_lease_ttl" => cfg.max_lease_ttl = duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?,
+                "unseal_keys_file" => cfg.unseal_keys_file = Some(PathBuf::from(as_string(key, &v)?)),
+                "cluster_name" => cfg.cluster_name = as_string(key, &v)?,
+                k if IGNORED.contains(&k) => {}
+                other => return Err(invalid(format!("unknown key {other:?}"))),
+            }
+        }
+        for block in body.blocks() {
+            let label = block.labels().first().map(|l| l.as_str().to_string());
+            match block.identifier() {
+                "storage" | "backend" => {
+                    if storage.is_some() {
+                        return Err(invalid("only one storage block is allowed"));
+                    }
+                    let kind = label.ok_or_else(|| invalid("storage block needs a type: storage \"file\" { ... }"))?;
+                    let mut path = None;
+                    for attr in block.body().attributes() {
+                        match attr.key() {
+                            "path" => path = Some(PathBuf::from(as_string("storage.path", &attr_value(attr))?)),
+                            "node_id" => {}
+                            other => return Err(invalid(format!("storage \"{kind}\": unknown key {other:?}"))),
+                        }
+                    }
+                    storage = Some(match kind.as_str() {
+                        "inmem" => StorageConfig::InMemory,
+                        "file" | "raft" => StorageConfig::File {
+                            path: path.ok_or_else(|| invalid(format!("storage \"{kind}\" needs path = \"/a/data/dir\"")))?,
+                        },
+                        other => {
+                            return Err(invalid(format!(
+                                "unsupported storage type {other:?}; lockbox supports \"file\" (embedded, persistent) and \"inmem\""
+                            )));
+                        }
+                    });
+                }
+                "listener" => {
+                    if listener.is_some() {
+                        return Err(invalid("only one listener block is supported"));
+                    }
+                    if label.as_deref() != Some("tcp") {
+                        return Err(invalid("only listener \"tcp\" is supported"));
+                    }
+                    let mut l = cfg.listener.clone();
+                    for attr in block.body().attributes() {
+                        let key = attr.key();
+                        let v = attr_value(attr);
+                        match key {
+                            "address" => l.address = as_string(key, &v)?,
+                            "tls_disable" => l.tls_disable = as_bool(key, &v)?,
+                            "tls_cert_file" => l.tls_cert_file = Some(PathBuf::from(as_string(key, &v)?)),
+                            "tls_key_file" => l.tls_key_file = Some(PathBuf::from(as_string(key, &v)?)),
+                            "max_request_size" => l.max_request_size = Some(as_size(key, &v)?),
+                            "cluster_address" | "tls_min_version" | "max_request_duration" => {}
+                            other => return Err(invalid(format!("listener \"tcp\": unknown key {other:?}"))),
+                        }
+                    }
+                    listener = Some(l);
+                }
+                "telemetry" | "seal" | "service_registration" => {
+                    return Err(invalid(format!(
+                        "{} blocks are not supported by lockbox; for auto-unseal use unseal_keys_file",
+                        block.identifier()
+                    )));
+                }
+                other => return Err(invalid(format!("unknown block {other:?}"))),
+            }
+        }
+        cfg.storage = storage.ok_or_else(|| invalid("missing storage block, e.g. storage \"file\" { path = \"/var/lib/lockbox\" }"))?;
+        if let Some(l) = listener {
+            cfg.listener = l;
+        }
+        if !cfg.listener.tls_disable && (cfg.listener.tls_cert_file.is_none() || cfg.listener.tls_key_file.is_none()) {
+            return Err(invalid(
+                "listener \"tcp\": TLS is on but tls_cert_file and tls_key_file are not both set; set them, or set tls_disable = true to serve plain HTTP",
+            ));
+        }
+        if !["standard", "json"].contains(&cfg.log_format.as_str()) {
+            return Err(invalid(format!("log_format must be \"standard\" or \"json\", got {:?}", cfg.log_format)));
+        }
+        if !["trace", "debug", "info", "warn", "error"].contains(&cfg.log_level.as_str()) {
+            return Err(invalid(format!(
+                "log_level must be one of trace, debug, info, warn, error; got {:?}",
+                cfg.log_level
+            )));
+        }
+        if cfg.default_lease_ttl > cfg.max_lease_ttl {
+            return Err(invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+        }
+        Ok(cfg)
+    }
+
+    /// The effective request size limit.
+    pub fn request_limit(&self) -> usize {
+        self.listener.max_request_size.unwrap_or(self.max_request_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_vault_style_file() {
+        let c = Config::parse(
+            r#"
+            storage "file" { path = "/data" }
+            listener "tcp" {
+              address = "0.0.0.0:8200"
+              tls_disable = 1
+            }
+            api_addr = "http://127.0.0.1:8200"
+            plugin_directory = "/plugins"
+            max_request_size = 1024
+            log_level = "debug"
+            disable_mlock = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.storage, StorageConfig::File { path: "/data".into() });
+        assert!(c.listener.tls_disable);
+        assert_eq!(c.listener.address, "0.0.0.0:8200");
+        assert_eq!(c.request_limit(), 1024);
+        assert_eq!(c.plugin_directory, Some(PathBuf::from("/plugins")));
+        assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Config::parse(r#"storage "consul" { path = "x" }"#).unwrap_err();
+        assert!(e.to_string().contains("unsupported storage type \"consul\""), "{e}");
+        let e = Config::parse(r#"storage "file" {}"#).unwrap_err();
+        assert!(e.to_string().contains("needs path"), "{e}");
+        let e = Config::parse(r#"storage "inmem" {}
+listener "tcp" { address = "127.0.0.1:1" }"#)
+        .unwrap_err();
+        assert!(e.to_string().contains("tls_cert_file"), "{e}");
+        let e = Config::parse(r#"storage "inmem" {}
+colour = "red""#)
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown key \"colour\""), "{e}");
+        assert!(matches!(Config::parse("storage {"), Err(ConfigError::Syntax(_))));
+        assert!(Config::parse("").unwrap_err().to_string().contains("missing storage"));
+    }
+}

@@ -1,0 +1,577 @@
+//! The secrets core: seal state, the request pipeline, the mount table and
+//! router, and the system backend.
+//!
+//! ```text
+//!   HTTP ──▶ Core::handle ──▶ sealed? ──▶ route (longest prefix) ──▶ token ──▶ ACL ──▶ handler
+//!                                                                               │
+//!                         sys/ (system) · auth/token/ (token store) · kv / plugins (Backend)
+//! ```
+//!
+//! [`Core`] owns the physical storage and, while unsealed, an [`Active`]
+//! state: the barrier, token store, policy store and the routing table.
+//! Sealing drops the active state and with it every key.
+
+pub mod mounts;
+pub mod policies;
+mod sys;
+pub mod tokens;
+
+use crate::barrier::{self, Barrier, BarrierError, View};
+use crate::builtin;
+use crate::logical::{Backend, BackendKind, Operation, Request, RequestError, Response, SpecialPaths};
+use crate::storage::Physical;
+use mounts::{MountEntry, Table};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokens::TokenStore;
+use zeroize::Zeroizing;
+
+/// lockbox's version, reported in `sys/seal-status` and `sys/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// 768h, Vault's system default and max lease TTL.
+pub const SYSTEM_TTL: u64 = 768 * 3600;
+
+/// Static settings of a core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// System default lease TTL, seconds.
+    pub default_lease_ttl: u64,
+    /// System max lease TTL, seconds.
+    pub max_lease_ttl: u64,
+    /// Name shown as `cluster_name`.
+    pub cluster_name: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            default_lease_ttl: SYSTEM_TTL,
+            max_lease_ttl: SYSTEM_TTL,
+            cluster_name: "lockbox".into(),
+        }
+    }
+}
+
+/// How a client called: the HTTP method family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Read,
+    /// PUT or POST.
+    Write,
+    /// DELETE.
+    Delete,
+    /// LIST or GET with `list=true`.
+    List,
+}
+
+/// A request as it arrives from the API layer.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// The method family.
+    pub method: Method,
+    /// The path after `/v1/`.
+    pub path: String,
+    /// Body (or query parameters for reads).
+    pub data: Map<String, Value>,
+    /// `X-Vault-Token` or bearer token.
+    pub token: Option<String>,
+}
+
+/// What the API layer should send back.
+#[derive(Debug)]
+pub enum Reply {
+    /// 200 with the standard envelope.
+    Envelope {
+        /// `request_id`.
+        request_id: String,
+        /// Payload.
+        response: Response,
+        /// `mount_type`.
+        mount_type: String,
+    },
+    /// A status and a bare JSON body (seal status, init, health).
+    Raw {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: Value,
+    },
+    /// 204.
+    NoContent,
+    /// 404 with an empty error list (a read of a missing secret).
+    NotFound,
+}
+
+/// Which code serves a mount.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// `sys/`.
+    System,
+    /// `auth/token/`.
+    Token,
+    /// A built-in engine or (later) a plugin.
+    Backend(Arc<dyn Backend>),
+    /// The mount exists but its engine could not be started.
+    Unavailable(String),
+}
+
+/// A routing table entry.
+pub(crate) struct Route {
+    pub entry: MountEntry,
+    pub handler: Handler,
+    pub view: View,
+}
+
+/// State that exists only while unsealed.
+pub(crate) struct Active {
+    pub barrier: Arc<Barrier>,
+    pub tokens: TokenStore,
+    pub policies: policies::PolicyStore,
+    pub routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
+    /// Serializes changes to the mount tables.
+    pub mount_lock: tokio::sync::Mutex<()>,
+    pub migrations: std::sync::Mutex<HashMap<String, Value>>,
+}
+
+impl Active {
+    pub(crate) fn routes(&self) -> Arc<HashMap<String, Arc<Route>>> {
+        self.routes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn route(&self, path: &str) -> Option<(String, Arc<Route>)> {
+        let routes = self.routes();
+        mounts::longest_prefix(path, |p| routes.get(p).cloned())
+    }
+}
+
+#[derive(Default)]
+struct UnsealProgress {
+    parts: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+}
+
+/// Builds the engine for a mount type.
+pub type EngineFactory = Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn Backend>, String> + Send + Sync>;
+
+/// The secrets core.
+pub struct Core {
+    physical: Arc<dyn Physical>,
+    config: CoreConfig,
+    state: RwLock<Option<Arc<Active>>>,
+    unseal: tokio::sync::Mutex<UnsealProgress>,
+    /// Serializes init, unseal and seal.
+    lifecycle: tokio::sync::Mutex<()>,
+    engines: HashMap<String, EngineFactory>,
+}
+
+/// Errors of seal lifecycle operations used outside HTTP (server startup).
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A barrier operation failed.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+    /// A request-path operation failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The server is already initialized.
+    #[error("lockbox is already initialized")]
+    AlreadyInitialized,
+    /// An unseal key is not hex or base64.
+    #[error("unseal key is neither base64 nor hex: {0}")]
+    KeyEncoding(String),
+}
+
+/// The result of `sys/init`.
+pub struct InitResult {
+    /// Unseal key shares.
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// The initial root token.
+    pub root_token: String,
+}
+
+/// Decodes an unseal key given as base64 or hex.
+pub fn decode_key(key: &str) -> Result<Vec<u8>, CoreError> {
+    use base64::Engine;
+    let key = key.trim();
+    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(key) {
+        if b.len() == barrier::KEY_LEN || b.len() == barrier::KEY_LEN + 1 {
+            return Ok(b);
+        }
+    }
+    if let Ok(b) = hex::decode(key) {
+        return Ok(b);
+    }
+    Err(CoreError::KeyEncoding(
+        "give the key exactly as `operator init` printed it (base64 or hex)".into(),
+    ))
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Core {
+    /// A sealed core over `physical`, with the built-in engines registered.
+    pub fn new(physical: Arc<dyn Physical>, config: CoreConfig) -> Self {
+        let mut engines: HashMap<String, EngineFactory> = HashMap::new();
+        engines.insert("kv".into(), Arc::new(|_| Ok(Arc::new(builtin::kv::Kv) as Arc<dyn Backend>)));
+        Self {
+            physical,
+            config,
+            state: RwLock::new(None),
+            unseal: tokio::sync::Mutex::new(UnsealProgress::default()),
+            lifecycle: tokio::sync::Mutex::new(()),
+            engines,
+        }
+    }
+
+    /// Registers an engine type (used by the plugin layer and tests).
+    pub fn register_engine(&mut self, kind: &str, factory: EngineFactory) {
+        self.engines.insert(kind.to_string(), factory);
+    }
+
+    pub(crate) fn active(&self) -> Option<Arc<Active>> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the core is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.active().is_none()
+    }
+
+    /// Whether the storage has been initialized.
+    pub async fn is_initialized(&self) -> Result<bool, CoreError> {
+        Ok(barrier::seal_config(self.physical.as_ref()).await?.is_some())
+    }
+
+    /// The physical backend (for tests that inspect the bytes on disk).
+    pub fn physical(&self) -> Arc<dyn Physical> {
+        self.physical.clone()
+    }
+
+    /// Initializes storage: creates keys and the root token. The core stays
+    /// sealed afterwards, as in Vault.
+    pub async fn initialize(&self, shares: u32, threshold: u32, root_token_id: Option<String>) -> Result<InitResult, CoreError> {
+        let _guard = self.lifecycle.lock().await;
+        if self.is_initialized().await? {
+            return Err(CoreError::AlreadyInitialized);
+        }
+        let init = Barrier::initialize(self.physical.clone(), shares, threshold).await?;
+        let barrier = Arc::new(init.barrier);
+        let tokens = TokenStore::open(barrier.clone(), self.config.default_lease_ttl, self.config.max_lease_ttl).await?;
+        policies::PolicyStore::open(barrier.clone()).await?;
+        let (root_token, _) = tokens
+            .create(
+                None,
+                tokens::CreateParams {
+                    id: root_token_id,
+                    path: "auth/token/root".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.load_mount_tables(&barrier).await?;
+        Ok(InitResult {
+            keys: init.shares,
+            root_token,
+        })
+    }
+
+    /// Submits one unseal key. Returns `true` once unsealed.
+    pub async fn submit_unseal_key(&self, key: &[u8]) -> Result<bool, CoreError> {
+        let _guard = self.lifecycle.lock().await;
+        if self.active().is_some() {
+            return Ok(true);
+        }
+        let config = barrier::seal_config(self.physical.as_ref())
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let mut progress = self.unseal.lock().await;
+        if !progress.parts.iter().any(|p| p.as_slice() == key) {
+            progress.parts.push(Zeroizing::new(key.to_vec()));
+        }
+        if progress.nonce.is_empty() {
+            progress.nonce = new_uuid();
+        }
+        if (progress.parts.len() as u32) < config.secret_threshold {
+            return Ok(false);
+        }
+        let parts: Vec<Vec<u8>> = progress.parts.iter().map(|p| p.to_vec()).collect();
+        *progress = UnsealProgress::default();
+        drop(progress);
+        let barrier = Arc::new(Barrier::unseal(self.physical.clone(), &parts).await?);
+        let active = self.activate(barrier).await?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(active);
+        tracing::info!("lockbox unsealed");
+        Ok(true)
+    }
+
+    /// Clears submitted unseal keys.
+    pub async fn reset_unseal(&self) {
+        *self.unseal.lock().await = UnsealProgress::default();
+    }
+
+    /// Seals: drops every key and stops every mount's engine.
+    pub async fn seal(&self) {
+        let _guard = self.lifecycle.lock().await;
+        let active = self.state.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(active) = active {
+            for route in active.routes().values() {
+                if let Handler::Backend(b) = &route.handler {
+                    b.cleanup().await;
+                }
+            }
+            tracing::info!("lockbox sealed");
+        }
+    }
+
+    async fn load_table(barrier: &Barrier, path: &str) -> Result<Option<Vec<MountEntry>>, CoreError> {
+        match barrier.get(path).await? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| CoreError::Request(RequestError::Internal(format!("mount table {path} is corrupt: {e}")))),
+        }
+    }
+
+    /// Loads the mount tables, writing the defaults on first use.
+    async fn load_mount_tables(&self, barrier: &Barrier) -> Result<Vec<MountEntry>, CoreError> {
+        let mounts = match Self::load_table(barrier, mounts::MOUNTS_PATH).await? {
+            Some(t) => t,
+            None => {
+                let t = vec![self.fixed_entry(Table::Mounts, "sys/", "system", "system endpoints used for control, policy and debugging")];
+                persist_table(barrier, mounts::MOUNTS_PATH, &t).await?;
+                t
+            }
+        };
+        let auth = match Self::load_table(barrier, mounts::AUTH_PATH).await? {
+            Some(t) => t,
+            None => {
+                let t = vec![self.fixed_entry(Table::Auth, "auth/token/", "token", "token based credentials")];
+                persist_table(barrier, mounts::AUTH_PATH, &t).await?;
+                t
+            }
+        };
+        Ok(mounts.into_iter().chain(auth).collect())
+    }
+
+    fn fixed_entry(&self, table: Table, path: &str, kind: &str, description: &str) -> MountEntry {
+        MountEntry {
+            table,
+            path: path.into(),
+            kind: kind.into(),
+            description: description.into(),
+            uuid: new_uuid(),
+            accessor: mounts::new_accessor(kind),
+            config: Default::default(),
+            options: Default::default(),
+            local: false,
+            seal_wrap: false,
+            plugin_version: String::new(),
+            builtin_fixed: true,
+        }
+    }
+
+    /// Builds the routing entry for a mount, starting its engine.
+    pub(crate) async fn build_route(&self, barrier: &Arc<Barrier>, entry: MountEntry) -> Route {
+        let view = View::new(barrier.clone(), entry.storage_prefix());
+        let handler = match entry.kind.as_str() {
+            "system" if entry.builtin_fixed => Handler::System,
+            "token" if entry.builtin_fixed => Handler::Token,
+            kind => match self.engines.get(kind) {
+                None => Handler::Unavailable(format!("no engine of type {kind:?} is available")),
+                Some(factory) => match factory(&entry) {
+                    Err(e) => Handler::Unavailable(e),
+                    Ok(backend) => match backend.initialize(&view).await {
+                        Ok(()) => Handler::Backend(backend),
+                        Err(e) => Handler::Unavailable(format!("engine failed to initialize: {e}")),
+                    },
+                },
+            },
+        };
+        if let Handler::Unavailable(msg) = &handler {
+            tracing::error!(path = %entry.path, kind = %entry.kind, "mount unavailable: {msg}");
+        }
+        Route { entry, handler, view }
+    }
+
+    async fn activate(&self, barrier: Arc<Barrier>) -> Result<Arc<Active>, CoreError> {
+        let tokens = TokenStore::open(barrier.clone(), self.config.default_lease_ttl, self.config.max_lease_ttl).await?;
+        let policies = policies::PolicyStore::open(barrier.clone()).await?;
+        let entries = self.load_mount_tables(&barrier).await?;
+        let mut routes = HashMap::new();
+        for entry in entries {
+            let route = self.build_route(&barrier, entry).await;
+            routes.insert(route.entry.path.clone(), Arc::new(route));
+        }
+        Ok(Arc::new(Active {
+            barrier,
+            tokens,
+            policies,
+            routes: RwLock::new(Arc::new(routes)),
+            mount_lock: tokio::sync::Mutex::new(()),
+            migrations: std::sync::Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Whether an engine type can be mounted.
+    pub(crate) fn engine_kind(&self, kind: &str) -> Option<BackendKind> {
+        let factory = self.engines.get(kind)?;
+        let probe = MountEntry {
+            table: Table::Mounts,
+            path: String::new(),
+            kind: kind.into(),
+            description: String::new(),
+            uuid: String::new(),
+            accessor: String::new(),
+            config: Default::default(),
+            options: Default::default(),
+            local: false,
+            seal_wrap: false,
+            plugin_version: String::new(),
+            builtin_fixed: false,
+        };
+        factory(&probe).ok().map(|b| b.kind())
+    }
+
+    /// The effective TTLs of a mount.
+    pub(crate) fn effective_ttls(&self, entry: &MountEntry) -> (u64, u64) {
+        let max = if entry.config.max_lease_ttl == 0 { self.config.max_lease_ttl } else { entry.config.max_lease_ttl };
+        let default = if entry.config.default_lease_ttl == 0 { self.config.default_lease_ttl } else { entry.config.default_lease_ttl };
+        (default.min(max), max)
+    }
+
+    /// Handles one API request end to end.
+    pub async fn handle(&self, req: ApiRequest) -> Result<Reply, RequestError> {
+        let path = req.path.trim_start_matches('/').to_string();
+        if let Some(reply) = sys::handle_unsealed_exempt(self, &req, &path).await? {
+            return Ok(reply);
+        }
+        let active = self.active().ok_or(RequestError::Sealed)?;
+        let (mount_path, route) = active.route(&path).ok_or_else(|| RequestError::NoHandler { path: path.clone() })?;
+        let relative = path.strip_prefix(&mount_path).unwrap_or("").to_string();
+
+        let special = match &route.handler {
+            Handler::System => sys::special_paths(),
+            Handler::Token => SpecialPaths::default(),
+            Handler::Backend(b) => b.special_paths(),
+            Handler::Unavailable(_) => SpecialPaths::default(),
+        };
+        let unauthenticated = SpecialPaths::matches(&special.unauthenticated, &relative);
+        let token = if unauthenticated {
+            None
+        } else {
+            let id = req.token.as_deref().filter(|t| !t.is_empty()).ok_or(RequestError::PermissionDenied)?;
+            Some(active.tokens.lookup(id).await?.ok_or(RequestError::PermissionDenied)?)
+        };
+
+        let (default_ttl, max_ttl) = self.effective_ttls(&route.entry);
+        let mut request = Request {
+            id: new_uuid(),
+            operation: match req.method {
+                Method::Read => Operation::Read,
+                Method::Write => Operation::Update,
+                Method::Delete => Operation::Delete,
+                Method::List => Operation::List,
+            },
+            path: relative.clone(),
+            data: req.data,
+            mount_point: route.entry.path.clone(),
+            mount_type: route.entry.kind.clone(),
+            mount_accessor: route.entry.accessor.clone(),
+            mount_default_ttl: default_ttl,
+            mount_max_ttl: max_ttl,
+            client_token_accessor: token.as_ref().map(|t| t.entry.accessor.clone()),
+            display_name: token.as_ref().map(|t| t.entry.display_name.clone()),
+        };
+        if let Handler::Unavailable(msg) = &route.handler {
+            return Err(RequestError::Unavailable(format!("mount {} is unavailable: {msg}", route.entry.path)));
+        }
+        if req.method == Method::Write {
+            if let Handler::Backend(b) = &route.handler {
+                if let Some(exists) = b.exists(&request, &route.view).await? {
+                    request.operation = if exists { Operation::Update } else { Operation::Create };
+                }
+            }
+        }
+
+        if let Some(token) = &token {
+            let acl = active.policies.acl(&token.entry.policies).await?;
+            let mut acl_path = path.clone();
+            if request.operation == Operation::List && !acl_path.ends_with('/') {
+                acl_path.push('/');
+            }
+            let needs_sudo = SpecialPaths::matches(&special.root, &relative);
+            if !acl.allows(&acl_path, request.operation.capability(), needs_sudo) {
+                return Err(RequestError::PermissionDenied);
+            }
+            active.tokens.use_once(token).await?;
+        }
+
+        let result = match &route.handler {
+            Handler::System => sys::handle(self, &active, &request, token.as_ref()).await,
+            Handler::Token => match &token {
+                Some(t) => active.tokens.handle(&request, t).await,
+                None => Err(RequestError::PermissionDenied),
+            },
+            Handler::Backend(b) => b.handle(&request, &route.view).await,
+            Handler::Unavailable(_) => unreachable!("handled above"),
+        }?;
+        Ok(match result {
+            Some(response) => Reply::Envelope {
+                request_id: request.id,
+                response,
+                mount_type: route.entry.kind.clone(),
+            },
+            None if matches!(request.operation, Operation::Read | Operation::List) => Reply::NotFound,
+            None => Reply::NoContent,
+        })
+    }
+
+    /// Convenience for embedding and tests: mount an engine directly.
+    pub async fn enable_mount(&self, path: &str, kind: &str, description: &str) -> Result<(), RequestError> {
+        let active = self.active().ok_or(RequestError::Sealed)?;
+        let mut data = Map::new();
+        data.insert("type".into(), Value::String(kind.into()));
+        data.insert("description".into(), Value::String(description.into()));
+        sys::enable(self, &active, Table::Mounts, path, &data).await.map(|_| ())
+    }
+
+    pub(crate) fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub(crate) fn physical_ref(&self) -> &dyn Physical {
+        self.physical.as_ref()
+    }
+
+    pub(crate) async fn unseal_progress(&self) -> (u32, String) {
+        let p = self.unseal.lock().await;
+        (p.parts.len() as u32, p.nonce.clone())
+    }
+}
+
+pub(crate) async fn persist_table(barrier: &Barrier, path: &str, table: &[MountEntry]) -> Result<(), RequestError> {
+    let raw = serde_json::to_vec(table).map_err(|e| RequestError::Internal(e.to_string()))?;
+    barrier.put(path, &raw).await?;
+    Ok(())
+}
+
+/// Creates a token directly (dev mode root token and tests).
+pub async fn create_root_token(core: &Core, id: Option<String>) -> Result<String, RequestError> {
+    let active = core.active().ok_or(RequestError::Sealed)?;
+    let (id, _) = active
+        .tokens
+        .create(
+            None,
+            tokens::CreateParams {
+                id,
+                path: "auth/token/root".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(id)
+}

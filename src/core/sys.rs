@@ -1,0 +1,749 @@
+//! The system backend (`sys/`): init and seal lifecycle, health, mounts,
+//! policies, key rotation and capabilities.
+//!
+//! Request and response shapes follow Vault's API documentation for each
+//! endpoint. Endpoints that must work while sealed (`init`, `seal-status`,
+//! `unseal`, `health`, `leader`) are answered by [`handle_unsealed_exempt`]
+//! before the sealed check.
+
+use super::mounts::{self, MountEntry, Table};
+use super::tokens::Resolved;
+use super::{Active, ApiRequest, Core, CoreError, Method, Reply, Route};
+use crate::barrier;
+use crate::logical::{BackendKind, Operation, Request, RequestError, Response, SpecialPaths};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
+/// enforces in code).
+const ROOT_PATHS: [&str; 10] = [
+    "auth/*",
+    "remount",
+    "rotate",
+    "seal",
+    "audit",
+    "audit/*",
+    "raw/*",
+    "plugins/catalog/*",
+    "leases/revoke-prefix/*",
+    "leases/revoke-force/*",
+];
+
+/// `sys/` paths that need no token.
+const UNAUTHENTICATED: [&str; 7] = [
+    "init",
+    "seal-status",
+    "unseal",
+    "health",
+    "leader",
+    "internal/ui/mounts",
+    "internal/ui/mounts/*",
+];
+
+pub(super) fn special_paths() -> SpecialPaths {
+    SpecialPaths {
+        root: ROOT_PATHS.iter().map(|s| s.to_string()).collect(),
+        unauthenticated: UNAUTHENTICATED.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn str_field<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    data.get(key).and_then(Value::as_str)
+}
+
+fn u32_field(data: &Map<String, Value>, key: &str) -> Result<Option<u32>, RequestError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| RequestError::invalid(format!("{key}: expected a positive integer, got {n}"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| RequestError::invalid(format!("{key}: expected a positive integer, got {s:?}"))),
+        Some(other) => Err(RequestError::invalid(format!("{key}: expected a positive integer, got {other}"))),
+    }
+}
+
+fn bool_field(data: &Map<String, Value>, key: &str) -> Result<bool, RequestError> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| RequestError::invalid(format!("{key}: expected true or false, got {s:?}"))),
+        Some(other) => Err(RequestError::invalid(format!("{key}: expected a boolean, got {other}"))),
+    }
+}
+
+fn core_err(e: CoreError) -> RequestError {
+    match e {
+        CoreError::Request(r) => r,
+        CoreError::AlreadyInitialized => RequestError::invalid("lockbox is already initialized"),
+        CoreError::KeyEncoding(m) => RequestError::invalid(format!("invalid unseal key: {m}")),
+        CoreError::Barrier(barrier::BarrierError::WrongUnsealKey) => RequestError::invalid(
+            "unseal failed: the unseal keys do not match this server's root key; check you are using the keys from this server's `operator init` (progress was reset)",
+        ),
+        CoreError::Barrier(barrier::BarrierError::Shamir(e)) => {
+            RequestError::invalid(format!("unseal failed: {e} (progress was reset)"))
+        }
+        CoreError::Barrier(barrier::BarrierError::NotInitialized) => RequestError::NotInitialized,
+        CoreError::Barrier(e) => RequestError::Storage(e),
+    }
+}
+
+async fn seal_status(core: &Core) -> Result<Value, RequestError> {
+    let config = barrier::seal_config(core.physical_ref()).await?;
+    let (progress, nonce) = core.unseal_progress().await;
+    let sealed = core.is_sealed();
+    Ok(json!({
+        "type": "shamir",
+        "initialized": config.is_some(),
+        "sealed": sealed,
+        "t": config.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
+        "n": config.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+        "progress": if sealed { progress } else { 0 },
+        "nonce": if sealed { nonce } else { String::new() },
+        "version": super::VERSION,
+        "build_date": "",
+        "migration": false,
+        "cluster_name": core.config().cluster_name,
+        "cluster_id": "",
+        "recovery_seal": false,
+        "storage_type": core.physical_ref().kind(),
+    }))
+}
+
+/// Answers the endpoints that work while sealed. `None`: not one of them.
+pub(super) async fn handle_unsealed_exempt(core: &Core, req: &ApiRequest, path: &str) -> Result<Option<Reply>, RequestError> {
+    let raw = |body: Value| Ok(Some(Reply::Raw { status: 200, body }));
+    match (path, req.method) {
+        ("sys/seal-status", Method::Read) => raw(seal_status(core).await?),
+        ("sys/init", Method::Read) => raw(json!({ "initialized": barrier::seal_config(core.physical_ref()).await?.is_some() })),
+        ("sys/init", Method::Write) => {
+            let shares = u32_field(&req.data, "secret_shares")?
+                .ok_or_else(|| RequestError::invalid("missing secret_shares: how many unseal key shares to create"))?;
+            let threshold = u32_field(&req.data, "secret_threshold")?
+                .ok_or_else(|| RequestError::invalid("missing secret_threshold: how many shares are needed to unseal"))?;
+            for unsupported in ["pgp_keys", "root_token_pgp_key", "recovery_shares", "stored_shares"] {
+                let set = match req.data.get(unsupported) {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Array(a)) => !a.is_empty(),
+                    Some(Value::String(s)) => !s.is_empty(),
+                    Some(Value::Number(n)) => n.as_u64() != Some(0),
+                    Some(_) => true,
+                };
+                if set {
+                    return Err(RequestError::invalid(format!("{unsupported} is not supported by lockbox")));
+                }
+            }
+            let init = core.initialize(shares, threshold, None).await.map_err(|e| match e {
+                CoreError::Barrier(barrier::BarrierError::Shamir(s)) => RequestError::invalid(s.to_string()),
+                other => core_err(other),
+            })?;
+            let hex_keys: Vec<String> = init.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+            let b64_keys: Vec<String> = init
+                .keys
+                .iter()
+                .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+                .collect();
+            raw(json!({"keys": hex_keys, "keys_base64": b64_keys, "root_token": init.root_token}))
+        }
+        ("sys/unseal", Method::Write) => {
+            if !core.is_initialized().await.map_err(core_err)? {
+                return Err(RequestError::NotInitialized);
+            }
+            if bool_field(&req.data, "reset")? {
+                core.reset_unseal().await;
+                return raw(seal_status(core).await?);
+            }
+            let key = str_field(&req.data, "key")
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| RequestError::invalid("missing key: give one unseal key, or reset=true"))?;
+            let key = super::decode_key(key).map_err(core_err)?;
+            if let Err(e) = core.submit_unseal_key(&key).await {
+                core.reset_unseal().await;
+                return Err(core_err(e));
+            }
+            raw(seal_status(core).await?)
+        }
+        ("sys/health", Method::Read) => {
+            let initialized = core.is_initialized().await.map_err(core_err)?;
+            let sealed = core.is_sealed();
+            let code = |key: &str, default: u16| -> Result<u16, RequestError> {
+                match req.data.get(key) {
+                    None => Ok(default),
+                    Some(v) => {
+                        let s = match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        s.parse::<u16>()
+                            .ok()
+                            .filter(|c| (100..600).contains(c))
+                            .ok_or_else(|| RequestError::invalid(format!("{key}: invalid status code {s:?}")))
+                    }
+                }
+            };
+            let status = if !initialized {
+                code("uninitcode", 501)?
+            } else if sealed {
+                code("sealedcode", 503)?
+            } else {
+                code("activecode", 200)?
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            Ok(Some(Reply::Raw {
+                status,
+                body: json!({
+                    "initialized": initialized,
+                    "sealed": sealed,
+                    "standby": false,
+                    "performance_standby": false,
+                    "replication_performance_mode": "disabled",
+                    "replication_dr_mode": "disabled",
+                    "server_time_utc": now,
+                    "version": super::VERSION,
+                    "cluster_name": core.config().cluster_name,
+                    "cluster_id": "",
+                }),
+            }))
+        }
+        ("sys/leader", Method::Read) => {
+            if core.is_sealed() {
+                return Err(RequestError::Sealed);
+            }
+            raw(json!({
+                "ha_enabled": false,
+                "is_self": true,
+                "active_time": "0001-01-01T00:00:00Z",
+                "leader_address": "",
+                "leader_cluster_address": "",
+                "performance_standby": false,
+                "performance_standby_last_remote_wal": 0,
+            }))
+        }
+        ("sys/seal-status" | "sys/init" | "sys/unseal" | "sys/health" | "sys/leader", _) => {
+            Err(RequestError::UnsupportedOperation)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn mount_to_api(core: &Core, route: &Route) -> Value {
+    let _ = core;
+    let version = match &route.handler {
+        super::Handler::Backend(b) => b.version(),
+        _ => String::new(),
+    };
+    let version = if version.is_empty() {
+        format!("v{}+builtin.lockbox", super::VERSION)
+    } else {
+        version
+    };
+    route.entry.to_api(&version, "")
+}
+
+fn mounts_listing(core: &Core, active: &Active, table: Table) -> Response {
+    let routes = active.routes();
+    let mut data = Map::new();
+    let mut entries: Vec<&Arc<Route>> = routes.values().filter(|r| r.entry.table == table).collect();
+    entries.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    for route in entries {
+        data.insert(route.entry.display_path().to_string(), mount_to_api(core, route));
+    }
+    Response {
+        flatten: true,
+        ..Response::data(data)
+    }
+}
+
+/// Enables a mount in `table` at `raw_path` (relative to `auth/` for auth).
+pub(super) async fn enable(
+    core: &Core,
+    active: &Active,
+    table: Table,
+    raw_path: &str,
+    data: &Map<String, Value>,
+) -> Result<Option<Response>, RequestError> {
+    let kind = str_field(data, "type")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| RequestError::invalid("missing type: name the engine to mount, e.g. \"kv\""))?
+        .to_string();
+    let normalized = mounts::normalize_path(raw_path)?;
+    let path = match table {
+        Table::Mounts => {
+            mounts::check_reserved(&normalized)?;
+            normalized
+        }
+        Table::Auth => format!("auth/{normalized}"),
+    };
+    let expected = match table {
+        Table::Mounts => BackendKind::Secret,
+        Table::Auth => BackendKind::Credential,
+    };
+    match core.engine_kind(&kind) {
+        None => {
+            return Err(RequestError::invalid(format!(
+                "plugin not found in the catalog: {kind}; register it first or use a built-in type (kv)"
+            )));
+        }
+        Some(k) if k != expected => {
+            let what = if expected == BackendKind::Secret { "secrets engine" } else { "auth method" };
+            return Err(RequestError::invalid(format!("{kind} is not a {what}")));
+        }
+        Some(_) => {}
+    }
+    let mut config = mounts::MountConfig::default();
+    match data.get("config") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(c)) => mounts::apply_config(&mut config, c)?,
+        Some(other) => return Err(RequestError::invalid(format!("config: expected an object, got {other}"))),
+    }
+    let max = if config.max_lease_ttl == 0 { core.config().max_lease_ttl } else { config.max_lease_ttl };
+    if config.default_lease_ttl > max {
+        return Err(RequestError::invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+    }
+    let options = mounts::parse_options(data.get("options").unwrap_or(&Value::Null))?;
+    let entry = MountEntry {
+        table,
+        path: path.clone(),
+        kind: kind.clone(),
+        description: str_field(data, "description").unwrap_or("").to_string(),
+        uuid: super::new_uuid(),
+        accessor: mounts::new_accessor(&kind),
+        config,
+        options,
+        local: bool_field(data, "local")?,
+        seal_wrap: bool_field(data, "seal_wrap")?,
+        plugin_version: str_field(data, "plugin_version").unwrap_or("").to_string(),
+        builtin_fixed: false,
+    };
+
+    let _guard = active.mount_lock.lock().await;
+    let routes = active.routes();
+    mounts::check_overlap(&path, routes.keys().map(String::as_str))?;
+    let route = core.build_route(&active.barrier, entry).await;
+    if let super::Handler::Unavailable(msg) = &route.handler {
+        return Err(RequestError::invalid(format!("cannot mount {kind} at {path}: {msg}")));
+    }
+    let mut new_routes = (*routes).clone();
+    new_routes.insert(path.clone(), Arc::new(route));
+    save_tables(active, &new_routes).await?;
+    *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+    tracing::info!(%path, %kind, "mount enabled");
+    Ok(None)
+}
+
+async fn save_tables(active: &Active, routes: &std::collections::HashMap<String, Arc<Route>>) -> Result<(), RequestError> {
+    for (table, key) in [(Table::Mounts, mounts::MOUNTS_PATH), (Table::Auth, mounts::AUTH_PATH)] {
+        let mut entries: Vec<MountEntry> = routes
+            .values()
+            .filter(|r| r.entry.table == table)
+            .map(|r| r.entry.clone())
+            .collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        super::persist_table(&active.barrier, key, &entries).await?;
+    }
+    Ok(())
+}
+
+async fn disable(active: &Active, table: Table, raw_path: &str) -> Result<Option<Response>, RequestError> {
+    let normalized = mounts::normalize_path(raw_path)?;
+    let path = match table {
+        Table::Mounts => normalized,
+        Table::Auth => format!("auth/{normalized}"),
+    };
+    let _guard = active.mount_lock.lock().await;
+    let routes = active.routes();
+    let Some(route) = routes.get(&path).cloned() else {
+        // Vault answers success for a mount that does not exist.
+        return Ok(None);
+    };
+    if route.entry.builtin_fixed {
+        return Err(RequestError::invalid(format!("cannot disable {path}: it is built in")));
+    }
+    let mut new_routes = (*routes).clone();
+    new_routes.remove(&path);
+    save_tables(active, &new_routes).await?;
+    *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+    if let super::Handler::Backend(b) = &route.handler {
+        b.cleanup().await;
+    }
+    let removed = route.view.clear().await?;
+    tracing::info!(%path, removed, "mount disabled and its data removed");
+    Ok(None)
+}
+
+fn tune_data(core: &Core, entry: &MountEntry) -> Map<String, Value> {
+    let (default, max) = core.effective_ttls(entry);
+    let mut m = Map::new();
+    m.insert("default_lease_ttl".into(), json!(default));
+    m.insert("max_lease_ttl".into(), json!(max));
+    m.insert("force_no_cache".into(), json!(entry.config.force_no_cache));
+    m.insert("description".into(), json!(entry.description));
+    let options: Map<String, Value> = entry.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    m.insert(
+        "options".into(),
+        if options.is_empty() { Value::Null } else { Value::Object(options) },
+    );
+    m.insert("plugin_version".into(), json!(entry.plugin_version));
+    m
+}
+
+async fn tune(
+    core: &Core,
+    active: &Active,
+    table: Table,
+    raw_path: &str,
+    req: &Request,
+) -> Result<Option<Response>, RequestError> {
+    let normalized = mounts::normalize_path(raw_path)?;
+    let path = match table {
+        Table::Mounts => normalized,
+        Table::Auth => format!("auth/{normalized}"),
+    };
+    let routes = active.routes();
+    let route = routes
+        .get(&path)
+        .cloned()
+        .ok_or_else(|| RequestError::invalid(format!("no mount at {path}: enable one first")))?;
+    if req.operation == Operation::Read {
+        return Ok(Some(Response::data(tune_data(core, &route.entry))));
+    }
+    let mut entry = route.entry.clone();
+    let mut config_input = Map::new();
+    for (k, v) in &req.data {
+        match k.as_str() {
+            "description" => {
+                entry.description = v
+                    .as_str()
+                    .ok_or_else(|| RequestError::invalid("description: expected a string"))?
+                    .to_string()
+            }
+            "options" => {
+                for (ok, ov) in mounts::parse_options(v)? {
+                    if ok == "version" && entry.kind == "kv" && ov != "1" && !ov.is_empty() {
+                        return Err(RequestError::invalid(
+                            "the built-in kv engine implements version 1 only; options.version must be \"1\"",
+                        ));
+                    }
+                    entry.options.insert(ok, ov);
+                }
+            }
+            "plugin_version" => {
+                entry.plugin_version = v.as_str().unwrap_or("").to_string();
+            }
+            _ => {
+                config_input.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    mounts::apply_config(&mut entry.config, &config_input)?;
+    let (default, max) = (entry.config.default_lease_ttl, entry.config.max_lease_ttl);
+    let max_eff = if max == 0 { core.config().max_lease_ttl } else { max };
+    if default > max_eff {
+        return Err(RequestError::invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+    }
+    if max > core.config().max_lease_ttl {
+        return Err(RequestError::invalid(format!(
+            "max_lease_ttl cannot exceed the system maximum of {}s",
+            core.config().max_lease_ttl
+        )));
+    }
+    let _guard = active.mount_lock.lock().await;
+    let routes = active.routes();
+    let Some(current) = routes.get(&path) else {
+        return Err(RequestError::invalid(format!("no mount at {path}")));
+    };
+    let new_route = Route {
+        entry,
+        handler: current.handler.clone(),
+        view: current.view.clone(),
+    };
+    let mut new_routes = (*routes).clone();
+    new_routes.insert(path.clone(), Arc::new(new_route));
+    save_tables(active, &new_routes).await?;
+    *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+    Ok(None)
+}
+
+async fn remount(active: &Active, data: &Map<String, Value>) -> Result<Option<Response>, RequestError> {
+    let from = str_field(data, "from").ok_or_else(|| RequestError::invalid("missing from: the mount to move"))?;
+    let to = str_field(data, "to").ok_or_else(|| RequestError::invalid("missing to: the new path"))?;
+    let from = mounts::normalize_path(from)?;
+    let to = mounts::normalize_path(to)?;
+    let from_auth = from.starts_with("auth/");
+    let to_auth = to.starts_with("auth/");
+    if from_auth != to_auth {
+        return Err(RequestError::invalid("cannot move a mount between secrets engines and auth methods"));
+    }
+    if !to_auth {
+        mounts::check_reserved(&to)?;
+    } else if to == "auth/" || from == "auth/token/" {
+        return Err(RequestError::invalid("cannot move to or from the token auth method"));
+    }
+    let _guard = active.mount_lock.lock().await;
+    let routes = active.routes();
+    let route = routes
+        .get(&from)
+        .cloned()
+        .ok_or_else(|| RequestError::invalid(format!("no mount at {from}: nothing to move")))?;
+    if route.entry.builtin_fixed {
+        return Err(RequestError::invalid(format!("cannot move {from}: it is built in")));
+    }
+    mounts::check_overlap(&to, routes.keys().filter(|p| **p != from).map(String::as_str))?;
+    let mut entry = route.entry.clone();
+    entry.path = to.clone();
+    let moved = Route {
+        entry,
+        handler: route.handler.clone(),
+        view: route.view.clone(),
+    };
+    let mut new_routes = (*routes).clone();
+    new_routes.remove(&from);
+    new_routes.insert(to.clone(), Arc::new(moved));
+    save_tables(active, &new_routes).await?;
+    *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+    let id = super::new_uuid();
+    let info = json!({
+        "source_mount": from,
+        "target_mount": to,
+        "status": "success",
+    });
+    active
+        .migrations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), info);
+    let mut m = Map::new();
+    m.insert("migration_id".into(), json!(id));
+    Ok(Some(Response::data(m)))
+}
+
+async fn policy_endpoint(active: &Active, name: &str, req: &Request, legacy: bool) -> Result<Option<Response>, RequestError> {
+    match req.operation {
+        Operation::Read => {
+            let name = super::policies::normalize_name(name)?;
+            let Some(p) = active.policies.get(&name).await? else {
+                return Ok(None);
+            };
+            let mut m = Map::new();
+            m.insert("name".into(), json!(name));
+            if legacy {
+                m.insert("rules".into(), json!(p.0));
+            }
+            m.insert("policy".into(), json!(p.0));
+            Ok(Some(Response {
+                flatten: legacy,
+                ..Response::data(m)
+            }))
+        }
+        Operation::Create | Operation::Update => {
+            let text = str_field(&req.data, "policy")
+                .or_else(|| str_field(&req.data, "rules"))
+                .ok_or_else(|| RequestError::invalid("missing policy: the policy text in HCL"))?;
+            // Vault accepts the policy base64-encoded too.
+            let decoded;
+            let text = match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+                Ok(bytes) if !text.contains('"') => {
+                    decoded = String::from_utf8(bytes).map_err(|_| RequestError::invalid("policy is not UTF-8"))?;
+                    decoded.as_str()
+                }
+                _ => text,
+            };
+            active.policies.put(name, text).await?;
+            Ok(None)
+        }
+        Operation::Delete => {
+            active.policies.delete(name).await?;
+            Ok(None)
+        }
+        Operation::List => Err(RequestError::UnsupportedOperation),
+    }
+}
+
+async fn capabilities(active: &Active, token: &Resolved, data: &Map<String, Value>) -> Result<Option<Response>, RequestError> {
+    let mut paths: Vec<String> = Vec::new();
+    match data.get("paths").or_else(|| data.get("path")) {
+        Some(Value::String(s)) => paths.extend(s.split(',').map(|s| s.trim().to_string())),
+        Some(Value::Array(a)) => {
+            for v in a {
+                paths.push(
+                    v.as_str()
+                        .ok_or_else(|| RequestError::invalid("paths: expected strings"))?
+                        .to_string(),
+                );
+            }
+        }
+        _ => return Err(RequestError::invalid("missing paths")),
+    }
+    let acl = active.policies.acl(&token.entry.policies).await?;
+    let mut m = Map::new();
+    let mut all = Vec::new();
+    for p in &paths {
+        let caps = acl.capabilities(p.trim_start_matches('/'));
+        let mut names: Vec<&str> = if acl.is_root() { vec!["root"] } else { caps.names() };
+        if names.is_empty() {
+            names.push("deny");
+        }
+        m.insert(p.clone(), json!(names));
+        all.extend(names.iter().map(|s| s.to_string()));
+    }
+    if paths.len() == 1 {
+        m.insert("capabilities".into(), json!(all));
+    }
+    Ok(Some(Response {
+        flatten: true,
+        ..Response::data(m)
+    }))
+}
+
+/// Handles an authenticated (or unauthenticated-listed) `sys/` request.
+pub(super) async fn handle(
+    core: &Core,
+    active: &Active,
+    req: &Request,
+    token: Option<&Resolved>,
+) -> Result<Option<Response>, RequestError> {
+    let path = req.path.as_str();
+    let op = req.operation;
+    let write = matches!(op, Operation::Create | Operation::Update);
+    match path {
+        "mounts" if op == Operation::Read => return Ok(Some(mounts_listing(core, active, Table::Mounts))),
+        "auth" if op == Operation::Read => return Ok(Some(mounts_listing(core, active, Table::Auth))),
+        "remount" if write => return remount(active, &req.data).await,
+        "seal" if write => {
+            core.seal().await;
+            return Ok(None);
+        }
+        "rotate" if write => {
+            active.barrier.rotate().await?;
+            return Ok(None);
+        }
+        "key-status" if op == Operation::Read => {
+            let s = active.barrier.key_status();
+            let mut m = Map::new();
+            m.insert("term".into(), json!(s.term));
+            m.insert(
+                "install_time".into(),
+                json!(s.install_time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+            );
+            m.insert("encryptions".into(), json!(s.encryptions));
+            return Ok(Some(Response {
+                flatten: true,
+                ..Response::data(m)
+            }));
+        }
+        "policies/acl" | "policies/acl/" if op == Operation::List => {
+            return Ok(Some(Response::list(active.policies.list().await?)));
+        }
+        "policy" if op == Operation::Read || op == Operation::List => {
+            let names = active.policies.list().await?;
+            let mut m = Map::new();
+            m.insert("policies".into(), json!(names));
+            m.insert("keys".into(), json!(names));
+            return Ok(Some(Response {
+                flatten: true,
+                ..Response::data(m)
+            }));
+        }
+        "capabilities-self" if write => {
+            let token = token.ok_or(RequestError::PermissionDenied)?;
+            return capabilities(active, token, &req.data).await;
+        }
+        "capabilities" if write => {
+            let id = str_field(&req.data, "token").ok_or_else(|| RequestError::invalid("missing token"))?;
+            let target = active
+                .tokens
+                .lookup(id)
+                .await?
+                .ok_or_else(|| RequestError::invalid("invalid token"))?;
+            return capabilities(active, &target, &req.data).await;
+        }
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("mounts/") {
+        if let Some(mount) = rest.strip_suffix("/tune") {
+            return match op {
+                Operation::Read | Operation::Create | Operation::Update => tune(core, active, Table::Mounts, mount, req).await,
+                _ => Err(RequestError::UnsupportedOperation),
+            };
+        }
+        return match op {
+            Operation::Create | Operation::Update => enable(core, active, Table::Mounts, rest, &req.data).await,
+            Operation::Delete => disable(active, Table::Mounts, rest).await,
+            Operation::Read => {
+                let path = mounts::normalize_path(rest)?;
+                Ok(active.routes().get(&path).map(|r| {
+                    let v = mount_to_api(core, r);
+                    Response::data(v.as_object().cloned().unwrap_or_default())
+                }))
+            }
+            Operation::List => Err(RequestError::UnsupportedOperation),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("auth/") {
+        if let Some(mount) = rest.strip_suffix("/tune") {
+            return tune(core, active, Table::Auth, mount, req).await;
+        }
+        return match op {
+            Operation::Create | Operation::Update => enable(core, active, Table::Auth, rest, &req.data).await,
+            Operation::Delete => disable(active, Table::Auth, rest).await,
+            _ => Err(RequestError::UnsupportedOperation),
+        };
+    }
+    if let Some(id) = path.strip_prefix("remount/status/") {
+        if op != Operation::Read {
+            return Err(RequestError::UnsupportedOperation);
+        }
+        let info = active
+            .migrations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        return Ok(info.map(|info| {
+            let mut m = Map::new();
+            m.insert("migration_id".into(), json!(id));
+            m.insert("migration_info".into(), info);
+            Response::data(m)
+        }));
+    }
+    if let Some(name) = path.strip_prefix("policies/acl/") {
+        return policy_endpoint(active, name, req, false).await;
+    }
+    if let Some(name) = path.strip_prefix("policy/") {
+        return policy_endpoint(active, name, req, true).await;
+    }
+    if let Some(rest) = path.strip_prefix("internal/ui/mounts/") {
+        let routes = active.routes();
+        let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
+        return Ok(found.map(|(p, r)| {
+            let mut m = Map::new();
+            m.insert("path".into(), json!(p));
+            m.insert("type".into(), json!(r.entry.kind));
+            m.insert("description".into(), json!(r.entry.description));
+            let mut options: Map<String, Value> = r.entry.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            if r.entry.kind == "kv" {
+                options.entry("version").or_insert(json!("1"));
+            }
+            m.insert("options".into(), Value::Object(options));
+            m.insert("accessor".into(), json!(r.entry.accessor));
+            Response::data(m)
+        }));
+    }
+    let known = [
+        "mounts", "auth", "remount", "seal", "rotate", "key-status", "policies/acl", "policy", "capabilities-self",
+        "capabilities",
+    ];
+    if known.contains(&path) {
+        return Err(RequestError::UnsupportedOperation);
+    }
+    Err(RequestError::NoHandler {
+        path: format!("sys/{path}"),
+    })
+}

@@ -1,0 +1,14 @@
+//! lockbox: a Kubernetes-native secrets server with Vault's plugin model.
+//!
+//! The binary is a thin shell over this library (`src/main.rs`); tests drive
+//! the same code. See `ARCHITECTURE.md` for the map of modules.
+
+pub mod barrier;
+pub mod builtin;
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod logical;
+pub mod policy;
+pub mod server;
+pub mod storage;

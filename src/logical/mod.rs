@@ -1,0 +1,263 @@
+//! The logical layer: what a request to a mount looks like, what a secrets
+//! engine returns, and the [`Backend`] trait every engine implements.
+//!
+//! The built-in `kv` engine implements [`Backend`] directly; plugin-backed
+//! mounts implement the same trait by forwarding over gRPC. A backend gets its
+//! storage per request (`&dyn Storage`, already encrypted and scoped to the
+//! mount), so one backend instance can serve many mounts.
+//!
+//! [`RequestError`] is the error of the whole request path (core, system
+//! backend, token store, engines); [`RequestError::status`] maps it to the
+//! HTTP status Vault would answer.
+
+pub mod duration;
+
+use crate::barrier::{BarrierError, Storage};
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The operation of a request, after `POST`/`PUT` is resolved into create
+/// or update by the backend's existence check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// GET.
+    Read,
+    /// POST/PUT to a path that does not exist yet.
+    Create,
+    /// POST/PUT to an existing path (or to a backend without existence checks).
+    Update,
+    /// DELETE.
+    Delete,
+    /// LIST, or GET with `?list=true`.
+    List,
+}
+
+impl Operation {
+    /// The ACL capability this operation needs.
+    pub fn capability(self) -> crate::policy::Capability {
+        use crate::policy::Capability;
+        match self {
+            Operation::Read => Capability::Read,
+            Operation::Create => Capability::Create,
+            Operation::Update => Capability::Update,
+            Operation::Delete => Capability::Delete,
+            Operation::List => Capability::List,
+        }
+    }
+}
+
+/// A request as a backend sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Unique ID, echoed as `request_id`.
+    pub id: String,
+    /// What to do.
+    pub operation: Operation,
+    /// The path relative to the mount (`test` for `mock/test`).
+    pub path: String,
+    /// The JSON body (or query parameters for reads and lists).
+    pub data: Map<String, Value>,
+    /// The mount the request was routed to, e.g. `secret/`.
+    pub mount_point: String,
+    /// The mount's type.
+    pub mount_type: String,
+    /// The mount's accessor.
+    pub mount_accessor: String,
+    /// The effective default lease TTL of the mount, in seconds.
+    pub mount_default_ttl: u64,
+    /// The effective max lease TTL of the mount, in seconds.
+    pub mount_max_ttl: u64,
+    /// The calling token's accessor, when authenticated.
+    pub client_token_accessor: Option<String>,
+    /// The calling token's display name, when authenticated.
+    pub display_name: Option<String>,
+}
+
+/// Authentication data returned by a login (auth backends, token store).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Auth {
+    /// The token.
+    pub client_token: String,
+    /// The token's accessor.
+    pub accessor: String,
+    /// All policies of the token.
+    pub policies: Vec<String>,
+    /// Policies attached to the token itself.
+    pub token_policies: Vec<String>,
+    /// Policies from identity (always empty for now).
+    pub identity_policies: Option<Vec<String>>,
+    /// Token metadata.
+    pub metadata: Option<serde_json::Map<String, Value>>,
+    /// TTL in seconds.
+    pub lease_duration: u64,
+    /// Whether the token can be renewed.
+    pub renewable: bool,
+    /// Identity entity (empty).
+    pub entity_id: String,
+    /// `service`.
+    pub token_type: String,
+    /// Whether the token has no parent.
+    pub orphan: bool,
+    /// Always null.
+    pub mfa_requirement: Option<Value>,
+    /// Remaining uses, 0 for unlimited.
+    pub num_uses: i64,
+}
+
+/// What a backend returns for a successful request.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// The `data` object.
+    pub data: Option<Map<String, Value>>,
+    /// The `auth` object, for logins and token creation.
+    pub auth: Option<Auth>,
+    /// Lease duration in seconds (kv's refresh interval).
+    pub lease_duration: u64,
+    /// Whether the lease is renewable.
+    pub renewable: bool,
+    /// Human-readable warnings.
+    pub warnings: Vec<String>,
+    /// Also copy `data`'s keys to the top level of the envelope, as Vault
+    /// does for `sys/mounts` and a few other old endpoints.
+    pub flatten: bool,
+}
+
+impl Response {
+    /// A response carrying `data`.
+    pub fn data(data: Map<String, Value>) -> Self {
+        Self {
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    /// A response carrying `{"keys": [...]}`.
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut data = Map::new();
+        data.insert("keys".into(), Value::from(keys));
+        Self::data(data)
+    }
+}
+
+/// Errors anywhere on the request path.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The request is malformed or asks for something invalid (400).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Missing or bad token, or the policy does not allow it (403).
+    #[error("permission denied")]
+    PermissionDenied,
+    /// No mount or handler for the path (404).
+    #[error("no handler for route {path:?}. route entry not found.")]
+    NoHandler {
+        /// The full request path.
+        path: String,
+    },
+    /// The path exists but not for this operation (405).
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// The body is larger than `max_request_size` (413).
+    #[error("http: request body too large (limit is {limit} bytes; raise max_request_size to accept more)")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The server is sealed (503).
+    #[error("lockbox is sealed")]
+    Sealed,
+    /// The server is not initialized (400 for most paths).
+    #[error("lockbox is not initialized")]
+    NotInitialized,
+    /// A backend is temporarily unavailable (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Storage failed (500).
+    #[error("internal error: {0}")]
+    Storage(#[from] BarrierError),
+    /// Anything else that is our fault (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RequestError {
+    /// The HTTP status code Vault uses for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::InvalidRequest(_) | RequestError::NotInitialized => 400,
+            RequestError::PermissionDenied => 403,
+            RequestError::NoHandler { .. } => 404,
+            RequestError::UnsupportedOperation => 405,
+            RequestError::TooLarge { .. } => 413,
+            RequestError::Sealed | RequestError::Unavailable(_) => 503,
+            RequestError::Storage(_) | RequestError::Internal(_) => 500,
+        }
+    }
+
+    /// Shorthand for a 400 with a message.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        RequestError::InvalidRequest(msg.into())
+    }
+}
+
+/// Special paths a backend declares, relative to its mount.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialPaths {
+    /// Paths that need `sudo` in addition to the operation's capability.
+    pub root: Vec<String>,
+    /// Paths that need no token (logins).
+    pub unauthenticated: Vec<String>,
+}
+
+impl SpecialPaths {
+    /// Whether `path` matches one of `patterns` (`*` suffix globs allowed).
+    pub fn matches(patterns: &[String], path: &str) -> bool {
+        patterns.iter().any(|p| crate::policy::matches(p, path))
+    }
+}
+
+/// Whether a mount is a secrets engine or an auth method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Mounted under `sys/mounts`.
+    Secret,
+    /// Mounted under `sys/auth`.
+    Credential,
+}
+
+/// A secrets engine or auth method.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Secret engine or auth method.
+    fn kind(&self) -> BackendKind;
+
+    /// Paths needing sudo or no token.
+    fn special_paths(&self) -> SpecialPaths {
+        SpecialPaths::default()
+    }
+
+    /// Called once when a mount is set up (enable or unseal).
+    async fn initialize(&self, _storage: &dyn Storage) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Whether the target of a create/update exists. `None` means the
+    /// backend has no existence check, and the request is an update.
+    async fn exists(&self, _req: &Request, _storage: &dyn Storage) -> Result<Option<bool>, RequestError> {
+        Ok(None)
+    }
+
+    /// Handles a request. `Ok(None)` is "nothing to return": 404 for reads
+    /// and lists, 204 for everything else.
+    async fn handle(&self, req: &Request, storage: &dyn Storage) -> Result<Option<Response>, RequestError>;
+
+    /// Called when the mount is disabled or the server seals.
+    async fn cleanup(&self) {}
+
+    /// The version this backend reports (`running_plugin_version`).
+    fn version(&self) -> String {
+        String::new()
+    }
+}
