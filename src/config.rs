@@ -127,7 +127,9 @@ fn as_bool(key: &str, v: &hcl::Value) -> Result<bool, ConfigError> {
             "false" | "0" | "" => Ok(false),
             _ => Err(invalid(format!("{key}: expected true or false, got {s:?}"))),
         },
-        other => Err(invalid(format!("{key}: expected true or false, got {other}"))),
+        other => Err(invalid(format!(
+            "{key}: expected true or false, got {other}"
+        ))),
     }
 }
 
@@ -153,7 +155,8 @@ impl Config {
 
     /// Parses HCL text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let body: hcl::Body = hcl::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let body: hcl::Body =
+            hcl::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let mut storage = None;
         let mut listener = None;
         let mut cfg = Config {
@@ -180,15 +183,23 @@ impl Config {
             let v = attr_value(attr);
             match key {
                 "api_addr" => cfg.api_addr = Some(as_string(key, &v)?),
-                "plugin_directory" => cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?)),
+                "plugin_directory" => {
+                    cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?))
+                }
                 "max_request_size" => cfg.max_request_size = as_size(key, &v)?,
                 "log_level" => cfg.log_level = as_string(key, &v)?.to_ascii_lowercase(),
                 "log_format" => cfg.log_format = as_string(key, &v)?.to_ascii_lowercase(),
                 "default_lease_ttl" => {
-                    cfg.default_lease_ttl = duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?
+                    cfg.default_lease_ttl =
+                        duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?
                 }
-                "max_lease_ttl" => cfg.max_lease_ttl = duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?,
-                "unseal_keys_file" => cfg.unseal_keys_file = Some(PathBuf::from(as_string(key, &v)?)),
+                "max_lease_ttl" => {
+                    cfg.max_lease_ttl =
+                        duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?
+                }
+                "unseal_keys_file" => {
+                    cfg.unseal_keys_file = Some(PathBuf::from(as_string(key, &v)?))
+                }
                 "cluster_name" => cfg.cluster_name = as_string(key, &v)?,
                 k if IGNORED.contains(&k) => {}
                 other => return Err(invalid(format!("unknown key {other:?}"))),
@@ -201,19 +212,32 @@ impl Config {
                     if storage.is_some() {
                         return Err(invalid("only one storage block is allowed"));
                     }
-                    let kind = label.ok_or_else(|| invalid("storage block needs a type: storage \"file\" { ... }"))?;
+                    let kind = label.ok_or_else(|| {
+                        invalid("storage block needs a type: storage \"file\" { ... }")
+                    })?;
                     let mut path = None;
                     for attr in block.body().attributes() {
                         match attr.key() {
-                            "path" => path = Some(PathBuf::from(as_string("storage.path", &attr_value(attr))?)),
+                            "path" => {
+                                path = Some(PathBuf::from(as_string(
+                                    "storage.path",
+                                    &attr_value(attr),
+                                )?))
+                            }
                             "node_id" => {}
-                            other => return Err(invalid(format!("storage \"{kind}\": unknown key {other:?}"))),
+                            other => {
+                                return Err(invalid(format!(
+                                    "storage \"{kind}\": unknown key {other:?}"
+                                )));
+                            }
                         }
                     }
                     storage = Some(match kind.as_str() {
                         "inmem" => StorageConfig::InMemory,
                         "file" | "raft" => StorageConfig::File {
-                            path: path.ok_or_else(|| invalid(format!("storage \"{kind}\" needs path = \"/a/data/dir\"")))?,
+                            path: path.ok_or_else(|| {
+                                invalid(format!("storage \"{kind}\" needs path = \"/a/data/dir\""))
+                            })?,
                         },
                         other => {
                             return Err(invalid(format!(
@@ -236,11 +260,19 @@ impl Config {
                         match key {
                             "address" => l.address = as_string(key, &v)?,
                             "tls_disable" => l.tls_disable = as_bool(key, &v)?,
-                            "tls_cert_file" => l.tls_cert_file = Some(PathBuf::from(as_string(key, &v)?)),
-                            "tls_key_file" => l.tls_key_file = Some(PathBuf::from(as_string(key, &v)?)),
+                            "tls_cert_file" => {
+                                l.tls_cert_file = Some(PathBuf::from(as_string(key, &v)?))
+                            }
+                            "tls_key_file" => {
+                                l.tls_key_file = Some(PathBuf::from(as_string(key, &v)?))
+                            }
                             "max_request_size" => l.max_request_size = Some(as_size(key, &v)?),
                             "cluster_address" | "tls_min_version" | "max_request_duration" => {}
-                            other => return Err(invalid(format!("listener \"tcp\": unknown key {other:?}"))),
+                            other => {
+                                return Err(invalid(format!(
+                                    "listener \"tcp\": unknown key {other:?}"
+                                )));
+                            }
                         }
                     }
                     listener = Some(l);
@@ -254,17 +286,24 @@ impl Config {
                 other => return Err(invalid(format!("unknown block {other:?}"))),
             }
         }
-        cfg.storage = storage.ok_or_else(|| invalid("missing storage block, e.g. storage \"file\" { path = \"/var/lib/lockbox\" }"))?;
+        cfg.storage = storage.ok_or_else(|| {
+            invalid("missing storage block, e.g. storage \"file\" { path = \"/var/lib/lockbox\" }")
+        })?;
         if let Some(l) = listener {
             cfg.listener = l;
         }
-        if !cfg.listener.tls_disable && (cfg.listener.tls_cert_file.is_none() || cfg.listener.tls_key_file.is_none()) {
+        if !cfg.listener.tls_disable
+            && (cfg.listener.tls_cert_file.is_none() || cfg.listener.tls_key_file.is_none())
+        {
             return Err(invalid(
                 "listener \"tcp\": TLS is on but tls_cert_file and tls_key_file are not both set; set them, or set tls_disable = true to serve plain HTTP",
             ));
         }
         if !["standard", "json"].contains(&cfg.log_format.as_str()) {
-            return Err(invalid(format!("log_format must be \"standard\" or \"json\", got {:?}", cfg.log_format)));
+            return Err(invalid(format!(
+                "log_format must be \"standard\" or \"json\", got {:?}",
+                cfg.log_format
+            )));
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&cfg.log_level.as_str()) {
             return Err(invalid(format!(
@@ -273,14 +312,18 @@ impl Config {
             )));
         }
         if cfg.default_lease_ttl > cfg.max_lease_ttl {
-            return Err(invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+            return Err(invalid(
+                "default_lease_ttl cannot be greater than max_lease_ttl",
+            ));
         }
         Ok(cfg)
     }
 
     /// The effective request size limit.
     pub fn request_limit(&self) -> usize {
-        self.listener.max_request_size.unwrap_or(self.max_request_size)
+        self.listener
+            .max_request_size
+            .unwrap_or(self.max_request_size)
     }
 }
 
@@ -305,7 +348,12 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.storage, StorageConfig::File { path: "/data".into() });
+        assert_eq!(
+            c.storage,
+            StorageConfig::File {
+                path: "/data".into()
+            }
+        );
         assert!(c.listener.tls_disable);
         assert_eq!(c.listener.address, "0.0.0.0:8200");
         assert_eq!(c.request_limit(), 1024);
@@ -316,18 +364,34 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let e = Config::parse(r#"storage "consul" { path = "x" }"#).unwrap_err();
-        assert!(e.to_string().contains("unsupported storage type \"consul\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unsupported storage type \"consul\""),
+            "{e}"
+        );
         let e = Config::parse(r#"storage "file" {}"#).unwrap_err();
         assert!(e.to_string().contains("needs path"), "{e}");
-        let e = Config::parse(r#"storage "inmem" {}
-listener "tcp" { address = "127.0.0.1:1" }"#)
+        let e = Config::parse(
+            r#"storage "inmem" {}
+listener "tcp" { address = "127.0.0.1:1" }"#,
+        )
         .unwrap_err();
         assert!(e.to_string().contains("tls_cert_file"), "{e}");
-        let e = Config::parse(r#"storage "inmem" {}
-colour = "red""#)
+        let e = Config::parse(
+            r#"storage "inmem" {}
+colour = "red""#,
+        )
         .unwrap_err();
         assert!(e.to_string().contains("unknown key \"colour\""), "{e}");
-        assert!(matches!(Config::parse("storage {"), Err(ConfigError::Syntax(_))));
-        assert!(Config::parse("").unwrap_err().to_string().contains("missing storage"));
+        assert!(matches!(
+            Config::parse("storage {"),
+            Err(ConfigError::Syntax(_))
+        ));
+        assert!(
+            Config::parse("")
+                .unwrap_err()
+                .to_string()
+                .contains("missing storage")
+        );
     }
 }

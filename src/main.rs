@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lockbox", version, about = "A Kubernetes-native secrets server with Vault's plugin model")]
+#[command(
+    name = "lockbox",
+    version,
+    about = "A Kubernetes-native secrets server with Vault's plugin model"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,7 +22,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");

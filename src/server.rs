@@ -36,7 +36,11 @@ pub struct ServerArgs {
     #[arg(long, env = "LOCKBOX_DEV_ROOT_TOKEN_ID")]
     pub dev_root_token_id: Option<String>,
     /// Address the dev server listens on.
-    #[arg(long, default_value = "127.0.0.1:8200", env = "LOCKBOX_DEV_LISTEN_ADDRESS")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8200",
+        env = "LOCKBOX_DEV_LISTEN_ADDRESS"
+    )]
     pub dev_listen_address: String,
     /// Serve the dev server over TLS with a generated CA and certificate.
     #[arg(long)]
@@ -108,7 +112,11 @@ fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
     let registry = tracing_subscriber::registry().with(filter);
     let result = if format == "json" {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
         registry
@@ -128,7 +136,11 @@ fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
         keys.extend(text.split_whitespace().map(str::to_string));
     }
     if let Ok(env) = std::env::var("LOCKBOX_UNSEAL_KEYS") {
-        keys.extend(env.split([',', ' ', '\n']).filter(|s| !s.is_empty()).map(str::to_string));
+        keys.extend(
+            env.split([',', ' ', '\n'])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
     }
     Ok(keys)
 }
@@ -164,7 +176,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn spawn_sighup(config_path: Option<PathBuf>, log: Option<ReloadHandle>, tls: Option<tls::Reloadable>) {
+fn spawn_sighup(
+    config_path: Option<PathBuf>,
+    log: Option<ReloadHandle>,
+    tls: Option<tls::Reloadable>,
+) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -190,7 +206,9 @@ fn spawn_sighup(config_path: Option<PathBuf>, log: Option<ReloadHandle>, tls: Op
             if let Some(tls) = &tls {
                 match tls.reload() {
                     Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => tracing::error!("TLS reload failed, keeping the old certificate: {e}"),
+                    Err(e) => {
+                        tracing::error!("TLS reload failed, keeping the old certificate: {e}")
+                    }
                 }
             }
         }
@@ -209,10 +227,12 @@ pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
 }
 
 async fn bind(address: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(address).await.map_err(|source| ServerError::Bind {
-        address: address.to_string(),
-        source,
-    })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind {
+            address: address.to_string(),
+            source,
+        })
 }
 
 fn print_banner(lines: &[(&str, String)]) {
@@ -226,14 +246,20 @@ fn print_banner(lines: &[(&str, String)]) {
 }
 
 async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
-    let log = init_logging(args.log_level.as_deref().unwrap_or("info"), args.log_format.as_deref().unwrap_or("standard"));
+    let log = init_logging(
+        args.log_level.as_deref().unwrap_or("info"),
+        args.log_format.as_deref().unwrap_or("standard"),
+    );
     let physical: Arc<dyn Physical> = Arc::new(InMemory::new());
     let core = Arc::new(Core::new(physical, CoreConfig::default()));
-    let init = core.initialize(1, 1, args.dev_root_token_id.clone()).await?;
+    let init = core
+        .initialize(1, 1, args.dev_root_token_id.clone())
+        .await?;
     for key in &init.keys {
         core.submit_unseal_key(key).await?;
     }
-    core.enable_mount("secret", "kv", "key/value secret storage").await?;
+    core.enable_mount("secret", "kv", "key/value secret storage")
+        .await?;
 
     let listener = bind(&args.dev_listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
@@ -267,7 +293,10 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
                 if tls.is_some() { "enabled" } else { "disabled" }
             ),
         ),
-        ("Log Level", args.log_level.clone().unwrap_or_else(|| "info".into())),
+        (
+            "Log Level",
+            args.log_level.clone().unwrap_or_else(|| "info".into()),
+        ),
         ("Storage", "inmem".into()),
         ("Version", format!("lockbox v{}", crate::core::VERSION)),
     ]);
@@ -322,13 +351,20 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
             cluster_name: config.cluster_name.clone(),
         },
     ));
-    let keys = unseal_keys(args.unseal_keys_file.as_ref().or(config.unseal_keys_file.as_ref()))?;
+    let keys = unseal_keys(
+        args.unseal_keys_file
+            .as_ref()
+            .or(config.unseal_keys_file.as_ref()),
+    )?;
     let listener = bind(&config.listener.address).await?;
     let local = listener.local_addr()?;
     let tls = if config.listener.tls_disable {
         None
     } else {
-        match (&config.listener.tls_cert_file, &config.listener.tls_key_file) {
+        match (
+            &config.listener.tls_cert_file,
+            &config.listener.tls_key_file,
+        ) {
             (Some(c), Some(k)) => Some(tls::Reloadable::load(c, k)?),
             _ => None,
         }
@@ -339,7 +375,13 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
         StorageConfig::File { path } => format!("file (path: {})", path.display()),
     };
     print_banner(&[
-        ("Api Address", config.api_addr.clone().unwrap_or_else(|| format!("{scheme}://{local}"))),
+        (
+            "Api Address",
+            config
+                .api_addr
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{local}")),
+        ),
         (
             "Listener 1",
             format!(

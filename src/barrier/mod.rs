@@ -52,13 +52,17 @@ pub enum BarrierError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// A value failed authentication: wrong key, tampering, or moved data.
-    #[error("failed to decrypt {key:?}: the value was not written by this server's keyring or has been tampered with")]
+    #[error(
+        "failed to decrypt {key:?}: the value was not written by this server's keyring or has been tampered with"
+    )]
     Decrypt {
         /// The storage key.
         key: String,
     },
     /// A value names a key term the keyring does not have.
-    #[error("value at {key:?} was encrypted with key term {term}, which this keyring does not have")]
+    #[error(
+        "value at {key:?} was encrypted with key term {term}, which this keyring does not have"
+    )]
     UnknownTerm {
         /// The storage key.
         key: String,
@@ -83,7 +87,9 @@ pub enum BarrierError {
         source: serde_json::Error,
     },
     /// The unseal keys do not decrypt the root key.
-    #[error("the unseal keys do not match this server (they decrypt nothing); check that they come from this server's `operator init`")]
+    #[error(
+        "the unseal keys do not match this server (they decrypt nothing); check that they come from this server's `operator init`"
+    )]
     WrongUnsealKey,
     /// The barrier is not initialized.
     #[error("server is not initialized")]
@@ -203,7 +209,12 @@ fn parse_value<'a>(key: &str, value: &'a [u8]) -> Result<(u32, &'a [u8], &'a [u8
     Ok((term, &value[5..HEADER_LEN], &value[HEADER_LEN..]))
 }
 
-fn open_value(cipher: &Aes256Gcm, key: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+fn open_value(
+    cipher: &Aes256Gcm,
+    key: &str,
+    nonce: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, BarrierError> {
     cipher
         .decrypt(
             Nonce::from_slice(nonce),
@@ -212,19 +223,23 @@ fn open_value(cipher: &Aes256Gcm, key: &str, nonce: &[u8], ciphertext: &[u8]) ->
                 aad: key.as_bytes(),
             },
         )
-        .map_err(|_| BarrierError::Decrypt { key: key.to_string() })
+        .map_err(|_| BarrierError::Decrypt {
+            key: key.to_string(),
+        })
 }
 
 /// Reads the seal configuration, `None` when the server is not initialized.
 pub async fn seal_config(physical: &dyn Physical) -> Result<Option<SealConfig>, BarrierError> {
     match physical.get(SEAL_CONFIG_PATH).await? {
         None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|source| BarrierError::Encoding {
-                what: "seal configuration",
-                source,
-            }),
+        Some(raw) => {
+            serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|source| BarrierError::Encoding {
+                    what: "seal configuration",
+                    source,
+                })
+        }
     }
 }
 
@@ -265,7 +280,10 @@ impl Barrier {
         barrier.persist_keyring().await?;
         let kek_cipher = Aes256Gcm::new(kek.as_ref().into());
         physical
-            .put(ROOT_KEY_PATH, seal_value(&kek_cipher, 0, ROOT_KEY_PATH, root.as_ref()))
+            .put(
+                ROOT_KEY_PATH,
+                seal_value(&kek_cipher, 0, ROOT_KEY_PATH, root.as_ref()),
+            )
             .await?;
         let config = SealConfig {
             kind: "shamir".into(),
@@ -285,29 +303,38 @@ impl Barrier {
     }
 
     /// Recombines unseal key shares and opens the keyring.
-    pub async fn unseal(physical: Arc<dyn Physical>, parts: &[Vec<u8>]) -> Result<Barrier, BarrierError> {
-        let config = seal_config(physical.as_ref()).await?.ok_or(BarrierError::NotInitialized)?;
+    pub async fn unseal(
+        physical: Arc<dyn Physical>,
+        parts: &[Vec<u8>],
+    ) -> Result<Barrier, BarrierError> {
+        let config = seal_config(physical.as_ref())
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
         let kek = Zeroizing::new(shamir::combine(parts, config.secret_threshold, KEY_LEN)?);
-        let kek_cipher = Aes256Gcm::new_from_slice(&kek).map_err(|_| BarrierError::WrongUnsealKey)?;
+        let kek_cipher =
+            Aes256Gcm::new_from_slice(&kek).map_err(|_| BarrierError::WrongUnsealKey)?;
         let stored_root = physical
             .get(ROOT_KEY_PATH)
             .await?
             .ok_or(BarrierError::NotInitialized)?;
         let (_, nonce, ct) = parse_value(ROOT_KEY_PATH, &stored_root)?;
         let root = Zeroizing::new(
-            open_value(&kek_cipher, ROOT_KEY_PATH, nonce, ct).map_err(|_| BarrierError::WrongUnsealKey)?,
+            open_value(&kek_cipher, ROOT_KEY_PATH, nonce, ct)
+                .map_err(|_| BarrierError::WrongUnsealKey)?,
         );
-        let root_cipher = Aes256Gcm::new_from_slice(&root).map_err(|_| BarrierError::WrongUnsealKey)?;
+        let root_cipher =
+            Aes256Gcm::new_from_slice(&root).map_err(|_| BarrierError::WrongUnsealKey)?;
         let stored_ring = physical
             .get(KEYRING_PATH)
             .await?
             .ok_or(BarrierError::NotInitialized)?;
         let (_, nonce, ct) = parse_value(KEYRING_PATH, &stored_ring)?;
         let plain = Zeroizing::new(open_value(&root_cipher, KEYRING_PATH, nonce, ct)?);
-        let stored: StoredKeyring = serde_json::from_slice(&plain).map_err(|source| BarrierError::Encoding {
-            what: "keyring",
-            source,
-        })?;
+        let stored: StoredKeyring =
+            serde_json::from_slice(&plain).map_err(|source| BarrierError::Encoding {
+                what: "keyring",
+                source,
+            })?;
         let mut terms = BTreeMap::new();
         for t in stored.terms {
             use base64::Engine;
@@ -341,7 +368,10 @@ impl Barrier {
     }
 
     fn ring(&self) -> Arc<Keyring> {
-        self.keyring.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.keyring
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn persist_keyring(&self) -> Result<(), BarrierError> {
@@ -361,12 +391,17 @@ impl Barrier {
                 })
                 .collect(),
         };
-        let plain = Zeroizing::new(serde_json::to_vec(&stored).map_err(|source| BarrierError::Encoding {
-            what: "keyring",
-            source,
+        let plain = Zeroizing::new(serde_json::to_vec(&stored).map_err(|source| {
+            BarrierError::Encoding {
+                what: "keyring",
+                source,
+            }
         })?);
         self.physical
-            .put(KEYRING_PATH, seal_value(&ring.root, 0, KEYRING_PATH, &plain))
+            .put(
+                KEYRING_PATH,
+                seal_value(&ring.root, 0, KEYRING_PATH, &plain),
+            )
             .await?;
         Ok(())
     }
@@ -418,10 +453,13 @@ impl Barrier {
     /// Encrypts and writes a value.
     pub async fn put(&self, key: &str, plaintext: &[u8]) -> Result<(), BarrierError> {
         let ring = self.ring();
-        let term = ring.terms.get(&ring.active).ok_or(BarrierError::UnknownTerm {
-            key: key.to_string(),
-            term: ring.active,
-        })?;
+        let term = ring
+            .terms
+            .get(&ring.active)
+            .ok_or(BarrierError::UnknownTerm {
+                key: key.to_string(),
+                term: ring.active,
+            })?;
         let value = seal_value(&term.cipher, ring.active, key, plaintext);
         self.encryptions.fetch_add(1, Ordering::Relaxed);
         self.physical.put(key, value).await?;
@@ -541,8 +579,14 @@ mod tests {
     #[tokio::test]
     async fn roundtrip_and_no_plaintext_on_disk() {
         let (mem, init) = fresh().await;
-        init.barrier.put("a/b", b"super-secret-value").await.unwrap();
-        assert_eq!(init.barrier.get("a/b").await.unwrap().unwrap(), b"super-secret-value");
+        init.barrier
+            .put("a/b", b"super-secret-value")
+            .await
+            .unwrap();
+        assert_eq!(
+            init.barrier.get("a/b").await.unwrap().unwrap(),
+            b"super-secret-value"
+        );
         for (_, v) in mem.dump() {
             assert!(!v.windows(12).any(|w| w == b"super-secret"));
         }
@@ -557,7 +601,9 @@ mod tests {
         assert_eq!(b.get("k").await.unwrap().unwrap(), b"v");
 
         // Shares of another server's key.
-        let other = Barrier::initialize(Arc::new(InMemory::new()), 3, 2).await.unwrap();
+        let other = Barrier::initialize(Arc::new(InMemory::new()), 3, 2)
+            .await
+            .unwrap();
         let wrong: Vec<Vec<u8>> = other.shares.iter().take(2).map(|s| s.to_vec()).collect();
         assert!(matches!(
             Barrier::unseal(mem.clone(), &wrong).await,
@@ -588,12 +634,18 @@ mod tests {
         init.barrier.put("x", b"1").await.unwrap();
         let raw = mem.get("x").await.unwrap().unwrap();
         mem.put("y", raw.clone()).await.unwrap();
-        assert!(matches!(init.barrier.get("y").await, Err(BarrierError::Decrypt { .. })));
+        assert!(matches!(
+            init.barrier.get("y").await,
+            Err(BarrierError::Decrypt { .. })
+        ));
         let mut bad = raw;
         let last = bad.len() - 1;
         bad[last] ^= 1;
         mem.put("x", bad).await.unwrap();
-        assert!(matches!(init.barrier.get("x").await, Err(BarrierError::Decrypt { .. })));
+        assert!(matches!(
+            init.barrier.get("x").await,
+            Err(BarrierError::Decrypt { .. })
+        ));
     }
 
     #[tokio::test]

@@ -33,7 +33,9 @@ pub fn validate(shares: u32, threshold: u32) -> Result<(), ShamirError> {
         return bad("secret_threshold cannot be larger than secret_shares");
     }
     if shares > 1 && threshold < 2 {
-        return bad("secret_threshold must be greater than one when secret_shares is more than one");
+        return bad(
+            "secret_threshold must be greater than one when secret_shares is more than one",
+        );
     }
     Ok(())
 }
@@ -54,7 +56,11 @@ pub fn split(secret: &[u8], shares: u32, threshold: u32) -> Result<Vec<Vec<u8>>,
 
 /// Recombines parts produced by [`split`]. `secret_len` tells a single raw
 /// key (threshold 1) from a share (one byte longer).
-pub fn combine(parts: &[Vec<u8>], threshold: u32, secret_len: usize) -> Result<Vec<u8>, ShamirError> {
+pub fn combine(
+    parts: &[Vec<u8>],
+    threshold: u32,
+    secret_len: usize,
+) -> Result<Vec<u8>, ShamirError> {
     if threshold <= 1 {
         return match parts {
             [one] if one.len() == secret_len => Ok(one.clone()),
@@ -62,7 +68,9 @@ pub fn combine(parts: &[Vec<u8>], threshold: u32, secret_len: usize) -> Result<V
                 "expected a {secret_len}-byte key, got {} bytes",
                 one.len()
             ))),
-            _ => Err(ShamirError::InvalidShares("expected exactly one key".into())),
+            _ => Err(ShamirError::InvalidShares(
+                "expected exactly one key".into(),
+            )),
         };
     }
     let mut shares = Vec::with_capacity(parts.len());
@@ -95,7 +103,15 @@ mod tests {
         let parts = split(&secret, 5, 3).unwrap();
         assert_eq!(parts.len(), 5);
         assert_eq!(combine(&parts[1..4], 3, 32).unwrap(), secret);
-        assert_eq!(combine(&[parts[0].clone(), parts[4].clone(), parts[2].clone()], 3, 32).unwrap(), secret);
+        assert_eq!(
+            combine(
+                &[parts[0].clone(), parts[4].clone(), parts[2].clone()],
+                3,
+                32
+            )
+            .unwrap(),
+            secret
+        );
         // Too few shares cannot recover.
         assert!(combine(&parts[..2], 3, 32).is_err());
     }

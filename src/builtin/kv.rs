@@ -23,7 +23,9 @@ fn key_of(req: &Request) -> Result<&str, RequestError> {
         )));
     }
     if key.split('/').any(|s| s == ".." || s == ".") {
-        return Err(RequestError::invalid(format!("invalid key {key:?}: `.` and `..` segments are not allowed")));
+        return Err(RequestError::invalid(format!(
+            "invalid key {key:?}: `.` and `..` segments are not allowed"
+        )));
     }
     Ok(key)
 }
@@ -34,14 +36,22 @@ impl Backend for Kv {
         BackendKind::Secret
     }
 
-    async fn exists(&self, req: &Request, storage: &dyn Storage) -> Result<Option<bool>, RequestError> {
+    async fn exists(
+        &self,
+        req: &Request,
+        storage: &dyn Storage,
+    ) -> Result<Option<bool>, RequestError> {
         if req.path.is_empty() {
             return Ok(Some(false));
         }
         Ok(Some(storage.get(&req.path).await?.is_some()))
     }
 
-    async fn handle(&self, req: &Request, storage: &dyn Storage) -> Result<Option<Response>, RequestError> {
+    async fn handle(
+        &self,
+        req: &Request,
+        storage: &dyn Storage,
+    ) -> Result<Option<Response>, RequestError> {
         match req.operation {
             Operation::Read => {
                 if req.path.is_empty() || req.path.ends_with('/') {
@@ -50,8 +60,9 @@ impl Backend for Kv {
                 let Some(raw) = storage.get(&req.path).await? else {
                     return Ok(None);
                 };
-                let data: Map<String, Value> = serde_json::from_slice(&raw)
-                    .map_err(|e| RequestError::Internal(format!("stored value at {} is not JSON: {e}", req.path)))?;
+                let data: Map<String, Value> = serde_json::from_slice(&raw).map_err(|e| {
+                    RequestError::Internal(format!("stored value at {} is not JSON: {e}", req.path))
+                })?;
                 let mut lease = req.mount_default_ttl;
                 if let Some(ttl) = data.get("ttl") {
                     if let Ok(secs) = duration::parse_seconds("ttl", ttl) {
@@ -80,7 +91,8 @@ impl Backend for Kv {
                 if let Some(ttl) = req.data.get("ttl") {
                     duration::parse_seconds("ttl", ttl).map_err(RequestError::InvalidRequest)?;
                 }
-                let raw = serde_json::to_vec(&req.data).map_err(|e| RequestError::Internal(e.to_string()))?;
+                let raw = serde_json::to_vec(&req.data)
+                    .map_err(|e| RequestError::Internal(e.to_string()))?;
                 storage.put(key, &raw).await?;
                 Ok(None)
             }

@@ -18,7 +18,9 @@ pub mod tokens;
 
 use crate::barrier::{self, Barrier, BarrierError, View};
 use crate::builtin;
-use crate::logical::{Backend, BackendKind, Operation, Request, RequestError, Response, SpecialPaths};
+use crate::logical::{
+    Backend, BackendKind, Operation, Request, RequestError, Response, SpecialPaths,
+};
 use crate::storage::Physical;
 use mounts::{MountEntry, Table};
 use serde_json::{Map, Value};
@@ -137,7 +139,10 @@ pub(crate) struct Active {
 
 impl Active {
     pub(crate) fn routes(&self) -> Arc<HashMap<String, Arc<Route>>> {
-        self.routes.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn route(&self, path: &str) -> Option<(String, Arc<Route>)> {
@@ -216,7 +221,10 @@ impl Core {
     /// A sealed core over `physical`, with the built-in engines registered.
     pub fn new(physical: Arc<dyn Physical>, config: CoreConfig) -> Self {
         let mut engines: HashMap<String, EngineFactory> = HashMap::new();
-        engines.insert("kv".into(), Arc::new(|_| Ok(Arc::new(builtin::kv::Kv) as Arc<dyn Backend>)));
+        engines.insert(
+            "kv".into(),
+            Arc::new(|_| Ok(Arc::new(builtin::kv::Kv) as Arc<dyn Backend>)),
+        );
         Self {
             physical,
             config,
@@ -243,7 +251,9 @@ impl Core {
 
     /// Whether the storage has been initialized.
     pub async fn is_initialized(&self) -> Result<bool, CoreError> {
-        Ok(barrier::seal_config(self.physical.as_ref()).await?.is_some())
+        Ok(barrier::seal_config(self.physical.as_ref())
+            .await?
+            .is_some())
     }
 
     /// The physical backend (for tests that inspect the bytes on disk).
@@ -253,14 +263,24 @@ impl Core {
 
     /// Initializes storage: creates keys and the root token. The core stays
     /// sealed afterwards, as in Vault.
-    pub async fn initialize(&self, shares: u32, threshold: u32, root_token_id: Option<String>) -> Result<InitResult, CoreError> {
+    pub async fn initialize(
+        &self,
+        shares: u32,
+        threshold: u32,
+        root_token_id: Option<String>,
+    ) -> Result<InitResult, CoreError> {
         let _guard = self.lifecycle.lock().await;
         if self.is_initialized().await? {
             return Err(CoreError::AlreadyInitialized);
         }
         let init = Barrier::initialize(self.physical.clone(), shares, threshold).await?;
         let barrier = Arc::new(init.barrier);
-        let tokens = TokenStore::open(barrier.clone(), self.config.default_lease_ttl, self.config.max_lease_ttl).await?;
+        let tokens = TokenStore::open(
+            barrier.clone(),
+            self.config.default_lease_ttl,
+            self.config.max_lease_ttl,
+        )
+        .await?;
         policies::PolicyStore::open(barrier.clone()).await?;
         let (root_token, _) = tokens
             .create(
@@ -327,12 +347,17 @@ impl Core {
         }
     }
 
-    async fn load_table(barrier: &Barrier, path: &str) -> Result<Option<Vec<MountEntry>>, CoreError> {
+    async fn load_table(
+        barrier: &Barrier,
+        path: &str,
+    ) -> Result<Option<Vec<MountEntry>>, CoreError> {
         match barrier.get(path).await? {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map(Some)
-                .map_err(|e| CoreError::Request(RequestError::Internal(format!("mount table {path} is corrupt: {e}")))),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| {
+                CoreError::Request(RequestError::Internal(format!(
+                    "mount table {path} is corrupt: {e}"
+                )))
+            }),
         }
     }
 
@@ -341,7 +366,12 @@ impl Core {
         let mounts = match Self::load_table(barrier, mounts::MOUNTS_PATH).await? {
             Some(t) => t,
             None => {
-                let t = vec![self.fixed_entry(Table::Mounts, "sys/", "system", "system endpoints used for control, policy and debugging")];
+                let t = vec![self.fixed_entry(
+                    Table::Mounts,
+                    "sys/",
+                    "system",
+                    "system endpoints used for control, policy and debugging",
+                )];
                 persist_table(barrier, mounts::MOUNTS_PATH, &t).await?;
                 t
             }
@@ -349,7 +379,12 @@ impl Core {
         let auth = match Self::load_table(barrier, mounts::AUTH_PATH).await? {
             Some(t) => t,
             None => {
-                let t = vec![self.fixed_entry(Table::Auth, "auth/token/", "token", "token based credentials")];
+                let t = vec![self.fixed_entry(
+                    Table::Auth,
+                    "auth/token/",
+                    "token",
+                    "token based credentials",
+                )];
                 persist_table(barrier, mounts::AUTH_PATH, &t).await?;
                 t
             }
@@ -394,11 +429,20 @@ impl Core {
         if let Handler::Unavailable(msg) = &handler {
             tracing::error!(path = %entry.path, kind = %entry.kind, "mount unavailable: {msg}");
         }
-        Route { entry, handler, view }
+        Route {
+            entry,
+            handler,
+            view,
+        }
     }
 
     async fn activate(&self, barrier: Arc<Barrier>) -> Result<Arc<Active>, CoreError> {
-        let tokens = TokenStore::open(barrier.clone(), self.config.default_lease_ttl, self.config.max_lease_ttl).await?;
+        let tokens = TokenStore::open(
+            barrier.clone(),
+            self.config.default_lease_ttl,
+            self.config.max_lease_ttl,
+        )
+        .await?;
         let policies = policies::PolicyStore::open(barrier.clone()).await?;
         let entries = self.load_mount_tables(&barrier).await?;
         let mut routes = HashMap::new();
@@ -438,8 +482,16 @@ impl Core {
 
     /// The effective TTLs of a mount.
     pub(crate) fn effective_ttls(&self, entry: &MountEntry) -> (u64, u64) {
-        let max = if entry.config.max_lease_ttl == 0 { self.config.max_lease_ttl } else { entry.config.max_lease_ttl };
-        let default = if entry.config.default_lease_ttl == 0 { self.config.default_lease_ttl } else { entry.config.default_lease_ttl };
+        let max = if entry.config.max_lease_ttl == 0 {
+            self.config.max_lease_ttl
+        } else {
+            entry.config.max_lease_ttl
+        };
+        let default = if entry.config.default_lease_ttl == 0 {
+            self.config.default_lease_ttl
+        } else {
+            entry.config.default_lease_ttl
+        };
         (default.min(max), max)
     }
 
@@ -450,7 +502,9 @@ impl Core {
             return Ok(reply);
         }
         let active = self.active().ok_or(RequestError::Sealed)?;
-        let (mount_path, route) = active.route(&path).ok_or_else(|| RequestError::NoHandler { path: path.clone() })?;
+        let (mount_path, route) = active
+            .route(&path)
+            .ok_or_else(|| RequestError::NoHandler { path: path.clone() })?;
         let relative = path.strip_prefix(&mount_path).unwrap_or("").to_string();
 
         let special = match &route.handler {
@@ -463,8 +517,18 @@ impl Core {
         let token = if unauthenticated {
             None
         } else {
-            let id = req.token.as_deref().filter(|t| !t.is_empty()).ok_or(RequestError::PermissionDenied)?;
-            Some(active.tokens.lookup(id).await?.ok_or(RequestError::PermissionDenied)?)
+            let id = req
+                .token
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .ok_or(RequestError::PermissionDenied)?;
+            Some(
+                active
+                    .tokens
+                    .lookup(id)
+                    .await?
+                    .ok_or(RequestError::PermissionDenied)?,
+            )
         };
 
         let (default_ttl, max_ttl) = self.effective_ttls(&route.entry);
@@ -487,12 +551,19 @@ impl Core {
             display_name: token.as_ref().map(|t| t.entry.display_name.clone()),
         };
         if let Handler::Unavailable(msg) = &route.handler {
-            return Err(RequestError::Unavailable(format!("mount {} is unavailable: {msg}", route.entry.path)));
+            return Err(RequestError::Unavailable(format!(
+                "mount {} is unavailable: {msg}",
+                route.entry.path
+            )));
         }
         if req.method == Method::Write {
             if let Handler::Backend(b) = &route.handler {
                 if let Some(exists) = b.exists(&request, &route.view).await? {
-                    request.operation = if exists { Operation::Update } else { Operation::Create };
+                    request.operation = if exists {
+                        Operation::Update
+                    } else {
+                        Operation::Create
+                    };
                 }
             }
         }
@@ -525,18 +596,27 @@ impl Core {
                 response,
                 mount_type: route.entry.kind.clone(),
             },
-            None if matches!(request.operation, Operation::Read | Operation::List) => Reply::NotFound,
+            None if matches!(request.operation, Operation::Read | Operation::List) => {
+                Reply::NotFound
+            }
             None => Reply::NoContent,
         })
     }
 
     /// Convenience for embedding and tests: mount an engine directly.
-    pub async fn enable_mount(&self, path: &str, kind: &str, description: &str) -> Result<(), RequestError> {
+    pub async fn enable_mount(
+        &self,
+        path: &str,
+        kind: &str,
+        description: &str,
+    ) -> Result<(), RequestError> {
         let active = self.active().ok_or(RequestError::Sealed)?;
         let mut data = Map::new();
         data.insert("type".into(), Value::String(kind.into()));
         data.insert("description".into(), Value::String(description.into()));
-        sys::enable(self, &active, Table::Mounts, path, &data).await.map(|_| ())
+        sys::enable(self, &active, Table::Mounts, path, &data)
+            .await
+            .map(|_| ())
     }
 
     pub(crate) fn config(&self) -> &CoreConfig {
@@ -553,7 +633,11 @@ impl Core {
     }
 }
 
-pub(crate) async fn persist_table(barrier: &Barrier, path: &str, table: &[MountEntry]) -> Result<(), RequestError> {
+pub(crate) async fn persist_table(
+    barrier: &Barrier,
+    path: &str,
+    table: &[MountEntry],
+) -> Result<(), RequestError> {
     let raw = serde_json::to_vec(table).map_err(|e| RequestError::Internal(e.to_string()))?;
     barrier.put(path, &raw).await?;
     Ok(())

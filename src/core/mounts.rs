@@ -129,7 +129,9 @@ pub fn normalize_path(raw: &str) -> Result<String, RequestError> {
     let trimmed = raw.trim().trim_start_matches('/');
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     if trimmed.is_empty() {
-        return Err(RequestError::invalid("mount path is empty: give a path such as \"secret\" or \"team-a/kv\""));
+        return Err(RequestError::invalid(
+            "mount path is empty: give a path such as \"secret\" or \"team-a/kv\"",
+        ));
     }
     for segment in trimmed.split('/') {
         match segment {
@@ -146,7 +148,10 @@ pub fn normalize_path(raw: &str) -> Result<String, RequestError> {
             _ => {}
         }
     }
-    if let Some(c) = trimmed.chars().find(|c| c.is_control() || matches!(c, '*' | '+' | '?' | '#' | '%')) {
+    if let Some(c) = trimmed
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '*' | '+' | '?' | '#' | '%'))
+    {
         return Err(RequestError::invalid(format!(
             "invalid mount path {raw:?}: character {c:?} is not allowed in mount paths"
         )));
@@ -167,7 +172,10 @@ pub fn check_reserved(path: &str) -> Result<(), RequestError> {
 }
 
 /// Checks that `path` neither contains nor is contained by an existing mount.
-pub fn check_overlap<'a>(path: &str, existing: impl Iterator<Item = &'a str>) -> Result<(), RequestError> {
+pub fn check_overlap<'a>(
+    path: &str,
+    existing: impl Iterator<Item = &'a str>,
+) -> Result<(), RequestError> {
     for other in existing {
         if path.starts_with(other) || other.starts_with(path) {
             return Err(RequestError::invalid(format!(
@@ -179,7 +187,10 @@ pub fn check_overlap<'a>(path: &str, existing: impl Iterator<Item = &'a str>) ->
 }
 
 /// Parses the `config` object of an enable or tune request into `config`.
-pub fn apply_config(config: &mut MountConfig, input: &Map<String, Value>) -> Result<(), RequestError> {
+pub fn apply_config(
+    config: &mut MountConfig,
+    input: &Map<String, Value>,
+) -> Result<(), RequestError> {
     for (key, value) in input {
         match key.as_str() {
             "default_lease_ttl" => {
@@ -187,15 +198,22 @@ pub fn apply_config(config: &mut MountConfig, input: &Map<String, Value>) -> Res
                     duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?;
             }
             "max_lease_ttl" => {
-                config.max_lease_ttl = duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?;
+                config.max_lease_ttl =
+                    duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?;
             }
             "force_no_cache" => {
                 config.force_no_cache = match value {
                     Value::Bool(b) => *b,
                     Value::String(s) => s.parse().map_err(|_| {
-                        RequestError::invalid(format!("force_no_cache: expected true or false, got {s:?}"))
+                        RequestError::invalid(format!(
+                            "force_no_cache: expected true or false, got {s:?}"
+                        ))
                     })?,
-                    other => return Err(RequestError::invalid(format!("force_no_cache: expected a boolean, got {other}"))),
+                    other => {
+                        return Err(RequestError::invalid(format!(
+                            "force_no_cache: expected a boolean, got {other}"
+                        )));
+                    }
                 };
             }
             // Accepted for compatibility with Vault clients, not used.
@@ -241,7 +259,11 @@ pub fn parse_options(input: &Value) -> Result<BTreeMap<String, String>, RequestE
                 out.insert(k.clone(), s);
             }
         }
-        other => return Err(RequestError::invalid(format!("options: expected an object, got {other}"))),
+        other => {
+            return Err(RequestError::invalid(format!(
+                "options: expected an object, got {other}"
+            )));
+        }
     }
     Ok(out)
 }
@@ -249,7 +271,10 @@ pub fn parse_options(input: &Value) -> Result<BTreeMap<String, String>, RequestE
 /// Finds the longest mount path that prefixes `path`, trying each `/`
 /// boundary from the longest down. `lookup` answers whether a candidate
 /// prefix (ending in `/`) is mounted. `secret` matches the mount `secret/`.
-pub fn longest_prefix<T>(path: &str, mut lookup: impl FnMut(&str) -> Option<T>) -> Option<(String, T)> {
+pub fn longest_prefix<T>(
+    path: &str,
+    mut lookup: impl FnMut(&str) -> Option<T>,
+) -> Option<(String, T)> {
     let mut candidate = path.to_string();
     if !candidate.ends_with('/') {
         candidate.push('/');
@@ -309,8 +334,14 @@ mod tests {
     fn longest_prefix_routing() {
         let mounts = ["secret/", "secret/deep/", "sys/"];
         let find = |p: &str| mounts.iter().find(|m| **m == p).copied();
-        assert_eq!(longest_prefix("secret/deep/x", find).unwrap().0, "secret/deep/");
-        assert_eq!(longest_prefix("secret/deeper/x", find).unwrap().0, "secret/");
+        assert_eq!(
+            longest_prefix("secret/deep/x", find).unwrap().0,
+            "secret/deep/"
+        );
+        assert_eq!(
+            longest_prefix("secret/deeper/x", find).unwrap().0,
+            "secret/"
+        );
         assert_eq!(longest_prefix("secret", find).unwrap().0, "secret/");
         assert!(longest_prefix("nothing/here", find).is_none());
     }
@@ -320,7 +351,14 @@ mod tests {
         let mut c = MountConfig::default();
         let input = serde_json::json!({"default_lease_ttl": "1h", "max_lease_ttl": 7200, "force_no_cache": true});
         apply_config(&mut c, input.as_object().unwrap()).unwrap();
-        assert_eq!(c, MountConfig { default_lease_ttl: 3600, max_lease_ttl: 7200, force_no_cache: true });
+        assert_eq!(
+            c,
+            MountConfig {
+                default_lease_ttl: 3600,
+                max_lease_ttl: 7200,
+                force_no_cache: true
+            }
+        );
         let bad = serde_json::json!({"default_lease_ttl": "forever"});
         assert!(apply_config(&mut c, bad.as_object().unwrap()).is_err());
         let unknown = serde_json::json!({"colour": "red"});

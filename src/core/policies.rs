@@ -56,7 +56,12 @@ impl PolicyStore {
 
     /// Reads a policy's source text.
     pub async fn get(&self, name: &str) -> Result<Option<Arc<(String, Policy)>>, RequestError> {
-        if let Some(p) = self.parsed.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(p) = self
+            .parsed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return Ok(Some(p.clone()));
         }
         let Some(raw) = self.barrier.get(&format!("{PREFIX}{name}")).await? else {
@@ -64,8 +69,9 @@ impl PolicyStore {
         };
         let stored: Stored = serde_json::from_slice(&raw)
             .map_err(|e| RequestError::Internal(format!("stored policy {name} is corrupt: {e}")))?;
-        let parsed = policy::parse(name, &stored.policy)
-            .map_err(|e| RequestError::Internal(format!("stored policy {name} no longer parses: {e}")))?;
+        let parsed = policy::parse(name, &stored.policy).map_err(|e| {
+            RequestError::Internal(format!("stored policy {name} no longer parses: {e}"))
+        })?;
         let entry = Arc::new((stored.policy, parsed));
         self.parsed
             .write()
@@ -78,9 +84,12 @@ impl PolicyStore {
     pub async fn put(&self, name: &str, text: &str) -> Result<(), RequestError> {
         let name = normalize_name(name)?;
         if name == "root" {
-            return Err(RequestError::invalid("cannot update the root policy: it is built in"));
+            return Err(RequestError::invalid(
+                "cannot update the root policy: it is built in",
+            ));
         }
-        let parsed = policy::parse(&name, text).map_err(|e| RequestError::invalid(e.to_string()))?;
+        let parsed =
+            policy::parse(&name, text).map_err(|e| RequestError::invalid(e.to_string()))?;
         let raw = serde_json::to_vec(&Stored {
             name: name.clone(),
             policy: text.to_string(),
@@ -99,10 +108,15 @@ impl PolicyStore {
     pub async fn delete(&self, name: &str) -> Result<(), RequestError> {
         let name = normalize_name(name)?;
         if name == "root" || name == "default" {
-            return Err(RequestError::invalid(format!("cannot delete {name} policy")));
+            return Err(RequestError::invalid(format!(
+                "cannot delete {name} policy"
+            )));
         }
         self.barrier.delete(&format!("{PREFIX}{name}")).await?;
-        self.parsed.write().unwrap_or_else(|e| e.into_inner()).remove(&name);
+        self.parsed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
         self.acls.write().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
     }
@@ -118,7 +132,12 @@ impl PolicyStore {
     /// The compiled ACL for a token's policies. Unknown policy names grant
     /// nothing (a token may outlive a policy).
     pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>, RequestError> {
-        if let Some(acl) = self.acls.read().unwrap_or_else(|e| e.into_inner()).get(names) {
+        if let Some(acl) = self
+            .acls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(names)
+        {
             return Ok(acl.clone());
         }
         let acl = if names.iter().any(|n| n == "root") {

@@ -59,12 +59,15 @@ fn u32_field(data: &Map<String, Value>, key: &str) -> Result<Option<u32>, Reques
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| RequestError::invalid(format!("{key}: expected a positive integer, got {n}"))),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| RequestError::invalid(format!("{key}: expected a positive integer, got {s:?}"))),
-        Some(other) => Err(RequestError::invalid(format!("{key}: expected a positive integer, got {other}"))),
+            .ok_or_else(|| {
+                RequestError::invalid(format!("{key}: expected a positive integer, got {n}"))
+            }),
+        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
+            RequestError::invalid(format!("{key}: expected a positive integer, got {s:?}"))
+        }),
+        Some(other) => Err(RequestError::invalid(format!(
+            "{key}: expected a positive integer, got {other}"
+        ))),
     }
 }
 
@@ -72,10 +75,12 @@ fn bool_field(data: &Map<String, Value>, key: &str) -> Result<bool, RequestError
     match data.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| RequestError::invalid(format!("{key}: expected true or false, got {s:?}"))),
-        Some(other) => Err(RequestError::invalid(format!("{key}: expected a boolean, got {other}"))),
+        Some(Value::String(s)) => s.parse().map_err(|_| {
+            RequestError::invalid(format!("{key}: expected true or false, got {s:?}"))
+        }),
+        Some(other) => Err(RequestError::invalid(format!(
+            "{key}: expected a boolean, got {other}"
+        ))),
     }
 }
 
@@ -118,17 +123,32 @@ async fn seal_status(core: &Core) -> Result<Value, RequestError> {
 }
 
 /// Answers the endpoints that work while sealed. `None`: not one of them.
-pub(super) async fn handle_unsealed_exempt(core: &Core, req: &ApiRequest, path: &str) -> Result<Option<Reply>, RequestError> {
+pub(super) async fn handle_unsealed_exempt(
+    core: &Core,
+    req: &ApiRequest,
+    path: &str,
+) -> Result<Option<Reply>, RequestError> {
     let raw = |body: Value| Ok(Some(Reply::Raw { status: 200, body }));
     match (path, req.method) {
         ("sys/seal-status", Method::Read) => raw(seal_status(core).await?),
-        ("sys/init", Method::Read) => raw(json!({ "initialized": barrier::seal_config(core.physical_ref()).await?.is_some() })),
+        ("sys/init", Method::Read) => raw(
+            json!({ "initialized": barrier::seal_config(core.physical_ref()).await?.is_some() }),
+        ),
         ("sys/init", Method::Write) => {
-            let shares = u32_field(&req.data, "secret_shares")?
-                .ok_or_else(|| RequestError::invalid("missing secret_shares: how many unseal key shares to create"))?;
-            let threshold = u32_field(&req.data, "secret_threshold")?
-                .ok_or_else(|| RequestError::invalid("missing secret_threshold: how many shares are needed to unseal"))?;
-            for unsupported in ["pgp_keys", "root_token_pgp_key", "recovery_shares", "stored_shares"] {
+            let shares = u32_field(&req.data, "secret_shares")?.ok_or_else(|| {
+                RequestError::invalid("missing secret_shares: how many unseal key shares to create")
+            })?;
+            let threshold = u32_field(&req.data, "secret_threshold")?.ok_or_else(|| {
+                RequestError::invalid(
+                    "missing secret_threshold: how many shares are needed to unseal",
+                )
+            })?;
+            for unsupported in [
+                "pgp_keys",
+                "root_token_pgp_key",
+                "recovery_shares",
+                "stored_shares",
+            ] {
                 let set = match req.data.get(unsupported) {
                     None | Some(Value::Null) => false,
                     Some(Value::Array(a)) => !a.is_empty(),
@@ -137,14 +157,25 @@ pub(super) async fn handle_unsealed_exempt(core: &Core, req: &ApiRequest, path: 
                     Some(_) => true,
                 };
                 if set {
-                    return Err(RequestError::invalid(format!("{unsupported} is not supported by lockbox")));
+                    return Err(RequestError::invalid(format!(
+                        "{unsupported} is not supported by lockbox"
+                    )));
                 }
             }
-            let init = core.initialize(shares, threshold, None).await.map_err(|e| match e {
-                CoreError::Barrier(barrier::BarrierError::Shamir(s)) => RequestError::invalid(s.to_string()),
-                other => core_err(other),
-            })?;
-            let hex_keys: Vec<String> = init.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+            let init = core
+                .initialize(shares, threshold, None)
+                .await
+                .map_err(|e| match e {
+                    CoreError::Barrier(barrier::BarrierError::Shamir(s)) => {
+                        RequestError::invalid(s.to_string())
+                    }
+                    other => core_err(other),
+                })?;
+            let hex_keys: Vec<String> = init
+                .keys
+                .iter()
+                .map(|k| hex::encode(k.as_slice()))
+                .collect();
             let b64_keys: Vec<String> = init
                 .keys
                 .iter()
@@ -162,7 +193,9 @@ pub(super) async fn handle_unsealed_exempt(core: &Core, req: &ApiRequest, path: 
             }
             let key = str_field(&req.data, "key")
                 .filter(|k| !k.is_empty())
-                .ok_or_else(|| RequestError::invalid("missing key: give one unseal key, or reset=true"))?;
+                .ok_or_else(|| {
+                    RequestError::invalid("missing key: give one unseal key, or reset=true")
+                })?;
             let key = super::decode_key(key).map_err(core_err)?;
             if let Err(e) = core.submit_unseal_key(&key).await {
                 core.reset_unseal().await;
@@ -184,7 +217,9 @@ pub(super) async fn handle_unsealed_exempt(core: &Core, req: &ApiRequest, path: 
                         s.parse::<u16>()
                             .ok()
                             .filter(|c| (100..600).contains(c))
-                            .ok_or_else(|| RequestError::invalid(format!("{key}: invalid status code {s:?}")))
+                            .ok_or_else(|| {
+                                RequestError::invalid(format!("{key}: invalid status code {s:?}"))
+                            })
                     }
                 }
             };
@@ -250,10 +285,14 @@ fn mount_to_api(core: &Core, route: &Route) -> Value {
 fn mounts_listing(core: &Core, active: &Active, table: Table) -> Response {
     let routes = active.routes();
     let mut data = Map::new();
-    let mut entries: Vec<&Arc<Route>> = routes.values().filter(|r| r.entry.table == table).collect();
+    let mut entries: Vec<&Arc<Route>> =
+        routes.values().filter(|r| r.entry.table == table).collect();
     entries.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     for route in entries {
-        data.insert(route.entry.display_path().to_string(), mount_to_api(core, route));
+        data.insert(
+            route.entry.display_path().to_string(),
+            mount_to_api(core, route),
+        );
     }
     Response {
         flatten: true,
@@ -271,7 +310,9 @@ pub(super) async fn enable(
 ) -> Result<Option<Response>, RequestError> {
     let kind = str_field(data, "type")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| RequestError::invalid("missing type: name the engine to mount, e.g. \"kv\""))?
+        .ok_or_else(|| {
+            RequestError::invalid("missing type: name the engine to mount, e.g. \"kv\"")
+        })?
         .to_string();
     let normalized = mounts::normalize_path(raw_path)?;
     let path = match table {
@@ -292,7 +333,11 @@ pub(super) async fn enable(
             )));
         }
         Some(k) if k != expected => {
-            let what = if expected == BackendKind::Secret { "secrets engine" } else { "auth method" };
+            let what = if expected == BackendKind::Secret {
+                "secrets engine"
+            } else {
+                "auth method"
+            };
             return Err(RequestError::invalid(format!("{kind} is not a {what}")));
         }
         Some(_) => {}
@@ -301,11 +346,21 @@ pub(super) async fn enable(
     match data.get("config") {
         None | Some(Value::Null) => {}
         Some(Value::Object(c)) => mounts::apply_config(&mut config, c)?,
-        Some(other) => return Err(RequestError::invalid(format!("config: expected an object, got {other}"))),
+        Some(other) => {
+            return Err(RequestError::invalid(format!(
+                "config: expected an object, got {other}"
+            )));
+        }
     }
-    let max = if config.max_lease_ttl == 0 { core.config().max_lease_ttl } else { config.max_lease_ttl };
+    let max = if config.max_lease_ttl == 0 {
+        core.config().max_lease_ttl
+    } else {
+        config.max_lease_ttl
+    };
     if config.default_lease_ttl > max {
-        return Err(RequestError::invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+        return Err(RequestError::invalid(
+            "default_lease_ttl cannot be greater than max_lease_ttl",
+        ));
     }
     let options = mounts::parse_options(data.get("options").unwrap_or(&Value::Null))?;
     let entry = MountEntry {
@@ -328,7 +383,9 @@ pub(super) async fn enable(
     mounts::check_overlap(&path, routes.keys().map(String::as_str))?;
     let route = core.build_route(&active.barrier, entry).await;
     if let super::Handler::Unavailable(msg) = &route.handler {
-        return Err(RequestError::invalid(format!("cannot mount {kind} at {path}: {msg}")));
+        return Err(RequestError::invalid(format!(
+            "cannot mount {kind} at {path}: {msg}"
+        )));
     }
     let mut new_routes = (*routes).clone();
     new_routes.insert(path.clone(), Arc::new(route));
@@ -338,8 +395,14 @@ pub(super) async fn enable(
     Ok(None)
 }
 
-async fn save_tables(active: &Active, routes: &std::collections::HashMap<String, Arc<Route>>) -> Result<(), RequestError> {
-    for (table, key) in [(Table::Mounts, mounts::MOUNTS_PATH), (Table::Auth, mounts::AUTH_PATH)] {
+async fn save_tables(
+    active: &Active,
+    routes: &std::collections::HashMap<String, Arc<Route>>,
+) -> Result<(), RequestError> {
+    for (table, key) in [
+        (Table::Mounts, mounts::MOUNTS_PATH),
+        (Table::Auth, mounts::AUTH_PATH),
+    ] {
         let mut entries: Vec<MountEntry> = routes
             .values()
             .filter(|r| r.entry.table == table)
@@ -351,7 +414,11 @@ async fn save_tables(active: &Active, routes: &std::collections::HashMap<String,
     Ok(())
 }
 
-async fn disable(active: &Active, table: Table, raw_path: &str) -> Result<Option<Response>, RequestError> {
+async fn disable(
+    active: &Active,
+    table: Table,
+    raw_path: &str,
+) -> Result<Option<Response>, RequestError> {
     let normalized = mounts::normalize_path(raw_path)?;
     let path = match table {
         Table::Mounts => normalized,
@@ -364,7 +431,9 @@ async fn disable(active: &Active, table: Table, raw_path: &str) -> Result<Option
         return Ok(None);
     };
     if route.entry.builtin_fixed {
-        return Err(RequestError::invalid(format!("cannot disable {path}: it is built in")));
+        return Err(RequestError::invalid(format!(
+            "cannot disable {path}: it is built in"
+        )));
     }
     let mut new_routes = (*routes).clone();
     new_routes.remove(&path);
@@ -385,10 +454,18 @@ fn tune_data(core: &Core, entry: &MountEntry) -> Map<String, Value> {
     m.insert("max_lease_ttl".into(), json!(max));
     m.insert("force_no_cache".into(), json!(entry.config.force_no_cache));
     m.insert("description".into(), json!(entry.description));
-    let options: Map<String, Value> = entry.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let options: Map<String, Value> = entry
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
     m.insert(
         "options".into(),
-        if options.is_empty() { Value::Null } else { Value::Object(options) },
+        if options.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(options)
+        },
     );
     m.insert("plugin_version".into(), json!(entry.plugin_version));
     m
@@ -444,9 +521,15 @@ async fn tune(
     }
     mounts::apply_config(&mut entry.config, &config_input)?;
     let (default, max) = (entry.config.default_lease_ttl, entry.config.max_lease_ttl);
-    let max_eff = if max == 0 { core.config().max_lease_ttl } else { max };
+    let max_eff = if max == 0 {
+        core.config().max_lease_ttl
+    } else {
+        max
+    };
     if default > max_eff {
-        return Err(RequestError::invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+        return Err(RequestError::invalid(
+            "default_lease_ttl cannot be greater than max_lease_ttl",
+        ));
     }
     if max > core.config().max_lease_ttl {
         return Err(RequestError::invalid(format!(
@@ -471,20 +554,29 @@ async fn tune(
     Ok(None)
 }
 
-async fn remount(active: &Active, data: &Map<String, Value>) -> Result<Option<Response>, RequestError> {
-    let from = str_field(data, "from").ok_or_else(|| RequestError::invalid("missing from: the mount to move"))?;
-    let to = str_field(data, "to").ok_or_else(|| RequestError::invalid("missing to: the new path"))?;
+async fn remount(
+    active: &Active,
+    data: &Map<String, Value>,
+) -> Result<Option<Response>, RequestError> {
+    let from = str_field(data, "from")
+        .ok_or_else(|| RequestError::invalid("missing from: the mount to move"))?;
+    let to =
+        str_field(data, "to").ok_or_else(|| RequestError::invalid("missing to: the new path"))?;
     let from = mounts::normalize_path(from)?;
     let to = mounts::normalize_path(to)?;
     let from_auth = from.starts_with("auth/");
     let to_auth = to.starts_with("auth/");
     if from_auth != to_auth {
-        return Err(RequestError::invalid("cannot move a mount between secrets engines and auth methods"));
+        return Err(RequestError::invalid(
+            "cannot move a mount between secrets engines and auth methods",
+        ));
     }
     if !to_auth {
         mounts::check_reserved(&to)?;
     } else if to == "auth/" || from == "auth/token/" {
-        return Err(RequestError::invalid("cannot move to or from the token auth method"));
+        return Err(RequestError::invalid(
+            "cannot move to or from the token auth method",
+        ));
     }
     let _guard = active.mount_lock.lock().await;
     let routes = active.routes();
@@ -493,9 +585,14 @@ async fn remount(active: &Active, data: &Map<String, Value>) -> Result<Option<Re
         .cloned()
         .ok_or_else(|| RequestError::invalid(format!("no mount at {from}: nothing to move")))?;
     if route.entry.builtin_fixed {
-        return Err(RequestError::invalid(format!("cannot move {from}: it is built in")));
+        return Err(RequestError::invalid(format!(
+            "cannot move {from}: it is built in"
+        )));
     }
-    mounts::check_overlap(&to, routes.keys().filter(|p| **p != from).map(String::as_str))?;
+    mounts::check_overlap(
+        &to,
+        routes.keys().filter(|p| **p != from).map(String::as_str),
+    )?;
     let mut entry = route.entry.clone();
     entry.path = to.clone();
     let moved = Route {
@@ -524,7 +621,12 @@ async fn remount(active: &Active, data: &Map<String, Value>) -> Result<Option<Re
     Ok(Some(Response::data(m)))
 }
 
-async fn policy_endpoint(active: &Active, name: &str, req: &Request, legacy: bool) -> Result<Option<Response>, RequestError> {
+async fn policy_endpoint(
+    active: &Active,
+    name: &str,
+    req: &Request,
+    legacy: bool,
+) -> Result<Option<Response>, RequestError> {
     match req.operation {
         Operation::Read => {
             let name = super::policies::normalize_name(name)?;
@@ -550,7 +652,8 @@ async fn policy_endpoint(active: &Active, name: &str, req: &Request, legacy: boo
             let decoded;
             let text = match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
                 Ok(bytes) if !text.contains('"') => {
-                    decoded = String::from_utf8(bytes).map_err(|_| RequestError::invalid("policy is not UTF-8"))?;
+                    decoded = String::from_utf8(bytes)
+                        .map_err(|_| RequestError::invalid("policy is not UTF-8"))?;
                     decoded.as_str()
                 }
                 _ => text,
@@ -566,7 +669,11 @@ async fn policy_endpoint(active: &Active, name: &str, req: &Request, legacy: boo
     }
 }
 
-async fn capabilities(active: &Active, token: &Resolved, data: &Map<String, Value>) -> Result<Option<Response>, RequestError> {
+async fn capabilities(
+    active: &Active,
+    token: &Resolved,
+    data: &Map<String, Value>,
+) -> Result<Option<Response>, RequestError> {
     let mut paths: Vec<String> = Vec::new();
     match data.get("paths").or_else(|| data.get("path")) {
         Some(Value::String(s)) => paths.extend(s.split(',').map(|s| s.trim().to_string())),
@@ -586,7 +693,11 @@ async fn capabilities(active: &Active, token: &Resolved, data: &Map<String, Valu
     let mut all = Vec::new();
     for p in &paths {
         let caps = acl.capabilities(p.trim_start_matches('/'));
-        let mut names: Vec<&str> = if acl.is_root() { vec!["root"] } else { caps.names() };
+        let mut names: Vec<&str> = if acl.is_root() {
+            vec!["root"]
+        } else {
+            caps.names()
+        };
         if names.is_empty() {
             names.push("deny");
         }
@@ -613,8 +724,12 @@ pub(super) async fn handle(
     let op = req.operation;
     let write = matches!(op, Operation::Create | Operation::Update);
     match path {
-        "mounts" if op == Operation::Read => return Ok(Some(mounts_listing(core, active, Table::Mounts))),
-        "auth" if op == Operation::Read => return Ok(Some(mounts_listing(core, active, Table::Auth))),
+        "mounts" if op == Operation::Read => {
+            return Ok(Some(mounts_listing(core, active, Table::Mounts)));
+        }
+        "auth" if op == Operation::Read => {
+            return Ok(Some(mounts_listing(core, active, Table::Auth)));
+        }
         "remount" if write => return remount(active, &req.data).await,
         "seal" if write => {
             core.seal().await;
@@ -630,7 +745,11 @@ pub(super) async fn handle(
             m.insert("term".into(), json!(s.term));
             m.insert(
                 "install_time".into(),
-                json!(s.install_time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+                json!(
+                    s.install_time
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                ),
             );
             m.insert("encryptions".into(), json!(s.encryptions));
             return Ok(Some(Response {
@@ -656,7 +775,8 @@ pub(super) async fn handle(
             return capabilities(active, token, &req.data).await;
         }
         "capabilities" if write => {
-            let id = str_field(&req.data, "token").ok_or_else(|| RequestError::invalid("missing token"))?;
+            let id = str_field(&req.data, "token")
+                .ok_or_else(|| RequestError::invalid("missing token"))?;
             let target = active
                 .tokens
                 .lookup(id)
@@ -669,12 +789,16 @@ pub(super) async fn handle(
     if let Some(rest) = path.strip_prefix("mounts/") {
         if let Some(mount) = rest.strip_suffix("/tune") {
             return match op {
-                Operation::Read | Operation::Create | Operation::Update => tune(core, active, Table::Mounts, mount, req).await,
+                Operation::Read | Operation::Create | Operation::Update => {
+                    tune(core, active, Table::Mounts, mount, req).await
+                }
                 _ => Err(RequestError::UnsupportedOperation),
             };
         }
         return match op {
-            Operation::Create | Operation::Update => enable(core, active, Table::Mounts, rest, &req.data).await,
+            Operation::Create | Operation::Update => {
+                enable(core, active, Table::Mounts, rest, &req.data).await
+            }
             Operation::Delete => disable(active, Table::Mounts, rest).await,
             Operation::Read => {
                 let path = mounts::normalize_path(rest)?;
@@ -691,7 +815,9 @@ pub(super) async fn handle(
             return tune(core, active, Table::Auth, mount, req).await;
         }
         return match op {
-            Operation::Create | Operation::Update => enable(core, active, Table::Auth, rest, &req.data).await,
+            Operation::Create | Operation::Update => {
+                enable(core, active, Table::Auth, rest, &req.data).await
+            }
             Operation::Delete => disable(active, Table::Auth, rest).await,
             _ => Err(RequestError::UnsupportedOperation),
         };
@@ -727,7 +853,12 @@ pub(super) async fn handle(
             m.insert("path".into(), json!(p));
             m.insert("type".into(), json!(r.entry.kind));
             m.insert("description".into(), json!(r.entry.description));
-            let mut options: Map<String, Value> = r.entry.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let mut options: Map<String, Value> = r
+                .entry
+                .options
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
             if r.entry.kind == "kv" {
                 options.entry("version").or_insert(json!("1"));
             }
@@ -737,7 +868,15 @@ pub(super) async fn handle(
         }));
     }
     let known = [
-        "mounts", "auth", "remount", "seal", "rotate", "key-status", "policies/acl", "policy", "capabilities-self",
+        "mounts",
+        "auth",
+        "remount",
+        "seal",
+        "rotate",
+        "key-status",
+        "policies/acl",
+        "policy",
+        "capabilities-self",
         "capabilities",
     ];
     if known.contains(&path) {

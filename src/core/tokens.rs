@@ -78,13 +78,18 @@ impl TokenEntry {
     }
 
     fn ttl_left(&self, now: i64) -> u64 {
-        self.expire_time.map(|t| (t - now).max(0) as u64).unwrap_or(0)
+        self.expire_time
+            .map(|t| (t - now).max(0) as u64)
+            .unwrap_or(0)
     }
 
     fn rfc3339(secs: i64) -> Value {
         OffsetDateTime::from_unix_timestamp(secs)
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .map(Value::String)
             .unwrap_or(Value::Null)
     }
@@ -104,7 +109,10 @@ impl TokenEntry {
         m.insert("explicit_max_ttl".into(), json!(self.explicit_max_ttl));
         m.insert("id".into(), json!(id.unwrap_or("")));
         m.insert("issue_time".into(), Self::rfc3339(self.issue_time));
-        m.insert("meta".into(), self.meta.clone().map(Value::Object).unwrap_or(Value::Null));
+        m.insert(
+            "meta".into(),
+            self.meta.clone().map(Value::Object).unwrap_or(Value::Null),
+        );
         m.insert("num_uses".into(), json!(self.num_uses));
         m.insert("orphan".into(), json!(self.parent.is_none()));
         m.insert("path".into(), json!(self.path));
@@ -199,7 +207,11 @@ fn bad_json(what: &str, e: serde_json::Error) -> RequestError {
 
 impl TokenStore {
     /// Opens the store, creating the salt on first use.
-    pub async fn open(barrier: Arc<Barrier>, default_ttl: u64, max_ttl: u64) -> Result<Self, BarrierError> {
+    pub async fn open(
+        barrier: Arc<Barrier>,
+        default_ttl: u64,
+        max_ttl: u64,
+    ) -> Result<Self, BarrierError> {
         let salt = match barrier.get(SALT_PATH).await? {
             Some(s) => s,
             None => {
@@ -220,14 +232,19 @@ impl TokenStore {
 
     fn hash(&self, value: &str) -> String {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.salt).expect("HMAC accepts keys of any length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.salt)
+            .expect("HMAC accepts keys of any length");
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
     async fn load(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
-        if let Some(e) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(hash) {
+        if let Some(e) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+        {
             return Ok(Some(e.clone()));
         }
         let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? else {
@@ -245,7 +262,9 @@ impl TokenStore {
 
     async fn store(&self, hash: &str, entry: TokenEntry) -> Result<Arc<TokenEntry>, RequestError> {
         let raw = serde_json::to_vec(&entry).map_err(|e| RequestError::Internal(e.to_string()))?;
-        self.barrier.put(&format!("{ID_PREFIX}{hash}"), &raw).await?;
+        self.barrier
+            .put(&format!("{ID_PREFIX}{hash}"), &raw)
+            .await?;
         let entry = Arc::new(entry);
         self.cache
             .write()
@@ -285,15 +304,28 @@ impl TokenStore {
 
     /// Creates a token under `parent` (or as a root token when `parent` is
     /// `None`, used by init and dev mode).
-    pub async fn create(&self, parent: Option<&Resolved>, p: CreateParams) -> Result<(String, Arc<TokenEntry>), RequestError> {
+    pub async fn create(
+        &self,
+        parent: Option<&Resolved>,
+        p: CreateParams,
+    ) -> Result<(String, Arc<TokenEntry>), RequestError> {
         let parent_is_root = parent.is_none_or(|t| t.entry.is_root());
         if p.id.is_some() && !parent_is_root {
-            return Err(RequestError::invalid("root or sudo privileges required to specify a token id"));
+            return Err(RequestError::invalid(
+                "root or sudo privileges required to specify a token id",
+            ));
         }
         if p.orphan && !parent_is_root {
-            return Err(RequestError::invalid("root or sudo privileges required to create an orphan token"));
+            return Err(RequestError::invalid(
+                "root or sudo privileges required to create an orphan token",
+            ));
         }
-        let mut policies: Vec<String> = p.policies.iter().map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
+        let mut policies: Vec<String> = p
+            .policies
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
         if policies.is_empty() {
             policies = match parent {
                 Some(t) => t.entry.policies.clone(),
@@ -308,13 +340,19 @@ impl TokenStore {
                 if !extra.is_empty() {
                     return Err(RequestError::invalid(format!(
                         "child policies must be subset of parent: the parent token does not have {}",
-                        extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        extra
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
         }
         if policies.iter().any(|p| p == "root") && !parent_is_root {
-            return Err(RequestError::invalid("root policy can only be granted by a root token"));
+            return Err(RequestError::invalid(
+                "root policy can only be granted by a root token",
+            ));
         }
         if !p.no_default_policy && !policies.iter().any(|p| p == "root" || p == "default") {
             policies.push("default".into());
@@ -349,7 +387,9 @@ impl TokenStore {
         }
 
         let id = match p.id {
-            Some(id) if id.is_empty() => return Err(RequestError::invalid("token id cannot be empty")),
+            Some(id) if id.is_empty() => {
+                return Err(RequestError::invalid("token id cannot be empty"));
+            }
             Some(id) => id,
             None => format!("{TOKEN_PREFIX}{}", random_string(24)),
         };
@@ -366,23 +406,36 @@ impl TokenStore {
         let entry = TokenEntry {
             accessor: accessor.clone(),
             policies,
-            parent: if p.orphan { None } else { parent.map(|t| t.hash.clone()) },
+            parent: if p.orphan {
+                None
+            } else {
+                parent.map(|t| t.hash.clone())
+            },
             path: p.path,
             meta: p.meta,
             display_name,
             num_uses: p.num_uses,
             creation_time: now,
             creation_ttl: ttl,
-            expire_time: if ttl == 0 { None } else { Some(now + ttl as i64) },
+            expire_time: if ttl == 0 {
+                None
+            } else {
+                Some(now + ttl as i64)
+            },
             explicit_max_ttl: p.explicit_max_ttl,
             renewable: p.renewable.unwrap_or(true) && ttl != 0,
             issue_time: now,
         };
         if let Some(parent_hash) = &entry.parent {
-            self.barrier.put(&format!("{PARENT_PREFIX}{parent_hash}/{hash}"), b"").await?;
+            self.barrier
+                .put(&format!("{PARENT_PREFIX}{parent_hash}/{hash}"), b"")
+                .await?;
         }
         self.barrier
-            .put(&format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor)), hash.as_bytes())
+            .put(
+                &format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor)),
+                hash.as_bytes(),
+            )
             .await?;
         let entry = self.store(&hash, entry).await?;
         Ok((id, entry))
@@ -408,16 +461,23 @@ impl TokenStore {
 
     async fn revoke_one(&self, hash: &str) -> Result<(), RequestError> {
         let entry = self.load(hash).await?;
-        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(hash);
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
         if let Some(entry) = entry {
             self.barrier
                 .delete(&format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)))
                 .await?;
             if let Some(parent) = &entry.parent {
-                self.barrier.delete(&format!("{PARENT_PREFIX}{parent}/{hash}")).await?;
+                self.barrier
+                    .delete(&format!("{PARENT_PREFIX}{parent}/{hash}"))
+                    .await?;
             }
         }
-        self.barrier.delete_prefix(&format!("{PARENT_PREFIX}{hash}/")).await?;
+        self.barrier
+            .delete_prefix(&format!("{PARENT_PREFIX}{hash}/"))
+            .await?;
         self.barrier.delete(&format!("{ID_PREFIX}{hash}")).await?;
         Ok(())
     }
@@ -431,16 +491,27 @@ impl TokenStore {
             return Ok(None);
         };
         let hash = String::from_utf8(raw).map_err(|e| RequestError::Internal(e.to_string()))?;
-        Ok(self.load(&hash).await?.map(|entry| Resolved { hash, entry }))
+        Ok(self
+            .load(&hash)
+            .await?
+            .map(|entry| Resolved { hash, entry }))
     }
 
-    async fn renew(&self, token: &Resolved, increment: u64) -> Result<Arc<TokenEntry>, RequestError> {
+    async fn renew(
+        &self,
+        token: &Resolved,
+        increment: u64,
+    ) -> Result<Arc<TokenEntry>, RequestError> {
         if !token.entry.renewable {
             return Err(RequestError::invalid("lease is not renewable"));
         }
         let now = now();
         let mut entry = (*token.entry).clone();
-        let mut ttl = if increment == 0 { entry.creation_ttl } else { increment };
+        let mut ttl = if increment == 0 {
+            entry.creation_ttl
+        } else {
+            increment
+        };
         if self.max_ttl > 0 {
             let cap = (entry.creation_time + self.max_ttl as i64 - now).max(0) as u64;
             ttl = ttl.min(cap);
@@ -455,7 +526,11 @@ impl TokenStore {
     }
 
     /// Handles `auth/token/<path>` for an authenticated caller.
-    pub async fn handle(&self, req: &Request, caller: &Resolved) -> Result<Option<Response>, RequestError> {
+    pub async fn handle(
+        &self,
+        req: &Request,
+        caller: &Resolved,
+    ) -> Result<Option<Response>, RequestError> {
         let op = req.operation;
         let write = matches!(op, Operation::Create | Operation::Update);
         let now_ts = now();
@@ -481,8 +556,13 @@ impl TokenStore {
             }
             ("lookup", _) if write || op == Operation::Read => {
                 let id = token_arg("token")?;
-                let found = self.lookup(&id).await?.ok_or_else(|| RequestError::invalid("bad token"))?;
-                Ok(Some(Response::data(found.entry.lookup_data(Some(&id), now_ts))))
+                let found = self
+                    .lookup(&id)
+                    .await?
+                    .ok_or_else(|| RequestError::invalid("bad token"))?;
+                Ok(Some(Response::data(
+                    found.entry.lookup_data(Some(&id), now_ts),
+                )))
             }
             ("lookup-accessor", _) if write => {
                 let accessor = token_arg("accessor")?;
@@ -502,7 +582,10 @@ impl TokenStore {
             }
             ("renew", _) if write => {
                 let id = token_arg("token")?;
-                let target = self.lookup(&id).await?.ok_or_else(|| RequestError::invalid("bad token"))?;
+                let target = self
+                    .lookup(&id)
+                    .await?
+                    .ok_or_else(|| RequestError::invalid("bad token"))?;
                 let entry = self.renew(&target, increment(&req.data)?).await?;
                 Ok(Some(Response {
                     auth: Some(entry.auth(&id, now_ts)),
@@ -528,8 +611,8 @@ impl TokenStore {
                 Ok(None)
             }
             (
-                "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew-self" | "renew"
-                | "revoke-self" | "revoke" | "revoke-accessor",
+                "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
+                | "renew-self" | "renew" | "revoke-self" | "revoke" | "revoke-accessor",
                 _,
             ) => Err(RequestError::UnsupportedOperation),
             _ => Err(RequestError::NoHandler {
@@ -549,34 +632,50 @@ fn increment(data: &Map<String, Value>) -> Result<u64, RequestError> {
 fn string_list(field: &str, v: &Value) -> Result<Vec<String>, RequestError> {
     match v {
         Value::Null => Ok(vec![]),
-        Value::String(s) => Ok(s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()),
         Value::Array(items) => items
             .iter()
             .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| RequestError::invalid(format!("{field}: expected a list of strings")))
+                i.as_str().map(str::to_string).ok_or_else(|| {
+                    RequestError::invalid(format!("{field}: expected a list of strings"))
+                })
             })
             .collect(),
-        _ => Err(RequestError::invalid(format!("{field}: expected a list of strings"))),
+        _ => Err(RequestError::invalid(format!(
+            "{field}: expected a list of strings"
+        ))),
     }
 }
 
 fn bool_field(field: &str, v: &Value) -> Result<bool, RequestError> {
     match v {
         Value::Bool(b) => Ok(*b),
-        Value::String(s) => s
-            .parse()
-            .map_err(|_| RequestError::invalid(format!("{field}: expected true or false, got {s:?}"))),
-        _ => Err(RequestError::invalid(format!("{field}: expected a boolean"))),
+        Value::String(s) => s.parse().map_err(|_| {
+            RequestError::invalid(format!("{field}: expected true or false, got {s:?}"))
+        }),
+        _ => Err(RequestError::invalid(format!(
+            "{field}: expected a boolean"
+        ))),
     }
 }
 
 /// Parses the body of `auth/token/create`.
-pub fn create_params(data: &Map<String, Value>, orphan_path: bool) -> Result<CreateParams, RequestError> {
+pub fn create_params(
+    data: &Map<String, Value>,
+    orphan_path: bool,
+) -> Result<CreateParams, RequestError> {
     let mut p = CreateParams {
         orphan: orphan_path,
-        path: if orphan_path { "auth/token/create-orphan" } else { "auth/token/create" }.into(),
+        path: if orphan_path {
+            "auth/token/create-orphan"
+        } else {
+            "auth/token/create"
+        }
+        .into(),
         ..Default::default()
     };
     for (key, v) in data {
@@ -598,9 +697,12 @@ pub fn create_params(data: &Map<String, Value>, orphan_path: bool) -> Result<Cre
             "no_parent" => p.orphan |= bool_field(key, v)?,
             "no_default_policy" => p.no_default_policy = bool_field(key, v)?,
             "renewable" => p.renewable = Some(bool_field(key, v)?),
-            "ttl" | "lease" => p.ttl = duration::parse_seconds(key, v).map_err(RequestError::InvalidRequest)?,
+            "ttl" | "lease" => {
+                p.ttl = duration::parse_seconds(key, v).map_err(RequestError::InvalidRequest)?
+            }
             "explicit_max_ttl" => {
-                p.explicit_max_ttl = duration::parse_seconds(key, v).map_err(RequestError::InvalidRequest)?
+                p.explicit_max_ttl =
+                    duration::parse_seconds(key, v).map_err(RequestError::InvalidRequest)?
             }
             "display_name" => p.display_name = v.as_str().map(str::to_string),
             "num_uses" => {
@@ -613,11 +715,15 @@ pub fn create_params(data: &Map<String, Value>, orphan_path: bool) -> Result<Cre
             }
             "type" => {
                 if v.as_str().is_some_and(|t| t != "service" && t != "default") {
-                    return Err(RequestError::invalid("type: only service tokens are supported"));
+                    return Err(RequestError::invalid(
+                        "type: only service tokens are supported",
+                    ));
                 }
             }
             "period" | "entity_alias" | "role_name" => {
-                return Err(RequestError::invalid(format!("{key} is not supported by lockbox's token store yet")));
+                return Err(RequestError::invalid(format!(
+                    "{key} is not supported by lockbox's token store yet"
+                )));
             }
             other => {
                 return Err(RequestError::invalid(format!(

@@ -82,15 +82,25 @@ fn envelope(request_id: String, response: crate::logical::Response, mount_type: 
     out.insert("lease_id".into(), json!(""));
     out.insert("renewable".into(), json!(response.renewable));
     out.insert("lease_duration".into(), json!(response.lease_duration));
-    out.insert("data".into(), response.data.map(Value::Object).unwrap_or(Value::Null));
+    out.insert(
+        "data".into(),
+        response.data.map(Value::Object).unwrap_or(Value::Null),
+    );
     out.insert("wrap_info".into(), Value::Null);
     out.insert(
         "warnings".into(),
-        if response.warnings.is_empty() { Value::Null } else { json!(response.warnings) },
+        if response.warnings.is_empty() {
+            Value::Null
+        } else {
+            json!(response.warnings)
+        },
     );
     out.insert(
         "auth".into(),
-        response.auth.map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).unwrap_or(Value::Null),
+        response
+            .auth
+            .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null),
     );
     out.insert("mount_type".into(), json!(mount_type));
     Value::Object(out)
@@ -122,46 +132,57 @@ fn query_map(query: Option<&str>) -> Map<String, Value> {
     m
 }
 
-/// Minimal `application/x-www-form-urlencoded` decoding for query strings.
-fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
+/// Percent-decoding, with `+` as a space when `plus_is_space` (queries).
+/// Invalid escapes are kept literally; the result is lossily UTF-8.
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
     }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'+', _, _) if plus_is_space => out.push(b' '),
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 2;
+            }
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `application/x-www-form-urlencoded` pairs of a query string.
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
+            Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
+            None => (percent_decode(pair, true), String::new()),
         })
         .collect()
 }
 
 fn token_of(req: &Request<Incoming>) -> Option<String> {
-    if let Some(t) = req.headers().get("x-vault-token").and_then(|v| v.to_str().ok()) {
+    if let Some(t) = req
+        .headers()
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+    {
         return Some(t.trim().to_string());
     }
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim().to_string())
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Map<String, Value>, RequestError> {
@@ -169,7 +190,9 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Map<String, Value>, R
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 RequestError::TooLarge { limit }
             } else {
                 RequestError::invalid(format!("failed to read request body: {e}"))
@@ -192,26 +215,39 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Map<String, Value>, R
                 _ => "something else",
             }
         ))),
-        Err(e) => Err(RequestError::invalid(format!("failed to parse JSON input: {e}"))),
+        Err(e) => Err(RequestError::invalid(format!(
+            "failed to parse JSON input: {e}"
+        ))),
     }
 }
 
 /// Turns an HTTP request into a core request and the core's reply into HTTP.
-pub async fn dispatch(core: &Core, req: Request<Incoming>, max_request_size: usize) -> Response<Body> {
+pub async fn dispatch(
+    core: &Core,
+    req: Request<Incoming>,
+    max_request_size: usize,
+) -> Response<Body> {
     match dispatch_inner(core, req, max_request_size).await {
         Ok(reply) => render(reply),
         Err(e) => error_response(&e),
     }
 }
 
-async fn dispatch_inner(core: &Core, req: Request<Incoming>, limit: usize) -> Result<Reply, RequestError> {
+async fn dispatch_inner(
+    core: &Core,
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Reply, RequestError> {
     let uri_path = req.uri().path().to_string();
     let Some(path) = uri_path.strip_prefix("/v1/") else {
         return Err(RequestError::NoHandler { path: uri_path });
     };
-    let path = path.to_string();
+    let path = percent_decode(path, false);
     let query = query_map(req.uri().query());
-    let list_query = query.get("list").and_then(Value::as_str).is_some_and(|v| v == "true" || v == "1");
+    let list_query = query
+        .get("list")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v == "true" || v == "1");
     let method = match req.method().as_str() {
         "GET" | "HEAD" if list_query => Method::List,
         "GET" | "HEAD" => Method::Read,
@@ -287,7 +323,9 @@ pub async fn serve(
         });
         match &options.tls {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -300,7 +338,12 @@ pub async fn serve(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -311,7 +354,9 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, "connection error: {e}");
                     }
@@ -339,14 +384,29 @@ mod tests {
         assert_eq!(pairs[0], ("list".into(), "true".into()));
         assert_eq!(pairs[1], ("a".into(), "b c".into()));
         assert_eq!(pairs[2], ("d e".into(), "f%2".into()));
+        assert_eq!(percent_decode("a%2E%2E/%C3%A9%zz+", false), "a../é%zz+");
+        assert_eq!(percent_decode("%", false), "%");
     }
 
     #[test]
     fn envelope_shape() {
         let mut data = Map::new();
         data.insert("k".into(), json!("v"));
-        let v = envelope("id".into(), crate::logical::Response::data(data), "kv".into());
-        for key in ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth"] {
+        let v = envelope(
+            "id".into(),
+            crate::logical::Response::data(data),
+            "kv".into(),
+        );
+        for key in [
+            "request_id",
+            "lease_id",
+            "renewable",
+            "lease_duration",
+            "data",
+            "wrap_info",
+            "warnings",
+            "auth",
+        ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         assert_eq!(v["data"]["k"], "v");

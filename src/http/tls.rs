@@ -74,7 +74,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> 
             path: key.to_path_buf(),
             what: "private key",
         })?;
-    let mut config = ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    let mut config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -101,13 +103,17 @@ impl Reloadable {
     /// Re-reads the files; on error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
         let config = server_config(&self.cert, &self.key)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = TlsAcceptor::from(Arc::new(config));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            TlsAcceptor::from(Arc::new(config));
         Ok(())
     }
 
     /// The acceptor for a new connection.
     pub fn acceptor(&self) -> TlsAcceptor {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -129,13 +135,18 @@ pub fn generate_dev(dir: &Path) -> Result<DevCerts, TlsError> {
     let ca_key = KeyPair::generate().map_err(g)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(g)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "lockbox dev CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "lockbox dev CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(g)?;
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_key = KeyPair::generate().map_err(g)?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(g)?;
-    params.distinguished_name.push(DnType::CommonName, "lockbox dev server");
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(g)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lockbox dev server");
     let server_cert = params.signed_by(&server_key, &issuer).map_err(g)?;
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Read {
         path: dir.to_path_buf(),

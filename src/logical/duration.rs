@@ -12,7 +12,9 @@ pub fn parse_seconds(field: &str, value: &Value) -> Result<u64, String> {
             .as_u64()
             .ok_or_else(|| format!("{field}: expected a non-negative number of seconds, got {n}")),
         Value::String(s) => parse_str(field, s),
-        other => Err(format!("{field}: expected a duration like \"1h\" or a number of seconds, got {other}")),
+        other => Err(format!(
+            "{field}: expected a duration like \"1h\" or a number of seconds, got {other}"
+        )),
     }
 }
 

@@ -160,7 +160,9 @@ pub enum RequestError {
     #[error("unsupported operation")]
     UnsupportedOperation,
     /// The body is larger than `max_request_size` (413).
-    #[error("http: request body too large (limit is {limit} bytes; raise max_request_size to accept more)")]
+    #[error(
+        "http: request body too large (limit is {limit} bytes; raise max_request_size to accept more)"
+    )]
     TooLarge {
         /// The configured limit.
         limit: usize,
@@ -245,13 +247,21 @@ pub trait Backend: Send + Sync {
 
     /// Whether the target of a create/update exists. `None` means the
     /// backend has no existence check, and the request is an update.
-    async fn exists(&self, _req: &Request, _storage: &dyn Storage) -> Result<Option<bool>, RequestError> {
+    async fn exists(
+        &self,
+        _req: &Request,
+        _storage: &dyn Storage,
+    ) -> Result<Option<bool>, RequestError> {
         Ok(None)
     }
 
     /// Handles a request. `Ok(None)` is "nothing to return": 404 for reads
     /// and lists, 204 for everything else.
-    async fn handle(&self, req: &Request, storage: &dyn Storage) -> Result<Option<Response>, RequestError>;
+    async fn handle(
+        &self,
+        req: &Request,
+        storage: &dyn Storage,
+    ) -> Result<Option<Response>, RequestError>;
 
     /// Called when the mount is disabled or the server seals.
     async fn cleanup(&self) {}

@@ -104,7 +104,10 @@ impl Capabilities {
     }
 
     /// Parses capability names.
-    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>, path: &str) -> Result<Self, PolicyError> {
+    pub fn parse<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        path: &str,
+    ) -> Result<Self, PolicyError> {
         let mut caps = Self::NONE;
         for name in names {
             let cap = ALL
@@ -232,14 +235,20 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
             serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
         for (pattern, rule) in parsed.path {
             validate_pattern(&pattern)?;
-            let caps = rule_caps(&pattern, rule.capabilities, rule.policy, rule.other.into_keys())?;
+            let caps = rule_caps(
+                &pattern,
+                rule.capabilities,
+                rule.policy,
+                rule.other.into_keys(),
+            )?;
             rules.push(PathRule {
                 pattern,
                 capabilities: caps,
             });
         }
     } else {
-        let body: hcl::Body = hcl::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+        let body: hcl::Body =
+            hcl::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
         if let Some(attr) = body.attributes().next() {
             return Err(PolicyError::Invalid(format!(
                 "unexpected top-level attribute {:?}; a policy is a list of `path \"...\" {{ capabilities = [...] }}` blocks",
@@ -277,7 +286,9 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
                     }
                     "policy" => {
                         policy = Some(value.as_str().map(str::to_string).ok_or_else(|| {
-                            PolicyError::Invalid(format!("path {pattern:?}: policy must be a string"))
+                            PolicyError::Invalid(format!(
+                                "path {pattern:?}: policy must be a string"
+                            ))
                         })?);
                     }
                     key => other.push(key.to_string()),
@@ -306,7 +317,11 @@ pub fn matches(pattern: &str, path: &str) -> bool {
         None => (pattern, false),
     };
     if !pat.contains('+') {
-        return if glob { path.starts_with(pat) } else { path == pat };
+        return if glob {
+            path.starts_with(pat)
+        } else {
+            path == pat
+        };
     }
     let pat_segs: Vec<&str> = pat.split('/').collect();
     let path_segs: Vec<&str> = path.split('/').collect();
@@ -319,7 +334,11 @@ pub fn matches(pattern: &str, path: &str) -> bool {
         if *p == "+" {
             continue;
         }
-        let ok = if i == last && glob { s.starts_with(p) } else { s == *p };
+        let ok = if i == last && glob {
+            s.starts_with(p)
+        } else {
+            s == *p
+        };
         if !ok {
             return false;
         }
@@ -478,9 +497,16 @@ mod tests {
         assert!(e.to_string().contains("unknown capability \"reed\""), "{e}");
         let e = parse("x", r#"path "a/*/b" { capabilities = ["read"] }"#).unwrap_err();
         assert!(e.to_string().contains("only allowed at the end"), "{e}");
-        let e = parse("x", r#"path "a" { capabilities = ["read"] allowed_parameters = {} }"#).unwrap_err();
+        let e = parse(
+            "x",
+            r#"path "a" { capabilities = ["read"] allowed_parameters = {} }"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("allowed_parameters"), "{e}");
-        assert!(matches!(parse("x", "path \"a\" {"), Err(PolicyError::Syntax(_))));
+        assert!(matches!(
+            parse("x", "path \"a\" {"),
+            Err(PolicyError::Syntax(_))
+        ));
         let e = parse("x", r#"foo "a" { capabilities = ["read"] }"#).unwrap_err();
         assert!(e.to_string().contains("only `path` blocks"), "{e}");
         assert!(parse("x", r#"path "a" { }"#).is_err());

@@ -18,10 +18,7 @@ pub struct FileBackend {
     path: PathBuf,
 }
 
-fn engine(
-    operation: &'static str,
-    key: &str,
-) -> impl FnOnce(redb::Error) -> StorageError + use<> {
+fn engine(operation: &'static str, key: &str) -> impl FnOnce(redb::Error) -> StorageError + use<> {
     let key = key.to_string();
     move |e| StorageError::Engine {
         operation,

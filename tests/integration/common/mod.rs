@@ -1,0 +1,179 @@
+//! Shared test harness: an in-process server bound to port 0, a tiny Vault
+//! API client, and helpers to run the `lockbox` binary.
+
+#![allow(dead_code)]
+
+use lockbox::core::{Core, CoreConfig};
+use lockbox::http::{self, ServerOptions};
+use lockbox::storage::{InMemory, Physical};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A running in-process server.
+pub struct TestServer {
+    pub addr: String,
+    pub core: Arc<Core>,
+    pub root_token: String,
+    pub unseal_keys: Vec<Vec<u8>>,
+    pub physical: Arc<InMemory>,
+    stop: Option<oneshot::Sender<()>>,
+    pub client: reqwest::Client,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response: status and parsed JSON (Null for empty bodies).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn errors(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn error_text(&self) -> String {
+        self.errors().join("; ")
+    }
+}
+
+impl TestServer {
+    /// Initialized with one key, unsealed, `secret/` kv mounted, like dev mode.
+    pub async fn dev() -> Self {
+        Self::dev_with(ServerOptions::default()).await
+    }
+
+    pub async fn dev_with(options: ServerOptions) -> Self {
+        let mut server = Self::uninitialized_with(options).await;
+        let init = server.core.initialize(1, 1, None).await.expect("init");
+        for k in &init.keys {
+            server.core.submit_unseal_key(k).await.expect("unseal");
+        }
+        server
+            .core
+            .enable_mount("secret", "kv", "kv")
+            .await
+            .expect("mount");
+        server.root_token = init.root_token;
+        server.unseal_keys = init.keys.iter().map(|k| k.to_vec()).collect();
+        server
+    }
+
+    /// A fresh, uninitialized server.
+    pub async fn uninitialized() -> Self {
+        Self::uninitialized_with(ServerOptions::default()).await
+    }
+
+    pub async fn uninitialized_with(options: ServerOptions) -> Self {
+        let physical = Arc::new(InMemory::new());
+        let core = Arc::new(Core::new(
+            physical.clone() as Arc<dyn Physical>,
+            CoreConfig::default(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(http::serve(listener, core.clone(), options, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            core,
+            root_token: String::new(),
+            unseal_keys: vec![],
+            physical,
+            stop: Some(tx),
+            client: client(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        call(&self.client, &self.addr, method, path, token, body).await
+    }
+
+    /// Calls as root.
+    pub async fn root(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.call(method, path, Some(&self.root_token.clone()), body)
+            .await
+    }
+
+    /// Creates a token with the given policies, returns its ID.
+    pub async fn token_with(&self, policies: &[&str]) -> String {
+        let r = self
+            .root(
+                "POST",
+                "auth/token/create",
+                Some(serde_json::json!({ "policies": policies })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["auth"]["client_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+}
+
+/// A reqwest client (rustls with ring, installed once).
+pub fn client() -> reqwest::Client {
+    lockbox::http::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// One API call.
+pub async fn call(
+    client: &reqwest::Client,
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client.request(method, format!("{addr}/v1/{path}"));
+    if let Some(t) = token {
+        req = req.header("X-Vault-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Resp { status, body }
+}
+
+/// Path of the built `lockbox` binary.
+pub fn lockbox_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lockbox")
+}

@@ -1,0 +1,564 @@
+//! The HTTP API: envelope shapes, methods, errors and status codes.
+
+use crate::common::TestServer;
+use lockbox::http::ServerOptions;
+use serde_json::json;
+
+#[tokio::test]
+async fn kv_write_read_list_delete() {
+    let s = TestServer::dev().await;
+    let w = s
+        .root(
+            "PUT",
+            "secret/app/db",
+            Some(json!({"password": "hunter2", "user": "app"})),
+        )
+        .await;
+    assert_eq!(w.status, 204);
+    let r = s.root("GET", "secret/app/db", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["data"],
+        json!({"password": "hunter2", "user": "app"})
+    );
+    for key in [
+        "request_id",
+        "lease_id",
+        "renewable",
+        "lease_duration",
+        "wrap_info",
+        "warnings",
+        "auth",
+    ] {
+        assert!(
+            r.body.get(key).is_some(),
+            "envelope lacks {key}: {}",
+            r.body
+        );
+    }
+    assert_eq!(r.body["lease_duration"], 768 * 3600);
+
+    // POST also writes; LIST and GET ?list=true both list.
+    assert_eq!(
+        s.root("POST", "secret/app/api", Some(json!({"k": "v"})))
+            .await
+            .status,
+        204
+    );
+    let l = s.root("LIST", "secret/app", None).await;
+    assert_eq!(l.body["data"]["keys"], json!(["api", "db"]));
+    let l2 = s.root("GET", "secret/?list=true", None).await;
+    assert_eq!(l2.body["data"]["keys"], json!(["app/"]));
+
+    assert_eq!(s.root("DELETE", "secret/app/db", None).await.status, 204);
+    let gone = s.root("GET", "secret/app/db", None).await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.body, json!({"errors": []}));
+    assert_eq!(s.root("LIST", "secret/empty/", None).await.status, 404);
+}
+
+#[tokio::test]
+async fn bearer_token_is_accepted() {
+    let s = TestServer::dev().await;
+    let r = s
+        .client
+        .get(format!("{}/v1/auth/token/lookup-self", s.addr))
+        .bearer_auth(&s.root_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_with_a_message() {
+    let s = TestServer::dev().await;
+    let r = s
+        .client
+        .put(format!("{}/v1/secret/x", s.addr))
+        .header("X-Vault-Token", &s.root_token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("failed to parse JSON input"),
+        "{body}"
+    );
+
+    let arr = s
+        .client
+        .put(format!("{}/v1/secret/x", s.addr))
+        .header("X-Vault-Token", &s.root_token)
+        .body("[1,2]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arr.status(), 400);
+
+    let empty = s.root("PUT", "secret/x", Some(json!({}))).await;
+    assert_eq!(empty.status, 400);
+    assert!(
+        empty.error_text().contains("missing data fields"),
+        "{:?}",
+        empty.body
+    );
+    // Nothing was written by the failed attempts.
+    assert_eq!(s.root("GET", "secret/x", None).await.status, 404);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods() {
+    let s = TestServer::dev().await;
+    let r = s.root("GET", "nothing/here", None).await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.error_text().contains("no handler for route"),
+        "{:?}",
+        r.body
+    );
+    let r = s.root("GET", "sys/nonexistent", None).await;
+    assert_eq!(r.status, 404);
+    let r = s.root("PATCH", "secret/x", Some(json!({"a": "b"}))).await;
+    assert_eq!(r.status, 405);
+    let r = s.root("DELETE", "sys/mounts", None).await;
+    assert_eq!(r.status, 405);
+    let r = s
+        .client
+        .get(format!("{}/v2/secret/x", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_403() {
+    let s = TestServer::dev().await;
+    let none = s.call("GET", "secret/x", None, None).await;
+    assert_eq!(none.status, 403);
+    assert_eq!(none.errors(), vec!["permission denied"]);
+    let wrong = s
+        .call("GET", "secret/x", Some("lbs.not-a-real-token"), None)
+        .await;
+    assert_eq!(wrong.status, 403);
+    let sys = s.call("GET", "sys/mounts", Some("nope"), None).await;
+    assert_eq!(sys.status, 403);
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_writes_nothing() {
+    let s = TestServer::dev_with(ServerOptions {
+        max_request_size: 1024,
+        ..Default::default()
+    })
+    .await;
+    let big = "x".repeat(4096);
+    let r = s.root("PUT", "secret/big", Some(json!({ "v": big }))).await;
+    assert_eq!(r.status, 413);
+    assert!(r.error_text().contains("too large"), "{:?}", r.body);
+    assert_eq!(s.root("GET", "secret/big", None).await.status, 404);
+    // Chunked bodies without Content-Length are limited too.
+    let status = raw_chunked_put(&s.addr, "secret/big", &s.root_token, 4096).await;
+    assert_eq!(status, 413);
+    let ok = s
+        .root("PUT", "secret/small", Some(json!({ "v": "fits" })))
+        .await;
+    assert_eq!(ok.status, 204);
+}
+
+/// Sends a chunked PUT over a raw socket and returns the status code.
+async fn raw_chunked_put(addr: &str, path: &str, token: &str, size: usize) -> u16 {
+    let body = format!("{{\"v\":\"{}\"}}", "a".repeat(size));
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    raw(
+        addr,
+        "PUT",
+        path,
+        token,
+        "Transfer-Encoding: chunked\r\n",
+        &chunked,
+    )
+    .await
+    .0
+}
+
+/// Sends a request with a Content-Length over a raw socket (no URL
+/// normalization on the way) and returns the status and body.
+async fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    let header = format!("Content-Length: {}\r\n", body.len());
+    raw(addr, method, path, token, &header, body).await
+}
+
+async fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = addr.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!(
+        "{method} /v1/{path} HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {token}\r\n{headers}Connection: close\r\n\r\n{body}"
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = sock.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn mounts_enable_list_tune_move_disable() {
+    let s = TestServer::dev().await;
+    let e = s
+        .root(
+            "POST",
+            "sys/mounts/team-a/kv",
+            Some(json!({"type": "kv", "description": "team A", "config": {"default_lease_ttl": "1h", "max_lease_ttl": "2h"}})),
+        )
+        .await;
+    assert_eq!(e.status, 204, "{:?}", e.body);
+    let list = s.root("GET", "sys/mounts", None).await;
+    let m = &list.body["data"]["team-a/kv/"];
+    assert_eq!(m["type"], "kv");
+    assert_eq!(m["description"], "team A");
+    assert_eq!(m["config"]["default_lease_ttl"], 3600);
+    assert!(m["accessor"].as_str().unwrap().starts_with("kv_"));
+    assert!(m["uuid"].as_str().unwrap().len() >= 32);
+    for key in [
+        "local",
+        "options",
+        "seal_wrap",
+        "plugin_version",
+        "running_plugin_version",
+        "running_sha256",
+    ] {
+        assert!(m.get(key).is_some(), "mount lacks {key}: {m}");
+    }
+    // Old clients read mounts at the top level too.
+    assert_eq!(list.body["team-a/kv/"]["type"], "kv");
+    assert!(list.body["data"]["sys/"].is_object());
+
+    s.root("PUT", "team-a/kv/one", Some(json!({"a": "1"})))
+        .await;
+    let tune = s.root("GET", "sys/mounts/team-a/kv/tune", None).await;
+    assert_eq!(tune.body["data"]["default_lease_ttl"], 3600);
+    assert_eq!(tune.body["data"]["max_lease_ttl"], 7200);
+    let t = s
+        .root(
+            "POST",
+            "sys/mounts/team-a/kv/tune",
+            Some(json!({"default_lease_ttl": "30m", "description": "tuned"})),
+        )
+        .await;
+    assert_eq!(t.status, 204, "{:?}", t.body);
+    let tune = s.root("GET", "sys/mounts/team-a/kv/tune", None).await;
+    assert_eq!(tune.body["data"]["default_lease_ttl"], 1800);
+    assert_eq!(tune.body["data"]["description"], "tuned");
+    let bad = s
+        .root(
+            "POST",
+            "sys/mounts/team-a/kv/tune",
+            Some(json!({"default_lease_ttl": "3h"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "default above max must be refused");
+
+    // Move keeps the data.
+    let mv = s
+        .root(
+            "POST",
+            "sys/remount",
+            Some(json!({"from": "team-a/kv", "to": "team-b/kv"})),
+        )
+        .await;
+    assert_eq!(mv.status, 200, "{:?}", mv.body);
+    let id = mv.body["data"]["migration_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let st = s
+        .root("GET", &format!("sys/remount/status/{id}"), None)
+        .await;
+    assert_eq!(st.body["data"]["migration_info"]["status"], "success");
+    assert_eq!(
+        s.root("GET", "team-b/kv/one", None).await.body["data"]["a"],
+        "1"
+    );
+    assert_eq!(s.root("GET", "team-a/kv/one", None).await.status, 404);
+
+    // Disable removes the data: a new mount at the same path is empty.
+    assert_eq!(
+        s.root("DELETE", "sys/mounts/team-b/kv", None).await.status,
+        204
+    );
+    assert_eq!(s.root("GET", "team-b/kv/one", None).await.status, 404);
+    s.root("POST", "sys/mounts/team-b/kv", Some(json!({"type": "kv"})))
+        .await;
+    assert_eq!(s.root("GET", "team-b/kv/one", None).await.status, 404);
+    let leftovers: Vec<String> = s
+        .physical
+        .dump()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("logical/"))
+        .collect();
+    assert!(
+        leftovers.iter().all(|k| !k.ends_with("/one")),
+        "data left behind: {leftovers:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_mount_paths_are_400_naming_the_problem() {
+    let s = TestServer::dev().await;
+    let cases = [
+        ("sys/mounts/a//b", "empty path segment"),
+        ("sys/mounts/secret/nested", "already in use at secret/"),
+        ("sys/mounts/sys/x", "reserved"),
+        ("sys/mounts/auth/x", "reserved"),
+    ];
+    for (path, needle) in cases {
+        let r = s.root("POST", path, Some(json!({"type": "kv"}))).await;
+        assert_eq!(r.status, 400, "{path}: {:?}", r.body);
+        assert!(r.error_text().contains(needle), "{path}: {:?}", r.body);
+    }
+    // `..` must reach the server unnormalized, so bypass the URL parser.
+    let (status, body) = raw_request(
+        &s.addr,
+        "POST",
+        "sys/mounts/a/../b",
+        &s.root_token,
+        r#"{"type":"kv"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`..`"), "{body}");
+    // A parent of an existing mount overlaps too.
+    s.root("POST", "sys/mounts/deep/one", Some(json!({"type": "kv"})))
+        .await;
+    let r = s
+        .root("POST", "sys/mounts/deep", Some(json!({"type": "kv"})))
+        .await;
+    assert!(
+        r.error_text().contains("already in use at deep/one/"),
+        "{:?}",
+        r.body
+    );
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/x",
+            Some(json!({"type": "no-such-engine"})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_text().contains("no-such-engine"), "{:?}", r.body);
+    let r = s.root("POST", "sys/mounts/x", Some(json!({}))).await;
+    assert!(r.error_text().contains("missing type"), "{:?}", r.body);
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/x",
+            Some(json!({"type": "kv", "config": {"default_lease_ttl": "soon"}})),
+        )
+        .await;
+    assert!(r.error_text().contains("invalid duration"), "{:?}", r.body);
+    assert_eq!(s.root("DELETE", "sys/mounts/sys", None).await.status, 400);
+    // None of the refused mounts exist.
+    let list = s.root("GET", "sys/mounts", None).await;
+    let paths: Vec<&String> = list.body["data"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, vec!["deep/one/", "secret/", "sys/"]);
+}
+
+#[tokio::test]
+async fn seal_unseal_and_503_while_sealed() {
+    let s = TestServer::dev().await;
+    s.root("PUT", "secret/a", Some(json!({"v": "1"}))).await;
+    assert_eq!(s.root("PUT", "sys/seal", None).await.status, 204);
+    let r = s.root("GET", "secret/a", None).await;
+    assert_eq!(r.status, 503);
+    assert!(r.error_text().contains("sealed"));
+    let st = s.call("GET", "sys/seal-status", None, None).await;
+    assert_eq!(st.body["sealed"], true);
+    assert_eq!(st.body["t"], 1);
+    let h = s.call("GET", "sys/health", None, None).await;
+    assert_eq!(h.status, 503);
+    assert_eq!(h.body["sealed"], true);
+    let h = s.call("GET", "sys/health?sealedcode=200", None, None).await;
+    assert_eq!(h.status, 200);
+
+    // A wrong key (right length, wrong value) is refused and loses nothing.
+    use base64::Engine;
+    let wrong = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": wrong })))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_text().contains("do not match"), "{:?}", r.body);
+    let r = s
+        .call(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(json!({ "key": "not base64 !!" })),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["sealed"], false);
+    assert_eq!(s.root("GET", "secret/a", None).await.body["data"]["v"], "1");
+}
+
+#[tokio::test]
+async fn init_with_shamir_threshold() {
+    let s = TestServer::uninitialized().await;
+    let st = s.call("GET", "sys/init", None, None).await;
+    assert_eq!(st.body["initialized"], false);
+    let h = s.call("GET", "sys/health", None, None).await;
+    assert_eq!(h.status, 501);
+    assert_eq!(s.call("GET", "secret/x", Some("t"), None).await.status, 503);
+    let bad = s
+        .call(
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": 3, "secret_threshold": 5})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.error_text().contains("secret_threshold"),
+        "{:?}",
+        bad.body
+    );
+
+    let init = s
+        .call(
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": 5, "secret_threshold": 3})),
+        )
+        .await;
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let keys: Vec<String> = init.body["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let hex_keys: Vec<String> = init.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 5);
+    let root = init.body["root_token"].as_str().unwrap().to_string();
+    let again = s
+        .call(
+            "PUT",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .await;
+    assert_eq!(again.status, 400);
+
+    // Sealed after init; progress counts distinct keys; hex works too.
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": keys[4] })))
+        .await;
+    assert_eq!(
+        (r.body["sealed"].as_bool(), r.body["progress"].as_u64()),
+        (Some(true), Some(1))
+    );
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": keys[4] })))
+        .await;
+    assert_eq!(r.body["progress"], 1, "a repeated key must not count twice");
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "reset": true })))
+        .await;
+    assert_eq!(r.body["progress"], 0);
+    s.call("PUT", "sys/unseal", None, Some(json!({ "key": keys[0] })))
+        .await;
+    s.call(
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({ "key": hex_keys[2] })),
+    )
+    .await;
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": keys[3] })))
+        .await;
+    assert_eq!(r.body["sealed"], false, "{:?}", r.body);
+    let lookup = s
+        .call("GET", "auth/token/lookup-self", Some(&root), None)
+        .await;
+    assert_eq!(lookup.body["data"]["policies"], json!(["root"]));
+    // A fresh server has no secret/ mount; sys/ and the token store exist.
+    let mounts = s.call("GET", "sys/mounts", Some(&root), None).await;
+    assert!(mounts.body["data"]["sys/"].is_object());
+    let auth = s.call("GET", "sys/auth", Some(&root), None).await;
+    assert_eq!(auth.body["data"]["token/"]["type"], "token");
+}
+
+#[tokio::test]
+async fn rotate_and_key_status() {
+    let s = TestServer::dev().await;
+    s.root("PUT", "secret/before", Some(json!({"v": "1"})))
+        .await;
+    let ks = s.root("GET", "sys/key-status", None).await;
+    assert_eq!(ks.body["data"]["term"], 1);
+    assert_eq!(s.root("PUT", "sys/rotate", None).await.status, 204);
+    let ks = s.root("GET", "sys/key-status", None).await;
+    assert_eq!(ks.body["data"]["term"], 2);
+    s.root("PUT", "secret/after", Some(json!({"v": "2"}))).await;
+    assert_eq!(
+        s.root("GET", "secret/before", None).await.body["data"]["v"],
+        "1"
+    );
+    assert_eq!(
+        s.root("GET", "secret/after", None).await.body["data"]["v"],
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn internal_ui_mounts_reports_kv_version_1() {
+    let s = TestServer::dev().await;
+    let r = s
+        .root("GET", "sys/internal/ui/mounts/secret/foo", None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"]["path"], "secret/");
+    assert_eq!(r.body["data"]["options"]["version"], "1");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server, over real HTTP, on 127.0.0.1:0.
+//!
+//! One test binary with a module per area (ripgrep's layout), so the server
+//! library is linked once.
+
+mod common;
+mod http_api;
+mod persistence;
+mod policies;
+mod tokens;

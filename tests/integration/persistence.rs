@@ -1,0 +1,248 @@
+//! The real binary with a config file and the file backend: persistence
+//! across restarts, `kill -9` durability, and no plaintext on disk.
+
+use crate::common::{Resp, call, client, lockbox_bin};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Proc {
+    let port = free_port();
+    let config = dir.join("config.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(lockbox_bin());
+    cmd.arg("server")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn lockbox");
+    // Wait for the banner's last line.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        match lines.next() {
+            Some(Ok(line)) if line.contains("lockbox server started") => break,
+            Some(Ok(_)) => continue,
+            _ => panic!("server exited before starting"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Proc {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn api(
+    p: &Proc,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Resp {
+    call(&client(), &p.addr, method, path, token, body).await
+}
+
+fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(grep_dir(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_kill9_and_no_plaintext_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = start(dir.path(), &[]);
+    let st = api(&p, "GET", "sys/seal-status", None, None).await;
+    assert_eq!(st.body["initialized"], false);
+    let init = api(
+        &p,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+    )
+    .await;
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let keys: Vec<String> = init.body["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().into())
+        .collect();
+    let root = init.body["root_token"].as_str().unwrap().to_string();
+    for k in &keys[..2] {
+        api(&p, "PUT", "sys/unseal", None, Some(json!({ "key": k }))).await;
+    }
+    let mount = api(
+        &p,
+        "POST",
+        "sys/mounts/secret",
+        Some(&root),
+        Some(json!({"type": "kv"})),
+    )
+    .await;
+    assert_eq!(mount.status, 204, "{:?}", mount.body);
+    let secret = "correct-horse-battery-staple-7f3a";
+    let w = api(
+        &p,
+        "PUT",
+        "secret/prod/db",
+        Some(&root),
+        Some(json!({ "password": secret })),
+    )
+    .await;
+    assert_eq!(w.status, 204);
+    api(
+        &p,
+        "PUT",
+        "sys/policies/acl/dev",
+        Some(&root),
+        Some(json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+
+    // kill -9 right after the acknowledged write.
+    let mut p = p;
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    drop(p);
+
+    // Nothing secret on disk: the value, the root token, the unseal keys.
+    let data = dir.path().join("data");
+    assert!(
+        grep_dir(&data, secret.as_bytes()).is_empty(),
+        "secret value found on disk"
+    );
+    assert!(
+        grep_dir(&data, root.as_bytes()).is_empty(),
+        "root token found on disk"
+    );
+    for k in &keys {
+        assert!(
+            grep_dir(&data, k.as_bytes()).is_empty(),
+            "unseal key found on disk"
+        );
+    }
+    // Sanity check that the grep works: the plaintext seal config is there.
+    assert!(!grep_dir(&data, b"secret_threshold").is_empty());
+
+    // Restart: sealed, a wrong key is refused, the right ones unseal, data intact.
+    let p = start(dir.path(), &[]);
+    let st = api(&p, "GET", "sys/seal-status", None, None).await;
+    assert_eq!(
+        (
+            st.body["initialized"].as_bool(),
+            st.body["sealed"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        api(&p, "GET", "secret/prod/db", Some(&root), None)
+            .await
+            .status,
+        503
+    );
+    let other = lockbox::barrier::shamir::split(&[9u8; 32], 3, 2).unwrap();
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    api(
+        &p,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({ "key": b64(&other[0]) })),
+    )
+    .await;
+    let wrong = api(
+        &p,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(json!({ "key": b64(&other[1]) })),
+    )
+    .await;
+    assert_eq!(wrong.status, 400, "{:?}", wrong.body);
+    assert!(
+        wrong.error_text().contains("do not match"),
+        "{:?}",
+        wrong.body
+    );
+    for k in &keys[1..] {
+        api(&p, "PUT", "sys/unseal", None, Some(json!({ "key": k }))).await;
+    }
+    let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["password"], secret);
+    let pol = api(&p, "GET", "sys/policies/acl/dev", Some(&root), None).await;
+    assert_eq!(pol.status, 200);
+    drop(p);
+
+    // Auto-unseal from the environment.
+    let env_keys = format!("{},{}", keys[0], keys[2]);
+    let p = start(dir.path(), &[("LOCKBOX_UNSEAL_KEYS", &env_keys)]);
+    let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
+    assert_eq!(r.body["data"]["password"], secret);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_config_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.hcl");
+    std::fs::write(&config, "storage \"file\" {}\n").unwrap();
+    let out = Command::new(lockbox_bin())
+        .args(["server", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs path"), "{stderr}");
+    let out = Command::new(lockbox_bin()).arg("server").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dev or --config"));
+}
