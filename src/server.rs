@@ -110,6 +110,8 @@ fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
     let filter = EnvFilter::try_from_env("LOCKBOX_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
     let result = if format == "json" {
         registry
             .with(
@@ -120,7 +122,7 @@ fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init()
     };
     result.ok().map(|_| handle)

@@ -61,7 +61,7 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
 
 fn error_response(err: &RequestError) -> Response<Body> {
     let status = err.status();
-    if status >= 500 {
+    if status == 500 {
         tracing::error!(status, "request failed: {err}");
     } else {
         tracing::debug!(status, "request refused: {err}");

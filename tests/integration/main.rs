@@ -4,7 +4,9 @@
 //! library is linked once.
 
 mod common;
+mod compat;
 mod http_api;
 mod persistence;
+mod process;
 mod policies;
 mod tokens;
