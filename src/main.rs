@@ -1,4 +1,6 @@
-//! The `lockbox` binary: parses arguments and hands off to the library.
+//! The `lockbox` binary: parses arguments and hands off to the library
+//! (`server`) or to the client commands (`lockbox-cli`). Vault's single-dash
+//! flags (`-format=json`) are normalized before parsing.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,10 +20,18 @@ struct Cli {
 enum Command {
     /// Run the secrets server.
     Server(lockbox::server::ServerArgs),
+    #[command(flatten)]
+    Client(lockbox_cli::Command),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(lockbox_cli::normalize_args(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(lockbox_cli::clap_exit_code(&e) as u8);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,5 +50,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Client(cmd) => {
+            let code = runtime.block_on(lockbox_cli::run(cmd));
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
     }
 }

@@ -122,7 +122,11 @@ fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     result.ok().map(|_| handle)

@@ -12,6 +12,6 @@ fi
 
 # Style gates first: they are cheap and CI should fail fast on them.
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
-cargo test --workspace --locked "$@"
+cargo test --workspace "$@"

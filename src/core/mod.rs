@@ -89,7 +89,7 @@ pub enum Reply {
         /// `request_id`.
         request_id: String,
         /// Payload.
-        response: Response,
+        response: Box<Response>,
         /// `mount_type`.
         mount_type: String,
     },
@@ -593,7 +593,7 @@ impl Core {
         Ok(match result {
             Some(response) => Reply::Envelope {
                 request_id: request.id,
-                response,
+                response: Box::new(response),
                 mount_type: route.entry.kind.clone(),
             },
             None if matches!(request.operation, Operation::Read | Operation::List) => {

@@ -112,7 +112,7 @@ fn render(reply: Reply) -> Response<Body> {
             request_id,
             response,
             mount_type,
-        } => json_response(200, &envelope(request_id, response, mount_type)),
+        } => json_response(200, &envelope(request_id, *response, mount_type)),
         Reply::Raw { status, body } => json_response(status, &body),
         Reply::NoContent => Response::builder()
             .status(StatusCode::NO_CONTENT)

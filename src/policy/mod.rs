@@ -177,9 +177,9 @@ fn rule_caps(
     path: &str,
     capabilities: Option<Vec<String>>,
     policy: Option<String>,
-    other: impl Iterator<Item = String>,
+    other: impl IntoIterator<Item = String>,
 ) -> Result<Capabilities, PolicyError> {
-    for key in other {
+    if let Some(key) = other.into_iter().next() {
         if UNSUPPORTED.contains(&key.as_str()) {
             return Err(PolicyError::Invalid(format!(
                 "path {path:?}: {key} is not supported by lockbox; remove it or express the rule with capabilities only"
@@ -297,7 +297,7 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
             if let Some(inner) = block.body().blocks().next() {
                 other.push(inner.identifier().to_string());
             }
-            let caps = rule_caps(&pattern, capabilities, policy, other.into_iter())?;
+            let caps = rule_caps(&pattern, capabilities, policy, other)?;
             rules.push(PathRule {
                 pattern,
                 capabilities: caps,

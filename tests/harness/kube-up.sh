@@ -28,7 +28,11 @@
 #     KUBE_UP_OWNER_PID=PID, or KUBE_UP_OWNER_PID=none for servers that must
 #     outlive the caller) and stops etcd and kube-apiserver within about a
 #     second after it is gone, even when the owner was SIGKILLed. Without a
-#     watchdog, only kube-down.sh stops them.
+#     watchdog, only kube-down.sh stops them. Mind who the caller is: run from a
+#     subshell that exits right away (`( kube-up.sh DIR & )`), the servers stop
+#     with it; pass KUBE_UP_OWNER_PID=$$ (or none) in that case.
+#   - The servers run in their own session (setsid), so a Ctrl-C in the caller's
+#     terminal reaches them only through the watchdog, after the caller exits.
 #
 # Environment:
 #   LOCKBOX_KUBE_BIN   directory with kube-apiserver and etcd
@@ -51,7 +55,7 @@ APISERVER="$BIN/kube-apiserver"
 ETCD="$BIN/etcd"
 [ -x "$APISERVER" ] || die "$APISERVER not found: run tests/harness/install-kube.sh first"
 [ -x "$ETCD" ] || ETCD="$(command -v etcd || true)"
-[ -n "$ETCD" ] && [ -x "$ETCD" ] || die "etcd not found: run tests/harness/install-kube.sh first"
+if [ -z "$ETCD" ] || [ ! -x "$ETCD" ]; then die "etcd not found: run tests/harness/install-kube.sh first"; fi
 command -v openssl >/dev/null || die "openssl is required"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required (to pick free ports)"
@@ -245,6 +249,7 @@ write_kubeconfig "$DIR/kubeconfig-operator" lockbox-operator-test "$OPERATOR_TOK
 WATCHDOG_PID=""
 if [ "$OWNER" != none ] && [ "$OWNER" != 0 ]; then
   kill -0 "$OWNER" 2>/dev/null || die "owner process $OWNER is not running"
+  # shellcheck disable=SC2016 # expanded by the inner bash, from its environment
   ETCD_PID="$(cat "$DIR/etcd.pid")" API_PID="$(cat "$DIR/kube-apiserver.pid")" OWNER="$OWNER" \
     setsid bash -c '
       trap "" HUP INT

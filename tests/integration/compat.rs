@@ -7,10 +7,14 @@ use base64::Engine;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hvac_python_client_works_unchanged() {
-    let probe = std::process::Command::new("python3").args(["-c", "import hvac"]).output();
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import hvac"])
+        .output();
     match probe {
         Ok(out) if out.status.success() => {}
-        _ => panic!("python3 with hvac is required: run `bash tests/run.sh` (it installs hvac) or `pip install hvac`"),
+        _ => panic!(
+            "python3 with hvac is required: run `bash tests/run.sh` (it installs hvac) or `pip install hvac`"
+        ),
     }
     let s = TestServer::dev().await;
     let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
@@ -25,6 +29,9 @@ async fn hvac_python_client_works_unchanged() {
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "hvac script failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "hvac script failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("hvac compatibility: ok"), "{stdout}");
 }

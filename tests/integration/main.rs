@@ -3,10 +3,11 @@
 //! One test binary with a module per area (ripgrep's layout), so the server
 //! library is linked once.
 
+mod cli;
 mod common;
 mod compat;
 mod http_api;
 mod persistence;
-mod process;
 mod policies;
+mod process;
 mod tokens;

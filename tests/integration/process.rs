@@ -52,7 +52,11 @@ fn start_dev(extra: &[&str]) -> Dev {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -62,7 +66,10 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "process did not exit in {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit in {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -70,13 +77,22 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_tls_serves_https_with_a_verifiable_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = start_dev(&["--dev-tls", "--dev-tls-cert-dir", dir.path().to_str().unwrap(), "--dev-root-token-id", "root"]);
+    let dev = start_dev(&[
+        "--dev-tls",
+        "--dev-tls-cert-dir",
+        dir.path().to_str().unwrap(),
+        "--dev-root-token-id",
+        "root",
+    ]);
     assert!(dev.addr.starts_with("https://127.0.0.1:"), "{}", dev.addr);
     assert_eq!(dev.root, "root");
     let ca = std::fs::read(dev.ca.as_ref().expect("CA path printed")).unwrap();
     lockbox::http::tls::install_crypto_provider();
     let cert = reqwest::Certificate::from_pem(&ca).unwrap();
-    let https = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([cert])
+        .build()
+        .unwrap();
     let r = https
         .get(format!("{}/v1/sys/mounts", dev.addr))
         .header("X-Vault-Token", "root")
@@ -85,14 +101,23 @@ async fn dev_tls_serves_https_with_a_verifiable_ca() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // Without the CA the certificate is not trusted.
-    assert!(client().get(format!("{}/v1/sys/health", dev.addr)).send().await.is_err());
+    assert!(
+        client()
+            .get(format!("{}/v1/sys/health", dev.addr))
+            .send()
+            .await
+            .is_err()
+    );
     // Plain HTTP to the TLS port does not work.
     let plain = dev.addr.replace("https://", "http://");
     let r = client().get(format!("{plain}/v1/sys/health")).send().await;
     assert!(r.is_err() || r.unwrap().status() != 200);
     // The key file is private.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("key.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o077, 0, "key.pem is readable by others: {mode:o}");
 }
 
@@ -108,13 +133,23 @@ async fn sigterm_shuts_down_gracefully() {
     signal(&dev.child, "TERM");
     let status = wait_exit(&mut dev.child, Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
-    assert!(client().get(format!("{}/v1/sys/health", dev.addr)).send().await.is_err());
+    assert!(
+        client()
+            .get(format!("{}/v1/sys/health", dev.addr))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_log_level() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = dir.path().join("c.hcl");
     let write = |level: &str| {
         std::fs::write(
@@ -143,12 +178,20 @@ async fn sighup_reloads_the_log_level() {
     signal(&child, "HUP");
     std::thread::sleep(Duration::from_millis(500));
     // A debug-level line appears only after the reload: a refused request.
-    let _ = client().get(format!("http://127.0.0.1:{port}/v1/nope")).send().await;
+    let _ = client()
+        .get(format!("http://127.0.0.1:{port}/v1/nope"))
+        .send()
+        .await;
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
     wait_exit(&mut child, Duration::from_secs(15));
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(stderr.contains("log level reloaded"), "{stderr}");
     assert!(stderr.contains("DEBUG"), "{stderr}");
 }

@@ -1,0 +1,278 @@
+//! The lockbox side: start `lockbox server --dev --dev-tls` as a child process,
+//! learn its address and CA from what it prints, and seed the kv keys.
+//!
+//! The child is killed when [`DevServer`] is dropped, and (Linux) also when this
+//! process dies, through `PR_SET_PDEATHSIG` (strictly: when the runtime worker
+//! thread that spawned it exits, which for a tokio worker is at process exit).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::Method;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::error::{Error, Result};
+use crate::http::{Conn, Endpoint};
+
+/// A running lockbox dev server.
+pub struct DevServer {
+    child: Child,
+    /// `https://127.0.0.1:PORT`.
+    pub api_addr: String,
+    /// The CA file it printed as `VAULT_CACERT`.
+    pub ca_path: PathBuf,
+    /// Where its stdout and stderr go.
+    pub log_path: PathBuf,
+}
+
+/// What the dev server printed that we need.
+#[derive(Debug, Default, PartialEq)]
+pub struct Banner {
+    /// The value of the `Api Address:` line.
+    pub api_addr: Option<String>,
+    /// The path in the `export VAULT_CACERT='...'` line.
+    pub ca_path: Option<String>,
+}
+
+impl Banner {
+    /// Feeds one line of output.
+    pub fn feed(&mut self, line: &str) {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Api Address:") {
+            self.api_addr = Some(rest.trim().to_string());
+        } else if let Some(pos) = t.find("VAULT_CACERT=") {
+            let v = t[pos + "VAULT_CACERT=".len()..].trim();
+            let v = v.trim_matches(|c| c == '\'' || c == '"');
+            self.ca_path = Some(v.to_string());
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.api_addr.is_some() && self.ca_path.is_some()
+    }
+}
+
+fn read_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+impl DevServer {
+    /// Starts `binary server --dev --dev-tls --dev-root-token-id TOKEN --dev-listen-address 127.0.0.1:0`
+    /// and waits up to `timeout` for its address and CA lines.
+    pub async fn start(
+        binary: &Path,
+        root_token: &str,
+        work_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let log_path = work_dir.join("lockbox.log");
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| Error::file("creating", &log_path, e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| Error::file("opening", &log_path, e))?;
+        let mut cmd = Command::new(binary);
+        cmd.args([
+            "server",
+            "--dev",
+            "--dev-tls",
+            "--dev-root-token-id",
+            root_token,
+            "--dev-listen-address",
+            "127.0.0.1:0",
+        ])
+        .current_dir(work_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_err))
+        .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; the closure touches no shared state.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| Error::SpawnLockbox {
+            binary: binary.to_path_buf(),
+            source,
+        })?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err(Error::LockboxStartup {
+                reason: "no stdout pipe".into(),
+                output: String::new(),
+            });
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let mut log = tokio::fs::File::from_std(log);
+        let mut banner = Banner::default();
+        let mut seen = String::new();
+        let wait = async {
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        seen.push_str(&line);
+                        seen.push('\n');
+                        banner.feed(&line);
+                        if banner.done() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => {
+                        return Err(
+                            "exited (stdout closed) before printing its address".to_string()
+                        );
+                    }
+                    Err(e) => return Err(format!("reading its stdout: {e}")),
+                }
+            }
+        };
+        let outcome = tokio::time::timeout(timeout, wait).await;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(_) => Some(format!(
+                "did not print `Api Address:` and `VAULT_CACERT` within {}s",
+                timeout.as_secs()
+            )),
+        };
+        if let Some(mut reason) = failure {
+            let _ = child.start_kill();
+            if let Ok(Ok(Some(status))) = tokio::time::timeout(Duration::from_secs(2), async {
+                child.wait().await.map(Some)
+            })
+            .await
+            {
+                reason.push_str(&format!(" (exit status: {status})"));
+            }
+            let stderr = read_tail(&log_path);
+            return Err(Error::LockboxStartup {
+                reason,
+                output: format!("{seen}{stderr}"),
+            });
+        }
+        // Keep draining stdout into the log in large chunks, so the server never blocks
+        // on a full pipe and per-line logging costs us little.
+        let _ = log.write_all(seen.as_bytes()).await;
+        let mut rest = lines.into_inner();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy_buf(&mut rest, &mut log).await;
+            let _ = log.flush().await;
+        });
+        let (Some(api_addr), Some(ca)) = (banner.api_addr, banner.ca_path) else {
+            return Err(Error::LockboxStartup {
+                reason: "address or CA line missing".into(),
+                output: seen,
+            });
+        };
+        let ca_path = work_dir.join(ca); // absolute paths stay as they are
+        Ok(DevServer {
+            child,
+            api_addr,
+            ca_path,
+            log_path,
+        })
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGKILL: a dev server keeps nothing worth flushing).
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The JSON body a kv v1 write sends: `{"value": "<value>"}`.
+pub fn write_body(value: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "value": value }).to_string())
+}
+
+/// The path of key `i`.
+pub fn key_path(i: usize) -> String {
+    format!("/v1/secret/bench/key-{i}")
+}
+
+/// Writes keys `0..n` (expects 204 or 200), a few connections at a time, then reads
+/// key 0 back and checks it holds `value`.
+pub async fn seed(ep: &Endpoint, n: usize, value: &str) -> Result<()> {
+    let body = write_body(value);
+    let workers = n.clamp(1, 8);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let ep = ep.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(&ep).await?;
+            for i in (w..n).step_by(workers) {
+                conn.expect(&ep, Method::PUT, &key_path(i), body.clone(), &[204, 200])
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| Error::Worker(e.to_string()))??;
+    }
+    let mut conn = Conn::connect(ep).await?;
+    let path = key_path(0);
+    let got = conn
+        .expect(ep, Method::GET, &path, Bytes::new(), &[200])
+        .await?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&got).map_err(|e| Error::UnexpectedBody {
+            what: format!("GET {path}"),
+            reason: format!("not JSON: {e}"),
+        })?;
+    match json.pointer("/data/value").and_then(|v| v.as_str()) {
+        Some(v) if v == value => Ok(()),
+        Some(v) => Err(Error::UnexpectedBody {
+            what: format!("GET {path}"),
+            reason: format!("data.value has {} bytes, wrote {}", v.len(), value.len()),
+        }),
+        None => Err(Error::UnexpectedBody {
+            what: format!("GET {path}"),
+            reason: "no string at data.value".into(),
+        }),
+    }
+}
+
+/// The server's version from `GET /v1/sys/health`, if it says.
+pub async fn version(ep: &Endpoint) -> Option<String> {
+    let mut conn = Conn::connect(ep).await.ok()?;
+    let (_, body) = conn
+        .send(ep, Method::GET, "/v1/sys/health", Bytes::new())
+        .await
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    json.get("version")?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_parses_vault_style_lines() {
+        let mut b = Banner::default();
+        for line in [
+            "==> lockbox server configuration:",
+            "             Api Address: https://127.0.0.1:41234",
+            "    $ export VAULT_ADDR='https://127.0.0.1:41234'",
+            "    $ export VAULT_CACERT='/tmp/lockbox-dev-x/ca.pem'",
+        ] {
+            b.feed(line);
+        }
+        assert_eq!(b.api_addr.as_deref(), Some("https://127.0.0.1:41234"));
+        assert_eq!(b.ca_path.as_deref(), Some("/tmp/lockbox-dev-x/ca.pem"));
+        assert!(b.done());
+    }
+}
