@@ -14,6 +14,7 @@
 use crate::config::{Config, ConfigError, StorageConfig};
 use crate::core::{Core, CoreConfig};
 use crate::http::{self, ServerOptions, tls};
+use crate::plugin::catalog::{CatalogEntry, PluginType};
 use crate::storage::{FileBackend, InMemory, Physical, StorageError};
 use base64::Engine;
 use std::io::Write;
@@ -48,6 +49,11 @@ pub struct ServerArgs {
     /// Where `--dev-tls` writes its certificates (a temporary directory if unset).
     #[arg(long)]
     pub dev_tls_cert_dir: Option<PathBuf>,
+    /// Dev mode: register every executable in DIR as a plugin (name: the
+    /// file name without a `lockbox-plugin-` prefix) and use DIR as the
+    /// plugin directory.
+    #[arg(long, value_name = "DIR")]
+    pub dev_plugin_dir: Option<PathBuf>,
     /// File holding unseal keys, one per line, for auto-unseal.
     #[arg(long, env = "LOCKBOX_UNSEAL_KEYS_FILE")]
     pub unseal_keys_file: Option<PathBuf>,
@@ -93,6 +99,15 @@ pub enum ServerError {
     #[error("failed to read unseal keys from {path}: {source}")]
     UnsealKeys {
         /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dev plugin directory cannot be read.
+    #[error("cannot read plugin directory {path}: {source}")]
+    PluginDir {
+        /// The directory.
         path: PathBuf,
         /// The I/O error.
         #[source]
@@ -251,13 +266,94 @@ fn print_banner(lines: &[(&str, String)]) {
     let _ = out.flush();
 }
 
+/// Registers every executable in `dir` (dev mode). Each is started once to
+/// learn whether it is a secrets engine or an auth method.
+pub async fn register_dev_plugins(
+    core: &Core,
+    dir: &std::path::Path,
+) -> Result<Vec<CatalogEntry>, ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut registered = Vec::new();
+    let dir = dir
+        .canonicalize()
+        .map_err(|source| ServerError::PluginDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|source| ServerError::PluginDir {
+            path: dir.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+        .collect();
+    files.sort();
+    for path in files {
+        let Some(file) = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let name = file
+            .strip_prefix("lockbox-plugin-")
+            .unwrap_or(&file)
+            .to_string();
+        if crate::plugin::catalog::validate_name(&name).is_err() {
+            continue;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("skipping {}: {e}", path.display());
+                continue;
+            }
+        };
+        let mut entry = CatalogEntry {
+            name,
+            kind: PluginType::Secret,
+            version: String::new(),
+            command: file,
+            args: vec![],
+            env: vec![],
+            sha256: crate::plugin::process::sha256_hex(&bytes),
+            multiplexing: true,
+        };
+        let launch = core.plugin_host().config().launch.clone();
+        match crate::plugin::process::launch(&entry, &path, &launch).await {
+            Ok(p) => {
+                if p.info.kind == lockbox_plugin_proto::v1::BackendKind::Credential as i32 {
+                    entry.kind = PluginType::Auth;
+                }
+                p.stop().await;
+            }
+            Err(e) => {
+                tracing::warn!("skipping {}: not a lockbox plugin ({e})", path.display());
+                continue;
+            }
+        }
+        core.register_plugin(&entry).await?;
+        registered.push(entry);
+    }
+    Ok(registered)
+}
+
 async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     let log = init_logging(
         args.log_level.as_deref().unwrap_or("info"),
         args.log_format.as_deref().unwrap_or("standard"),
     );
     let physical: Arc<dyn Physical> = Arc::new(InMemory::new());
-    let core = Arc::new(Core::new(physical, CoreConfig::default()));
+    let mut config = CoreConfig::default();
+    config.plugins.plugin_directory = args.dev_plugin_dir.clone();
+    let core = Arc::new(Core::new(physical, config));
+
     let init = core
         .initialize(1, 1, args.dev_root_token_id.clone())
         .await?;
@@ -266,6 +362,10 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     }
     core.enable_mount("secret", "kv", "key/value secret storage")
         .await?;
+    let dev_plugins = match &args.dev_plugin_dir {
+        Some(dir) => register_dev_plugins(&core, dir).await?,
+        None => vec![],
+    };
 
     let listener = bind(&args.dev_listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
@@ -326,6 +426,22 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
          Development mode should NOT be used in production installations!\n",
         init.root_token
     );
+    if !dev_plugins.is_empty() {
+        let _ = writeln!(
+            out,
+            "The following dev plugins are registered in the catalog:"
+        );
+        for p in &dev_plugins {
+            let _ = writeln!(
+                out,
+                "    - {} ({}, sha256 {})",
+                p.name,
+                p.kind.as_str(),
+                p.sha256
+            );
+        }
+        let _ = writeln!(out);
+    }
     let _ = out.flush();
     drop(out);
 
@@ -352,6 +468,10 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
     let core = Arc::new(Core::new(
         physical,
         CoreConfig {
+            plugins: crate::plugin::HostConfig {
+                plugin_directory: config.plugin_directory.clone(),
+                ..Default::default()
+            },
             default_lease_ttl: config.default_lease_ttl,
             max_lease_ttl: config.max_lease_ttl,
             cluster_name: config.cluster_name.clone(),

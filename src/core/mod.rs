@@ -12,6 +12,7 @@
 //! Sealing drops the active state and with it every key.
 
 pub mod mounts;
+mod plugins;
 pub mod policies;
 mod sys;
 pub mod tokens;
@@ -37,6 +38,8 @@ pub const SYSTEM_TTL: u64 = 768 * 3600;
 /// Static settings of a core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
+    /// The plugin host's settings (plugin directory, timeouts).
+    pub plugins: crate::plugin::HostConfig,
     /// System default lease TTL, seconds.
     pub default_lease_ttl: u64,
     /// System max lease TTL, seconds.
@@ -48,6 +51,7 @@ pub struct CoreConfig {
 impl Default for CoreConfig {
     fn default() -> Self {
         Self {
+            plugins: crate::plugin::HostConfig::default(),
             default_lease_ttl: SYSTEM_TTL,
             max_lease_ttl: SYSTEM_TTL,
             cluster_name: "lockbox".into(),
@@ -169,6 +173,7 @@ pub struct Core {
     /// Serializes init, unseal and seal.
     lifecycle: tokio::sync::Mutex<()>,
     engines: HashMap<String, EngineFactory>,
+    plugins: Arc<crate::plugin::PluginHost>,
 }
 
 /// Errors of seal lifecycle operations used outside HTTP (server startup).
@@ -225,9 +230,11 @@ impl Core {
             "kv".into(),
             Arc::new(|_| Ok(Arc::new(builtin::kv::Kv) as Arc<dyn Backend>)),
         );
+        let plugins = crate::plugin::PluginHost::new(config.plugins.clone());
         Self {
             physical,
             config,
+            plugins,
             state: RwLock::new(None),
             unseal: tokio::sync::Mutex::new(UnsealProgress::default()),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -416,7 +423,10 @@ impl Core {
             "system" if entry.builtin_fixed => Handler::System,
             "token" if entry.builtin_fixed => Handler::Token,
             kind => match self.engines.get(kind) {
-                None => Handler::Unavailable(format!("no engine of type {kind:?} is available")),
+                None => match self.plugin_backend(barrier, &entry, &view).await {
+                    Ok(b) => Handler::Backend(b),
+                    Err(msg) => Handler::Unavailable(msg),
+                },
                 Some(factory) => match factory(&entry) {
                     Err(e) => Handler::Unavailable(e),
                     Ok(backend) => match backend.initialize(&view).await {
@@ -434,6 +444,116 @@ impl Core {
             handler,
             view,
         }
+    }
+
+    /// Starts (or joins) the plugin process for a plugin-backed mount.
+    async fn plugin_backend(
+        &self,
+        barrier: &Arc<Barrier>,
+        entry: &MountEntry,
+        view: &View,
+    ) -> Result<Arc<dyn Backend>, String> {
+        use crate::plugin::catalog::{Catalog, PluginType};
+        let ptype = match entry.table {
+            Table::Mounts => PluginType::Secret,
+            Table::Auth => PluginType::Auth,
+        };
+        let cat = Catalog::new(barrier)
+            .resolve(ptype, &entry.kind, &entry.plugin_version)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                let v = if entry.plugin_version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" version {}", entry.plugin_version)
+                };
+                format!(
+                    "plugin not found in the catalog: {} ({}){v}",
+                    entry.kind,
+                    ptype.as_str()
+                )
+            })?;
+        let (default_ttl, max_ttl) = self.effective_ttls(entry);
+        let setup = lockbox_plugin_proto::v1::SetupRequest {
+            mount_id: entry.uuid.clone(),
+            mount_path: entry.path.clone(),
+            mount_accessor: entry.accessor.clone(),
+            mount_type: entry.kind.clone(),
+            options: entry.options.clone().into_iter().collect(),
+            default_lease_ttl_seconds: default_ttl,
+            max_lease_ttl_seconds: max_ttl,
+        };
+        let backend = self
+            .plugins
+            .mount(&cat, setup, view.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let expected = match entry.table {
+            Table::Mounts => BackendKind::Secret,
+            Table::Auth => BackendKind::Credential,
+        };
+        if backend.kind() != expected {
+            backend.cleanup().await;
+            return Err(format!(
+                "plugin {} reports itself as {}, but the catalog registers it as {}",
+                cat.name,
+                if backend.kind() == BackendKind::Secret {
+                    "a secrets engine"
+                } else {
+                    "an auth method"
+                },
+                ptype.as_str()
+            ));
+        }
+        Ok(backend)
+    }
+
+    /// Rebuilds one mount's route from its table entry (restarting its
+    /// engine), e.g. after a plugin that failed to start was fixed.
+    pub(crate) async fn restart_route(
+        &self,
+        active: &Active,
+        path: &str,
+    ) -> Result<(), RequestError> {
+        let _guard = active.mount_lock.lock().await;
+        let routes = active.routes();
+        let Some(old) = routes.get(path).cloned() else {
+            return Err(RequestError::invalid(format!("no mount at {path}")));
+        };
+        if let Handler::Backend(b) = &old.handler {
+            b.cleanup().await;
+        }
+        let route = self.build_route(&active.barrier, old.entry.clone()).await;
+        if let Handler::Unavailable(msg) = &route.handler {
+            let msg = msg.clone();
+            let mut new_routes = (*routes).clone();
+            new_routes.insert(path.to_string(), Arc::new(route));
+            *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+            return Err(RequestError::invalid(format!(
+                "{path} is still unavailable: {msg}"
+            )));
+        }
+        let mut new_routes = (*routes).clone();
+        new_routes.insert(path.to_string(), Arc::new(route));
+        *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+        Ok(())
+    }
+
+    /// Registers a plugin in the catalog directly (dev mode, operator).
+    pub async fn register_plugin(
+        &self,
+        entry: &crate::plugin::catalog::CatalogEntry,
+    ) -> Result<(), RequestError> {
+        let active = self.active().ok_or(RequestError::Sealed)?;
+        crate::plugin::catalog::Catalog::new(&active.barrier)
+            .put(entry)
+            .await
+    }
+
+    /// The plugin host.
+    pub fn plugin_host(&self) -> &Arc<crate::plugin::PluginHost> {
+        &self.plugins
     }
 
     async fn activate(&self, barrier: Arc<Barrier>) -> Result<Arc<Active>, CoreError> {
@@ -590,6 +710,16 @@ impl Core {
             Handler::Backend(b) => b.handle(&request, &route.view).await,
             Handler::Unavailable(_) => unreachable!("handled above"),
         }?;
+        let mut result = result;
+        if let Some(resp) = result.as_mut() {
+            if let Some(login) = resp.login.take() {
+                let auth = active
+                    .tokens
+                    .login(&route.entry, &request.path, login, default_ttl, max_ttl)
+                    .await?;
+                resp.auth = Some(auth);
+            }
+        }
         Ok(match result {
             Some(response) => Reply::Envelope {
                 request_id: request.id,

@@ -48,7 +48,7 @@ pub(super) fn special_paths() -> SpecialPaths {
     }
 }
 
-fn str_field<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(super) fn str_field<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     data.get(key).and_then(Value::as_str)
 }
 
@@ -71,7 +71,7 @@ fn u32_field(data: &Map<String, Value>, key: &str) -> Result<Option<u32>, Reques
     }
 }
 
-fn bool_field(data: &Map<String, Value>, key: &str) -> Result<bool, RequestError> {
+pub(super) fn bool_field(data: &Map<String, Value>, key: &str) -> Result<bool, RequestError> {
     match data.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -268,31 +268,27 @@ pub(super) async fn handle_unsealed_exempt(
     }
 }
 
-fn mount_to_api(core: &Core, route: &Route) -> Value {
-    let _ = core;
-    let version = match &route.handler {
-        super::Handler::Backend(b) => b.version(),
-        _ => String::new(),
+fn mount_to_api(route: &Route) -> Value {
+    let (version, sha) = match &route.handler {
+        super::Handler::Backend(b) => (b.version(), b.running_sha256()),
+        _ => (String::new(), String::new()),
     };
-    let version = if version.is_empty() {
+    let version = if version.is_empty() && sha.is_empty() {
         format!("v{}+builtin.lockbox", super::VERSION)
     } else {
         version
     };
-    route.entry.to_api(&version, "")
+    route.entry.to_api(&version, &sha)
 }
 
-fn mounts_listing(core: &Core, active: &Active, table: Table) -> Response {
+fn mounts_listing(active: &Active, table: Table) -> Response {
     let routes = active.routes();
     let mut data = Map::new();
     let mut entries: Vec<&Arc<Route>> =
         routes.values().filter(|r| r.entry.table == table).collect();
     entries.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     for route in entries {
-        data.insert(
-            route.entry.display_path().to_string(),
-            mount_to_api(core, route),
-        );
+        data.insert(route.entry.display_path().to_string(), mount_to_api(route));
     }
     Response {
         flatten: true,
@@ -328,9 +324,25 @@ pub(super) async fn enable(
     };
     match core.engine_kind(&kind) {
         None => {
-            return Err(RequestError::invalid(format!(
-                "plugin not found in the catalog: {kind}; register it first or use a built-in type (kv)"
-            )));
+            let ptype = match table {
+                Table::Mounts => crate::plugin::catalog::PluginType::Secret,
+                Table::Auth => crate::plugin::catalog::PluginType::Auth,
+            };
+            let version = str_field(data, "plugin_version").unwrap_or("");
+            let found = crate::plugin::catalog::Catalog::new(&active.barrier)
+                .resolve(ptype, &kind, version)
+                .await?;
+            if found.is_none() {
+                let v = if version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" version {version}")
+                };
+                return Err(RequestError::invalid(format!(
+                    "plugin not found in the catalog: {kind}{v} ({}); register it with `lockbox plugin register` or use a built-in type (kv)",
+                    ptype.as_str()
+                )));
+            }
         }
         Some(k) if k != expected => {
             let what = if expected == BackendKind::Secret {
@@ -725,12 +737,18 @@ pub(super) async fn handle(
     let write = matches!(op, Operation::Create | Operation::Update);
     match path {
         "mounts" if op == Operation::Read => {
-            return Ok(Some(mounts_listing(core, active, Table::Mounts)));
+            return Ok(Some(mounts_listing(active, Table::Mounts)));
         }
         "auth" if op == Operation::Read => {
-            return Ok(Some(mounts_listing(core, active, Table::Auth)));
+            return Ok(Some(mounts_listing(active, Table::Auth)));
         }
         "remount" if write => return remount(active, &req.data).await,
+        "plugins/catalog" if op == Operation::Read => {
+            return super::plugins::catalog_listing(active).await;
+        }
+        "plugins/reload/backend" if write => {
+            return super::plugins::reload_backend(core, active, &req.data).await;
+        }
         "seal" if write => {
             core.seal().await;
             return Ok(None);
@@ -803,7 +821,7 @@ pub(super) async fn handle(
             Operation::Read => {
                 let path = mounts::normalize_path(rest)?;
                 Ok(active.routes().get(&path).map(|r| {
-                    let v = mount_to_api(core, r);
+                    let v = mount_to_api(r);
                     Response::data(v.as_object().cloned().unwrap_or_default())
                 }))
             }
@@ -838,6 +856,29 @@ pub(super) async fn handle(
             m.insert("migration_info".into(), info);
             Response::data(m)
         }));
+    }
+    if let Some(rest) = path.strip_prefix("plugins/catalog/") {
+        return super::plugins::catalog_endpoint(core, active, rest, req).await;
+    }
+    if let Some(rest) = path.strip_prefix("plugins/reload/") {
+        if rest == "backend/status" && op == Operation::Read {
+            let mut m = Map::new();
+            m.insert(
+                "reload_id".into(),
+                req.data.get("reload_id").cloned().unwrap_or(Value::Null),
+            );
+            m.insert("status".into(), json!("success"));
+            return Ok(Some(Response::data(m)));
+        }
+        if let Some((kind, name)) = rest.split_once('/') {
+            if write {
+                let mut data = req.data.clone();
+                data.insert("plugin".into(), json!(name));
+                data.insert("type".into(), json!(kind));
+                return super::plugins::reload_backend(core, active, &data).await;
+            }
+        }
+        return Err(RequestError::UnsupportedOperation);
     }
     if let Some(name) = path.strip_prefix("policies/acl/") {
         return policy_endpoint(active, name, req, false).await;

@@ -441,6 +441,70 @@ impl TokenStore {
         Ok((id, entry))
     }
 
+    /// Issues the token for a successful login on a credential mount.
+    pub async fn login(
+        &self,
+        mount: &crate::core::mounts::MountEntry,
+        path: &str,
+        login: crate::logical::LoginAuth,
+        mount_default_ttl: u64,
+        mount_max_ttl: u64,
+    ) -> Result<Auth, RequestError> {
+        let mut ttl = if login.ttl == 0 {
+            mount_default_ttl
+        } else {
+            login.ttl
+        };
+        let max = if login.max_ttl == 0 {
+            mount_max_ttl
+        } else {
+            login.max_ttl.min(mount_max_ttl)
+        };
+        if max > 0 {
+            ttl = ttl.min(max);
+        }
+        if login.policies.iter().any(|p| p == "root") {
+            return Err(RequestError::Internal(format!(
+                "auth method {} tried to issue a root token; refused",
+                mount.path
+            )));
+        }
+        let display = if login.display_name.is_empty() {
+            mount.kind.clone()
+        } else {
+            login.display_name.clone()
+        };
+        let meta: Map<String, Value> = login
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        // An empty list must not fall through to the parentless default
+        // (root); a login with no policies gets only `default`.
+        let policies = if login.policies.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            login.policies
+        };
+        let params = CreateParams {
+            policies,
+            meta: if meta.is_empty() { None } else { Some(meta) },
+            orphan: true,
+            renewable: Some(login.renewable),
+            ttl,
+            explicit_max_ttl: max,
+            num_uses: login.num_uses,
+            path: format!("{}{path}", mount.path),
+            ..Default::default()
+        };
+        let (id, entry) = self.create(None, params).await?;
+        let mut entry_named = (*entry).clone();
+        entry_named.display_name = display;
+        let hash = self.hash(&id);
+        let entry = self.store(&hash, entry_named).await?;
+        Ok(entry.auth(&id, now()))
+    }
+
     /// Revokes a token and, recursively, every token it created.
     pub async fn revoke_tree(&self, hash: &str) -> Result<(), RequestError> {
         let mut stack = vec![hash.to_string()];

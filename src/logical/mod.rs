@@ -106,6 +106,25 @@ pub struct Auth {
     pub num_uses: i64,
 }
 
+/// What a credential backend's login asks the core to issue as a token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoginAuth {
+    /// Policies of the new token.
+    pub policies: Vec<String>,
+    /// Token metadata.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Display name.
+    pub display_name: String,
+    /// TTL in seconds (0: the mount's default).
+    pub ttl: u64,
+    /// Max TTL in seconds (0: the mount's max).
+    pub max_ttl: u64,
+    /// Whether the token can be renewed.
+    pub renewable: bool,
+    /// Use limit (0: unlimited).
+    pub num_uses: i64,
+}
+
 /// What a backend returns for a successful request.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
@@ -113,6 +132,9 @@ pub struct Response {
     pub data: Option<Map<String, Value>>,
     /// The `auth` object, for logins and token creation.
     pub auth: Option<Auth>,
+    /// A login result from a credential backend; the core turns it into a
+    /// token and fills `auth`.
+    pub login: Option<LoginAuth>,
     /// Lease duration in seconds (kv's refresh interval).
     pub lease_duration: u64,
     /// Whether the lease is renewable.
@@ -150,6 +172,9 @@ pub enum RequestError {
     /// Missing or bad token, or the policy does not allow it (403).
     #[error("permission denied")]
     PermissionDenied,
+    /// Refused with a reason, e.g. a failed login (403).
+    #[error("{0}")]
+    Denied(String),
     /// No mount or handler for the path (404).
     #[error("no handler for route {path:?}. route entry not found.")]
     NoHandler {
@@ -189,7 +214,7 @@ impl RequestError {
     pub fn status(&self) -> u16 {
         match self {
             RequestError::InvalidRequest(_) | RequestError::NotInitialized => 400,
-            RequestError::PermissionDenied => 403,
+            RequestError::PermissionDenied | RequestError::Denied(_) => 403,
             RequestError::NoHandler { .. } => 404,
             RequestError::UnsupportedOperation => 405,
             RequestError::TooLarge { .. } => 413,
@@ -241,7 +266,7 @@ pub trait Backend: Send + Sync {
     }
 
     /// Called once when a mount is set up (enable or unseal).
-    async fn initialize(&self, _storage: &dyn Storage) -> Result<(), RequestError> {
+    async fn initialize(&self, _storage: &crate::barrier::View) -> Result<(), RequestError> {
         Ok(())
     }
 
@@ -269,5 +294,15 @@ pub trait Backend: Send + Sync {
     /// The version this backend reports (`running_plugin_version`).
     fn version(&self) -> String {
         String::new()
+    }
+
+    /// The sha256 of the running plugin binary (`running_sha256`).
+    fn running_sha256(&self) -> String {
+        String::new()
+    }
+
+    /// The plugin-backed implementation, for reloads.
+    fn as_plugin(&self) -> Option<&crate::plugin::PluginBackend> {
+        None
     }
 }

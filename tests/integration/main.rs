@@ -8,6 +8,7 @@ mod common;
 mod compat;
 mod http_api;
 mod persistence;
+mod plugin_failures;
 mod policies;
 mod process;
 mod tokens;

@@ -82,11 +82,33 @@ impl TestServer {
     }
 
     pub async fn uninitialized_with(options: ServerOptions) -> Self {
+        Self::uninitialized_with_config(options, CoreConfig::default()).await
+    }
+
+    /// Dev-like server whose plugin directory is `dir`, with short timeouts.
+    pub async fn dev_with_plugins(dir: &std::path::Path) -> Self {
+        let config = CoreConfig {
+            plugins: plugin_config(dir),
+            ..CoreConfig::default()
+        };
+        let mut server = Self::uninitialized_with_config(ServerOptions::default(), config).await;
+        let init = server.core.initialize(1, 1, None).await.expect("init");
+        for k in &init.keys {
+            server.core.submit_unseal_key(k).await.expect("unseal");
+        }
+        server
+            .core
+            .enable_mount("secret", "kv", "kv")
+            .await
+            .expect("mount");
+        server.root_token = init.root_token;
+        server.unseal_keys = init.keys.iter().map(|k| k.to_vec()).collect();
+        server
+    }
+
+    pub async fn uninitialized_with_config(options: ServerOptions, config: CoreConfig) -> Self {
         let physical = Arc::new(InMemory::new());
-        let core = Arc::new(Core::new(
-            physical.clone() as Arc<dyn Physical>,
-            CoreConfig::default(),
-        ));
+        let core = Arc::new(Core::new(physical.clone() as Arc<dyn Physical>, config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -176,4 +198,77 @@ pub async fn call(
 /// Path of the built `lockbox` binary.
 pub fn lockbox_bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockbox")
+}
+
+/// Plugin host settings for tests: the given plugin directory, a private
+/// runtime directory, and short timeouts so failure paths are quick.
+pub fn plugin_config(dir: &std::path::Path) -> lockbox::plugin::HostConfig {
+    let mut cfg = lockbox::plugin::HostConfig::default();
+    cfg.plugin_directory = Some(dir.to_path_buf());
+    cfg.launch.runtime_dir = dir.join(".run");
+    cfg.launch.handshake_timeout = std::time::Duration::from_secs(3);
+    cfg.launch.stop_grace = std::time::Duration::from_secs(2);
+    cfg.request_timeout = std::time::Duration::from_secs(5);
+    cfg.backoff_initial = std::time::Duration::from_millis(50);
+    cfg.backoff_max = std::time::Duration::from_millis(500);
+    cfg
+}
+
+/// Hex sha256 of a file.
+pub fn sha256_file(path: &std::path::Path) -> String {
+    lockbox::plugin::process::sha256_hex(&std::fs::read(path).expect("read plugin"))
+}
+
+/// Writes an executable script into `dir`.
+pub fn write_script(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Builds the example plugins once per test run and returns the directory
+/// holding the binaries (`target/<profile>`).
+pub fn example_plugins() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "lockbox-plugin-mock",
+                    "-p",
+                    "lockbox-plugin-passgen",
+                    "-p",
+                    "lockbox-plugin-userpass",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build for the example plugins");
+            assert!(status.success(), "building the example plugins failed");
+            std::path::Path::new(lockbox_bin())
+                .parent()
+                .expect("target dir")
+                .to_path_buf()
+        })
+        .clone()
+}
+
+/// Copies an example plugin into `dir` under `name`; returns its sha256.
+pub fn install_plugin(dir: &std::path::Path, plugin: &str, name: &str) -> String {
+    let src = example_plugins().join(format!("lockbox-plugin-{plugin}"));
+    let dst = dir.join(name);
+    std::fs::copy(&src, &dst).expect("copy plugin");
+    sha256_file(&dst)
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
+        Err(_) => false,
+    }
 }

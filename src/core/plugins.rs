@@ -1,0 +1,263 @@
+//! `sys/plugins/*`: the plugin catalog API and reloads, following Vault's
+//! request and response shapes.
+
+use super::sys::{bool_field, str_field};
+use super::{Active, Core, Handler};
+use crate::logical::{Operation, Request, RequestError, Response};
+use crate::plugin::catalog::{self, Catalog, CatalogEntry, PluginType};
+use crate::plugin::process::sha256_hex;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// `GET sys/plugins/catalog`.
+pub(super) async fn catalog_listing(active: &Active) -> Result<Option<Response>, RequestError> {
+    let cat = Catalog::new(&active.barrier);
+    let mut data = Map::new();
+    let mut detailed = Vec::new();
+    for kind in [PluginType::Auth, PluginType::Secret] {
+        let entries = cat.list(kind).await?;
+        let names: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        data.insert(kind.as_str().into(), json!(names));
+        detailed.extend(entries.iter().map(|e| Value::Object(e.to_api())));
+    }
+    data.insert("database".into(), json!([]));
+    data.insert("detailed".into(), Value::Array(detailed));
+    Ok(Some(Response::data(data)))
+}
+
+fn string_list(field: &str, v: Option<&Value>) -> Result<Vec<String>, RequestError> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str().map(str::to_string).ok_or_else(|| {
+                    RequestError::invalid(format!("{field}: expected a list of strings"))
+                })
+            })
+            .collect(),
+        Some(Value::String(s)) if s.is_empty() => Ok(vec![]),
+        Some(Value::String(s)) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+        Some(_) => Err(RequestError::invalid(format!(
+            "{field}: expected a list of strings"
+        ))),
+    }
+}
+
+/// `sys/plugins/catalog/:type[/:name]`.
+pub(super) async fn catalog_endpoint(
+    core: &Core,
+    active: &Active,
+    rest: &str,
+    req: &Request,
+) -> Result<Option<Response>, RequestError> {
+    let rest = rest.trim_end_matches('/');
+    let cat = Catalog::new(&active.barrier);
+    let (kind, name) = match rest.split_once('/') {
+        Some((k, n)) => (PluginType::parse(k)?, n),
+        None => {
+            // `LIST sys/plugins/catalog/:type`.
+            let kind = PluginType::parse(rest).map_err(|_| {
+                RequestError::invalid(format!(
+                    "use sys/plugins/catalog/<type>/<name> with type secret or auth (got {rest:?})"
+                ))
+            })?;
+            if req.operation != Operation::List && req.operation != Operation::Read {
+                return Err(RequestError::UnsupportedOperation);
+            }
+            let names: BTreeSet<String> =
+                cat.list(kind).await?.into_iter().map(|e| e.name).collect();
+            return Ok(Some(Response::list(names.into_iter().collect())));
+        }
+    };
+    catalog::validate_name(name)?;
+    let version = str_field(&req.data, "version").unwrap_or("").to_string();
+    match req.operation {
+        Operation::Read => Ok(cat
+            .get(kind, name, &version)
+            .await?
+            .map(|e| Response::data(e.to_api()))),
+        Operation::Delete => {
+            cat.delete(kind, name, &version).await?;
+            Ok(None)
+        }
+        Operation::Create | Operation::Update => {
+            let sha = str_field(&req.data, "sha256")
+                .or_else(|| str_field(&req.data, "sha_256"))
+                .ok_or_else(|| {
+                    RequestError::invalid(
+                        "missing sha256: the hex sha256 of the plugin binary (`sha256sum FILE`)",
+                    )
+                })?;
+            let sha256 = catalog::parse_sha256(sha)?;
+            let command = str_field(&req.data, "command")
+                .filter(|c| !c.is_empty())
+                .unwrap_or(name)
+                .to_string();
+            for unsupported in ["oci_image", "runtime"] {
+                if str_field(&req.data, unsupported).is_some_and(|s| !s.is_empty()) {
+                    return Err(RequestError::invalid(format!(
+                        "{unsupported} is not supported yet"
+                    )));
+                }
+            }
+            let env = string_list("env", req.data.get("env"))?;
+            if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
+                return Err(RequestError::invalid(format!(
+                    "env entry {bad:?} must have the form KEY=value"
+                )));
+            }
+            let entry = CatalogEntry {
+                name: name.to_string(),
+                kind,
+                version,
+                command,
+                args: string_list("args", req.data.get("args"))?,
+                env,
+                sha256,
+                multiplexing: match req.data.get("multiplexing") {
+                    None | Some(Value::Null) => true,
+                    Some(_) => bool_field(&req.data, "multiplexing")?,
+                },
+            };
+            let dir = core
+                .plugin_host()
+                .config()
+                .plugin_directory
+                .clone()
+                .ok_or_else(|| {
+                    RequestError::invalid(crate::plugin::PluginError::NoPluginDirectory.to_string())
+                })?;
+            let path = catalog::resolve_command(&dir, &entry.command)?;
+            let mut warnings = Vec::new();
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => {
+                    let actual = sha256_hex(&bytes);
+                    if actual != entry.sha256 {
+                        warnings.push(format!(
+                            "the file {} currently has sha256 {actual}, not {}; mounts of this plugin will refuse to start until they match",
+                            entry.command, entry.sha256
+                        ));
+                    }
+                }
+                Err(e) => {
+                    return Err(RequestError::invalid(format!(
+                        "cannot read plugin {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+            cat.put(&entry).await?;
+            tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "plugin registered");
+            if warnings.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some(Response {
+                    warnings,
+                    ..Default::default()
+                }))
+            }
+        }
+        Operation::List => Err(RequestError::UnsupportedOperation),
+    }
+}
+
+/// `sys/plugins/reload/backend` (`plugin` or `mounts`) and
+/// `sys/plugins/reload/:type/:name`.
+pub(super) async fn reload_backend(
+    core: &Core,
+    active: &Active,
+    data: &Map<String, Value>,
+) -> Result<Option<Response>, RequestError> {
+    let plugin = str_field(data, "plugin")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let mounts = string_list("mounts", data.get("mounts"))?;
+    let only_type = str_field(data, "type").map(PluginType::parse).transpose()?;
+    if plugin.is_some() == !mounts.is_empty() {
+        return Err(RequestError::invalid(
+            "give exactly one of plugin or mounts",
+        ));
+    }
+    let routes = active.routes();
+    let mut targets = Vec::new();
+    if let Some(name) = &plugin {
+        for r in routes.values() {
+            let kind_ok = match only_type {
+                None => true,
+                Some(PluginType::Secret) => r.entry.table == super::mounts::Table::Mounts,
+                Some(PluginType::Auth) => r.entry.table == super::mounts::Table::Auth,
+            };
+            if r.entry.kind == *name && kind_ok {
+                targets.push(r.clone());
+            }
+        }
+        if targets.is_empty() {
+            return Err(RequestError::invalid(format!(
+                "no mounts use plugin {name}"
+            )));
+        }
+    } else {
+        for m in &mounts {
+            let path = super::mounts::normalize_path(m)?;
+            let r = routes
+                .get(&path)
+                .or_else(|| routes.get(&format!("auth/{path}")))
+                .ok_or_else(|| RequestError::invalid(format!("no mount at {path}")))?;
+            targets.push(r.clone());
+        }
+    }
+    let cat = Catalog::new(&active.barrier);
+    let mut batches: Vec<(CatalogEntry, Vec<Arc<super::Route>>)> = Vec::new();
+    for r in targets {
+        let ptype = match r.entry.table {
+            super::mounts::Table::Mounts => PluginType::Secret,
+            super::mounts::Table::Auth => PluginType::Auth,
+        };
+        let entry = cat
+            .resolve(ptype, &r.entry.kind, &r.entry.plugin_version)
+            .await?
+            .ok_or_else(|| {
+                RequestError::invalid(format!(
+                    "plugin {} is no longer in the catalog",
+                    r.entry.kind
+                ))
+            })?;
+        match batches.iter_mut().find(|(e, _)| *e == entry) {
+            Some((_, list)) => list.push(r),
+            None => batches.push((entry, vec![r])),
+        }
+    }
+    for (entry, routes) in batches {
+        let mut backends = Vec::new();
+        for r in &routes {
+            match &r.handler {
+                Handler::Backend(b) if b.as_plugin().is_some() => backends.push(b.clone()),
+                Handler::Unavailable(_) => {
+                    // A mount whose plugin could not start: retry it from scratch.
+                    core.restart_route(active, &r.entry.path).await?;
+                }
+                _ => {
+                    return Err(RequestError::invalid(format!(
+                        "{} is not a plugin mount",
+                        r.entry.path
+                    )));
+                }
+            }
+        }
+        let plugins: Vec<&crate::plugin::PluginBackend> =
+            backends.iter().filter_map(|b| b.as_plugin()).collect();
+        core.plugin_host()
+            .reload_many(&plugins, &entry)
+            .await
+            .map_err(|e| {
+                RequestError::invalid(format!(
+                    "reload failed, mounts keep their running version: {e}"
+                ))
+            })?;
+    }
+    let mut m = Map::new();
+    m.insert("reload_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    Ok(Some(Response::data(m)))
+}

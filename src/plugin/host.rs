@@ -1,0 +1,731 @@
+//! The plugin host: supervised process groups, multiplexing, mounts, and
+//! zero-downtime reload.
+//!
+//! ```text
+//!  PluginBackend (one per mount) ──group──▶ Group (one per name+version+sha256,
+//!        │   swapped atomically on reload        or per mount without multiplexing)
+//!        │                                        │ current: Option<PluginProcess>
+//!        └─ requests: take current process,       │ supervisor task: restart with backoff
+//!           count in-flight, call with timeout    ▼
+//!                                              PluginProcess (verified exec, gRPC)
+//! ```
+//!
+//! Invariants:
+//! * a request obtains its process and marks itself in flight under the
+//!   mount's group lock, so a reload that swaps the group and then waits for
+//!   the old process's in-flight count to reach zero never stops a process
+//!   with a request still on it;
+//! * a crashed process is replaced in place (same group) after backoff, its
+//!   mounts set up again; while it is down, requests fail fast with 503;
+//! * a group with no mounts left is retired and its process stopped.
+
+use super::PluginError;
+use super::catalog::CatalogEntry;
+use super::process::{self, LaunchConfig, PluginProcess};
+use crate::barrier::View;
+use crate::logical::{self, BackendKind, RequestError, SpecialPaths};
+use async_trait::async_trait;
+use lockbox_plugin_proto::v1;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+/// Host settings.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where plugin binaries must live; `None` disables external plugins.
+    pub plugin_directory: Option<PathBuf>,
+    /// Process launch settings.
+    pub launch: LaunchConfig,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// First restart delay after a crash.
+    pub backoff_initial: Duration,
+    /// Longest restart delay.
+    pub backoff_max: Duration,
+    /// How long a reload waits for in-flight requests on the old process.
+    pub drain_timeout: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            plugin_directory: None,
+            launch: LaunchConfig {
+                runtime_dir: std::env::temp_dir()
+                    .join(format!("lockbox-plugins-{}", std::process::id())),
+                handshake_timeout: Duration::from_secs(10),
+                stop_grace: Duration::from_secs(5),
+            },
+            request_timeout: Duration::from_secs(30),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+type GroupKey = (String, String, String, String);
+
+#[derive(Clone)]
+struct MountSetup {
+    setup: v1::SetupRequest,
+    view: View,
+}
+
+/// A supervised process slot and the mounts it serves.
+pub struct Group {
+    key: GroupKey,
+    entry: CatalogEntry,
+    binary: PathBuf,
+    current: RwLock<Option<Arc<PluginProcess>>>,
+    last_exit: Mutex<Option<String>>,
+    mounts: tokio::sync::Mutex<HashMap<String, MountSetup>>,
+    retired: AtomicBool,
+    restarts: AtomicU64,
+}
+
+impl Group {
+    fn current(&self) -> Option<Arc<PluginProcess>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The catalog entry this group runs.
+    pub fn entry(&self) -> &CatalogEntry {
+        &self.entry
+    }
+
+    /// How many times the process was restarted after crashing.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The current process ID, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.current().map(|p| p.pid)
+    }
+}
+
+async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginError> {
+    let id = m.setup.mount_id.clone();
+    p.storage.assign(&id, m.view.clone());
+    let rpc = |e: tonic::Status| PluginError::Rpc {
+        name: p.name.clone(),
+        message: e.message().to_string(),
+    };
+    let reply = p
+        .client()
+        .setup(m.setup.clone())
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    if !reply.error.is_empty() {
+        p.storage.unassign(&id);
+        return Err(PluginError::Setup {
+            name: p.name.clone(),
+            mount: m.setup.mount_path.clone(),
+            message: reply.error,
+        });
+    }
+    p.client()
+        .initialize(v1::MountRef { mount_id: id })
+        .await
+        .map_err(rpc)?;
+    Ok(())
+}
+
+/// Starts processes, keeps them alive, and hands out mount backends.
+pub struct PluginHost {
+    cfg: HostConfig,
+    groups: Mutex<HashMap<GroupKey, Weak<Group>>>,
+    all: Mutex<Vec<Weak<Group>>>,
+}
+
+impl PluginHost {
+    /// A host with no processes yet.
+    pub fn new(cfg: HostConfig) -> Arc<Self> {
+        Arc::new(Self {
+            cfg,
+            groups: Mutex::new(HashMap::new()),
+            all: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &HostConfig {
+        &self.cfg
+    }
+
+    /// Resolves a catalog entry's command inside the plugin directory.
+    pub fn binary_path(&self, entry: &CatalogEntry) -> Result<PathBuf, PluginError> {
+        let dir = self
+            .cfg
+            .plugin_directory
+            .as_ref()
+            .ok_or(PluginError::NoPluginDirectory)?;
+        super::catalog::resolve_command(dir, &entry.command).map_err(|e| PluginError::Command {
+            name: entry.name.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Live groups, for status and metrics.
+    pub fn groups(&self) -> Vec<Arc<Group>> {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.iter()
+            .filter_map(Weak::upgrade)
+            .filter(|g| !g.retired.load(Ordering::SeqCst))
+            .collect()
+    }
+
+    /// Starts a brand-new group (a fresh, verified process).
+    async fn start_group(
+        self: &Arc<Self>,
+        key: GroupKey,
+        entry: &CatalogEntry,
+    ) -> Result<Arc<Group>, PluginError> {
+        let binary = self.binary_path(entry)?;
+        let proc = process::launch(entry, &binary, &self.cfg.launch).await?;
+        let group = Arc::new(Group {
+            key: key.clone(),
+            entry: entry.clone(),
+            binary,
+            current: RwLock::new(Some(proc)),
+            last_exit: Mutex::new(None),
+            mounts: tokio::sync::Mutex::new(HashMap::new()),
+            retired: AtomicBool::new(false),
+            restarts: AtomicU64::new(0),
+        });
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&group));
+        tokio::spawn(supervise(Arc::downgrade(self), Arc::downgrade(&group)));
+        Ok(group)
+    }
+
+    fn key_for(entry: &CatalogEntry, mount_id: &str) -> GroupKey {
+        let scope = if entry.multiplexing {
+            String::new()
+        } else {
+            mount_id.to_string()
+        };
+        (
+            entry.name.clone(),
+            entry.version.clone(),
+            entry.sha256.clone(),
+            scope,
+        )
+    }
+
+    /// The running group for `entry` (multiplexed), or a new one.
+    async fn group_for(
+        self: &Arc<Self>,
+        entry: &CatalogEntry,
+        mount_id: &str,
+        fresh: bool,
+    ) -> Result<Arc<Group>, PluginError> {
+        let key = Self::key_for(entry, mount_id);
+        if !fresh {
+            let existing = self
+                .groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .and_then(Weak::upgrade)
+                .filter(|g| !g.retired.load(Ordering::SeqCst));
+            if let Some(g) = existing {
+                return Ok(g);
+            }
+        }
+        let group = self.start_group(key.clone(), entry).await?;
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::downgrade(&group));
+        Ok(group)
+    }
+
+    async fn attach(&self, group: &Arc<Group>, m: MountSetup) -> Result<(), PluginError> {
+        let mut mounts = group.mounts.lock().await;
+        let proc = group.current().ok_or_else(|| PluginError::Down {
+            name: group.entry.name.clone(),
+            reason: group
+                .last_exit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_default(),
+        })?;
+        setup_mount(&proc, &m).await?;
+        mounts.insert(m.setup.mount_id.clone(), m);
+        Ok(())
+    }
+
+    async fn detach(&self, group: &Arc<Group>, mount_id: &str) {
+        let mut mounts = group.mounts.lock().await;
+        if mounts.remove(mount_id).is_none() {
+            return;
+        }
+        if let Some(p) = group.current() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                p.client().cleanup(v1::MountRef {
+                    mount_id: mount_id.to_string(),
+                }),
+            )
+            .await;
+            p.storage.unassign(mount_id);
+        }
+        if mounts.is_empty() {
+            group.retired.store(true, Ordering::SeqCst);
+            {
+                let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+                if groups
+                    .get(&group.key)
+                    .is_some_and(|w| w.as_ptr() == Arc::as_ptr(group))
+                {
+                    groups.remove(&group.key);
+                }
+            }
+            let proc = group
+                .current
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(p) = proc {
+                p.stop().await;
+                tracing::info!(plugin = %group.entry.name, pid = p.pid, "plugin process stopped: no mounts left");
+            }
+        }
+    }
+
+    /// Mounts a plugin: starts or reuses its process and sets the mount up.
+    pub async fn mount(
+        self: &Arc<Self>,
+        entry: &CatalogEntry,
+        setup: v1::SetupRequest,
+        view: View,
+    ) -> Result<Arc<PluginBackend>, PluginError> {
+        let mount_id = setup.mount_id.clone();
+        let group = self.group_for(entry, &mount_id, false).await?;
+        let info = group.current().map(|p| p.info.clone()).unwrap_or_default();
+        let m = MountSetup { setup, view };
+        if let Err(e) = self.attach(&group, m).await {
+            // A group started only for this mount must not linger.
+            if group.mounts.lock().await.is_empty() {
+                group.retired.store(true, Ordering::SeqCst);
+                let proc = group
+                    .current
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(p) = proc {
+                    p.stop().await;
+                }
+            }
+            return Err(e);
+        }
+        Ok(Arc::new(PluginBackend {
+            mount_id,
+            kind: match v1::BackendKind::try_from(info.kind) {
+                Ok(v1::BackendKind::Credential) => BackendKind::Credential,
+                _ => BackendKind::Secret,
+            },
+            special: SpecialPaths {
+                root: info.root_paths.clone(),
+                unauthenticated: info.unauthenticated_paths.clone(),
+            },
+            group: RwLock::new(group),
+            host: Arc::downgrade(self),
+        }))
+    }
+
+    /// Moves a mount to a fresh process running `entry`: start, set up,
+    /// swap, drain the old process, clean up. No request fails.
+    pub async fn reload(
+        self: &Arc<Self>,
+        backend: &PluginBackend,
+        entry: &CatalogEntry,
+    ) -> Result<(), PluginError> {
+        let old = backend.group();
+        let m = old
+            .mounts
+            .lock()
+            .await
+            .get(&backend.mount_id)
+            .cloned()
+            .ok_or_else(|| PluginError::Down {
+                name: entry.name.clone(),
+                reason: "mount is not attached".into(),
+            })?;
+        let new = self.group_for(entry, &backend.mount_id, true).await?;
+        self.attach(&new, m).await?;
+        *backend.group.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        // Drain: every request that picked the old process is counted.
+        if let Some(p) = old.current() {
+            let deadline = Instant::now() + self.cfg.drain_timeout;
+            while p.in_flight() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        self.detach(&old, &backend.mount_id).await;
+        tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "mount {} reloaded", backend.mount_id);
+        Ok(())
+    }
+
+    /// Moves several mounts of the same new entry onto one new process.
+    pub async fn reload_many(
+        self: &Arc<Self>,
+        backends: &[&PluginBackend],
+        entry: &CatalogEntry,
+    ) -> Result<(), PluginError> {
+        let Some(first) = backends.first() else {
+            return Ok(());
+        };
+        // A fresh group for the first mount; multiplexed entries share it.
+        self.reload(first, entry).await?;
+        for b in &backends[1..] {
+            if entry.multiplexing {
+                let target = first.group();
+                let old = b.group();
+                let m = old.mounts.lock().await.get(&b.mount_id).cloned();
+                if let Some(m) = m {
+                    self.attach(&target, m).await?;
+                    *b.group.write().unwrap_or_else(|e| e.into_inner()) = target;
+                    if let Some(p) = old.current() {
+                        let deadline = Instant::now() + self.cfg.drain_timeout;
+                        while p.in_flight() > 0 && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                    self.detach(&old, &b.mount_id).await;
+                }
+            } else {
+                self.reload(b, entry).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Restarts a group's process whenever it exits, with exponential backoff.
+async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
+    loop {
+        let Some(g) = group.upgrade() else { return };
+        let Some(proc) = g.current() else { return };
+        let started = Instant::now();
+        let mut exit = proc.exit_watch();
+        drop(g);
+        drop(proc);
+        let reason = match exit.wait_for(|e| e.is_some()).await {
+            Ok(r) => r.clone().unwrap_or_default(),
+            Err(_) => "monitor gone".into(),
+        };
+        let Some(g) = group.upgrade() else { return };
+        if g.retired.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(h) = host.upgrade() else { return };
+        *g.current.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        g.restarts.fetch_add(1, Ordering::Relaxed);
+        let mut backoff = if started.elapsed() > Duration::from_secs(60) {
+            h.cfg.backoff_initial
+        } else {
+            h.cfg.backoff_initial
+                * 2u32
+                    .saturating_pow(g.restarts().min(16) as u32 - 1)
+                    .min(1 << 16)
+        };
+        backoff = backoff.min(h.cfg.backoff_max);
+        tracing::error!(plugin = %g.entry.name, version = %g.entry.version, restarts = g.restarts(), "plugin process exited unexpectedly ({reason}); restarting in {backoff:?}");
+        loop {
+            tokio::time::sleep(backoff).await;
+            if g.retired.load(Ordering::SeqCst) {
+                return;
+            }
+            // Verified again: the file may have changed since the last start.
+            match process::launch(&g.entry, &g.binary, &h.cfg.launch).await {
+                Ok(p) => {
+                    let mounts = g.mounts.lock().await;
+                    let mut ok = true;
+                    for m in mounts.values() {
+                        if let Err(e) = setup_mount(&p, m).await {
+                            tracing::error!(plugin = %g.entry.name, "setting up {} after restart failed: {e}", m.setup.mount_path);
+                            ok = false;
+                        }
+                    }
+                    if ok {
+                        *g.current.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                        tracing::info!(plugin = %g.entry.name, "plugin process restarted");
+                        break;
+                    }
+                    p.stop().await;
+                }
+                Err(e) => {
+                    tracing::error!(plugin = %g.entry.name, "restart failed: {e}");
+                    *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                }
+            }
+            backoff = (backoff * 2).min(h.cfg.backoff_max);
+        }
+    }
+}
+
+/// A mount served by a plugin: the `logical::Backend` the core routes to.
+pub struct PluginBackend {
+    mount_id: String,
+    kind: BackendKind,
+    special: SpecialPaths,
+    group: RwLock<Arc<Group>>,
+    host: Weak<PluginHost>,
+}
+
+fn proto_op(op: logical::Operation) -> v1::Operation {
+    match op {
+        logical::Operation::Read => v1::Operation::Read,
+        logical::Operation::Create => v1::Operation::Create,
+        logical::Operation::Update => v1::Operation::Update,
+        logical::Operation::Delete => v1::Operation::Delete,
+        logical::Operation::List => v1::Operation::List,
+    }
+}
+
+fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError {
+    match v1::ErrorKind::try_from(e.kind) {
+        Ok(v1::ErrorKind::InvalidRequest) => RequestError::InvalidRequest(e.message.clone()),
+        Ok(v1::ErrorKind::PermissionDenied) => {
+            if e.message.is_empty() {
+                RequestError::PermissionDenied
+            } else {
+                RequestError::Denied(e.message.clone())
+            }
+        }
+        Ok(v1::ErrorKind::UnsupportedPath) => RequestError::NoHandler {
+            path: path.to_string(),
+        },
+        Ok(v1::ErrorKind::UnsupportedOperation) => RequestError::UnsupportedOperation,
+        _ => RequestError::Internal(format!("plugin {name}: {}", e.message)),
+    }
+}
+
+impl PluginBackend {
+    /// The group currently serving this mount.
+    pub fn group(&self) -> Arc<Group> {
+        self.group.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The mount's UUID.
+    pub fn mount_id(&self) -> &str {
+        &self.mount_id
+    }
+
+    fn timeout(&self) -> Duration {
+        self.host
+            .upgrade()
+            .map(|h| h.cfg.request_timeout)
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    /// Picks the current process and counts the request in flight, under
+    /// the group lock (see the module invariants).
+    fn acquire(&self) -> Result<(Arc<PluginProcess>, Arc<Group>), RequestError> {
+        let guard = self.group.read().unwrap_or_else(|e| e.into_inner());
+        let group = guard.clone();
+        match group.current() {
+            Some(p) => {
+                p.begin_request();
+                Ok((p, group))
+            }
+            None => {
+                let reason = group
+                    .last_exit
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .unwrap_or_default();
+                Err(RequestError::Unavailable(format!(
+                    "plugin {} is not running ({reason}); it is being restarted, retry shortly",
+                    group.entry.name
+                )))
+            }
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(Arc<PluginProcess>) -> Result<T, tonic::Status>,
+    ) -> Result<(T, Arc<Group>), RequestError> {
+        let (proc, group) = self.acquire()?;
+        let _done = Release(proc.clone());
+        let name = group.entry.name.clone();
+        let timeout = self.timeout();
+        match tokio::time::timeout(timeout, f(proc.clone())).await {
+            Err(_) => Err(RequestError::Unavailable(format!(
+                "plugin {name} did not answer within {timeout:?}"
+            ))),
+            Ok(Err(status)) => {
+                let crashed =
+                    proc.exit_reason().is_some() || status.code() == tonic::Code::Unavailable;
+                Err(RequestError::Unavailable(if crashed {
+                    format!(
+                        "plugin {name} failed while handling the request ({}); it is being restarted",
+                        status.message()
+                    )
+                } else {
+                    format!("plugin {name} returned an error: {}", status.message())
+                }))
+            }
+            Ok(Ok(v)) => Ok((v, group)),
+        }
+    }
+}
+
+/// Ends an in-flight count started by `acquire`.
+struct Release(Arc<PluginProcess>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.end_request();
+    }
+}
+
+fn to_args(mount_id: &str, req: &logical::Request) -> Result<v1::HandleRequestArgs, RequestError> {
+    Ok(v1::HandleRequestArgs {
+        mount_id: mount_id.to_string(),
+        request: Some(v1::Request {
+            id: req.id.clone(),
+            operation: proto_op(req.operation) as i32,
+            path: req.path.clone(),
+            data_json: serde_json::to_vec(&req.data)
+                .map_err(|e| RequestError::Internal(e.to_string()))?,
+            client_token_accessor: req.client_token_accessor.clone().unwrap_or_default(),
+            display_name: req.display_name.clone().unwrap_or_default(),
+        }),
+    })
+}
+
+#[async_trait]
+impl logical::Backend for PluginBackend {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    fn special_paths(&self) -> SpecialPaths {
+        self.special.clone()
+    }
+
+    async fn exists(
+        &self,
+        req: &logical::Request,
+        _storage: &dyn crate::barrier::Storage,
+    ) -> Result<Option<bool>, RequestError> {
+        let args = to_args(&self.mount_id, req)?;
+        let (reply, group) = self
+            .call(async move |p| {
+                p.client()
+                    .existence_check(args)
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        if let Some(e) = &reply.error {
+            return Err(from_error(&group.entry.name, e, &req.path));
+        }
+        Ok(reply.check_found.then_some(reply.exists))
+    }
+
+    async fn handle(
+        &self,
+        req: &logical::Request,
+        _storage: &dyn crate::barrier::Storage,
+    ) -> Result<Option<logical::Response>, RequestError> {
+        let args = to_args(&self.mount_id, req)?;
+        let (reply, group) = self
+            .call(async move |p| {
+                p.client()
+                    .handle_request(args)
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        let name = &group.entry.name;
+        if let Some(e) = &reply.error {
+            return Err(from_error(
+                name,
+                e,
+                &format!("{}{}", req.mount_point, req.path),
+            ));
+        }
+        let Some(resp) = reply.response else {
+            return Ok(None);
+        };
+        let data = if resp.data_json.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(&resp.data_json) {
+                Ok(serde_json::Value::Object(m)) => Some(m),
+                Ok(serde_json::Value::Null) => None,
+                _ => {
+                    return Err(RequestError::Internal(format!(
+                        "plugin {name} returned invalid data: expected a JSON object"
+                    )));
+                }
+            }
+        };
+        let login = resp.auth.map(|a| logical::LoginAuth {
+            policies: a.policies,
+            metadata: a.metadata.into_iter().collect(),
+            display_name: a.display_name,
+            ttl: a.ttl_seconds,
+            max_ttl: a.max_ttl_seconds,
+            renewable: a.renewable,
+            num_uses: a.num_uses,
+        });
+        if login.is_some() && self.kind != BackendKind::Credential {
+            return Err(RequestError::Internal(format!(
+                "plugin {name} is a secrets engine but returned login data; refusing to create a token"
+            )));
+        }
+        Ok(Some(logical::Response {
+            data,
+            login,
+            warnings: resp.warnings,
+            lease_duration: resp.lease_duration_seconds,
+            renewable: resp.renewable,
+            ..Default::default()
+        }))
+    }
+
+    async fn cleanup(&self) {
+        if let Some(host) = self.host.upgrade() {
+            let group = self.group();
+            host.detach(&group, &self.mount_id).await;
+        }
+    }
+
+    fn version(&self) -> String {
+        let g = self.group();
+        if !g.entry.version.is_empty() {
+            return g.entry.version.clone();
+        }
+        g.current()
+            .map(|p| p.info.version.clone())
+            .unwrap_or_default()
+    }
+
+    fn running_sha256(&self) -> String {
+        self.group().entry.sha256.clone()
+    }
+
+    fn as_plugin(&self) -> Option<&PluginBackend> {
+        Some(self)
+    }
+}

@@ -1,0 +1,99 @@
+//! External plugins: the catalog, verified process launch, supervision,
+//! multiplexing and reload. The wire contract is the `lockbox-plugin-proto`
+//! crate (see `docs/plugin-protocol.md`).
+//!
+//! * [`catalog`]: registered plugins, pinned by sha256 (pure rules + barrier storage).
+//! * [`process`]: one verified process: memfd exec, handshake, gRPC, host storage service.
+//! * [`host`]: groups of mounts per process, restart with backoff, reload.
+
+pub mod catalog;
+pub mod host;
+pub mod process;
+
+pub use host::{HostConfig, PluginBackend, PluginHost};
+
+use std::path::PathBuf;
+
+/// Errors of the plugin layer. Each names the plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// No `plugin_directory` is configured.
+    #[error(
+        "plugin_directory is not set: external plugins are disabled; set plugin_directory in the config file (or use --dev-plugin-dir)"
+    )]
+    NoPluginDirectory,
+    /// The command does not resolve inside the plugin directory.
+    #[error("plugin {name}: {message}")]
+    Command {
+        /// Plugin name.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// Reading the binary failed.
+    #[error("cannot read plugin binary {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The binary's digest differs from the catalog.
+    #[error(
+        "sha256 mismatch for plugin {name}: the catalog expects {expected} but the file on disk is {actual}; the plugin was not executed (re-register it with the new sha256 if the change is intended)"
+    )]
+    DigestMismatch {
+        /// Plugin name.
+        name: String,
+        /// From the catalog.
+        expected: String,
+        /// Of the file.
+        actual: String,
+    },
+    /// Starting the process failed.
+    #[error("cannot start plugin {name}: {source}")]
+    Exec {
+        /// Plugin name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The handshake failed.
+    #[error("plugin {name} failed the handshake: {reason}{}", if stderr.is_empty() { String::new() } else { format!("; last stderr lines: {}", stderr.join(" | ")) })]
+    Handshake {
+        /// Plugin name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+        /// The plugin's last stderr lines.
+        stderr: Vec<String>,
+    },
+    /// An RPC failed during setup.
+    #[error("plugin {name}: {message}")]
+    Rpc {
+        /// Plugin name.
+        name: String,
+        /// The gRPC message.
+        message: String,
+    },
+    /// The plugin refused to set up a mount.
+    #[error("plugin {name} refused to serve {mount}: {message}")]
+    Setup {
+        /// Plugin name.
+        name: String,
+        /// Mount path.
+        mount: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin's process is down.
+    #[error("plugin {name} is not running: {reason}")]
+    Down {
+        /// Plugin name.
+        name: String,
+        /// Last exit reason.
+        reason: String,
+    },
+}

@@ -1,0 +1,631 @@
+//! One plugin process: verified exec, handshake, gRPC connection, the
+//! host-side `Storage` service for its mounts, log forwarding, and stop.
+//!
+//! Verify-before-exec works on the exact bytes that run: the binary is read
+//! once, hashed, written into a sealed memfd (no further writes possible),
+//! and the child executes `/proc/self/fd/N`. Swapping the file on disk
+//! after the check changes nothing about what runs.
+//!
+//! The child gets a clean environment (the catalog entry's `env` plus the
+//! protocol variables and `PATH`), so host secrets such as unseal keys in
+//! the server's environment never reach plugins. It is killed if the host
+//! dies (`PR_SET_PDEATHSIG`) and on drop.
+
+use super::PluginError;
+use super::catalog::CatalogEntry;
+use crate::barrier::{Storage as _, View};
+use lockbox_plugin_proto as proto;
+use proto::v1::{self, backend_client::BackendClient};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{oneshot, watch};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+const STDERR_TAIL: usize = 20;
+
+/// Settings for launching processes.
+#[derive(Debug, Clone)]
+pub struct LaunchConfig {
+    /// Parent of the per-process private socket directories.
+    pub runtime_dir: PathBuf,
+    /// How long a plugin has to print its handshake line and become healthy.
+    pub handshake_timeout: Duration,
+    /// How long a stopping plugin gets after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+}
+
+/// The host's `Storage` service for one process: only the mounts assigned
+/// to that process are reachable.
+#[derive(Default)]
+pub struct HostStorage {
+    mounts: RwLock<HashMap<String, View>>,
+}
+
+impl HostStorage {
+    /// Grants the process access to a mount's view.
+    pub fn assign(&self, mount_id: &str, view: View) {
+        self.mounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(mount_id.to_string(), view);
+    }
+
+    /// Revokes access.
+    pub fn unassign(&self, mount_id: &str) {
+        self.mounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(mount_id);
+    }
+
+    fn view(&self, mount_id: &str, key: &str) -> Result<View, Status> {
+        if key.starts_with('/') || key.split('/').any(|s| s == "..") {
+            return Err(Status::invalid_argument(format!(
+                "invalid storage key {key:?}"
+            )));
+        }
+        self.mounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(mount_id)
+            .cloned()
+            .ok_or_else(|| {
+                Status::permission_denied(format!(
+                    "mount {mount_id:?} is not served by this plugin process"
+                ))
+            })
+    }
+}
+
+fn storage_status(e: crate::barrier::BarrierError) -> Status {
+    Status::internal(format!("storage error: {e}"))
+}
+
+#[tonic::async_trait]
+impl v1::storage_server::Storage for HostStorage {
+    async fn get(
+        &self,
+        req: Request<v1::StorageGetArgs>,
+    ) -> Result<Response<v1::StorageGetReply>, Status> {
+        let a = req.into_inner();
+        let value = self
+            .view(&a.mount_id, &a.key)?
+            .get(&a.key)
+            .await
+            .map_err(storage_status)?;
+        Ok(Response::new(v1::StorageGetReply {
+            found: value.is_some(),
+            value: value.unwrap_or_default(),
+        }))
+    }
+
+    async fn put(&self, req: Request<v1::StoragePutArgs>) -> Result<Response<v1::Empty>, Status> {
+        let a = req.into_inner();
+        if a.key.is_empty() {
+            return Err(Status::invalid_argument("storage key is empty"));
+        }
+        self.view(&a.mount_id, &a.key)?
+            .put(&a.key, &a.value)
+            .await
+            .map_err(storage_status)?;
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<v1::StorageDeleteArgs>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let a = req.into_inner();
+        self.view(&a.mount_id, &a.key)?
+            .delete(&a.key)
+            .await
+            .map_err(storage_status)?;
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn list(
+        &self,
+        req: Request<v1::StorageListArgs>,
+    ) -> Result<Response<v1::StorageListReply>, Status> {
+        let a = req.into_inner();
+        let keys = self
+            .view(&a.mount_id, &a.prefix)?
+            .list(&a.prefix)
+            .await
+            .map_err(storage_status)?;
+        Ok(Response::new(v1::StorageListReply { keys }))
+    }
+}
+
+/// Hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A running, handshaken, healthy plugin process.
+pub struct PluginProcess {
+    /// Catalog name.
+    pub name: String,
+    /// Catalog version (may be empty).
+    pub version: String,
+    /// The verified sha256 of what runs.
+    pub sha256: String,
+    /// OS process ID.
+    pub pid: u32,
+    /// What the plugin said about itself.
+    pub info: v1::InfoReply,
+    /// Storage access granted to this process.
+    pub storage: Arc<HostStorage>,
+    client: BackendClient<Channel>,
+    in_flight: AtomicUsize,
+    exited: watch::Receiver<Option<String>>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    socket_dir: PathBuf,
+    _host_server: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = stop.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.socket_dir);
+    }
+}
+
+impl PluginProcess {
+    /// A gRPC client for the plugin's Backend service.
+    pub fn client(&self) -> BackendClient<Channel> {
+        self.client.clone()
+    }
+
+    /// Counts a request in flight; pair with [`PluginProcess::end_request`].
+    pub fn begin_request(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a request counted by [`PluginProcess::begin_request`].
+    pub fn end_request(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Requests currently in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// `Some(reason)` once the process has exited.
+    pub fn exit_reason(&self) -> Option<String> {
+        self.exited.borrow().clone()
+    }
+
+    /// A receiver that changes when the process exits.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<String>> {
+        self.exited.clone()
+    }
+
+    /// Asks the process to stop (SIGTERM, then SIGKILL after the grace
+    /// period) and waits until it has exited.
+    pub async fn stop(&self) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = stop.send(());
+        }
+        let mut w = self.exited.clone();
+        let _ = w.wait_for(|e| e.is_some()).await;
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().r#gen();
+    format!("{n:016x}")
+}
+
+/// Parses and checks the handshake line.
+pub fn parse_handshake(line: &str, accepted: &[u32], socket_dir: &Path) -> Result<PathBuf, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let parts: Vec<&str> = line.split('|').collect();
+    if parts.len() < 5 {
+        return Err(format!(
+            "malformed handshake line {line:?}: expected CORE-PROTOCOL|APP-PROTOCOL|unix|SOCKET-PATH|grpc|"
+        ));
+    }
+    let core: u32 = parts[0].parse().map_err(|_| {
+        format!(
+            "malformed handshake line {line:?}: core protocol {:?} is not a number",
+            parts[0]
+        )
+    })?;
+    if core != proto::CORE_PROTOCOL_VERSION {
+        return Err(format!(
+            "unsupported core protocol version {core} (lockbox speaks {})",
+            proto::CORE_PROTOCOL_VERSION
+        ));
+    }
+    let app: u32 = parts[1].parse().map_err(|_| {
+        format!(
+            "malformed handshake line {line:?}: app protocol {:?} is not a number",
+            parts[1]
+        )
+    })?;
+    if !accepted.contains(&app) {
+        return Err(format!(
+            "unsupported app protocol version {app} (lockbox accepts {accepted:?})"
+        ));
+    }
+    if parts[2] != "unix" {
+        return Err(format!(
+            "unsupported network {:?}: plugins must listen on a unix socket",
+            parts[2]
+        ));
+    }
+    if parts[4] != "grpc" {
+        return Err(format!(
+            "unsupported protocol {:?}: plugins must speak grpc",
+            parts[4]
+        ));
+    }
+    let path = PathBuf::from(parts[3]);
+    if !path.is_absolute()
+        || path.parent() != Some(socket_dir)
+        || path.components().any(|c| c.as_os_str() == "..")
+    {
+        return Err(format!(
+            "socket {} is outside the plugin's socket directory {}",
+            path.display(),
+            socket_dir.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// Starts a plugin from a resolved binary path: verify, exec, handshake,
+/// connect, health check, Info.
+pub async fn launch(
+    entry: &CatalogEntry,
+    binary: &Path,
+    cfg: &LaunchConfig,
+) -> Result<Arc<PluginProcess>, PluginError> {
+    let name = entry.name.clone();
+    let bytes = tokio::fs::read(binary)
+        .await
+        .map_err(|source| PluginError::Read {
+            path: binary.to_path_buf(),
+            source,
+        })?;
+    let actual = sha256_hex(&bytes);
+    if actual != entry.sha256 {
+        return Err(PluginError::DigestMismatch {
+            name,
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
+    // The verified bytes go into a sealed memfd; that is what executes.
+    let exec_err = |source: std::io::Error| PluginError::Exec {
+        name: entry.name.clone(),
+        source,
+    };
+    let memfd = {
+        use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
+        let fd = memfd_create(
+            format!("lockbox-plugin-{}", entry.name),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| exec_err(e.into()))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, &bytes).map_err(exec_err)?;
+        fcntl_add_seals(
+            &file,
+            SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+        )
+        .map_err(|e| exec_err(e.into()))?;
+        file
+    };
+    drop(bytes);
+
+    std::fs::create_dir_all(&cfg.runtime_dir).map_err(exec_err)?;
+    let socket_dir = cfg.runtime_dir.join(format!("p-{}", random_suffix()));
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&socket_dir)
+            .map_err(exec_err)?;
+    }
+    let socket_dir = socket_dir.canonicalize().map_err(exec_err)?;
+    let cleanup_dir = scopeguard(socket_dir.clone());
+
+    // The host's Storage service for this process.
+    let storage = Arc::new(HostStorage::default());
+    let host_sock = socket_dir.join("host.sock");
+    let listener = tokio::net::UnixListener::bind(&host_sock).map_err(exec_err)?;
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let storage_service = v1::storage_server::StorageServer::from_arc(storage.clone());
+    let host_server = AbortOnDrop(tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(storage_service)
+            .serve_with_incoming(incoming)
+            .await;
+    }));
+
+    let fd = memfd.as_raw_fd();
+    let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{fd}"));
+    cmd.arg0(&entry.command)
+        .args(&entry.args)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .current_dir(&socket_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for kv in &entry.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env(proto::MAGIC_COOKIE_KEY, proto::MAGIC_COOKIE_VALUE)
+        .env(
+            proto::PROTOCOL_VERSIONS_KEY,
+            proto::APP_PROTOCOL_VERSION.to_string(),
+        )
+        .env(proto::SOCKET_DIR_KEY, &socket_dir)
+        .env(proto::HOST_SOCKET_KEY, &host_sock)
+        .env(proto::NAME_KEY, &entry.name)
+        .env(proto::VERSION_KEY, &entry.version);
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls async-signal-safe syscalls (fcntl, prctl).
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(exec_err)?;
+    drop(memfd);
+    let pid = child.id().unwrap_or(0);
+
+    // Output forwarding: the first stdout line is the handshake.
+    let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let (line_tx, line_rx) = oneshot::channel::<String>();
+    if let Some(stdout) = child.stdout.take() {
+        let (n, v) = (entry.name.clone(), entry.version.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut first = Some(line_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                match first.take() {
+                    Some(tx) => {
+                        let _ = tx.send(line);
+                    }
+                    None => tracing::info!(plugin = %n, version = %v, pid, "{line}"),
+                }
+            }
+        });
+    }
+    if let Some(stderr) = child.stderr.take() {
+        let (n, v, tail) = (entry.name.clone(), entry.version.clone(), tail.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(plugin = %n, version = %v, pid, stream = "stderr", "{line}");
+                let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                if t.len() == STDERR_TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+    }
+
+    // The monitor owns the child: it reports the exit and performs stops.
+    let (exit_tx, exit_rx) = watch::channel::<Option<String>>(None);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let grace = cfg.stop_grace;
+    tokio::spawn(async move {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = stop_rx => {
+                if let Some(pid) = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                }
+                match tokio::time::timeout(grace, child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        let _ = child.start_kill();
+                        child.wait().await
+                    }
+                }
+            }
+        };
+        let reason = match status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("wait failed: {e}"),
+        };
+        let _ = exit_tx.send(Some(reason));
+    });
+
+    let stderr_tail = |tail: &Arc<Mutex<VecDeque<String>>>| {
+        tail.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let fail = |reason: String, tail: &Arc<Mutex<VecDeque<String>>>| PluginError::Handshake {
+        name: entry.name.clone(),
+        reason,
+        stderr: stderr_tail(tail),
+    };
+    let mut exit_watch = exit_rx.clone();
+    let process_exit = async {
+        let _ = exit_watch.wait_for(|e| e.is_some()).await;
+    };
+    let line = tokio::select! {
+        line = tokio::time::timeout(cfg.handshake_timeout, line_rx) => match line {
+            Ok(Ok(line)) => line,
+            Ok(Err(_)) => {
+                let _ = stop_tx.send(());
+                // Let the exit and stderr readers catch up for the report.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let why = exit_rx.borrow().clone().unwrap_or_else(|| "closed stdout".into());
+                return Err(fail(format!("plugin exited before the handshake ({why})"), &tail));
+            }
+            Err(_) => {
+                let _ = stop_tx.send(());
+                return Err(fail(format!("no handshake line within {:?}", cfg.handshake_timeout), &tail));
+            }
+        },
+        () = process_exit => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let why = exit_rx.borrow().clone().unwrap_or_default();
+            return Err(fail(format!("plugin exited before the handshake ({why})"), &tail));
+        }
+    };
+    let socket = match parse_handshake(&line, &[proto::APP_PROTOCOL_VERSION], &socket_dir) {
+        Ok(s) => s,
+        Err(reason) => {
+            let _ = stop_tx.send(());
+            return Err(fail(reason, &tail));
+        }
+    };
+
+    let connect = async {
+        let path = socket.clone();
+        let channel = Endpoint::try_from("http://plugin.local")
+            .map_err(|e| e.to_string())?
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|e| format!("health check failed: {}", e.message()))?
+            .into_inner()
+            .status;
+        if status != tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+            return Err(format!("health check says not serving (status {status})"));
+        }
+        let mut client = BackendClient::new(channel);
+        let info = client
+            .info(v1::InfoRequest {})
+            .await
+            .map_err(|e| format!("Info failed: {}", e.message()))?
+            .into_inner();
+        Ok::<_, String>((client, info))
+    };
+    let (client, info) = match tokio::time::timeout(cfg.handshake_timeout, connect).await {
+        Ok(Ok(x)) => x,
+        Ok(Err(reason)) => {
+            let _ = stop_tx.send(());
+            return Err(fail(reason, &tail));
+        }
+        Err(_) => {
+            let _ = stop_tx.send(());
+            return Err(fail(
+                "connecting and health checking timed out".into(),
+                &tail,
+            ));
+        }
+    };
+    cleanup_dir.defuse();
+    tracing::info!(plugin = %entry.name, version = %entry.version, pid, sha256 = %actual, "plugin process started");
+    Ok(Arc::new(PluginProcess {
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        sha256: actual,
+        pid,
+        info,
+        storage,
+        client,
+        in_flight: AtomicUsize::new(0),
+        exited: exit_rx,
+        stop: Mutex::new(Some(stop_tx)),
+        socket_dir,
+        _host_server: host_server,
+    }))
+}
+
+/// Removes a directory on drop unless defused.
+struct DirGuard(Option<PathBuf>);
+
+fn scopeguard(dir: PathBuf) -> DirGuard {
+    DirGuard(Some(dir))
+}
+
+impl DirGuard {
+    fn defuse(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_line_rules() {
+        let dir = Path::new("/run/p");
+        assert_eq!(
+            parse_handshake("1|1|unix|/run/p/plugin.sock|grpc|", &[1], dir).unwrap(),
+            PathBuf::from("/run/p/plugin.sock")
+        );
+        assert_eq!(
+            parse_handshake("1|1|unix|/run/p/plugin.sock|grpc|\n", &[1], dir).unwrap(),
+            PathBuf::from("/run/p/plugin.sock")
+        );
+        let cases = [
+            ("hello world", "malformed"),
+            ("2|1|unix|/run/p/s|grpc|", "core protocol"),
+            ("1|7|unix|/run/p/s|grpc|", "app protocol version 7"),
+            ("1|1|tcp|127.0.0.1:1|grpc|", "unix socket"),
+            ("1|1|unix|/tmp/s|grpc|", "outside"),
+            ("1|1|unix|/run/p/../x/s|grpc|", "outside"),
+            ("1|1|unix|relative|grpc|", "outside"),
+            ("1|1|unix|/run/p/s|netrpc|", "grpc"),
+            ("x|1|unix|/run/p/s|grpc|", "not a number"),
+        ];
+        for (line, needle) in cases {
+            let e = parse_handshake(line, &[1], dir).unwrap_err();
+            assert!(e.contains(needle), "{line}: {e}");
+        }
+    }
+}
