@@ -181,16 +181,24 @@ pub async fn auto_unseal(core: &Core, keys: &[String]) -> Result<bool, ServerErr
     Ok(false)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGTERM: {e}");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
+/// Signal streams, registered before the server announces itself so a
+/// signal that arrives early is handled, not fatal.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Self, ServerError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received, shutting down"),
@@ -198,15 +206,12 @@ async fn shutdown_signal() {
 }
 
 fn spawn_sighup(
+    mut hup: tokio::signal::unix::Signal,
     config_path: Option<PathBuf>,
     log: Option<ReloadHandle>,
     tls: Option<tls::Reloadable>,
 ) {
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP received, reloading");
             let Some(path) = &config_path else { continue };
@@ -389,6 +394,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
         .first()
         .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
         .unwrap_or_default();
+    let signals = Signals::register()?;
     print_banner(&[
         ("Api Address", addr.clone()),
         (
@@ -445,12 +451,18 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     let _ = out.flush();
     drop(out);
 
-    spawn_sighup(None, log, tls.clone());
+    spawn_sighup(signals.hup, None, log, tls.clone());
     let options = ServerOptions {
         tls,
         ..Default::default()
     };
-    http::serve(listener, core.clone(), options, shutdown_signal()).await?;
+    http::serve(
+        listener,
+        core.clone(),
+        options,
+        shutdown_signal(signals.term),
+    )
+    .await?;
     core.seal().await;
     Ok(())
 }
@@ -500,6 +512,7 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
         StorageConfig::InMemory => "inmem".to_string(),
         StorageConfig::File { path } => format!("file (path: {})", path.display()),
     };
+    let signals = Signals::register()?;
     print_banner(&[
         (
             "Api Address",
@@ -532,13 +545,19 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
         }
     }
     let _ = std::io::stdout().flush();
-    spawn_sighup(Some(path), log, tls.clone());
+    spawn_sighup(signals.hup, Some(path), log, tls.clone());
     let options = ServerOptions {
         max_request_size: config.request_limit(),
         tls,
         ..Default::default()
     };
-    http::serve(listener, core.clone(), options, shutdown_signal()).await?;
+    http::serve(
+        listener,
+        core.clone(),
+        options,
+        shutdown_signal(signals.term),
+    )
+    .await?;
     core.seal().await;
     Ok(())
 }

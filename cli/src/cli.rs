@@ -84,6 +84,12 @@ pub enum Command {
     /// Enable, list, tune, move and disable secrets engines
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Enable, list, tune and disable auth methods
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Register, list, inspect, reload and deregister plugins in the catalog
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Read data and retrieve secrets
     Read(ReadArgs),
     /// Write data, configuration, and secrets
@@ -124,6 +130,19 @@ impl Command {
                 SecretsCommand::List(a) => &a.global,
                 SecretsCommand::Tune(a) => &a.global,
                 SecretsCommand::Move(a) => &a.global,
+            },
+            Command::Auth(c) => match c {
+                AuthCommand::Enable(a) => &a.global,
+                AuthCommand::Disable(a) => &a.global,
+                AuthCommand::List(a) => &a.global,
+                AuthCommand::Tune(a) => &a.global,
+            },
+            Command::Plugin(p) => match p {
+                PluginCommand::Register(a) => &a.global,
+                PluginCommand::Deregister(a) => &a.global,
+                PluginCommand::List(a) => &a.global,
+                PluginCommand::Info(a) => &a.global,
+                PluginCommand::Reload(a) => &a.global,
             },
             Command::Read(a) => &a.global,
             Command::Write(a) => &a.global,
@@ -207,14 +226,21 @@ pub struct OperatorRotateArgs {
 /// `login`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct LoginArgs {
-    /// The token ("-" reads it from stdin; omitted, one line is read from
-    /// stdin), optionally followed by K=V options such as lookup=false
+    /// With the token method: the token ("-" reads it from stdin; omitted,
+    /// one line is read from stdin), optionally followed by K=V options such
+    /// as lookup=false. With other methods: the method's K=V login data,
+    /// e.g. username=U password=P for userpass
     #[arg(value_name = "TOKEN | K=V")]
     pub args: Vec<String>,
 
-    /// Auth method; only "token" is supported for now
+    /// Auth method: "token", "userpass", or any other method, whose K=V data
+    /// is sent to auth/PATH/login
     #[arg(long, value_name = "METHOD", default_value = "token")]
     pub method: String,
+
+    /// Mount path of the auth method; defaults to METHOD
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
 
     /// Do not store the token in ~/.lockbox-token
     #[arg(long = "no-store", value_name = "BOOL", num_args = 0..=1, require_equals = true,
@@ -573,6 +599,250 @@ pub struct SecretsMoveArgs {
     pub global: GlobalArgs,
 }
 
+/// `auth ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AuthCommand {
+    /// Enable an auth method
+    Enable(AuthEnableArgs),
+    /// Disable an auth method
+    Disable(AuthDisableArgs),
+    /// List enabled auth methods
+    List(AuthListArgs),
+    /// Tune an auth method's configuration
+    Tune(AuthTuneArgs),
+}
+
+/// `auth enable`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AuthEnableArgs {
+    /// Type of the auth method (a plugin name), e.g. userpass
+    #[arg(value_name = "TYPE")]
+    pub method_type: String,
+
+    /// Where to mount it, under auth/; defaults to TYPE
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Human-friendly description
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// Default lease TTL for tokens issued by this method
+    #[arg(long = "default-lease-ttl", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub default_lease_ttl: Option<GoDuration>,
+
+    /// Maximum lease TTL for tokens issued by this method
+    #[arg(long = "max-lease-ttl", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub max_lease_ttl: Option<GoDuration>,
+
+    /// Mark the mount local-only (not replicated)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          action = ArgAction::Set, value_parser = parse_bool_arg)]
+    pub local: bool,
+
+    /// Mount option as key=value; repeat for several
+    #[arg(long = "options", value_name = "K=V")]
+    pub options: Vec<String>,
+
+    /// Semantic version of the plugin to run
+    #[arg(long = "plugin-version", value_name = "VERSION")]
+    pub plugin_version: Option<String>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `auth disable`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AuthDisableArgs {
+    /// Mount path, without the auth/ prefix (e.g. userpass)
+    pub path: String,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `auth list`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AuthListArgs {
+    /// Print TTLs, token type, replication, options, UUIDs and versions too
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          action = ArgAction::Set, value_parser = parse_bool_arg)]
+    pub detailed: bool,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `auth tune`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AuthTuneArgs {
+    /// Mount path, without the auth/ prefix (e.g. userpass)
+    pub path: String,
+
+    /// Default lease TTL ("-1" resets it to the system default)
+    #[arg(long = "default-lease-ttl", value_name = "DURATION", value_parser = parse_duration_arg,
+          allow_negative_numbers = true)]
+    pub default_lease_ttl: Option<GoDuration>,
+
+    /// Maximum lease TTL ("-1" resets it to the system default)
+    #[arg(long = "max-lease-ttl", value_name = "DURATION", value_parser = parse_duration_arg,
+          allow_negative_numbers = true)]
+    pub max_lease_ttl: Option<GoDuration>,
+
+    /// New description
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// Mount option as key=value; repeat for several
+    #[arg(long = "options", value_name = "K=V")]
+    pub options: Vec<String>,
+
+    /// Semantic version of the plugin to run
+    #[arg(long = "plugin-version", value_name = "VERSION")]
+    pub plugin_version: Option<String>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `plugin ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum PluginCommand {
+    /// Register a plugin binary in the catalog
+    Register(PluginRegisterArgs),
+    /// Remove a plugin from the catalog
+    Deregister(PluginDeregisterArgs),
+    /// List the plugins in the catalog
+    List(PluginListArgs),
+    /// Show a plugin's catalog entry
+    Info(PluginInfoArgs),
+    /// Restart the running instances of a plugin, or the plugins behind
+    /// some mounts
+    Reload(PluginReloadArgs),
+}
+
+/// `plugin register`.
+///
+/// Takes `TYPE NAME`. Older Vault versions took a bare `NAME`; given one
+/// argument, clap puts it in [`PluginRegisterArgs::plugin_type`] and the
+/// command asks for the type.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginRegisterArgs {
+    /// Plugin type: "secret" or "auth"
+    #[arg(value_name = "TYPE")]
+    pub plugin_type: String,
+
+    /// Plugin name, as mounts will refer to it
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Hex SHA-256 of the plugin binary (required)
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+
+    /// Binary to run, relative to the server's plugin directory; defaults to
+    /// NAME
+    #[arg(long, value_name = "FILE")]
+    pub command: Option<String>,
+
+    /// Argument to pass to the plugin; repeat for several
+    #[arg(long = "args", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+
+    /// Environment variable for the plugin as KEY=value; repeat for several
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+
+    /// Semantic version of the plugin, e.g. v1.0.0
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `plugin deregister`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginDeregisterArgs {
+    /// Plugin type: "secret" or "auth"
+    #[arg(value_name = "TYPE")]
+    pub plugin_type: String,
+
+    /// Plugin name
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Deregister this version of the plugin (default: the unversioned one)
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `plugin list`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginListArgs {
+    /// Only list plugins of this type: "secret" or "auth"
+    #[arg(value_name = "TYPE")]
+    pub plugin_type: Option<String>,
+
+    /// Print deprecation status, SHA-256 and command too
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          action = ArgAction::Set, value_parser = parse_bool_arg)]
+    pub detailed: bool,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `plugin info`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginInfoArgs {
+    /// Plugin type: "secret" or "auth"
+    #[arg(value_name = "TYPE")]
+    pub plugin_type: String,
+
+    /// Plugin name
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Show this version of the plugin (default: the unversioned one)
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// Print only this field of the entry
+    #[arg(long, value_name = "FIELD")]
+    pub field: Option<String>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `plugin reload`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginReloadArgs {
+    /// Reload every mount of the plugin with this name
+    #[arg(long, value_name = "NAME")]
+    pub plugin: Option<String>,
+
+    /// Reload the plugins behind these mount paths (auth mounts as
+    /// auth/PATH); repeat or separate with commas
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub mounts: Vec<String>,
+
+    /// With -plugin: only reload mounts of this plugin type ("secret" or
+    /// "auth")
+    #[arg(long = "type", value_name = "TYPE")]
+    pub plugin_type: Option<String>,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
 /// `read`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ReadArgs {
@@ -716,6 +986,162 @@ mod tests {
             panic!("not an init");
         };
         assert_eq!((i.key_shares, i.key_threshold), (Some(3), Some(2)));
+    }
+
+    #[test]
+    fn plugin_register_flags() {
+        let Ok(Command::Plugin(PluginCommand::Register(r))) = parse(&[
+            "plugin",
+            "register",
+            "-sha256=ab12",
+            "-command",
+            "mock-bin",
+            "-args=--debug",
+            "-args",
+            "-x",
+            "-env=A=1",
+            "-env",
+            "B=2",
+            "-version=v1.0.0",
+            "secret",
+            "mock",
+        ]) else {
+            panic!("not a plugin register");
+        };
+        assert_eq!(
+            (r.plugin_type.as_str(), r.name.as_deref()),
+            ("secret", Some("mock"))
+        );
+        assert_eq!(r.sha256.as_deref(), Some("ab12"));
+        assert_eq!(r.command.as_deref(), Some("mock-bin"));
+        assert_eq!(r.args, ["--debug", "-x"]);
+        assert_eq!(r.env, ["A=1", "B=2"]);
+        assert_eq!(r.version.as_deref(), Some("v1.0.0"));
+
+        // Vault's old one-argument form parses; the command asks for the type.
+        let Ok(Command::Plugin(PluginCommand::Register(r))) =
+            parse(&["plugin", "register", "-sha256=ab", "mock"])
+        else {
+            panic!("not a plugin register");
+        };
+        assert_eq!((r.plugin_type.as_str(), r.name), ("mock", None));
+        assert!(parse(&["plugin", "register", "a", "b", "c"]).is_err());
+    }
+
+    #[test]
+    fn plugin_list_info_deregister_reload_flags() {
+        let Ok(Command::Plugin(PluginCommand::List(l))) =
+            parse(&["plugin", "list", "-detailed", "auth"])
+        else {
+            panic!("not a plugin list");
+        };
+        assert_eq!((l.plugin_type.as_deref(), l.detailed), (Some("auth"), true));
+
+        let Ok(Command::Plugin(PluginCommand::Info(i))) = parse(&[
+            "plugin",
+            "info",
+            "-version=v2",
+            "-field=sha256",
+            "secret",
+            "mock",
+        ]) else {
+            panic!("not a plugin info");
+        };
+        assert_eq!(i.version.as_deref(), Some("v2"));
+        assert_eq!(i.field.as_deref(), Some("sha256"));
+
+        let Ok(Command::Plugin(PluginCommand::Deregister(d))) =
+            parse(&["plugin", "deregister", "-version", "v2", "auth", "up"])
+        else {
+            panic!("not a plugin deregister");
+        };
+        assert_eq!(
+            (
+                d.plugin_type.as_str(),
+                d.name.as_deref(),
+                d.version.as_deref()
+            ),
+            ("auth", Some("up"), Some("v2"))
+        );
+
+        let Ok(Command::Plugin(PluginCommand::Reload(r))) =
+            parse(&["plugin", "reload", "-mounts=a,b/", "-mounts", "auth/c"])
+        else {
+            panic!("not a plugin reload");
+        };
+        assert_eq!(r.mounts, ["a", "b/", "auth/c"]);
+        assert_eq!((r.plugin, r.plugin_type), (None, None));
+
+        let Ok(Command::Plugin(PluginCommand::Reload(r))) =
+            parse(&["plugin", "reload", "-plugin=mock", "-type=secret"])
+        else {
+            panic!("not a plugin reload");
+        };
+        assert_eq!(
+            (r.plugin.as_deref(), r.plugin_type.as_deref()),
+            (Some("mock"), Some("secret"))
+        );
+        assert!(parse(&["plugin", "reload", "mock"]).is_err());
+    }
+
+    #[test]
+    fn auth_and_login_flags() {
+        let Ok(Command::Auth(AuthCommand::Enable(e))) = parse(&[
+            "auth",
+            "enable",
+            "-path=people",
+            "-description",
+            "humans",
+            "-default-lease-ttl=1h",
+            "-max-lease-ttl",
+            "24h",
+            "-options=a=b",
+            "-plugin-version=v0.1.0",
+            "-local",
+            "userpass",
+        ]) else {
+            panic!("not an auth enable");
+        };
+        assert_eq!(e.method_type, "userpass");
+        assert_eq!(e.path.as_deref(), Some("people"));
+        assert_eq!(e.description.as_deref(), Some("humans"));
+        assert_eq!(e.default_lease_ttl.map(GoDuration::whole_secs), Some(3600));
+        assert_eq!(e.max_lease_ttl.map(GoDuration::whole_secs), Some(86400));
+        assert_eq!(e.options, ["a=b"]);
+        assert_eq!(e.plugin_version.as_deref(), Some("v0.1.0"));
+        assert!(e.local);
+
+        let Ok(Command::Auth(AuthCommand::List(l))) = parse(&["auth", "list", "-detailed"]) else {
+            panic!("not an auth list");
+        };
+        assert!(l.detailed);
+        let Ok(Command::Auth(AuthCommand::Disable(d))) = parse(&["auth", "disable", "people/"])
+        else {
+            panic!("not an auth disable");
+        };
+        assert_eq!(d.path, "people/");
+        let Ok(Command::Auth(AuthCommand::Tune(t))) =
+            parse(&["auth", "tune", "-max-lease-ttl=-1", "people"])
+        else {
+            panic!("not an auth tune");
+        };
+        assert_eq!(t.max_lease_ttl.map(GoDuration::whole_secs), Some(-1));
+
+        let Ok(Command::Login(l)) = parse(&[
+            "login",
+            "-method=userpass",
+            "-path",
+            "people",
+            "-no-store",
+            "username=bob",
+            "password=-x",
+        ]) else {
+            panic!("not a login");
+        };
+        assert_eq!(l.method, "userpass");
+        assert_eq!(l.path.as_deref(), Some("people"));
+        assert!(l.no_store);
+        assert_eq!(l.args, ["username=bob", "password=-x"]);
     }
 
     #[test]

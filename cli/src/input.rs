@@ -130,6 +130,40 @@ pub fn read_line(stdin: &mut dyn BufRead) -> Result<String, Error> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// Keeps the terminal on stdin from echoing typed characters while it lives
+/// (password prompts). It runs `stty`, so there is no new dependency and no
+/// `unsafe`; [`EchoOff::new`] returns `None` where that does not work (not
+/// Unix, no `stty`, stdin not a terminal), and the caller then says the input
+/// will be echoed.
+pub struct EchoOff(());
+
+impl EchoOff {
+    /// Turns echo off, or returns `None` if it could not.
+    pub fn new() -> Option<EchoOff> {
+        stty("-echo").then_some(EchoOff(()))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        stty("echo");
+    }
+}
+
+/// Runs `stty SETTING` on the process's stdin; true if it worked.
+fn stty(setting: &str) -> bool {
+    if !cfg!(unix) {
+        return false;
+    }
+    std::process::Command::new("stty")
+        .arg(setting)
+        .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Reads all of stdin.
 pub fn read_all(stdin: &mut dyn BufRead) -> Result<String, Error> {
     let mut text = String::new();

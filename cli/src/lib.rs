@@ -24,9 +24,9 @@
 //! }
 //! ```
 //!
-//! Don't set clap's `propagate_version` on the root command: `secrets enable`
-//! and `secrets tune` have Vault's own `-version` flag, which would clash with
-//! a propagated `--version`.
+//! Don't set clap's `propagate_version` on the root command: `secrets enable`,
+//! `secrets tune` and the `plugin` commands have Vault's own `-version` flag,
+//! which would clash with a propagated `--version`.
 //!
 //! Code map:
 //!
@@ -54,8 +54,10 @@ mod output;
 
 pub use args::normalize_args;
 pub use cli::{
-    Command, DeleteArgs, GlobalArgs, ListArgs, LoginArgs, OperatorCommand, OperatorInitArgs,
-    OperatorRotateArgs, OperatorSealArgs, OperatorUnsealArgs, PolicyCommand, PolicyDeleteArgs,
+    AuthCommand, AuthDisableArgs, AuthEnableArgs, AuthListArgs, AuthTuneArgs, Command, DeleteArgs,
+    GlobalArgs, ListArgs, LoginArgs, OperatorCommand, OperatorInitArgs, OperatorRotateArgs,
+    OperatorSealArgs, OperatorUnsealArgs, PluginCommand, PluginDeregisterArgs, PluginInfoArgs,
+    PluginListArgs, PluginRegisterArgs, PluginReloadArgs, PolicyCommand, PolicyDeleteArgs,
     PolicyListArgs, PolicyReadArgs, PolicyWriteArgs, ReadArgs, SecretsCommand, SecretsDisableArgs,
     SecretsEnableArgs, SecretsListArgs, SecretsMoveArgs, SecretsTuneArgs, StatusArgs, TokenCommand,
     TokenCreateArgs, TokenLookupArgs, TokenRenewArgs, TokenRevokeArgs, WriteArgs,

@@ -240,7 +240,7 @@ pub fn warnings_block(secret: &Secret) -> String {
     match &secret.warnings {
         Some(warnings) if !warnings.is_empty() => {
             let mut out =
-                String::from("WARNING! The following warnings were returned from the server:\n\n");
+                String::from("WARNING! The following warnings were returned from Lockbox:\n\n");
             for w in warnings {
                 out.push_str(&wrap_with_padding(&format!("* {w}"), 2));
                 out.push_str("\n\n");

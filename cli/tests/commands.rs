@@ -880,3 +880,585 @@ async fn secrets_tune_and_detailed_list() {
         ]
     );
 }
+
+#[tokio::test]
+async fn plugin_catalog_commands() {
+    let sha = "d3f0a8be02f6c074cf38c9c99d4d04c9c6466249";
+    let server = FakeServer::start(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("PUT", "/v1/sys/plugins/catalog/secret/mock") => (204, Value::Null),
+        ("PUT", "/v1/sys/plugins/catalog/auth/up") => (
+            200,
+            json!({"request_id": "r", "data": null, "warnings": [
+                "the file up currently has sha256 aa, not bb; mounts of this plugin will refuse to start until they match"
+            ]}),
+        ),
+        ("GET", "/v1/sys/plugins/catalog") => (
+            200,
+            envelope(json!({
+                "auth": ["up"], "secret": ["mock"], "database": [],
+                "detailed": [
+                    {"name": "mock", "type": "secret", "version": "v1.0.0", "sha256": sha,
+                     "builtin": false, "deprecation_status": "", "command": "mock", "args": []},
+                    {"name": "up", "type": "auth", "version": "", "sha256": "bb",
+                     "builtin": false, "deprecation_status": "", "command": "up", "args": []}
+                ]
+            })),
+        ),
+        ("GET", "/v1/sys/plugins/catalog/secret/mock?version=v1.0.0") => (
+            200,
+            envelope(json!({"name": "mock", "type": "secret", "version": "v1.0.0",
+                "sha256": sha, "builtin": false, "deprecation_status": "",
+                "command": "mock", "args": ["--debug"]})),
+        ),
+        ("DELETE", "/v1/sys/plugins/catalog/secret/mock?version=v1.0.0%2Bent") => {
+            (204, Value::Null)
+        }
+        ("PUT", "/v1/sys/plugins/reload/backend") => {
+            (200, envelope(json!({"reload_id": "rid-1"})))
+        }
+        ("PUT", "/v1/sys/plugins/reload/secret/mock") => (204, Value::Null),
+        _ => (404, json!({"errors": []})),
+    })
+    .await;
+    let env = [
+        ("VAULT_ADDR", server.address.as_str()),
+        ("VAULT_TOKEN", "root"),
+    ];
+
+    let sha_flag = format!("-sha256={sha}");
+    let out = run(
+        &[
+            "plugin",
+            "register",
+            &sha_flag,
+            "-args=--debug",
+            "-env=LOG=1",
+            "-version=v1.0.0",
+            "secret",
+            "mock",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "Success! Registered plugin: mock\n", "")
+    );
+    let request = server.requests().last().cloned().unwrap();
+    assert_eq!(request.token.as_deref(), Some("root"));
+    assert_eq!(
+        request.body,
+        json!({"sha256": sha, "command": "mock", "args": ["--debug"], "env": ["LOG=1"],
+               "version": "v1.0.0"})
+    );
+
+    // Warnings of a 200 answer go to stderr.
+    let out = run(
+        &[
+            "plugin",
+            "register",
+            "-sha256=bb",
+            "-command=up-bin",
+            "auth",
+            "up",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Registered plugin: up\n")
+    );
+    assert!(
+        out.stderr.starts_with(
+            "WARNING! The following warnings were returned from Lockbox:\n\n  * the file up"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.requests().last().unwrap().body["command"], "up-bin");
+
+    // The type is required; so is the SHA-256. Nothing is sent.
+    let before = server.requests().len();
+    let out = run(&["plugin", "register", &sha_flag, "mock"], &env, "").await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("A plugin type is required"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["plugin", "register", "secret", "mock"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "SHA256 is required for all plugins, please provide -sha256\n"
+        )
+    );
+    let out = run(&["plugin", "info", "database", "pg"], &env, "").await;
+    assert_eq!(out.code, 1);
+    assert_eq!(server.requests().len(), before);
+
+    let out = run(&["plugin", "list"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            0,
+            "Name    Type      Version\n\
+             ----    ----      -------\n\
+             up      auth      n/a\n\
+             mock    secret    v1.0.0\n"
+        )
+    );
+    let out = run(&["plugin", "list", "secret"], &env, "").await;
+    assert_eq!(
+        out.stdout,
+        "Name    Version\n----    -------\nmock    v1.0.0\n"
+    );
+    let out = run(&["plugin", "list", "-detailed"], &env, "").await;
+    assert!(
+        out.stdout.starts_with(
+            "Name    Type      Version    Deprecation Status    SHA256                                      Command\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "mock    secret    v1.0.0     n/a                   {sha}    mock\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["plugin", "list", "-format=json", "auth"], &env, "").await;
+    let parsed: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(parsed["auth"], json!(["up"]));
+    assert!(parsed.get("secret").is_none());
+    assert_eq!(parsed["details"].as_array().map(Vec::len), Some(1));
+
+    let out = run(
+        &["plugin", "info", "-version=v1.0.0", "secret", "mock"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Key                   Value\n\
+             ---                   -----\n\
+             args                  [--debug]\n\
+             builtin               false\n\
+             command               mock\n\
+             deprecation_status    n/a\n\
+             name                  mock\n\
+             sha256                {sha}\n\
+             type                  secret\n\
+             version               v1.0.0\n"
+        )
+    );
+    let out = run(
+        &[
+            "plugin",
+            "info",
+            "-version=v1.0.0",
+            "-field=sha256",
+            "secret",
+            "mock",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(out.stdout, sha);
+    let out = run(&["plugin", "info", "secret", "nope"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (2, "No value found for plugin \"nope\"\n")
+    );
+
+    let out = run(
+        &[
+            "plugin",
+            "deregister",
+            "-version=v1.0.0+ent",
+            "secret",
+            "mock",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            0,
+            "Success! Deregistered plugin (if it was registered): mock\n"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(&["plugin", "reload", "-plugin=mock"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Reloaded plugin: mock, reload_id: rid-1\n")
+    );
+    assert_eq!(
+        server.requests().last().unwrap().body,
+        json!({"plugin": "mock"})
+    );
+    let out = run(&["plugin", "reload", "-mounts=a,auth/b"], &env, "").await;
+    assert_eq!(
+        out.stdout,
+        "Success! Reloaded mounts: [a/ auth/b/], reload_id: rid-1\n"
+    );
+    assert_eq!(
+        server.requests().last().unwrap().body,
+        json!({"mounts": ["a/", "auth/b/"]})
+    );
+    let out = run(
+        &["plugin", "reload", "-plugin=mock", "-type=secret"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Reloaded plugin: mock\n")
+    );
+    assert_eq!(
+        server.requests().last().unwrap().path,
+        "/v1/sys/plugins/reload/secret/mock"
+    );
+    let out = run(&["plugin", "reload"], &env, "").await;
+    assert_eq!(out.code, 1);
+}
+
+#[tokio::test]
+async fn plugin_errors_exit_2() {
+    let server = FakeServer::start(|_| {
+        (
+            400,
+            json!({"errors": ["cannot read plugin /plugins/mock: No such file or directory"]}),
+        )
+    })
+    .await;
+    let env = [("VAULT_ADDR", server.address.as_str())];
+    let out = run(
+        &["plugin", "register", "-sha256=ab", "secret", "mock"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with("Error registering plugin mock: Error making API request."),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("* cannot read plugin"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn auth_method_commands() {
+    let server = FakeServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/v1/sys/auth/people/") => (204, Value::Null),
+        ("POST", "/v1/sys/auth/people/tune") => (204, Value::Null),
+        ("DELETE", "/v1/sys/auth/people/") => (204, Value::Null),
+        ("POST", "/v1/sys/mounts/gen/") => (204, Value::Null),
+        ("GET", "/v1/sys/auth") => (
+            200,
+            envelope(json!({
+                "token/": {"type": "token", "accessor": "auth_token_1",
+                    "description": "token based credentials",
+                    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0},
+                    "local": false, "options": null, "uuid": "u1"},
+                "people/": {"type": "userpass", "accessor": "auth_userpass_2",
+                    "description": "humans",
+                    "config": {"default_lease_ttl": 3600, "max_lease_ttl": 0},
+                    "local": false, "options": null, "uuid": "u2",
+                    "plugin_version": "", "running_plugin_version": "v0.1.0",
+                    "running_sha256": "abc"}
+            })),
+        ),
+        _ => (404, json!({"errors": []})),
+    })
+    .await;
+    let env = [
+        ("VAULT_ADDR", server.address.as_str()),
+        ("VAULT_TOKEN", "root"),
+    ];
+
+    let out = run(
+        &[
+            "auth",
+            "enable",
+            "-path=people",
+            "-description=humans",
+            "-default-lease-ttl=1h",
+            "userpass",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Enabled userpass auth method at: people/\n"),
+        "{}",
+        out.stderr
+    );
+    let enable = server.requests().last().cloned().unwrap();
+    assert_eq!(enable.body["type"], "userpass");
+    assert_eq!(enable.body["description"], "humans");
+    assert_eq!(
+        enable.body["config"],
+        json!({"default_lease_ttl": "1h0m0s", "max_lease_ttl": "0s"})
+    );
+    assert_eq!(enable.body["local"], false);
+
+    let out = run(&["auth", "list"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            0,
+            "Path       Type        Accessor           Description\n\
+             ----       ----        --------           -----------\n\
+             people/    userpass    auth_userpass_2    humans\n\
+             token/     token       auth_token_1       token based credentials\n"
+        )
+    );
+    let out = run(&["auth", "list", "-detailed"], &env, "").await;
+    assert!(
+        out.stdout.starts_with(
+            "Path       Plugin      Accessor           Default TTL    Max TTL    Token Type"
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["auth", "list", "-format=json"], &env, "").await;
+    let parsed: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(parsed["people/"]["type"], "userpass");
+
+    let out = run(&["auth", "tune", "-max-lease-ttl=2h", "people/"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Tuned the auth method at: people/\n")
+    );
+    assert_eq!(
+        server.requests().last().unwrap().body,
+        json!({"max_lease_ttl": "2h0m0s"})
+    );
+
+    let out = run(&["auth", "disable", "people"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            0,
+            "Success! Disabled the auth method (if it existed) at: people/\n"
+        )
+    );
+
+    // Plugin names work as types for secrets engines too.
+    let out = run(&["secrets", "enable", "-path=gen", "passgen"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Success! Enabled the passgen secrets engine at: gen/\n")
+    );
+    let enable = server.requests().last().cloned().unwrap();
+    assert_eq!(
+        (enable.path.as_str(), &enable.body["type"]),
+        ("/v1/sys/mounts/gen/", &json!("passgen"))
+    );
+}
+
+#[tokio::test]
+async fn login_with_userpass_and_other_methods() {
+    let server = FakeServer::start(|req| match req.path.as_str() {
+        "/v1/auth/userpass/login/bob" | "/v1/auth/people/login/bob"
+            if req.body["password"] == "s3cret" =>
+        {
+            (
+                200,
+                json!({"request_id": "r", "lease_id": "", "renewable": false,
+                "lease_duration": 0, "data": null, "warnings": null, "auth": {
+                    "client_token": "hvs.bob", "accessor": "acc-bob",
+                    "policies": ["default", "dev"], "token_policies": ["default", "dev"],
+                    "identity_policies": null, "metadata": {"username": "bob"},
+                    "lease_duration": 2764800, "renewable": true, "entity_id": "",
+                    "token_type": "service", "orphan": true}}),
+            )
+        }
+        "/v1/auth/userpass/login/bob" => (400, json!({"errors": ["invalid username or password"]})),
+        "/v1/auth/approle/login" => (
+            200,
+            json!({"auth": {"client_token": "hvs.app", "accessor": "a",
+                "policies": ["app"], "token_policies": ["app"], "lease_duration": 60,
+                "renewable": false}}),
+        ),
+        "/v1/auth/odd/login" => (200, envelope(json!({"no": "auth"}))),
+        _ => (404, json!({"errors": []})),
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let home_str = home.path().to_str().unwrap();
+    let token_file = home.path().join(".lockbox-token");
+    let env = [("VAULT_ADDR", server.address.as_str()), ("HOME", home_str)];
+
+    let out = run(
+        &[
+            "login",
+            "-method=userpass",
+            "username=bob",
+            "password=s3cret",
+        ],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("Success! You are now authenticated."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.ends_with(
+            "\n\nKey                    Value\n\
+             ---                    -----\n\
+             token                  hvs.bob\n\
+             token_accessor         acc-bob\n\
+             token_duration         768h\n\
+             token_renewable        true\n\
+             token_policies         [\"default\" \"dev\"]\n\
+             identity_policies      []\n\
+             policies               [\"default\" \"dev\"]\n\
+             token_meta_username    bob\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), "hvs.bob");
+    let login = server.requests().last().cloned().unwrap();
+    assert_eq!(
+        (login.method.as_str(), login.token.as_deref()),
+        ("PUT", None),
+        "no token is sent with a method login"
+    );
+    assert_eq!(login.body, json!({"password": "s3cret"}));
+
+    // The password from stdin (not a terminal: one line), a custom mount, and
+    // -token-only: nothing is stored.
+    std::fs::remove_file(&token_file).unwrap();
+    let out = run(
+        &[
+            "login",
+            "-method=userpass",
+            "-path=people",
+            "-token-only",
+            "username=bob",
+        ],
+        &env,
+        "s3cret\n",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "hvs.bob"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        server.requests().last().unwrap().path,
+        "/v1/auth/people/login/bob"
+    );
+    assert!(!token_file.exists());
+
+    // password=- reads stdin, without its line ending.
+    let out = run(
+        &[
+            "login",
+            "-method=userpass",
+            "-no-store",
+            "-field=token_policies",
+            "username=bob",
+            "password=-",
+        ],
+        &env,
+        "s3cret\n",
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "[default dev]"),
+        "{}",
+        out.stderr
+    );
+
+    // A wrong password: the server's message, exit 2, nothing stored.
+    let out = run(
+        &["login", "-method=userpass", "username=bob", "password=nope"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with("Error authenticating: Error making API request."),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("* invalid username or password"),
+        "{}",
+        out.stderr
+    );
+    assert!(!token_file.exists());
+
+    // Local mistakes exit 1 before anything is sent.
+    let before = server.requests().len();
+    let out = run(&["login", "-method=userpass", "password=x"], &env, "").await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Error authenticating: 'username' must be specified\n")
+    );
+    let out = run(&["login", "-method=userpass", "username=bob"], &env, "").await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = run(&["login", "-method=userpass", "bob"], &env, "").await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(server.requests().len(), before);
+
+    // Any other method: the K=V data is the body of auth/PATH/login.
+    let out = run(
+        &["login", "-method=approle", "role_id=r1", "secret_id=s1"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        server.requests().last().unwrap().body,
+        json!({"role_id": "r1", "secret_id": "s1"})
+    );
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), "hvs.app");
+
+    // An answer without an auth block is an error.
+    let out = run(&["login", "-method=odd"], &env, "").await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("Lockbox returned a secret, but"),
+        "{}",
+        out.stderr
+    );
+}

@@ -175,7 +175,7 @@ pub(super) async fn reload_backend(
         .map(str::to_string);
     let mounts = string_list("mounts", data.get("mounts"))?;
     let only_type = str_field(data, "type").map(PluginType::parse).transpose()?;
-    if plugin.is_some() == !mounts.is_empty() {
+    if plugin.is_some() != mounts.is_empty() {
         return Err(RequestError::invalid(
             "give exactly one of plugin or mounts",
         ));

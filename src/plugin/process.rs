@@ -29,6 +29,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 const STDERR_TAIL: usize = 20;
+/// Largest gRPC message either side accepts: above the 32 MiB default
+/// `max_request_size`, matching the SDK's limit.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// Settings for launching processes.
 #[derive(Debug, Clone)]
@@ -356,7 +359,9 @@ pub async fn launch(
     let host_sock = socket_dir.join("host.sock");
     let listener = tokio::net::UnixListener::bind(&host_sock).map_err(exec_err)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let storage_service = v1::storage_server::StorageServer::from_arc(storage.clone());
+    let storage_service = v1::storage_server::StorageServer::from_arc(storage.clone())
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let host_server = AbortOnDrop(tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(storage_service)
@@ -536,7 +541,9 @@ pub async fn launch(
         if status != tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
             return Err(format!("health check says not serving (status {status})"));
         }
-        let mut client = BackendClient::new(channel);
+        let mut client = BackendClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let info = client
             .info(v1::InfoRequest {})
             .await

@@ -9,6 +9,8 @@ mod compat;
 mod http_api;
 mod persistence;
 mod plugin_failures;
+mod plugins;
 mod policies;
 mod process;
 mod tokens;
+mod walkthrough;

@@ -11,16 +11,18 @@ use crate::error::Error;
 use crate::input;
 use crate::output;
 
-/// `login [TOKEN | -] [K=V...]` with the token method: verify the token with
-/// `auth/token/lookup-self`, store it in the token file, print its details.
+/// `login [-method=METHOD] [-path=PATH] [TOKEN | K=V...]`: authenticate, store
+/// the token in the token file, print its details.
+///
+/// With the token method (the default) the token is verified with
+/// `auth/token/lookup-self`. With `userpass` the username and password go to
+/// `auth/PATH/login/USERNAME`; any other method gets its K=V data as the body
+/// of `auth/PATH/login`. PATH defaults to the method's name.
 pub async fn login(ctx: &mut Ctx<'_, '_>, mut args: LoginArgs) -> Result<i32, Error> {
-    let method = args.method.trim().trim_matches('/');
-    if !method.is_empty() && method != "token" {
-        return Err(Error::Usage(output::wrap(&format!(
-            "Unknown auth method: {method}. Only the \"token\" method is supported by \
-             this version of the lockbox CLI."
-        ))));
-    }
+    let method = match super::sanitize_path(&args.method) {
+        m if m.is_empty() => "token".to_string(),
+        m => m,
+    };
     if args.token_only {
         args.no_store = true;
         args.field = Some("token".into());
@@ -31,62 +33,17 @@ pub async fn login(ctx: &mut Ctx<'_, '_>, mut args: LoginArgs) -> Result<i32, Er
         ));
     }
 
-    // A bare first argument is the token.
-    let mut kv = args.args.clone();
-    if let Some(first) = kv.first_mut()
-        && !first.contains('=')
-    {
-        *first = format!("token={first}");
-    }
-    let config = input::parse_kv_args(&kv, ctx.io.stdin)
-        .map_err(|e| e.context("Error parsing configuration"))?;
-    let lookup = match config.get("lookup") {
-        None => true,
-        Some(v) => {
-            let text = output::go_value(v);
-            parse_bool(&text).ok_or_else(|| {
-                Error::Usage(format!("Failed to parse \"lookup\" as boolean: {text:?}"))
-            })?
-        }
-    };
-    let token = match config.get("token") {
-        Some(v) => output::go_value(v),
-        None => {
-            if ctx.io.stdin_is_terminal {
-                ctx.err("Token (will be echoed): ");
-                let _ = ctx.io.stderr.flush();
-            }
-            input::read_line(ctx.io.stdin)?
-        }
-    };
-    let token = token.trim().to_string();
-    if token.is_empty() {
-        return Err(Error::Usage(
-            "Error authenticating: a token must be passed to auth, please view the help for \
-             more information"
-                .into(),
-        ));
-    }
-
-    let client = ctx.client()?.with_token(Some(token.clone()));
-    let secret = if lookup {
-        token_login_secret(&client, &token)
-            .await
-            .map_err(|e| e.context("Error authenticating"))?
+    let secret = if method == "token" {
+        token_login(ctx, &args).await?
     } else {
-        Secret {
-            auth: Some(SecretAuth {
-                client_token: token.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        method_login(ctx, &args, &method).await?
     };
-    let stored_token = secret
-        .auth
-        .as_ref()
-        .map(|a| a.client_token.clone())
-        .unwrap_or(token);
+    let Some(stored_token) = secret.auth.as_ref().map(|a| a.client_token.clone()) else {
+        return Err(Error::Unexpected(output::wrap(
+            "Lockbox returned a secret, but the secret has no authentication information \
+             attached. This should never happen and is likely a bug.",
+        )));
+    };
 
     if !args.no_store {
         let stored = match &ctx.settings.token_file {
@@ -147,6 +104,159 @@ pub async fn login(ctx: &mut Ctx<'_, '_>, mut args: LoginArgs) -> Result<i32, Er
         ctx.outln(&format!("{message}\n"));
     }
     ctx.print_secret(&secret)
+}
+
+/// The token method: `[TOKEN | -] [lookup=BOOL]`; the token is looked up
+/// unless `lookup=false`.
+async fn token_login(ctx: &mut Ctx<'_, '_>, args: &LoginArgs) -> Result<Secret, Error> {
+    // A bare first argument is the token.
+    let mut kv = args.args.clone();
+    if let Some(first) = kv.first_mut()
+        && !first.contains('=')
+    {
+        *first = format!("token={first}");
+    }
+    let config = input::parse_kv_args(&kv, ctx.io.stdin)
+        .map_err(|e| e.context("Error parsing configuration"))?;
+    let lookup = match config.get("lookup") {
+        None => true,
+        Some(v) => {
+            let text = output::go_value(v);
+            parse_bool(&text).ok_or_else(|| {
+                Error::Usage(format!("Failed to parse \"lookup\" as boolean: {text:?}"))
+            })?
+        }
+    };
+    let token = match config.get("token") {
+        Some(v) => output::go_value(v),
+        None => {
+            if ctx.io.stdin_is_terminal {
+                ctx.err("Token (will be echoed): ");
+                let _ = ctx.io.stderr.flush();
+            }
+            input::read_line(ctx.io.stdin)?
+        }
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(Error::Usage(
+            "Error authenticating: a token must be passed to auth, please view the help for \
+             more information"
+                .into(),
+        ));
+    }
+
+    if !lookup {
+        return Ok(Secret {
+            auth: Some(SecretAuth {
+                client_token: token,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let client = ctx.client()?.with_token(Some(token.clone()));
+    token_login_secret(&client, &token)
+        .await
+        .map_err(|e| e.context("Error authenticating"))
+}
+
+/// Where a method login goes and what it sends.
+fn method_login_request(
+    method: &str,
+    mount: &str,
+    mut config: Map<String, Value>,
+) -> Result<(String, Value), Error> {
+    if method != "userpass" {
+        return Ok((format!("auth/{mount}/login"), Value::Object(config)));
+    }
+    let username = config
+        .get("username")
+        .map(output::go_value)
+        .unwrap_or_default();
+    if username.is_empty() {
+        return Err(Error::Usage(
+            "Error authenticating: 'username' must be specified".into(),
+        ));
+    }
+    let password = config
+        .remove("password")
+        .map(|v| output::go_value(&v))
+        .unwrap_or_default();
+    // `password=-` reads all of stdin, line ending included.
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(Error::Usage(
+            "Error authenticating: no password given (pass password=..., or type it when \
+             prompted, or give it on stdin)"
+                .into(),
+        ));
+    }
+    let mut body = Map::new();
+    body.insert("password".into(), password.into());
+    if let Some(passcode) = config.remove("passcode") {
+        body.insert("passcode".into(), passcode);
+    }
+    Ok((
+        format!("auth/{mount}/login/{username}"),
+        Value::Object(body),
+    ))
+}
+
+/// Any other method: its K=V data (`mount=PATH` overrides `-path`) goes to
+/// `auth/PATH/login`, or for userpass the password to
+/// `auth/PATH/login/USERNAME`. No token is sent.
+async fn method_login(
+    ctx: &mut Ctx<'_, '_>,
+    args: &LoginArgs,
+    method: &str,
+) -> Result<Secret, Error> {
+    let mut config = input::parse_kv_args(&args.args, ctx.io.stdin)
+        .map_err(|e| e.context("Error parsing configuration"))?;
+    let mount = match config.remove("mount") {
+        Some(v) => output::go_value(&v),
+        None => args.path.clone().unwrap_or_else(|| method.to_string()),
+    };
+    let mount = super::sanitize_path(&mount);
+    if mount.is_empty() {
+        return Err(Error::Usage("The mount path must not be empty".into()));
+    }
+    if method == "userpass" && config.contains_key("username") && !config.contains_key("password") {
+        let password = read_password(ctx)?;
+        config.insert("password".into(), password.into());
+    }
+    let (path, body) = method_login_request(method, &mount, config)?;
+    let client = ctx.client()?.with_token(None);
+    client
+        .request(Method::PUT, &path, Some(&body))
+        .await
+        .map_err(|e| e.context("Error authenticating"))?
+        .ok_or_else(|| {
+            Error::Unexpected(
+                "Error authenticating: empty response from credential provider".into(),
+            )
+        })
+}
+
+/// Reads a password: at a terminal after a prompt, with echo off when the
+/// terminal allows it; otherwise one line of stdin.
+fn read_password(ctx: &mut Ctx<'_, '_>) -> Result<String, Error> {
+    if !ctx.io.stdin_is_terminal {
+        return input::read_line(ctx.io.stdin);
+    }
+    let echo_off = input::EchoOff::new();
+    ctx.err(if echo_off.is_some() {
+        "Password (will be hidden): "
+    } else {
+        "Password (will be echoed): "
+    });
+    let _ = ctx.io.stderr.flush();
+    let line = input::read_line(ctx.io.stdin);
+    if echo_off.is_some() {
+        drop(echo_off);
+        ctx.err("\n");
+    }
+    line
 }
 
 /// Looks the token up and shapes the answer like an auth method's login

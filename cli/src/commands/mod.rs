@@ -5,7 +5,9 @@
 //! process with buffers instead of the real terminal.
 
 mod auth;
+mod auth_mounts;
 mod kv;
+mod plugin;
 mod policy;
 mod secrets;
 mod sys;
@@ -15,7 +17,10 @@ use std::io::{BufRead, Write};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::{Command, OperatorCommand, PolicyCommand, SecretsCommand, TokenCommand};
+use crate::cli::{
+    AuthCommand, Command, OperatorCommand, PluginCommand, PolicyCommand, SecretsCommand,
+    TokenCommand,
+};
 use crate::client::{Client, Secret};
 use crate::config::{self, Format, Settings};
 use crate::error::Error;
@@ -121,6 +126,19 @@ async fn dispatch(cmd: Command, ctx: &mut Ctx<'_, '_>) -> Result<i32, Error> {
             SecretsCommand::List(a) => secrets::list(ctx, a).await,
             SecretsCommand::Tune(a) => secrets::tune(ctx, a).await,
             SecretsCommand::Move(a) => secrets::move_mount(ctx, a).await,
+        },
+        Command::Auth(c) => match c {
+            AuthCommand::Enable(a) => auth_mounts::enable(ctx, a).await,
+            AuthCommand::Disable(a) => auth_mounts::disable(ctx, a).await,
+            AuthCommand::List(a) => auth_mounts::list(ctx, a).await,
+            AuthCommand::Tune(a) => auth_mounts::tune(ctx, a).await,
+        },
+        Command::Plugin(p) => match p {
+            PluginCommand::Register(a) => plugin::register(ctx, a).await,
+            PluginCommand::Deregister(a) => plugin::deregister(ctx, a).await,
+            PluginCommand::List(a) => plugin::list(ctx, a).await,
+            PluginCommand::Info(a) => plugin::info(ctx, a).await,
+            PluginCommand::Reload(a) => plugin::reload(ctx, a).await,
         },
         Command::Read(a) => kv::read(ctx, a).await,
         Command::Write(a) => kv::write(ctx, a).await,

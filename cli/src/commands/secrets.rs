@@ -22,7 +22,10 @@ const MOVE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const MOVE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Mount options from `-options=k=v` flags plus `-version=N`.
-fn mount_options(options: &[String], version: Option<u32>) -> Result<Map<String, Value>, Error> {
+pub(super) fn mount_options(
+    options: &[String],
+    version: Option<u32>,
+) -> Result<Map<String, Value>, Error> {
     let mut map: Map<String, Value> = input::parse_pairs("options", options)?
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
@@ -135,15 +138,15 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: SecretsListArgs) -> Result<i32, E
     Ok(0)
 }
 
-fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(super) fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-fn bool_at(v: &Value, key: &str) -> bool {
+pub(super) fn bool_at(v: &Value, key: &str) -> bool {
     v.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn sorted_paths(mounts: &Map<String, Value>) -> Vec<&String> {
+pub(super) fn sorted_paths(mounts: &Map<String, Value>) -> Vec<&String> {
     let mut paths: Vec<&String> = mounts.keys().collect();
     paths.sort();
     paths
@@ -252,26 +255,50 @@ fn tune_ttl(d: Option<GoDuration>) -> Option<String> {
     }
 }
 
-/// The body of `POST sys/mounts/PATH/tune`: only what was given.
-fn tune_body(args: &SecretsTuneArgs) -> Result<Value, Error> {
+/// The flags a `.../tune` request is built from (`secrets tune` and
+/// `auth tune`).
+pub(super) struct TuneFlags<'a> {
+    pub default_lease_ttl: Option<GoDuration>,
+    pub max_lease_ttl: Option<GoDuration>,
+    pub description: Option<&'a str>,
+    pub options: &'a [String],
+    pub version: Option<u32>,
+    pub plugin_version: Option<&'a str>,
+}
+
+/// The body of `POST sys/mounts/PATH/tune` or `sys/auth/PATH/tune`: only
+/// what was given.
+pub(super) fn tune_body_of(flags: &TuneFlags<'_>) -> Result<Value, Error> {
     let mut body = Map::new();
-    if let Some(ttl) = tune_ttl(args.default_lease_ttl) {
+    if let Some(ttl) = tune_ttl(flags.default_lease_ttl) {
         body.insert("default_lease_ttl".into(), ttl.into());
     }
-    if let Some(ttl) = tune_ttl(args.max_lease_ttl) {
+    if let Some(ttl) = tune_ttl(flags.max_lease_ttl) {
         body.insert("max_lease_ttl".into(), ttl.into());
     }
-    if let Some(d) = &args.description {
-        body.insert("description".into(), d.clone().into());
+    if let Some(d) = flags.description {
+        body.insert("description".into(), d.into());
     }
-    let options = mount_options(&args.options, args.version)?;
+    let options = mount_options(flags.options, flags.version)?;
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
-    if let Some(v) = &args.plugin_version {
-        body.insert("plugin_version".into(), v.clone().into());
+    if let Some(v) = flags.plugin_version {
+        body.insert("plugin_version".into(), v.into());
     }
     Ok(Value::Object(body))
+}
+
+/// The body of `POST sys/mounts/PATH/tune`.
+fn tune_body(args: &SecretsTuneArgs) -> Result<Value, Error> {
+    tune_body_of(&TuneFlags {
+        default_lease_ttl: args.default_lease_ttl,
+        max_lease_ttl: args.max_lease_ttl,
+        description: args.description.as_deref(),
+        options: &args.options,
+        version: args.version,
+        plugin_version: args.plugin_version.as_deref(),
+    })
 }
 
 /// `secrets tune`.

@@ -203,15 +203,20 @@ pub fn lockbox_bin() -> &'static str {
 /// Plugin host settings for tests: the given plugin directory, a private
 /// runtime directory, and short timeouts so failure paths are quick.
 pub fn plugin_config(dir: &std::path::Path) -> lockbox::plugin::HostConfig {
-    let mut cfg = lockbox::plugin::HostConfig::default();
-    cfg.plugin_directory = Some(dir.to_path_buf());
-    cfg.launch.runtime_dir = dir.join(".run");
-    cfg.launch.handshake_timeout = std::time::Duration::from_secs(3);
-    cfg.launch.stop_grace = std::time::Duration::from_secs(2);
-    cfg.request_timeout = std::time::Duration::from_secs(5);
-    cfg.backoff_initial = std::time::Duration::from_millis(50);
-    cfg.backoff_max = std::time::Duration::from_millis(500);
-    cfg
+    use std::time::Duration;
+    let defaults = lockbox::plugin::HostConfig::default();
+    lockbox::plugin::HostConfig {
+        plugin_directory: Some(dir.to_path_buf()),
+        launch: lockbox::plugin::process::LaunchConfig {
+            runtime_dir: dir.join(".run"),
+            handshake_timeout: Duration::from_secs(3),
+            stop_grace: Duration::from_secs(2),
+        },
+        request_timeout: Duration::from_secs(5),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..defaults
+    }
 }
 
 /// Hex sha256 of a file.
@@ -268,7 +273,7 @@ pub fn install_plugin(dir: &std::path::Path, plugin: &str, name: &str) -> String
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
+        Ok(stat) => stat.split_whitespace().nth(2).is_none_or(|s| s != "Z"),
         Err(_) => false,
     }
 }

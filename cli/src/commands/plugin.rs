@@ -1,0 +1,558 @@
+//! `plugin register | deregister | list | info | reload`: the plugin catalog
+//! under `sys/plugins/catalog/` and reloads under `sys/plugins/reload/`.
+//!
+//! Plugin types are `secret` and `auth`, the two the server's catalog holds;
+//! they are checked before anything is sent.
+
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, mount_path};
+use crate::cli::{
+    PluginDeregisterArgs, PluginInfoArgs, PluginListArgs, PluginRegisterArgs, PluginReloadArgs,
+};
+use crate::client::Secret;
+use crate::config::Format;
+use crate::error::Error;
+use crate::input;
+use crate::output;
+
+/// The plugin types of the catalog.
+const PLUGIN_TYPES: [&str; 2] = ["secret", "auth"];
+
+/// Checks a plugin type argument and returns it lowercased.
+fn parse_plugin_type(raw: &str) -> Result<String, Error> {
+    let kind = raw.trim().to_ascii_lowercase();
+    if PLUGIN_TYPES.contains(&kind.as_str()) {
+        Ok(kind)
+    } else {
+        Err(Error::Usage(format!(
+            "{:?} is not a supported plugin type: use \"secret\" or \"auth\"",
+            raw.trim()
+        )))
+    }
+}
+
+/// The `TYPE NAME` positionals of `register`, `deregister` and `info`. Given
+/// only one argument (Vault's old `NAME` form), clap put the name in the type
+/// slot: ask for the type.
+fn type_and_name(
+    command: &str,
+    first: &str,
+    second: Option<&str>,
+) -> Result<(String, String), Error> {
+    let Some(name) = second else {
+        return Err(Error::Usage(format!(
+            "A plugin type is required: lockbox plugin {command} [options] TYPE {}, with \
+             TYPE \"secret\" or \"auth\"",
+            first.trim()
+        )));
+    };
+    let kind = parse_plugin_type(first)?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Usage("The plugin name must not be empty".into()));
+    }
+    Ok((kind, name.to_string()))
+}
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved
+/// characters), so `v1.0.0+ent` keeps its `+`.
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `sys/plugins/catalog/TYPE/NAME`, with `?version=V` when a version is given.
+fn catalog_path(kind: &str, name: &str, version: Option<&str>) -> String {
+    let mut path = format!("sys/plugins/catalog/{kind}/{name}");
+    if let Some(v) = version.map(str::trim).filter(|v| !v.is_empty()) {
+        path.push_str("?version=");
+        path.push_str(&query_escape(v));
+    }
+    path
+}
+
+/// The body of `PUT sys/plugins/catalog/TYPE/NAME`.
+fn register_body(args: &PluginRegisterArgs, name: &str) -> Result<Value, Error> {
+    // Only checked: the entries are sent as given.
+    input::parse_pairs("env", &args.env)?;
+    let command = args
+        .command
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or(name);
+    Ok(json!({
+        "sha256": args.sha256.as_deref().map(str::trim).unwrap_or_default(),
+        "command": command,
+        "args": args.args,
+        "env": args.env,
+        "version": args.version.as_deref().map(str::trim).unwrap_or_default(),
+    }))
+}
+
+/// `plugin register [-sha256=HEX] [-command=FILE] [-args=A]... [-env=K=V]...
+/// [-version=V] TYPE NAME`.
+pub async fn register(ctx: &mut Ctx<'_, '_>, args: PluginRegisterArgs) -> Result<i32, Error> {
+    let (kind, name) = type_and_name("register", &args.plugin_type, args.name.as_deref())?;
+    if args.sha256.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        return Err(Error::Usage(
+            "SHA256 is required for all plugins, please provide -sha256".into(),
+        ));
+    }
+    let body = register_body(&args, &name)?;
+    let client = ctx.client()?;
+    let response = client
+        .request(Method::PUT, &catalog_path(&kind, &name, None), Some(&body))
+        .await
+        .map_err(|e| e.context(format!("Error registering plugin {name}")))?;
+    if let Some(secret) = &response {
+        let warnings = output::warnings_block(secret);
+        ctx.err(&warnings);
+    }
+    ctx.outln(&format!("Success! Registered plugin: {name}"));
+    Ok(0)
+}
+
+/// `plugin deregister [-version=V] TYPE NAME`.
+pub async fn deregister(ctx: &mut Ctx<'_, '_>, args: PluginDeregisterArgs) -> Result<i32, Error> {
+    let (kind, name) = type_and_name("deregister", &args.plugin_type, args.name.as_deref())?;
+    let client = ctx.client()?;
+    client
+        .delete(&catalog_path(&kind, &name, args.version.as_deref()))
+        .await
+        .map_err(|e| e.context(format!("Error deregistering plugin named {name}")))?;
+    ctx.outln(&format!(
+        "Success! Deregistered plugin (if it was registered): {name}"
+    ));
+    Ok(0)
+}
+
+/// The catalog entries of a `GET sys/plugins/catalog` answer, of one type
+/// or all, sorted by type, name and version. Uses the `detailed` list, or
+/// the per-type name lists when the server sent no details.
+fn catalog_entries(data: &Map<String, Value>, kind: Option<&str>) -> Vec<Map<String, Value>> {
+    let wanted = |t: &str| kind.is_none_or(|k| k == t);
+    let mut entries: Vec<Map<String, Value>> = match data.get("detailed") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_object)
+            .filter(|e| wanted(text(e, "type").as_str()))
+            .cloned()
+            .collect(),
+        _ => ["auth", "database", "secret"]
+            .into_iter()
+            .filter(|t| wanted(t))
+            .flat_map(|t| {
+                let names = match data.get(t) {
+                    Some(Value::Array(names)) => names.clone(),
+                    _ => Vec::new(),
+                };
+                names.into_iter().map(move |n| {
+                    let mut entry = Map::new();
+                    entry.insert("name".into(), n);
+                    entry.insert("type".into(), t.into());
+                    entry
+                })
+            })
+            .collect(),
+    };
+    entries.sort_by_key(|e| (text(e, "type"), text(e, "name"), text(e, "version")));
+    entries
+}
+
+/// A field of an entry as text; empty when missing or null.
+fn text(entry: &Map<String, Value>, key: &str) -> String {
+    match entry.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(v) => output::go_value(v),
+    }
+}
+
+/// The table of `plugin list`: `Name Type Version` (without `Type` when
+/// listing one type), or with `-detailed` Vault's columns (minus the OCI
+/// `Container`) plus the SHA-256 and the command.
+fn list_table(entries: &[Map<String, Value>], typed: bool, detailed: bool) -> String {
+    let columns: &[(&str, &str)] = if detailed {
+        &[
+            ("Name", "name"),
+            ("Type", "type"),
+            ("Version", "version"),
+            ("Deprecation Status", "deprecation_status"),
+            ("SHA256", "sha256"),
+            ("Command", "command"),
+        ]
+    } else if typed {
+        &[("Name", "name"), ("Version", "version")]
+    } else {
+        &[("Name", "name"), ("Type", "type"), ("Version", "version")]
+    };
+    let header: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| columns.iter().map(|(_, key)| text(e, key)).collect())
+        .collect();
+    output::table(&header, &rows)
+}
+
+/// `plugin list [-detailed] [TYPE]`.
+pub async fn list(ctx: &mut Ctx<'_, '_>, args: PluginListArgs) -> Result<i32, Error> {
+    let kind = args
+        .plugin_type
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(parse_plugin_type)
+        .transpose()?;
+    let client = ctx.client()?;
+    let secret = client
+        .request(Method::GET, "sys/plugins/catalog", None)
+        .await
+        .map_err(|e| e.context("Error listing available plugins"))?
+        .ok_or_else(|| {
+            Error::Unexpected(
+                "Error listing available plugins: data from server response is empty".into(),
+            )
+        })?;
+    let data = secret.data_or_top_level();
+    let entries = catalog_entries(data, kind.as_deref());
+    match ctx.format() {
+        Format::Json => {
+            // Vault's shape: the name lists by type, plus the details.
+            let mut out = Map::new();
+            for t in ["auth", "database", "secret"] {
+                if kind.as_deref().is_none_or(|k| k == t)
+                    && let Some(names) = data.get(t)
+                {
+                    out.insert(t.into(), names.clone());
+                }
+            }
+            out.insert(
+                "details".into(),
+                Value::Array(entries.into_iter().map(Value::Object).collect()),
+            );
+            ctx.print_json(&out)?;
+        }
+        Format::Table => {
+            let table = list_table(&entries, kind.is_some(), args.detailed);
+            ctx.out(&table);
+        }
+    }
+    Ok(0)
+}
+
+/// `plugin info [-version=V] [-field=F] TYPE NAME`.
+pub async fn info(ctx: &mut Ctx<'_, '_>, args: PluginInfoArgs) -> Result<i32, Error> {
+    let (kind, name) = type_and_name("info", &args.plugin_type, args.name.as_deref())?;
+    let client = ctx.client()?;
+    let secret = client
+        .read(&catalog_path(&kind, &name, args.version.as_deref()))
+        .await
+        .map_err(|e| e.context(format!("Error reading plugin named {name}")))?
+        .ok_or_else(|| Error::NotFound(format!("No value found for plugin {name:?}")))?;
+    let data = secret.data_or_top_level().clone();
+    if let Some(field) = &args.field {
+        let entry = Secret {
+            data: Some(data),
+            ..Default::default()
+        };
+        return ctx.print_field(&entry, field);
+    }
+    match ctx.format() {
+        Format::Json => ctx.print_json(&data)?,
+        Format::Table => {
+            let table = output::key_value_table(&output::data_rows(&data));
+            ctx.out(&table);
+        }
+    }
+    Ok(0)
+}
+
+/// What `plugin reload` sends: the path and the body.
+fn reload_request(args: &PluginReloadArgs) -> Result<(String, Option<Value>), Error> {
+    let plugin = args
+        .plugin
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let mounts = reload_mounts(args);
+    match (plugin, mounts.is_empty()) {
+        (None, true) => {
+            return Err(Error::Usage(
+                "No plugins specified, must specify exactly one of -plugin or -mounts".into(),
+            ));
+        }
+        (Some(_), false) => {
+            return Err(Error::Usage(
+                "Must specify exactly one of -plugin or -mounts".into(),
+            ));
+        }
+        _ => {}
+    }
+    let kind = args
+        .plugin_type
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(parse_plugin_type)
+        .transpose()?;
+    if kind.is_some() && !mounts.is_empty() {
+        return Err(Error::Usage("Cannot specify -type with -mounts".into()));
+    }
+    Ok(match (plugin, kind) {
+        (Some(name), Some(kind)) => (format!("sys/plugins/reload/{kind}/{name}"), None),
+        (Some(name), None) => (
+            "sys/plugins/reload/backend".into(),
+            Some(json!({"plugin": name})),
+        ),
+        (None, _) => (
+            "sys/plugins/reload/backend".into(),
+            Some(json!({"mounts": mounts})),
+        ),
+    })
+}
+
+/// The `-mounts` paths as mount paths (`a` → `a/`), empty ones dropped.
+fn reload_mounts(args: &PluginReloadArgs) -> Vec<String> {
+    args.mounts
+        .iter()
+        .map(|m| mount_path(m))
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// `plugin reload (-plugin=NAME [-type=TYPE] | -mounts=PATH...)`.
+pub async fn reload(ctx: &mut Ctx<'_, '_>, args: PluginReloadArgs) -> Result<i32, Error> {
+    let (path, body) = reload_request(&args)?;
+    let client = ctx.client()?;
+    let response = client
+        .request(Method::PUT, &path, body.as_ref())
+        .await
+        .map_err(|e| e.context("Error reloading plugin/mounts"))?;
+    if let Some(secret) = &response {
+        let warnings = output::warnings_block(secret);
+        ctx.err(&warnings);
+    }
+    let mounts = reload_mounts(&args);
+    let what = if mounts.is_empty() {
+        format!(
+            "plugin: {}",
+            args.plugin.as_deref().map(str::trim).unwrap_or_default()
+        )
+    } else {
+        // Go's %s of a []string.
+        format!("mounts: [{}]", mounts.join(" "))
+    };
+    let reload_id = response
+        .as_ref()
+        .and_then(|s| s.str_field("reload_id"))
+        .filter(|id| !id.is_empty());
+    match reload_id {
+        Some(id) => ctx.outln(&format!("Success! Reloaded {what}, reload_id: {id}")),
+        None => ctx.outln(&format!("Success! Reloaded {what}")),
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::GlobalArgs;
+
+    fn register_args(kind: &str, name: Option<&str>) -> PluginRegisterArgs {
+        PluginRegisterArgs {
+            plugin_type: kind.into(),
+            name: name.map(Into::into),
+            sha256: Some("ab12".into()),
+            command: None,
+            args: vec![],
+            env: vec![],
+            version: None,
+            global: GlobalArgs::default(),
+        }
+    }
+
+    fn reload_args(plugin: Option<&str>, mounts: &[&str], kind: Option<&str>) -> PluginReloadArgs {
+        PluginReloadArgs {
+            plugin: plugin.map(Into::into),
+            mounts: mounts.iter().map(|m| m.to_string()).collect(),
+            plugin_type: kind.map(Into::into),
+            global: GlobalArgs::default(),
+        }
+    }
+
+    #[test]
+    fn types_and_names() {
+        assert_eq!(
+            type_and_name("info", "Secret", Some(" mock ")).unwrap(),
+            ("secret".to_string(), "mock".to_string())
+        );
+        let err = type_and_name("register", "mock", None).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            err.to_string().starts_with(
+                "A plugin type is required: lockbox plugin register [options] TYPE mock"
+            ),
+            "{err}"
+        );
+        let err = type_and_name("info", "database", Some("pg")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"database\" is not a supported plugin type: use \"secret\" or \"auth\""
+        );
+        assert!(type_and_name("info", "auth", Some(" ")).is_err());
+    }
+
+    #[test]
+    fn catalog_paths_escape_the_version() {
+        assert_eq!(
+            catalog_path("secret", "mock", None),
+            "sys/plugins/catalog/secret/mock"
+        );
+        assert_eq!(
+            catalog_path("auth", "up", Some("v1.0.0+ent")),
+            "sys/plugins/catalog/auth/up?version=v1.0.0%2Bent"
+        );
+        assert_eq!(
+            catalog_path("auth", "up", Some(" ")),
+            "sys/plugins/catalog/auth/up"
+        );
+    }
+
+    #[test]
+    fn register_body_defaults_the_command_to_the_name() {
+        assert_eq!(
+            register_body(&register_args("secret", Some("mock")), "mock").unwrap(),
+            json!({"sha256": "ab12", "command": "mock", "args": [], "env": [], "version": ""})
+        );
+        let mut args = register_args("secret", Some("mock"));
+        args.command = Some("mock-v2".into());
+        args.args = vec!["--debug".into(), "-x".into()];
+        args.env = vec!["A=1".into(), "B=x=y".into()];
+        args.version = Some("v2.0.0".into());
+        assert_eq!(
+            register_body(&args, "mock").unwrap(),
+            json!({"sha256": "ab12", "command": "mock-v2", "args": ["--debug", "-x"],
+                   "env": ["A=1", "B=x=y"], "version": "v2.0.0"})
+        );
+        args.env = vec!["NOVALUE".into()];
+        assert_eq!(register_body(&args, "mock").unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn reload_requests() {
+        assert_eq!(
+            reload_request(&reload_args(Some("mock"), &[], None)).unwrap(),
+            (
+                "sys/plugins/reload/backend".to_string(),
+                Some(json!({"plugin": "mock"}))
+            )
+        );
+        assert_eq!(
+            reload_request(&reload_args(Some("mock"), &[], Some("auth"))).unwrap(),
+            ("sys/plugins/reload/auth/mock".to_string(), None)
+        );
+        assert_eq!(
+            reload_request(&reload_args(None, &["a", "auth/b/", ""], None)).unwrap(),
+            (
+                "sys/plugins/reload/backend".to_string(),
+                Some(json!({"mounts": ["a/", "auth/b/"]}))
+            )
+        );
+        for (args, message) in [
+            (
+                reload_args(None, &[], None),
+                "No plugins specified, must specify exactly one of -plugin or -mounts",
+            ),
+            (
+                reload_args(Some("mock"), &["a"], None),
+                "Must specify exactly one of -plugin or -mounts",
+            ),
+            (
+                reload_args(None, &["a"], Some("secret")),
+                "Cannot specify -type with -mounts",
+            ),
+        ] {
+            let err = reload_request(&args).unwrap_err();
+            assert_eq!((err.exit_code(), err.to_string()), (1, message.to_string()));
+        }
+        assert!(reload_request(&reload_args(Some("mock"), &[], Some("db"))).is_err());
+    }
+
+    fn catalog() -> Map<String, Value> {
+        json!({
+            "auth": ["userpass"],
+            "secret": ["mock", "passgen"],
+            "database": [],
+            "detailed": [
+                {"name": "passgen", "type": "secret", "version": "", "sha256": "cc",
+                 "builtin": false, "deprecation_status": "", "command": "passgen", "args": []},
+                {"name": "mock", "type": "secret", "version": "v1.0.0", "sha256": "bb",
+                 "builtin": false, "deprecation_status": "", "command": "mock-1", "args": []},
+                {"name": "userpass", "type": "auth", "version": "", "sha256": "aa",
+                 "builtin": false, "deprecation_status": "", "command": "userpass", "args": []},
+                {"name": "mock", "type": "secret", "version": "", "sha256": "dd",
+                 "builtin": false, "deprecation_status": "", "command": "mock", "args": []}
+            ]
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn list_tables() {
+        let data = catalog();
+        let all = catalog_entries(&data, None);
+        assert_eq!(
+            list_table(&all, false, false),
+            "Name        Type      Version\n\
+             ----        ----      -------\n\
+             userpass    auth      n/a\n\
+             mock        secret    n/a\n\
+             mock        secret    v1.0.0\n\
+             passgen     secret    n/a\n"
+        );
+        let secrets = catalog_entries(&data, Some("secret"));
+        assert_eq!(
+            list_table(&secrets, true, false),
+            "Name       Version\n\
+             ----       -------\n\
+             mock       n/a\n\
+             mock       v1.0.0\n\
+             passgen    n/a\n"
+        );
+        let detailed = list_table(&catalog_entries(&data, Some("auth")), true, true);
+        assert_eq!(
+            detailed,
+            "Name        Type    Version    Deprecation Status    SHA256    Command\n\
+             ----        ----    -------    ------------------    ------    -------\n\
+             userpass    auth    n/a        n/a                   aa        userpass\n"
+        );
+    }
+
+    #[test]
+    fn list_falls_back_to_the_name_lists() {
+        let mut data = catalog();
+        data.remove("detailed");
+        let entries = catalog_entries(&data, None);
+        let names: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (text(e, "type"), text(e, "name")))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("auth".to_string(), "userpass".to_string()),
+                ("secret".to_string(), "mock".to_string()),
+                ("secret".to_string(), "passgen".to_string())
+            ]
+        );
+    }
+}

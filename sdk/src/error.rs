@@ -1,0 +1,120 @@
+//! The logical error of a plugin request: what a handler returns when it
+//! cannot answer, and how that travels to the host.
+//!
+//! Every variant maps to one `ErrorKind` of the wire contract, which the host
+//! turns into an HTTP status:
+//!
+//! | variant | wire kind | HTTP |
+//! |---|---|---|
+//! | [`Error::InvalidRequest`] | `ERROR_KIND_INVALID_REQUEST` | 400 |
+//! | [`Error::PermissionDenied`] | `ERROR_KIND_PERMISSION_DENIED` | 403 |
+//! | [`Error::UnsupportedPath`] | `ERROR_KIND_UNSUPPORTED_PATH` | 404 |
+//! | [`Error::UnsupportedOperation`] | `ERROR_KIND_UNSUPPORTED_OPERATION` | 405 |
+//! | [`Error::Storage`], [`Error::Internal`] | `ERROR_KIND_INTERNAL` | 500 |
+//!
+//! Logical errors always travel in the reply's `ResponseError`, never as a
+//! gRPC status: a gRPC status tells the host the plugin itself is broken.
+
+use crate::storage::StorageError;
+use lockbox_plugin_proto::v1 as pb;
+
+/// Why a request failed. The message is shown to the client as is, so write
+/// it for the person who sent the request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or asks for something invalid (400).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The caller is not allowed to do this, or a login failed (403).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// No path of the plugin matches the request path (404).
+    #[error("{0}")]
+    UnsupportedPath(String),
+    /// The path exists but does not support the operation (405).
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    /// A call to the host's storage failed (500).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Anything else that is the plugin's fault (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A 400 with `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidRequest(message.into())
+    }
+
+    /// A 403 with `message`.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Error::PermissionDenied(message.into())
+    }
+
+    /// A 500 with `message`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
+    }
+
+    /// The wire kind of this error.
+    pub fn kind(&self) -> pb::ErrorKind {
+        match self {
+            Error::InvalidRequest(_) => pb::ErrorKind::InvalidRequest,
+            Error::PermissionDenied(_) => pb::ErrorKind::PermissionDenied,
+            Error::UnsupportedPath(_) => pb::ErrorKind::UnsupportedPath,
+            Error::UnsupportedOperation(_) => pb::ErrorKind::UnsupportedOperation,
+            Error::Storage(_) | Error::Internal(_) => pb::ErrorKind::Internal,
+        }
+    }
+
+    /// The error as the host receives it.
+    pub fn to_wire(&self) -> pb::ResponseError {
+        pb::ResponseError {
+            kind: self.kind() as i32,
+            message: self.to_string(),
+        }
+    }
+
+    /// Rebuilds an error from the wire (used by the test harness, which
+    /// sees replies exactly as the host does). Storage errors come back as
+    /// [`Error::Internal`]; unknown kinds too.
+    pub fn from_wire(e: &pb::ResponseError) -> Self {
+        let message = e.message.clone();
+        match pb::ErrorKind::try_from(e.kind) {
+            Ok(pb::ErrorKind::InvalidRequest) => Error::InvalidRequest(message),
+            Ok(pb::ErrorKind::PermissionDenied) => Error::PermissionDenied(message),
+            Ok(pb::ErrorKind::UnsupportedPath) => Error::UnsupportedPath(message),
+            Ok(pb::ErrorKind::UnsupportedOperation) => Error::UnsupportedOperation(message),
+            Ok(pb::ErrorKind::Internal | pb::ErrorKind::Unspecified) | Err(_) => {
+                Error::Internal(message)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_wire() {
+        for e in [
+            Error::invalid("bad"),
+            Error::permission_denied("no"),
+            Error::UnsupportedPath("where".into()),
+            Error::UnsupportedOperation("how".into()),
+            Error::internal("oops"),
+        ] {
+            let back = Error::from_wire(&e.to_wire());
+            assert_eq!(back.kind(), e.kind());
+            assert_eq!(back.to_string(), e.to_string());
+        }
+        let unknown = pb::ResponseError {
+            kind: 99,
+            message: "x".into(),
+        };
+        assert!(matches!(Error::from_wire(&unknown), Error::Internal(m) if m == "x"));
+    }
+}

@@ -1,0 +1,494 @@
+//! Launch and handshake (docs/plugin-protocol.md §1–2), serving, and
+//! graceful shutdown.
+//!
+//! ```text
+//! serve(backend) ─▶ PluginEnv::from_env()   cookie? versions include 1? dirs set?
+//!                     │ no → one line on stderr, exit 1
+//!                     ▼
+//!                  run(factory, env, stdout, SIGTERM/SIGINT)
+//!                     1. bind $LOCKBOX_PLUGIN_SOCKET_DIR/plugin.sock
+//!                     2. serve Backend + grpc.health.v1.Health ("" = SERVING)
+//!                     3. print `1|1|unix|<abs socket path>|grpc|` on stdout, flush
+//!                     4. Storage client → $LOCKBOX_PLUGIN_HOST_SOCKET (lazy connect)
+//!                     5. on the signal: health NOT_SERVING, stop accepting,
+//!                        finish in-flight requests (≤ drain timeout), exit 0
+//! ```
+
+use crate::logical::{Backend, Factory, Shared};
+use crate::service::PluginService;
+use crate::storage::GrpcTransport;
+use lockbox_plugin_proto as proto;
+use lockbox_plugin_proto::v1 as pb;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
+use tonic::server::NamedService;
+use tonic::transport::{Endpoint, Server};
+use tonic_health::ServingStatus;
+
+/// The file name of the plugin's socket inside the socket directory.
+pub const SOCKET_FILE: &str = "plugin.sock";
+
+/// The largest gRPC message the plugin accepts or sends (requests from the
+/// host, storage values). The host bounds request bodies itself
+/// (`max_request_size`, 32 MiB by default); tonic's default of 4 MiB would
+/// refuse big-but-legal writes.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// How long in-flight requests may run after SIGTERM before the process
+/// exits anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the plugin could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The magic cookie is missing: someone ran the plugin by hand.
+    #[error(
+        "{program}: this is a lockbox plugin, not a program to run by hand: lockbox starts it itself \
+         once it is registered (`lockbox plugin register ...`) or placed in the server's --dev-plugin-dir"
+    )]
+    NotLaunchedByHost {
+        /// The executable's name, for the message.
+        program: String,
+    },
+    /// The host offers no app protocol version this SDK speaks.
+    #[error(
+        "{program}: the lockbox host offers plugin protocol version(s) {offered:?}, but this plugin \
+         speaks only version {ours}; use a lockbox and plugin built for the same protocol"
+    )]
+    UnsupportedProtocol {
+        /// The executable's name.
+        program: String,
+        /// `LOCKBOX_PLUGIN_PROTOCOL_VERSIONS` as given.
+        offered: String,
+        /// The version this SDK speaks.
+        ours: u32,
+    },
+    /// A variable the host must set is missing or empty.
+    #[error("{program}: {var} is not set; the lockbox host sets it when it starts a plugin")]
+    MissingEnv {
+        /// The executable's name.
+        program: String,
+        /// The variable.
+        var: &'static str,
+    },
+    /// The plugin socket could not be created.
+    #[error("cannot listen on the plugin socket {}: {source}", path.display())]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The handshake line could not be written.
+    #[error("cannot write the handshake line to stdout: {0}")]
+    Handshake(#[source] std::io::Error),
+    /// The host storage socket path is not usable as an endpoint.
+    #[error("invalid host storage socket {}: {source}", path.display())]
+    HostSocket {
+        /// The path from `LOCKBOX_PLUGIN_HOST_SOCKET`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The gRPC server failed.
+    #[error("the plugin's gRPC server failed: {0}")]
+    Serve(#[source] tonic::transport::Error),
+    /// The server task ended abnormally.
+    #[error("the plugin's gRPC server task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// The tokio runtime or signal handlers could not be set up.
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What the host gives a plugin through the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginEnv {
+    /// The app protocol version chosen from the host's offer (always 1).
+    pub app_protocol: u32,
+    /// Where to create the socket (`LOCKBOX_PLUGIN_SOCKET_DIR`).
+    pub socket_dir: PathBuf,
+    /// The host's storage socket (`LOCKBOX_PLUGIN_HOST_SOCKET`).
+    pub host_socket: PathBuf,
+    /// The catalog name, for logs (`LOCKBOX_PLUGIN_NAME`).
+    pub name: Option<String>,
+    /// The catalog version, for logs (`LOCKBOX_PLUGIN_VERSION`).
+    pub version: Option<String>,
+}
+
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "lockbox plugin".into())
+}
+
+impl PluginEnv {
+    /// Reads and checks the process environment.
+    pub fn from_env() -> Result<Self, ServeError> {
+        Self::from_lookup(&program_name(), |k| std::env::var(k).ok())
+    }
+
+    /// Reads and checks an environment given as a lookup function (tests).
+    pub fn from_lookup(
+        program: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ServeError> {
+        let program = program.to_string();
+        if lookup(proto::MAGIC_COOKIE_KEY).as_deref() != Some(proto::MAGIC_COOKIE_VALUE) {
+            return Err(ServeError::NotLaunchedByHost { program });
+        }
+        let required = |var: &'static str| {
+            lookup(var)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ServeError::MissingEnv {
+                    program: program.clone(),
+                    var,
+                })
+        };
+        let offered = required(proto::PROTOCOL_VERSIONS_KEY)?;
+        let ours = proto::APP_PROTOCOL_VERSION;
+        if !offered
+            .split(',')
+            .any(|v| v.trim().parse::<u32>() == Ok(ours))
+        {
+            return Err(ServeError::UnsupportedProtocol {
+                program,
+                offered,
+                ours,
+            });
+        }
+        let socket_dir = PathBuf::from(required(proto::SOCKET_DIR_KEY)?);
+        let host_socket = PathBuf::from(required(proto::HOST_SOCKET_KEY)?);
+        Ok(PluginEnv {
+            app_protocol: ours,
+            socket_dir,
+            host_socket,
+            name: lookup(proto::NAME_KEY).filter(|v| !v.is_empty()),
+            version: lookup(proto::VERSION_KEY).filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The handshake line for a socket at `socket` (without newline).
+    pub fn handshake_line(&self, socket: &Path) -> String {
+        format!(
+            "{}|{}|unix|{}|grpc|",
+            proto::CORE_PROTOCOL_VERSION,
+            self.app_protocol,
+            socket.display()
+        )
+    }
+}
+
+/// Routes gRPC calls to the health service or the backend by path, so the
+/// server needs no router (tonic's `router` feature would pull in axum).
+#[derive(Clone)]
+struct Dispatch<B, H> {
+    backend: B,
+    health: H,
+}
+
+impl<B, H> Service<http::Request<Body>> for Dispatch<B, H>
+where
+    B: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + 'static,
+    B::Future: Send + 'static,
+    H: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + 'static,
+    H::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<http::Response<Body>, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // tonic's generated servers are always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let path = req.uri().path();
+        let is_health = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(H::NAME))
+            .is_some_and(|rest| rest.starts_with('/'));
+        if is_health {
+            Box::pin(self.health.call(req))
+        } else {
+            Box::pin(self.backend.call(req))
+        }
+    }
+}
+
+/// Serves `backend` for every mount: the whole plugin side of the protocol.
+/// Call it from `main`; it returns the process exit code.
+///
+/// ```no_run
+/// use lockbox_sdk::{Kind, framework::PathBackend};
+///
+/// fn main() -> std::process::ExitCode {
+///     lockbox_sdk::serve(PathBackend::new(Kind::Secret, "v0.1.0"))
+/// }
+/// ```
+pub fn serve(backend: impl Backend) -> ExitCode {
+    serve_with(Shared::new(backend))
+}
+
+/// Like [`serve`], with a [`Factory`] that makes a backend per mount.
+pub fn serve_with(factory: impl Factory) -> ExitCode {
+    let env = match PluginEnv::from_env() {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}", ServeError::Runtime(e));
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal().map_err(ServeError::Runtime)?;
+        let mut stdout = std::io::stdout();
+        run(factory, env, &mut stdout, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "plugin stopped");
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs to stderr (the host forwards each line with the plugin's name,
+/// version, pid and its own timestamp), plain text, level from
+/// `LOCKBOX_PLUGIN_LOG` (`error`..`trace`, default `info`). Does nothing if
+/// the plugin installed its own subscriber.
+fn init_logging() {
+    let level = std::env::var("LOCKBOX_PLUGIN_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .with_max_level(level)
+        .try_init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+        }
+    })
+}
+
+/// Runs the plugin until `shutdown` resolves: binds the socket, serves,
+/// writes the handshake line to `handshake`, and on shutdown finishes
+/// in-flight requests (at most [`DRAIN_TIMEOUT`]) and removes the socket.
+///
+/// [`serve`] calls this with the process environment, stdout and SIGTERM;
+/// tests call it with a temporary directory and a channel.
+pub async fn run(
+    factory: impl Factory,
+    env: PluginEnv,
+    handshake: &mut (dyn Write + Send),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let socket_path = std::path::absolute(env.socket_dir.join(SOCKET_FILE)).map_err(|source| {
+        ServeError::Bind {
+            path: env.socket_dir.join(SOCKET_FILE),
+            source,
+        }
+    })?;
+    // A stale socket from a crashed predecessor would make bind fail; the
+    // directory is private to this plugin process.
+    match std::fs::remove_file(&socket_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ServeError::Bind {
+                path: socket_path,
+                source,
+            });
+        }
+    }
+    let listener = UnixListener::bind(&socket_path).map_err(|source| ServeError::Bind {
+        path: socket_path.clone(),
+        source,
+    })?;
+
+    let endpoint = Endpoint::from_shared(format!("unix://{}", env.host_socket.display())).map_err(
+        |source| ServeError::HostSocket {
+            path: env.host_socket.clone(),
+            source,
+        },
+    )?;
+    let transport = Arc::new(GrpcTransport::new(endpoint.connect_lazy()));
+    let service = PluginService::new(Arc::new(factory), transport);
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let dispatch = Dispatch {
+        backend: pb::backend_server::BackendServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        health,
+    };
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signal_reporter = reporter.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        signal_reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = stop_tx.send(true);
+    });
+    let mut server_stop = stop_rx.clone();
+    let mut server = tokio::spawn(Server::builder().serve_with_incoming_shutdown(
+        dispatch,
+        UnixListenerStream::new(listener),
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    // The server task is running: announce the socket.
+    let line = env.handshake_line(&socket_path);
+    writeln!(handshake, "{line}")
+        .and_then(|()| handshake.flush())
+        .map_err(ServeError::Handshake)?;
+    tracing::info!(
+        socket = %socket_path.display(),
+        plugin = env.name.as_deref().unwrap_or(""),
+        version = env.version.as_deref().unwrap_or(""),
+        "plugin serving"
+    );
+
+    let outcome = tokio::select! {
+        res = &mut server => Some(res),
+        _ = stop_rx.wait_for(|stop| *stop) => None,
+    };
+    let outcome = match outcome {
+        Some(res) => res,
+        None => match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+            Ok(res) => res,
+            Err(_) => {
+                tracing::warn!(
+                    "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; exiting anyway"
+                );
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    let _ = std::fs::remove_file(&socket_path);
+    match outcome {
+        Ok(Ok(())) => {
+            tracing::info!("plugin stopped");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(ServeError::Serve(e)),
+        Err(e) => Err(ServeError::Task(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> Result<PluginEnv, ServeError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        PluginEnv::from_lookup("lockbox-plugin-test", |k| map.get(k).cloned())
+    }
+
+    const COOKIE: (&str, &str) = (proto::MAGIC_COOKIE_KEY, proto::MAGIC_COOKIE_VALUE);
+
+    #[test]
+    fn cookie_is_required() {
+        let e = env_of(&[]).unwrap_err();
+        assert!(matches!(e, ServeError::NotLaunchedByHost { .. }));
+        let msg = e.to_string();
+        assert!(!msg.contains('\n'));
+        assert!(
+            msg.starts_with("lockbox-plugin-test: this is a lockbox plugin"),
+            "{msg}"
+        );
+        assert!(msg.contains("lockbox plugin register") && msg.contains("--dev-plugin-dir"));
+        let wrong = env_of(&[(proto::MAGIC_COOKIE_KEY, "nope")]).unwrap_err();
+        assert!(matches!(wrong, ServeError::NotLaunchedByHost { .. }));
+    }
+
+    #[test]
+    fn picks_version_one() {
+        let base = [
+            COOKIE,
+            (proto::SOCKET_DIR_KEY, "/run/p"),
+            (proto::HOST_SOCKET_KEY, "/run/host.sock"),
+        ];
+        let with = |versions: &str| {
+            let mut v = base.to_vec();
+            v.push((proto::PROTOCOL_VERSIONS_KEY, versions));
+            env_of(&v)
+        };
+        let env = with("2, 1").unwrap();
+        assert_eq!(env.app_protocol, 1);
+        assert_eq!(
+            env.handshake_line(Path::new("/run/p/plugin.sock")),
+            "1|1|unix|/run/p/plugin.sock|grpc|"
+        );
+        let e = with("2,3").unwrap_err();
+        assert!(matches!(e, ServeError::UnsupportedProtocol { .. }));
+        assert!(e.to_string().contains("\"2,3\""), "{e}");
+        assert!(matches!(
+            with("").unwrap_err(),
+            ServeError::MissingEnv { .. }
+        ));
+        assert!(matches!(
+            env_of(&[COOKIE, (proto::PROTOCOL_VERSIONS_KEY, "1")]).unwrap_err(),
+            ServeError::MissingEnv { var, .. } if var == proto::SOCKET_DIR_KEY
+        ));
+    }
+}
