@@ -318,18 +318,7 @@ impl PluginHost {
         let info = group.current().map(|p| p.info.clone()).unwrap_or_default();
         let m = MountSetup { setup, view };
         if let Err(e) = self.attach(&group, m).await {
-            // A group started only for this mount must not linger.
-            if group.mounts.lock().await.is_empty() {
-                group.retired.store(true, Ordering::SeqCst);
-                let proc = group
-                    .current
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                if let Some(p) = proc {
-                    p.stop().await;
-                }
-            }
+            retire_if_empty(&group).await;
             return Err(e);
         }
         Ok(Arc::new(PluginBackend {
@@ -347,12 +336,12 @@ impl PluginHost {
         }))
     }
 
-    /// Moves a mount to a fresh process running `entry`: start, set up,
-    /// swap, drain the old process, clean up. No request fails.
-    pub async fn reload(
-        self: &Arc<Self>,
+    /// Moves one mount onto `target`: set it up there, swap the mount's
+    /// group, wait for requests still on the old process, then clean up.
+    async fn move_mount(
+        &self,
         backend: &PluginBackend,
-        entry: &CatalogEntry,
+        target: Arc<Group>,
     ) -> Result<(), PluginError> {
         let old = backend.group();
         let m = old
@@ -362,12 +351,11 @@ impl PluginHost {
             .get(&backend.mount_id)
             .cloned()
             .ok_or_else(|| PluginError::Down {
-                name: entry.name.clone(),
+                name: old.entry.name.clone(),
                 reason: "mount is not attached".into(),
             })?;
-        let new = self.group_for(entry, &backend.mount_id, true).await?;
-        self.attach(&new, m).await?;
-        *backend.group.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        self.attach(&target, m).await?;
+        *backend.group.write().unwrap_or_else(|e| e.into_inner()) = target;
         // Drain: every request that picked the old process is counted.
         if let Some(p) = old.current() {
             let deadline = Instant::now() + self.cfg.drain_timeout;
@@ -376,42 +364,51 @@ impl PluginHost {
             }
         }
         self.detach(&old, &backend.mount_id).await;
-        tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "mount {} reloaded", backend.mount_id);
         Ok(())
     }
 
-    /// Moves several mounts of the same new entry onto one new process.
+    /// Moves mounts onto fresh processes running `entry` (one process for
+    /// all of them when the entry multiplexes): start, set up, swap, drain
+    /// the old process, clean up. No request fails; on error the mounts not
+    /// yet moved keep their running process.
     pub async fn reload_many(
         self: &Arc<Self>,
         backends: &[&PluginBackend],
         entry: &CatalogEntry,
     ) -> Result<(), PluginError> {
-        let Some(first) = backends.first() else {
-            return Ok(());
-        };
-        // A fresh group for the first mount; multiplexed entries share it.
-        self.reload(first, entry).await?;
-        for b in &backends[1..] {
+        let mut shared: Option<Arc<Group>> = None;
+        for b in backends {
+            let target = match &shared {
+                Some(g) => g.clone(),
+                None => self.group_for(entry, &b.mount_id, true).await?,
+            };
             if entry.multiplexing {
-                let target = first.group();
-                let old = b.group();
-                let m = old.mounts.lock().await.get(&b.mount_id).cloned();
-                if let Some(m) = m {
-                    self.attach(&target, m).await?;
-                    *b.group.write().unwrap_or_else(|e| e.into_inner()) = target;
-                    if let Some(p) = old.current() {
-                        let deadline = Instant::now() + self.cfg.drain_timeout;
-                        while p.in_flight() > 0 && Instant::now() < deadline {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                    }
-                    self.detach(&old, &b.mount_id).await;
-                }
-            } else {
-                self.reload(b, entry).await?;
+                shared = Some(target.clone());
             }
+            if let Err(e) = self.move_mount(b, target.clone()).await {
+                // A process started for this reload must not linger.
+                retire_if_empty(&target).await;
+                return Err(e);
+            }
+            tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "mount {} reloaded", b.mount_id);
         }
         Ok(())
+    }
+}
+
+/// Stops a group that ended up with no mounts (a failed mount or reload).
+async fn retire_if_empty(group: &Arc<Group>) {
+    if !group.mounts.lock().await.is_empty() {
+        return;
+    }
+    group.retired.store(true, Ordering::SeqCst);
+    let proc = group
+        .current
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(p) = proc {
+        p.stop().await;
     }
 }
 
