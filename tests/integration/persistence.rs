@@ -227,6 +227,14 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
     let p = start(dir.path(), &[("LOCKBOX_UNSEAL_KEYS", &env_keys)]);
     let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
     assert_eq!(r.body["data"]["password"], secret);
+    drop(p);
+
+    // Auto-unseal from a file of keys (one per line).
+    let key_file = dir.path().join("unseal-keys");
+    std::fs::write(&key_file, format!("{}\n{}\n", keys[1], keys[2])).unwrap();
+    let p = start(dir.path(), &[("LOCKBOX_UNSEAL_KEYS_FILE", key_file.to_str().unwrap())]);
+    let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
+    assert_eq!(r.body["data"]["password"], secret);
 }
 
 #[tokio::test(flavor = "multi_thread")]
