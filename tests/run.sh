@@ -14,4 +14,6 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+# Plugin binaries first: integration tests run them as real processes.
+cargo build --workspace --bins
 cargo test --workspace "$@"
