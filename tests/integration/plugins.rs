@@ -633,7 +633,10 @@ async fn pinned_plugin_versions() {
     let s = TestServer::dev_with_plugins(dir.path()).await;
     let sha1 = install_variant(dir.path(), "mock", "mock-1", "1");
     let sha2 = install_variant(dir.path(), "mock", "mock-2", "2");
-    for (v, sha, cmd, marker) in [("v1.0.0", &sha1, "mock-1", "one"), ("v2.0.0", &sha2, "mock-2", "two")] {
+    for (v, sha, cmd, marker) in [
+        ("v1.0.0", &sha1, "mock-1", "one"),
+        ("v2.0.0", &sha2, "mock-2", "two"),
+    ] {
         let r = s
             .root(
                 "PUT",
@@ -644,25 +647,50 @@ async fn pinned_plugin_versions() {
         assert_eq!(r.status, 204, "{:?}", r.body);
     }
     let r = s
-        .root("POST", "sys/mounts/old", Some(json!({"type": "pinned", "plugin_version": "v1.0.0"})))
+        .root(
+            "POST",
+            "sys/mounts/old",
+            Some(json!({"type": "pinned", "plugin_version": "v1.0.0"})),
+        )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     // Without a pin, the highest version runs.
-    assert_eq!(s.root("POST", "sys/mounts/new", Some(json!({"type": "pinned"}))).await.status, 204);
+    assert_eq!(
+        s.root("POST", "sys/mounts/new", Some(json!({"type": "pinned"})))
+            .await
+            .status,
+        204
+    );
     let r = s
-        .root("POST", "sys/mounts/none", Some(json!({"type": "pinned", "plugin_version": "v9.9.9"})))
+        .root(
+            "POST",
+            "sys/mounts/none",
+            Some(json!({"type": "pinned", "plugin_version": "v9.9.9"})),
+        )
         .await;
     assert_eq!(r.status, 400);
     assert!(r.error_text().contains("v9.9.9"), "{:?}", r.body);
     s.root("PUT", "old/k", Some(json!({"a": "1"}))).await;
     s.root("PUT", "new/k", Some(json!({"a": "1"}))).await;
-    assert_eq!(s.root("GET", "old/k", None).await.body["data"]["served_by"], "one");
-    assert_eq!(s.root("GET", "new/k", None).await.body["data"]["served_by"], "two");
+    assert_eq!(
+        s.root("GET", "old/k", None).await.body["data"]["served_by"],
+        "one"
+    );
+    assert_eq!(
+        s.root("GET", "new/k", None).await.body["data"]["served_by"],
+        "two"
+    );
     let mounts = s.root("GET", "sys/mounts", None).await;
     assert_eq!(mounts.body["data"]["old/"]["plugin_version"], "v1.0.0");
-    assert_eq!(mounts.body["data"]["old/"]["running_plugin_version"], "v1.0.0");
+    assert_eq!(
+        mounts.body["data"]["old/"]["running_plugin_version"],
+        "v1.0.0"
+    );
     assert_eq!(mounts.body["data"]["old/"]["running_sha256"], sha1.as_str());
-    assert_eq!(mounts.body["data"]["new/"]["running_plugin_version"], "v2.0.0");
+    assert_eq!(
+        mounts.body["data"]["new/"]["running_plugin_version"],
+        "v2.0.0"
+    );
     // Two versions: two processes.
     assert_eq!(pids_of(&s, "pinned").len(), 2);
 }
@@ -674,11 +702,20 @@ async fn a_plugin_that_misreports_its_kind_is_refused() {
     let sha = install_plugin(dir.path(), "userpass", "liar");
     // Registered as a secrets engine, but it is an auth method.
     register(&s, "secret", "liar", &sha, "liar", &[]).await;
-    let r = s.root("POST", "sys/mounts/liar", Some(json!({"type": "liar"}))).await;
+    let r = s
+        .root("POST", "sys/mounts/liar", Some(json!({"type": "liar"})))
+        .await;
     assert_eq!(r.status, 400);
-    assert!(r.error_text().contains("reports itself as an auth method"), "{:?}", r.body);
+    assert!(
+        r.error_text().contains("reports itself as an auth method"),
+        "{:?}",
+        r.body
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(pids_of(&s, "liar").is_empty(), "the refused plugin's process must stop");
+    assert!(
+        pids_of(&s, "liar").is_empty(),
+        "the refused plugin's process must stop"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -687,16 +724,26 @@ async fn a_reload_to_a_bad_digest_keeps_the_running_version() {
     let s = TestServer::dev_with_plugins(dir.path()).await;
     let sha = install_plugin(dir.path(), "mock", "mock");
     register(&s, "secret", "mock", &sha, "mock", &[]).await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"}))).await;
+    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
+        .await;
     s.root("PUT", "mock/k", Some(json!({"v": "1"}))).await;
     let pid = pids_of(&s, "mock")[0];
     // Someone registers a digest the file does not have.
     let wrong = "ab".repeat(32);
-    s.root("PUT", "sys/plugins/catalog/secret/mock", Some(json!({"sha256": wrong}))).await;
+    s.root(
+        "PUT",
+        "sys/plugins/catalog/secret/mock",
+        Some(json!({"sha256": wrong})),
+    )
+    .await;
     let r = s.root("PUT", "sys/plugins/reload/secret/mock", None).await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert!(r.error_text().contains("sha256 mismatch"), "{:?}", r.body);
-    assert!(r.error_text().contains("keep their running version"), "{:?}", r.body);
+    assert!(
+        r.error_text().contains("keep their running version"),
+        "{:?}",
+        r.body
+    );
     // Still served by the verified process.
     assert_eq!(s.root("GET", "mock/k", None).await.body["data"]["v"], "1");
     assert_eq!(pids_of(&s, "mock"), vec![pid]);
