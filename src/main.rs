@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the secrets server.
     Server(lockbox::server::ServerArgs),
+    /// Print the CustomResourceDefinitions as YAML (or write them with --write DIR).
+    Crds(lockbox::operator::CrdsArgs),
     #[command(flatten)]
     Client(lockbox_cli::Command),
 }
@@ -44,6 +46,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Server(args) => match runtime.block_on(lockbox::server::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Crds(args) => match lockbox::operator::run_crds(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");

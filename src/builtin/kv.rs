@@ -64,12 +64,11 @@ impl Backend for Kv {
                     RequestError::Internal(format!("stored value at {} is not JSON: {e}", req.path))
                 })?;
                 let mut lease = req.mount_default_ttl;
-                if let Some(ttl) = data.get("ttl") {
-                    if let Ok(secs) = duration::parse_seconds("ttl", ttl) {
-                        if secs > 0 {
-                            lease = secs;
-                        }
-                    }
+                if let Some(ttl) = data.get("ttl")
+                    && let Ok(secs) = duration::parse_seconds("ttl", ttl)
+                    && secs > 0
+                {
+                    lease = secs;
                 }
                 Ok(Some(Response {
                     lease_duration: lease,

@@ -205,10 +205,10 @@ pub struct InitResult {
 pub fn decode_key(key: &str) -> Result<Vec<u8>, CoreError> {
     use base64::Engine;
     let key = key.trim();
-    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(key) {
-        if b.len() == barrier::KEY_LEN || b.len() == barrier::KEY_LEN + 1 {
-            return Ok(b);
-        }
+    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(key)
+        && (b.len() == barrier::KEY_LEN || b.len() == barrier::KEY_LEN + 1)
+    {
+        return Ok(b);
     }
     if let Ok(b) = hex::decode(key) {
         return Ok(b);
@@ -676,16 +676,15 @@ impl Core {
                 route.entry.path
             )));
         }
-        if req.method == Method::Write {
-            if let Handler::Backend(b) = &route.handler {
-                if let Some(exists) = b.exists(&request, &route.view).await? {
-                    request.operation = if exists {
-                        Operation::Update
-                    } else {
-                        Operation::Create
-                    };
-                }
-            }
+        if req.method == Method::Write
+            && let Handler::Backend(b) = &route.handler
+            && let Some(exists) = b.exists(&request, &route.view).await?
+        {
+            request.operation = if exists {
+                Operation::Update
+            } else {
+                Operation::Create
+            };
         }
 
         if let Some(token) = &token {
@@ -711,14 +710,14 @@ impl Core {
             Handler::Unavailable(_) => unreachable!("handled above"),
         }?;
         let mut result = result;
-        if let Some(resp) = result.as_mut() {
-            if let Some(login) = resp.login.take() {
-                let auth = active
-                    .tokens
-                    .login(&route.entry, &request.path, login, default_ttl, max_ttl)
-                    .await?;
-                resp.auth = Some(auth);
-            }
+        if let Some(resp) = result.as_mut()
+            && let Some(login) = resp.login.take()
+        {
+            let auth = active
+                .tokens
+                .login(&route.entry, &request.path, login, default_ttl, max_ttl)
+                .await?;
+            resp.auth = Some(auth);
         }
         Ok(match result {
             Some(response) => Reply::Envelope {

@@ -870,13 +870,13 @@ pub(super) async fn handle(
             m.insert("status".into(), json!("success"));
             return Ok(Some(Response::data(m)));
         }
-        if let Some((kind, name)) = rest.split_once('/') {
-            if write {
-                let mut data = req.data.clone();
-                data.insert("plugin".into(), json!(name));
-                data.insert("type".into(), json!(kind));
-                return super::plugins::reload_backend(core, active, &data).await;
-            }
+        if let Some((kind, name)) = rest.split_once('/')
+            && write
+        {
+            let mut data = req.data.clone();
+            data.insert("plugin".into(), json!(name));
+            data.insert("type".into(), json!(kind));
+            return super::plugins::reload_backend(core, active, &data).await;
         }
         return Err(RequestError::UnsupportedOperation);
     }

@@ -331,22 +331,22 @@ impl TokenStore {
                 Some(t) => t.entry.policies.clone(),
                 None => vec!["root".into()],
             };
-        } else if let Some(t) = parent {
-            if !t.entry.is_root() {
-                let extra: Vec<&String> = policies
-                    .iter()
-                    .filter(|p| *p != "default" && !t.entry.policies.contains(p))
-                    .collect();
-                if !extra.is_empty() {
-                    return Err(RequestError::invalid(format!(
-                        "child policies must be subset of parent: the parent token does not have {}",
-                        extra
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
+        } else if let Some(t) = parent
+            && !t.entry.is_root()
+        {
+            let extra: Vec<&String> = policies
+                .iter()
+                .filter(|p| *p != "default" && !t.entry.policies.contains(p))
+                .collect();
+            if !extra.is_empty() {
+                return Err(RequestError::invalid(format!(
+                    "child policies must be subset of parent: the parent token does not have {}",
+                    extra
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
         }
         if policies.iter().any(|p| p == "root") && !parent_is_root {

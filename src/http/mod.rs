@@ -71,11 +71,11 @@ fn error_response(err: &RequestError) -> Response<Body> {
 
 fn envelope(request_id: String, response: crate::logical::Response, mount_type: String) -> Value {
     let mut out = Map::new();
-    if response.flatten {
-        if let Some(data) = &response.data {
-            for (k, v) in data {
-                out.insert(k.clone(), v.clone());
-            }
+    if response.flatten
+        && let Some(data) = &response.data
+    {
+        for (k, v) in data {
+            out.insert(k.clone(), v.clone());
         }
     }
     out.insert("request_id".into(), json!(request_id));
@@ -261,10 +261,9 @@ async fn dispatch_inner(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
     {
-        if len > limit as u64 {
-            return Err(RequestError::TooLarge { limit });
-        }
+        return Err(RequestError::TooLarge { limit });
     }
     let token = token_of(&req);
     let data = match method {

@@ -217,12 +217,12 @@ fn rule_caps(
 }
 
 fn validate_pattern(pattern: &str) -> Result<(), PolicyError> {
-    if let Some(i) = pattern.find('*') {
-        if i != pattern.len() - 1 {
-            return Err(PolicyError::Invalid(format!(
-                "path {pattern:?}: the glob `*` is only allowed at the end of a path"
-            )));
-        }
+    if let Some(i) = pattern.find('*')
+        && i != pattern.len() - 1
+    {
+        return Err(PolicyError::Invalid(format!(
+            "path {pattern:?}: the glob `*` is only allowed at the end of a path"
+        )));
     }
     Ok(())
 }

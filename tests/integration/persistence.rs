@@ -84,10 +84,10 @@ fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
         let path = entry.unwrap().path();
         if path.is_dir() {
             hits.extend(grep_dir(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                hits.push(path.display().to_string());
-            }
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            hits.push(path.display().to_string());
         }
     }
     hits
@@ -232,7 +232,10 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
     // Auto-unseal from a file of keys (one per line).
     let key_file = dir.path().join("unseal-keys");
     std::fs::write(&key_file, format!("{}\n{}\n", keys[1], keys[2])).unwrap();
-    let p = start(dir.path(), &[("LOCKBOX_UNSEAL_KEYS_FILE", key_file.to_str().unwrap())]);
+    let p = start(
+        dir.path(),
+        &[("LOCKBOX_UNSEAL_KEYS_FILE", key_file.to_str().unwrap())],
+    );
     let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
     assert_eq!(r.body["data"]["password"], secret);
 }
