@@ -464,6 +464,12 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     )
     .await?;
     core.seal().await;
+    // Certificates generated into a temporary directory go with the server.
+    if args.dev_tls_cert_dir.is_none()
+        && let Some(dir) = tls_certs.as_ref().and_then(|c| c.ca.parent())
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(())
 }
 
