@@ -314,3 +314,32 @@ fn seed_walkthrough_register_enable_upgrade_reload() {
     drop(server);
     wait_gone(&v2);
 }
+
+#[test]
+fn plugins_die_with_a_killed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let name = format!("orphan{}", std::process::id());
+    install_plugin(&plugins, "mock", &name);
+    let mut server = start(
+        &[
+            "server",
+            "--dev",
+            "-dev-root-token-id=root",
+            "-dev-listen-address=127.0.0.1:0",
+            "-dev-plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+        "Development mode should NOT",
+    );
+    let addr = server.addr.clone();
+    ok(&addr, dir.path(), &["login", "root"]);
+    ok(&addr, dir.path(), &["secrets", "enable", &name]);
+    assert_eq!(pids_named(&name).len(), 1);
+    // SIGKILL gives the server no chance to clean up; the kernel's
+    // parent-death signal takes the plugin down with it.
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    wait_gone(&name);
+}
