@@ -16,6 +16,40 @@ struct Cli {
     command: Command,
 }
 
+/// `lockbox operator run [FLAGS]` (or `lockbox operator --FLAG ...`): the
+/// Kubernetes operator. It is parsed apart from [`Cli`] because the client's
+/// Vault-style `lockbox operator init|unseal|seal|rotate` owns `operator`.
+#[derive(Parser)]
+#[command(
+    name = "lockbox operator run",
+    version,
+    about = "Run lockbox as a Kubernetes operator: the server plus the controllers for PluginCatalogEntry and SecretsMount"
+)]
+struct OperatorCli {
+    #[command(flatten)]
+    args: lockbox::operator::OperatorArgs,
+}
+
+/// The operator's arguments (program name first) if `argv` invokes it.
+fn operator_invocation(argv: &[std::ffi::OsString]) -> Option<Vec<std::ffi::OsString>> {
+    if argv.get(1).is_none_or(|a| a != "operator") {
+        return None;
+    }
+    let third = argv.get(2)?.to_str()?;
+    if third == "run" {
+        return Some(
+            std::iter::once("lockbox operator run".into())
+                .chain(argv[3..].iter().cloned())
+                .collect(),
+        );
+    }
+    (third.starts_with("--") && third != "--help").then(|| {
+        std::iter::once("lockbox operator run".into())
+            .chain(argv[2..].iter().cloned())
+            .collect()
+    })
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the secrets server.
@@ -27,7 +61,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(lockbox_cli::normalize_args(std::env::args_os())) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(op_argv) = operator_invocation(&argv) {
+        return run_operator(op_argv);
+    }
+    let cli = match Cli::try_parse_from(lockbox_cli::normalize_args(argv)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -62,6 +100,33 @@ fn main() -> ExitCode {
         Command::Client(cmd) => {
             let code = runtime.block_on(lockbox_cli::run(cmd));
             ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+fn run_operator(argv: Vec<std::ffi::OsString>) -> ExitCode {
+    let cli = match OperatorCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(lockbox::operator::run(cli.args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

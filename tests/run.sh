@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need first:
-#   - hvac (the Python Vault client) for the client-compatibility test.
+#   - hvac (the Python Vault client) for the client-compatibility test;
+#   - curl and openssl, and a real kube-apiserver + etcd, kubectl and helm for
+#     the operator tests (tests/harness/install-kube.sh: Debian packages and a
+#     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox).
 # Usage: bash tests/run.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +12,15 @@ if ! python3 -c 'import hvac' 2>/dev/null; then
   echo "[tests] installing hvac (Python Vault client) for the compatibility test" >&2
   python3 -m pip install --quiet --disable-pip-version-check hvac >&2
 fi
+
+missing=()
+for tool in curl openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[tests] installing ${missing[*]}" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+echo "[tests] installing the kube-apiserver harness (cached after the first run)" >&2
+bash tests/harness/install-kube.sh >/dev/null
 
 # Style gates first: they are cheap and CI should fail fast on them.
 cargo fmt --all -- --check

@@ -1,9 +1,11 @@
 //! The Kubernetes operator: custom resources that declare lockbox's plugin
 //! catalog and secrets mounts.
 //!
-//! This first slice holds the resource types ([`crd`]), their validation
-//! ([`validate`]) and CRD generation (`lockbox crds`, [`run_crds`]); the
-//! controller that reconciles them comes next.
+//! Modules: the resource types ([`crd`]), their validation ([`validate`]),
+//! CRD generation (`lockbox crds`, [`run_crds`]), and `lockbox operator`
+//! ([`run`]): startup and leader election ([`leader`]), the controllers
+//! ([`catalog`], [`mount`]) sharing a [`context::Context`], status
+//! conditions ([`conditions`]) and metrics/health ([`metrics`]).
 //!
 //! ```text
 //!   cluster-scoped                               namespaced (e.g. team-a)
@@ -37,8 +39,17 @@
 //! - `crds/*.yaml` in the repository are exactly what [`crd_files`]
 //!   produces; a unit test fails when they are stale.
 
+pub mod catalog;
+pub mod conditions;
+pub mod context;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
+pub mod mount;
+pub mod run;
 pub mod validate;
+
+pub use run::{OperatorArgs, OperatorError, run};
 
 pub use crd::{
     PluginCatalogEntry, PluginCatalogEntrySpec, PluginCatalogEntryStatus, SecretsMount,

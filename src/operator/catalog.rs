@@ -1,0 +1,482 @@
+//! Reconciling a [`PluginCatalogEntry`] into lockbox's plugin catalog.
+//!
+//! Apply: validate → resolve env (Secrets in the operator's namespace) →
+//! hash the binary in the plugin directory → compare with `spec.binary.sha256`
+//! → register (`PUT sys/plugins/catalog/TYPE/NAME`) → reload the mounts whose
+//! running process differs from the registration.
+//!
+//! Guarantees:
+//! - A digest mismatch never registers anything: the previous registration
+//!   (if any) stays, and mounts keep running what they run.
+//! - Env values go only into the core's catalog; never into status, events
+//!   or logs (messages name the Secret and key, not the value).
+//! - Idempotent: a resync of an unchanged entry re-registers the same entry
+//!   and reloads nothing.
+//!
+//! Cleanup (the finalizer): the registration of the entry's version is
+//! removed from the core. Mounts of the plugin keep their running process;
+//! the mount controller (which watches catalog entries) reports them
+//! `Ready=False`, reason `PluginMissing`.
+
+use super::conditions::{condition, reason_of};
+use super::context::{Context, Error, MANAGER};
+use super::crd::{
+    CONDITION_READY, CONDITION_VERIFIED, PluginCatalogEntry, PluginCatalogEntryStatus,
+    REASON_INVALID_SPEC, SecretsMount,
+};
+use super::validate::{message, validate_catalog_entry};
+use crate::core::Method;
+use crate::plugin::catalog::CatalogEntry;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Finalizer on catalog entries.
+pub const FINALIZER: &str = "lockbox.dev/catalog-entry";
+/// Kind label in metrics.
+pub const KIND: &str = "PluginCatalogEntry";
+
+/// Reason: the binary's sha256 differs from `spec.binary.sha256`.
+pub const REASON_DIGEST_MISMATCH: &str = "DigestMismatch";
+/// Reason: an env Secret or key is missing.
+pub const REASON_SECRET_MISSING: &str = "SecretMissing";
+/// Reason: the binary cannot be read.
+pub const REASON_BINARY_UNREADABLE: &str = "BinaryUnreadable";
+/// Reason: the core refused the registration.
+pub const REASON_REGISTER_FAILED: &str = "RegisterFailed";
+
+/// How long to wait before checking again for something outside the
+/// cluster's notice (a file in the plugin directory, a Secret).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// Outcome of one step that is reported in status rather than as an error.
+struct NotReady {
+    reason: &'static str,
+    message: String,
+    verified: Option<bool>,
+    requeue: Option<Duration>,
+}
+
+impl PluginCatalogEntry {
+    /// Registers the entry (see the module docs).
+    pub async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
+        let name = self.name_any();
+        let generation = self.metadata.generation;
+        if let Err(errs) = validate_catalog_entry(&self.spec) {
+            ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
+            self.not_ready(
+                ctx,
+                NotReady {
+                    reason: REASON_INVALID_SPEC,
+                    message: message(&errs),
+                    verified: None,
+                    requeue: None,
+                },
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+        let Some(binary) = &self.spec.binary else {
+            return Err(Error::MissingField("spec.binary"));
+        };
+
+        // Env values: literal or from a Secret in the operator's namespace.
+        let mut env = Vec::new();
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        for var in self.spec.env.iter().flatten() {
+            let value = match (&var.value, &var.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => {
+                    let r = &from.secret_key_ref;
+                    let secret = secrets
+                        .get_opt(&r.name)
+                        .await
+                        .map_err(Error::kube("GetSecret"))?;
+                    let value = secret
+                        .as_ref()
+                        .and_then(|s| s.data.as_ref())
+                        .and_then(|d| d.get(&r.key))
+                        .and_then(|b| String::from_utf8(b.0.clone()).ok());
+                    match value {
+                        Some(v) => v,
+                        None => {
+                            return self
+                                .report(
+                                    ctx,
+                                    NotReady {
+                                        reason: REASON_SECRET_MISSING,
+                                        message: format!(
+                                            "env {}: Secret {}/{} has no UTF-8 key {:?}; create it \
+                                             in the operator's namespace",
+                                            var.name, ctx.namespace, r.name, r.key
+                                        ),
+                                        verified: None,
+                                        requeue: Some(RECHECK),
+                                    },
+                                )
+                                .await;
+                        }
+                    }
+                }
+                (None, None) => return Err(Error::MissingField("spec.env[].value")),
+            };
+            env.push(format!("{}={value}", var.name));
+        }
+
+        // The binary's digest.
+        let path =
+            match crate::plugin::catalog::resolve_command(&ctx.plugin_directory, &binary.path) {
+                Ok(p) => p,
+                Err(e) => {
+                    return self
+                        .report(
+                            ctx,
+                            NotReady {
+                                reason: REASON_BINARY_UNREADABLE,
+                                message: format!("spec.binary.path {:?}: {e}", binary.path),
+                                verified: Some(false),
+                                requeue: Some(RECHECK),
+                            },
+                        )
+                        .await;
+                }
+            };
+        let actual = match tokio::fs::read(&path).await {
+            Ok(bytes) => crate::plugin::process::sha256_hex(&bytes),
+            Err(e) => {
+                return self
+                    .report(
+                        ctx,
+                        NotReady {
+                            reason: REASON_BINARY_UNREADABLE,
+                            message: format!(
+                                "cannot read {:?} in the plugin directory: {e}",
+                                binary.path
+                            ),
+                            verified: Some(false),
+                            requeue: Some(RECHECK),
+                        },
+                    )
+                    .await;
+            }
+        };
+        if actual != binary.sha256 {
+            let msg = format!(
+                "the file {:?} has sha256 {actual}, but spec.binary.sha256 is {}; not registered \
+                 (mounts keep running the previously registered binary)",
+                binary.path, binary.sha256
+            );
+            let already = reason_of(
+                self.status.as_ref().and_then(|s| s.conditions.as_deref()),
+                CONDITION_VERIFIED,
+            ) == Some(REASON_DIGEST_MISMATCH)
+                && self.status.as_ref().and_then(|s| s.observed_generation) == generation;
+            if !already {
+                ctx.event(
+                    &self.object_ref(&()),
+                    EventType::Warning,
+                    REASON_DIGEST_MISMATCH,
+                    msg.clone(),
+                )
+                .await;
+            }
+            return self
+                .report(
+                    ctx,
+                    NotReady {
+                        reason: REASON_DIGEST_MISMATCH,
+                        message: msg,
+                        verified: Some(false),
+                        requeue: Some(ctx.resync),
+                    },
+                )
+                .await;
+        }
+
+        // Register.
+        let ptype = self.spec.plugin_type;
+        let desired = CatalogEntry {
+            name: name.clone(),
+            kind: ptype.into(),
+            version: self.spec.version.clone(),
+            command: binary.path.clone(),
+            args: self.spec.args.clone().unwrap_or_default(),
+            env,
+            sha256: actual.clone(),
+            multiplexing: self.spec.multiplexing.unwrap_or(true),
+        };
+        let body = json!({
+            "sha256": desired.sha256,
+            "command": desired.command,
+            "args": desired.args,
+            "env": desired.env,
+            "version": desired.version,
+            "multiplexing": desired.multiplexing,
+        });
+        let catalog_path = format!("sys/plugins/catalog/{}/{}", ptype.as_str(), name);
+        if let Err(e) = ctx
+            .call("RegisterPlugin", Method::Write, &catalog_path, body)
+            .await
+        {
+            if let Error::Core { source, .. } = &e
+                && matches!(source, crate::logical::RequestError::InvalidRequest(_))
+            {
+                return self
+                    .report(
+                        ctx,
+                        NotReady {
+                            reason: REASON_REGISTER_FAILED,
+                            message: source.to_string(),
+                            verified: Some(true),
+                            requeue: Some(RECHECK),
+                        },
+                    )
+                    .await;
+            }
+            return Err(e);
+        }
+        let previous = self.status.clone().unwrap_or_default();
+        // A different version registered before: remove it, mounts that
+        // follow the entry move to the new version on reload.
+        if let Some(old) = previous.version.as_deref()
+            && old != desired.version
+        {
+            ctx.call(
+                "DeregisterPlugin",
+                Method::Delete,
+                &catalog_path,
+                json!({ "version": old }),
+            )
+            .await?;
+        }
+        let changed = previous.sha256.as_deref() != Some(desired.sha256.as_str())
+            || previous.version.as_deref() != Some(desired.version.as_str());
+
+        // Reload the mounts whose running process differs from the entry.
+        let stale_running = ctx.core.plugin_host().groups().iter().any(|g| {
+            let e = g.entry();
+            e.name == desired.name && e.kind == desired.kind && *e != desired
+        });
+        let mut reloaded = Vec::new();
+        if changed || stale_running {
+            let mounts = ctx.mounts().await?;
+            for (path, m) in &mounts {
+                let kind = m.get("type").and_then(|v| v.as_str()).unwrap_or("");
+                let pinned = m
+                    .get("plugin_version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                if kind == name && (pinned.is_empty() || pinned == desired.version) {
+                    reloaded.push(path.clone());
+                }
+            }
+            if !reloaded.is_empty() {
+                ctx.call(
+                    "ReloadMounts",
+                    Method::Write,
+                    "sys/plugins/reload/backend",
+                    json!({ "mounts": reloaded }),
+                )
+                .await?;
+                tracing::info!(plugin = %name, mounts = ?reloaded, "mounts reloaded");
+                self.announce_reload(ctx, &reloaded).await;
+            }
+        }
+
+        let conditions = self.status.as_ref().and_then(|s| s.conditions.as_deref());
+        let msg = format!(
+            "registered {} {} version {} (sha256 {})",
+            ptype.as_str(),
+            name,
+            desired.version,
+            desired.sha256
+        );
+        let status = PluginCatalogEntryStatus {
+            observed_generation: generation,
+            conditions: Some(vec![
+                condition(
+                    conditions,
+                    CONDITION_READY,
+                    true,
+                    "Registered",
+                    msg.clone(),
+                    generation,
+                ),
+                condition(
+                    conditions,
+                    CONDITION_VERIFIED,
+                    true,
+                    "DigestMatched",
+                    format!("sha256 {} matches", desired.sha256),
+                    generation,
+                ),
+            ]),
+            sha256: Some(desired.sha256.clone()),
+            sha256_prefix: Some(PluginCatalogEntryStatus::sha256_prefix_of(&desired.sha256)),
+            version: Some(desired.version.clone()),
+            message: Some(msg.clone()),
+        };
+        let was_ready = reason_of(conditions, CONDITION_READY) == Some("Registered");
+        self.patch_status(ctx, &status).await?;
+        if changed || !was_ready {
+            ctx.event(&self.object_ref(&()), EventType::Normal, "Registered", msg)
+                .await;
+        }
+        Ok(Action::requeue(ctx.resync))
+    }
+
+    /// Removes the registration from the core (see the module docs).
+    pub async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
+        let name = self.name_any();
+        if let Some(version) = self.status.as_ref().and_then(|s| s.version.clone()) {
+            let path = format!(
+                "sys/plugins/catalog/{}/{}",
+                self.spec.plugin_type.as_str(),
+                name
+            );
+            ctx.call(
+                "DeregisterPlugin",
+                Method::Delete,
+                &path,
+                json!({ "version": version }),
+            )
+            .await?;
+            tracing::info!(plugin = %name, %version, "plugin deregistered");
+        }
+        Ok(Action::await_change())
+    }
+
+    /// Events `Reloaded` on the SecretsMounts whose path was reloaded.
+    async fn announce_reload(&self, ctx: &Context, paths: &[String]) {
+        let api: Api<SecretsMount> = Api::all(ctx.client.clone());
+        let list = match api.list(&ListParams::default()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("cannot list SecretsMounts for Reloaded events: {e}");
+                return;
+            }
+        };
+        for m in list.items {
+            let Some(path) = m.status.as_ref().and_then(|s| s.path.as_deref()) else {
+                continue;
+            };
+            if paths.iter().any(|p| p == path) {
+                ctx.event(
+                    &m.object_ref(&()),
+                    EventType::Normal,
+                    "Reloaded",
+                    format!(
+                        "plugin {} changed: reloaded to version {} (sha256 {})",
+                        self.name_any(),
+                        self.spec.version,
+                        self.spec
+                            .binary
+                            .as_ref()
+                            .map(|b| b.sha256.as_str())
+                            .unwrap_or("")
+                    ),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Writes a not-ready status and returns the action.
+    async fn report(&self, ctx: &Context, nr: NotReady) -> Result<Action, Error> {
+        ctx.metrics.failed(KIND, nr.reason);
+        let requeue = nr.requeue;
+        self.not_ready(ctx, nr).await?;
+        Ok(requeue
+            .map(Action::requeue)
+            .unwrap_or_else(Action::await_change))
+    }
+
+    async fn not_ready(&self, ctx: &Context, nr: NotReady) -> Result<(), Error> {
+        tracing::info!(entry = %self.name_any(), reason = nr.reason, "not ready: {}", nr.message);
+        let generation = self.metadata.generation;
+        let previous = self.status.clone().unwrap_or_default();
+        let conds = previous.conditions.as_deref();
+        let mut conditions = vec![condition(
+            conds,
+            CONDITION_READY,
+            false,
+            nr.reason,
+            nr.message.clone(),
+            generation,
+        )];
+        if let Some(v) = nr.verified {
+            let reason = if v { "DigestMatched" } else { nr.reason };
+            conditions.push(condition(
+                conds,
+                CONDITION_VERIFIED,
+                v,
+                reason,
+                nr.message.clone(),
+                generation,
+            ));
+        }
+        // Keep what was registered before: it is still what mounts run.
+        let status = PluginCatalogEntryStatus {
+            observed_generation: generation,
+            conditions: Some(conditions),
+            message: Some(nr.message),
+            ..previous
+        };
+        self.patch_status(ctx, &status).await
+    }
+
+    async fn patch_status(
+        &self,
+        ctx: &Context,
+        status: &PluginCatalogEntryStatus,
+    ) -> Result<(), Error> {
+        let api: Api<PluginCatalogEntry> = Api::all(ctx.client.clone());
+        let patch = json!({
+            "apiVersion": "lockbox.dev/v1alpha1",
+            "kind": "PluginCatalogEntry",
+            "status": status,
+        });
+        api.patch_status(
+            &self.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube("PatchCatalogEntryStatus"))?;
+        Ok(())
+    }
+}
+
+/// Controller entry point: the finalizer around apply/cleanup.
+pub async fn reconcile(obj: Arc<PluginCatalogEntry>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = std::time::Instant::now();
+    let api: Api<PluginCatalogEntry> = Api::all(ctx.client.clone());
+    let key = format!("{KIND}/{}", obj.name_any());
+    let result = kube::runtime::finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            kube::runtime::finalizer::Event::Apply(o) => o.reconcile(&ctx).await,
+            kube::runtime::finalizer::Event::Cleanup(o) => o.cleanup(&ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(KIND, start.elapsed());
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// Retry policy: transient failures back off per object (5 s doubling).
+pub fn error_policy(obj: Arc<PluginCatalogEntry>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{KIND}/{}", obj.name_any());
+    ctx.metrics.failed(KIND, err.reason());
+    let delay = ctx.backoff(&key);
+    tracing::warn!(entry = %obj.name_any(), reason = err.reason(), ?delay, "reconcile failed: {err}");
+    Action::requeue(delay)
+}

@@ -1,0 +1,278 @@
+//! What every reconcile shares ([`Context`]), the reconcile error type
+//! ([`Error`]) and the per-object retry backoff used by `error_policy`.
+//!
+//! The operator drives lockbox through [`Core::handle`] with the root token,
+//! exactly as an HTTP client would (`sys/plugins/catalog/...`,
+//! `sys/mounts/...`), so the operator and the API can never disagree about
+//! the rules.
+
+use super::metrics::Metrics;
+use crate::core::{ApiRequest, Core, Method, Reply};
+use crate::logical::RequestError;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Field manager of every write the operator makes (status SSA, finalizers).
+pub const MANAGER: &str = "lockbox-operator";
+
+/// Namespace of events about cluster-scoped objects.
+pub const CLUSTER_EVENTS_NAMESPACE: &str = "kube-system";
+
+/// First retry delay after a transient failure; doubles per failure.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(5);
+/// Cap of the retry delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// State shared by both controllers and the health server.
+pub struct Context {
+    /// Kubernetes client (the operator's own identity).
+    pub client: Client,
+    /// The lockbox core the operator runs.
+    pub core: Arc<Core>,
+    /// Root token for [`Core::handle`]; never logged.
+    root_token: Zeroizing<String>,
+    /// The operator's namespace (Secrets for env values, the Lease).
+    pub namespace: String,
+    /// Directory plugin binaries are read from.
+    pub plugin_directory: PathBuf,
+    /// Extra mount path prefixes per namespace (`--allowed-path-prefix`).
+    pub allowed_prefixes: BTreeMap<String, Vec<String>>,
+    /// Event recorder (reporter `lockbox-operator`).
+    pub recorder: Recorder,
+    /// Counters and histograms served on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Period of the full resync of every object.
+    pub resync: Duration,
+    /// `reportingInstance` of events.
+    instance: String,
+    /// Consecutive failures per object key, for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// A failed reconcile. Spec problems are not errors: they are reported in
+/// status (`InvalidSpec`, `DigestMismatch`, ...) and the reconcile succeeds.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{op} failed: {source}")]
+    Kube {
+        /// The operation (`PatchStatus`, `GetSecret`, ...).
+        op: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A lockbox core call failed.
+    #[error("{op} failed: {source}")]
+    Core {
+        /// The operation (`RegisterPlugin`, `EnableMount`, ...).
+        op: &'static str,
+        /// The core's error.
+        #[source]
+        source: RequestError,
+    },
+    /// Adding or removing the finalizer failed, or cleanup failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// An object lacks a field the API server always sets.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// Stable label for the error counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "KubeApi",
+            Error::Core { .. } => "CoreApi",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.reason(),
+                _ => "Finalizer",
+            },
+            Error::MissingField(_) => "MissingField",
+        }
+    }
+
+    pub(crate) fn kube(op: &'static str) -> impl FnOnce(kube::Error) -> Error {
+        move |source| Error::Kube { op, source }
+    }
+}
+
+impl Context {
+    /// A context; `root_token` is kept in zeroizing memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        core: Arc<Core>,
+        root_token: Zeroizing<String>,
+        namespace: String,
+        plugin_directory: PathBuf,
+        allowed_prefixes: BTreeMap<String, Vec<String>>,
+        metrics: Arc<Metrics>,
+        resync: Duration,
+    ) -> Self {
+        let instance = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| MANAGER.into());
+        let reporter = kube::runtime::events::Reporter {
+            controller: MANAGER.into(),
+            instance: Some(instance.clone()),
+        };
+        Self {
+            instance,
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            core,
+            root_token,
+            namespace,
+            plugin_directory,
+            allowed_prefixes,
+            metrics,
+            resync,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Extra prefixes granted to `namespace`.
+    pub fn prefixes_for(&self, namespace: &str) -> &[String] {
+        self.allowed_prefixes
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// One Vault-API call into the core with the root token. Returns the
+    /// response's `data` (or the raw body), `None` for 204/404.
+    pub async fn call(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        data: Value,
+    ) -> Result<Option<Map<String, Value>>, Error> {
+        let data = match data {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let req = ApiRequest {
+            method,
+            path: path.to_string(),
+            data,
+            token: Some(self.root_token.to_string()),
+        };
+        match self.core.handle(req).await {
+            Ok(Reply::Envelope { response, .. }) => Ok(response.data),
+            Ok(Reply::Raw { body, .. }) => Ok(match body {
+                Value::Object(m) => Some(m),
+                _ => None,
+            }),
+            Ok(Reply::NoContent | Reply::NotFound) => Ok(None),
+            Err(source) => Err(Error::Core { op, source }),
+        }
+    }
+
+    /// The core's mount table (`GET sys/mounts`), keyed by path with a
+    /// trailing `/`.
+    pub async fn mounts(&self) -> Result<Map<String, Value>, Error> {
+        Ok(self
+            .call("ListMounts", Method::Read, "sys/mounts", Value::Null)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Publishes an event; failures are logged, never fatal.
+    ///
+    /// Events about cluster-scoped objects (catalog entries) go to
+    /// `kube-system` with an empty `regarding.namespace`: the API server
+    /// accepts `events.k8s.io/v1` events for cluster-scoped objects only
+    /// there (the kube Recorder would use `default`, which is refused).
+    pub async fn event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let result = if reference.namespace.is_none() {
+            self.cluster_event(&ev, reference).await
+        } else {
+            self.recorder.publish(&ev, reference).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(reason, "cannot publish event: {e}");
+        }
+    }
+
+    async fn cluster_event(
+        &self,
+        ev: &Event,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+    ) -> Result<(), kube::Error> {
+        use k8s_openapi::api::events::v1::Event as K8sEvent;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = K8sEvent {
+            action: Some(ev.action.clone()),
+            reason: Some(ev.reason.clone()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference.clone()),
+            note: ev.note.clone(),
+            metadata: kube::api::ObjectMeta {
+                namespace: Some(CLUSTER_EVENTS_NAMESPACE.into()),
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.as_deref().unwrap_or(MANAGER),
+                    now.as_nanosecond()
+                )),
+                ..Default::default()
+            },
+            reporting_controller: Some(MANAGER.into()),
+            reporting_instance: Some(self.instance.clone()),
+            type_: Some(
+                match ev.type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            ..Default::default()
+        };
+        kube::Api::<K8sEvent>::namespaced(self.client.clone(), CLUSTER_EVENTS_NAMESPACE)
+            .create(&kube::api::PostParams::default(), &event)
+            .await
+            .map(|_| ())
+    }
+
+    /// Clears the failure count of `key` after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// The next retry delay for `key`: 5 s, 10 s, 20 s ... capped at 5 min.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key.to_string()).or_insert(0);
+        let delay = BACKOFF_INITIAL
+            .saturating_mul(1u32 << (*n).min(10))
+            .min(BACKOFF_MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+}

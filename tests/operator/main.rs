@@ -1,0 +1,669 @@
+//! Operator tests against a real kube-apiserver (tests/harness), with the
+//! real `lockbox operator run` binary under a least-privilege user, driven
+//! with kubectl and checked through kubectl and the lockbox HTTP API.
+//!
+//! Needs what `tests/harness/install-kube.sh` installs (it is idempotent and
+//! runs first); a harness that cannot start fails the tests with the reason.
+
+mod harness;
+
+use harness::{Scenario, api, cluster, curl, eventually, pid_alive, sha256_file};
+use std::time::Duration;
+
+const WAIT: u32 = 60;
+
+/// Catalog entry + mounts → Ready → write/read through the API → delete:
+/// Retain keeps the lockbox mount, Delete removes it. Also: the Secrets,
+/// status fields, events and metrics.
+#[test]
+fn catalog_entry_and_mount_lifecycle() {
+    let s = Scenario::start("life", &["life-a"], &[]);
+    let c = cluster();
+    let op = s.operator();
+    // An env value from a Secret in the operator's namespace: it must reach
+    // the plugin (the mock echoes MOCK_PLUGIN_MARKER as `served_by`) and
+    // nothing else.
+    let marker = "marker-value-7f3a9c";
+    c.must(&[
+        "create",
+        "secret",
+        "generic",
+        "mock-env",
+        "-n",
+        &s.op_ns,
+        &format!("--from-literal=marker={marker}"),
+    ]);
+    let env = "  env:\n  - name: MOCK_PLUGIN_MARKER\n    valueFrom:\n      secretKeyRef:\n        name: mock-env\n        key: marker\n";
+    c.apply(&format!(
+        "{}{env}",
+        s.entry_yaml("mock-life", "lockbox-plugin-mock", &s.mock_sha, "1.0.0")
+    ));
+    c.wait(&["pce/mock-life"], "condition=Ready", WAIT);
+    c.wait(&["pce/mock-life"], "condition=Verified", WAIT);
+    assert_eq!(c.get(&["pce/mock-life"], "{.status.sha256}"), s.mock_sha);
+    assert_eq!(
+        c.get(&["pce/mock-life"], "{.status.sha256Prefix}"),
+        s.mock_sha[..12]
+    );
+    assert_eq!(c.get(&["pce/mock-life"], "{.status.version}"), "1.0.0");
+
+    c.apply(&s.mount_yaml("life-a", "keep", "mock-life", "  deletionPolicy: Retain\n"));
+    c.apply(&s.mount_yaml(
+        "life-a",
+        "drop",
+        "mock-life",
+        "  deletionPolicy: Delete\n  description: dropped on delete\n",
+    ));
+    for m in ["smount/keep", "smount/drop"] {
+        c.wait(&["-n", "life-a", m], "condition=Ready", WAIT);
+    }
+    let mount = ["-n", "life-a", "smount/keep"];
+    assert_eq!(c.get(&mount, "{.status.path}"), "life-a/keep/");
+    assert_eq!(c.get(&mount, "{.status.runningSha256}"), s.mock_sha);
+    assert!(!c.get(&mount, "{.status.accessor}").is_empty());
+    assert_eq!(
+        c.get(&mount, "{.status.observedGeneration}"),
+        c.get(&mount, "{.metadata.generation}")
+    );
+
+    // The Secrets exist; the root token works against the API.
+    let unseal = c.get(
+        &["secret", "-n", &s.op_ns, "lockbox-unseal-keys"],
+        "{.data.unseal-key}",
+    );
+    assert!(!unseal.is_empty(), "the unseal key Secret is missing");
+    let token = s.root_token();
+    let (code, _) = api(
+        &op,
+        &token,
+        "POST",
+        "life-a/keep/hello",
+        Some(r#"{"v":"1"}"#),
+    );
+    assert!(code == 200 || code == 204, "write failed: {code}");
+    let (code, body) = api(&op, &token, "GET", "life-a/keep/hello", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["v"], "1", "{body}");
+    assert_eq!(body["data"]["served_by"], marker, "{body}");
+    // Changing the Secret reloads the plugin with the new value.
+    let marker2 = "marker-value-second-81b2";
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mock-env\n  namespace: {}\nstringData:\n  marker: {marker2}\n",
+        s.op_ns
+    ));
+    eventually(
+        "the plugin to see the new Secret value",
+        Duration::from_secs(30),
+        || {
+            let (_, b) = api(&op, &token, "GET", "life-a/keep/hello", None);
+            (b["data"]["served_by"] == marker2).then_some(())
+        },
+    );
+    let (_, pce, _) = c.kubectl(&["get", "pce/mock-life", "-o", "yaml"]);
+    assert!(
+        !pce.contains(marker),
+        "the env value leaked into the object:\n{pce}"
+    );
+    let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
+    assert_eq!(
+        mounts["data"]["life-a/drop/"]["description"],
+        "dropped on delete"
+    );
+
+    // Events and metrics.
+    let (_, events, _) = c.kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "life-a",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("Mounted"), "events: {events}");
+    let (_, events, _) = c.kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "kube-system",
+        "-o",
+        r#"jsonpath={range .items[?(@.regarding.name=="mock-life")]}{.reason}{"\n"}{end}"#,
+    ]);
+    assert!(events.contains("Registered"), "events: {events}");
+    let metrics = curl(&format!("{}/metrics", op.health)).expect("metrics");
+    assert!(
+        metrics.contains("lockbox_operator_reconciles_total{kind=\"SecretsMount\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lockbox_plugin_processes{type=\"secret\",plugin=\"mock-life\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        curl(&format!("{}/readyz", op.health)).as_deref(),
+        Some("ok\n")
+    );
+
+    // Changing spec.path moves the mount with its data.
+    c.apply(&s.mount_yaml(
+        "life-a",
+        "keep",
+        "mock-life",
+        "  deletionPolicy: Retain\n  path: life-a/moved\n",
+    ));
+    eventually("the mount to move", Duration::from_secs(30), || {
+        (c.get(&mount, "{.status.path}") == "life-a/moved/").then_some(())
+    });
+    c.wait(&mount, "condition=Ready", WAIT);
+    let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
+    assert!(mounts["data"].get("life-a/keep/").is_none(), "{mounts}");
+    let (code, body) = api(&op, &token, "GET", "life-a/moved/hello", None);
+    assert_eq!(code, 200, "{body}");
+
+    // Delete: Retain keeps the mount and its data; Delete removes it.
+    c.must(&["delete", "-n", "life-a", "smount/keep", "--timeout=60s"]);
+    c.must(&["delete", "-n", "life-a", "smount/drop", "--timeout=60s"]);
+    let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
+    assert!(mounts["data"].get("life-a/moved/").is_some(), "{mounts}");
+    assert!(mounts["data"].get("life-a/drop/").is_none(), "{mounts}");
+    let (code, body) = api(&op, &token, "GET", "life-a/moved/hello", None);
+    assert_eq!(code, 200, "{body}");
+
+    // Deleting the catalog entry deregisters it from the core.
+    c.must(&["delete", "pce/mock-life", "--timeout=60s"]);
+    let (code, _) = api(
+        &op,
+        &token,
+        "GET",
+        "sys/plugins/catalog/secret/mock-life?version=1.0.0",
+        None,
+    );
+    assert_eq!(code, 404);
+    op.stop();
+    let logs = s.logs();
+    let (_, ev, _) = c.kubectl(&["get", "events.events.k8s.io", "-A", "-o", "yaml"]);
+    for m in [marker, marker2] {
+        assert!(!logs.contains(m), "the env value leaked into the logs");
+        assert!(!ev.contains(m), "the env value leaked into events");
+    }
+}
+
+/// A wrong sha256: Ready=False and Verified=False (DigestMismatch, both
+/// digests named), a Warning event, nothing registered, the plugin never
+/// executed; a mount of it reports PluginMissing.
+#[test]
+fn digest_mismatch_is_reported_and_never_runs() {
+    let s = Scenario::start("digest", &["digest-a"], &[]);
+    let c = cluster();
+    let op = s.operator();
+    let wrong = "0".repeat(64);
+    c.apply(&s.entry_yaml("mock-digest", "lockbox-plugin-mock", &wrong, "1.0.0"));
+    c.wait(&["pce/mock-digest"], "condition=Verified=false", WAIT);
+    c.wait(&["pce/mock-digest"], "condition=Ready=false", WAIT);
+    let reason = c.get(
+        &["pce/mock-digest"],
+        r#"{.status.conditions[?(@.type=="Verified")].reason}"#,
+    );
+    assert_eq!(reason, "DigestMismatch");
+    let msg = c.get(
+        &["pce/mock-digest"],
+        r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+    );
+    assert!(msg.contains(&wrong) && msg.contains(&s.mock_sha), "{msg}");
+    assert!(c.get(&["pce/mock-digest"], "{.status.sha256}").is_empty());
+
+    c.apply(&s.mount_yaml("digest-a", "kv", "mock-digest", ""));
+    c.wait(
+        &["-n", "digest-a", "smount/kv"],
+        "condition=Ready=false",
+        WAIT,
+    );
+    eventually(
+        "PluginMissing on the mount",
+        Duration::from_secs(30),
+        || {
+            (c.get(
+                &["-n", "digest-a", "smount/kv"],
+                r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+            ) == "PluginMissing")
+                .then_some(())
+        },
+    );
+
+    let events = eventually("the DigestMismatch event", Duration::from_secs(30), || {
+        let (_, ev, _) = c.kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-A",
+            "-o",
+            r#"jsonpath={range .items[?(@.reason=="DigestMismatch")]}{.type} {.regarding.name}{"\n"}{end}"#,
+        ]);
+        ev.contains("mock-digest").then_some(ev)
+    });
+    assert!(events.contains("Warning mock-digest"), "{events}");
+
+    let token = s.root_token();
+    let (code, _) = api(
+        &op,
+        &token,
+        "GET",
+        "sys/plugins/catalog/secret/mock-digest",
+        None,
+    );
+    assert_eq!(code, 404, "a mismatched plugin must not be registered");
+    let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
+    assert!(mounts["data"].get("digest-a/kv/").is_none(), "{mounts}");
+    assert!(
+        op.children().is_empty(),
+        "the plugin was executed: {:?}",
+        op.children()
+    );
+
+    let metrics = curl(&format!("{}/metrics", op.health)).expect("metrics");
+    assert!(
+        metrics.contains(
+            "lockbox_operator_reconcile_errors_total{kind=\"PluginCatalogEntry\",reason=\"DigestMismatch\"}"
+        ),
+        "{metrics}"
+    );
+
+    // An env value from a Secret that does not exist: SecretMissing.
+    let env = "  env:\n  - name: TOKEN\n    valueFrom:\n      secretKeyRef:\n        name: absent\n        key: token\n";
+    c.apply(&format!(
+        "{}{env}",
+        s.entry_yaml("mock-nosecret", "lockbox-plugin-mock", &s.mock_sha, "1.0.0")
+    ));
+    c.wait(&["pce/mock-nosecret"], "condition=Ready=false", WAIT);
+    assert_eq!(
+        c.get(
+            &["pce/mock-nosecret"],
+            r#"{.status.conditions[?(@.type=="Ready")].reason}"#
+        ),
+        "SecretMissing"
+    );
+
+    // Fixing the digest registers it and the waiting mount comes up.
+    c.apply(&s.entry_yaml("mock-digest", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    c.wait(&["pce/mock-digest"], "condition=Ready", WAIT);
+    c.wait(&["-n", "digest-a", "smount/kv"], "condition=Ready", WAIT);
+    op.stop();
+}
+
+/// Two namespaces claim the same explicit path (both allowed the prefix):
+/// the older SecretsMount gets it, the later one is PathConflict.
+#[test]
+fn path_conflict_between_namespaces() {
+    let s = Scenario::start(
+        "conflict",
+        &["conflict-a", "conflict-b"],
+        &["conflict-a=shared", "conflict-b=shared"],
+    );
+    let c = cluster();
+    let op = s.operator();
+    c.apply(&s.entry_yaml("mock-conflict", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    c.wait(&["pce/mock-conflict"], "condition=Ready", WAIT);
+    c.apply(&s.mount_yaml(
+        "conflict-a",
+        "first",
+        "mock-conflict",
+        "  path: shared/kv\n",
+    ));
+    c.wait(
+        &["-n", "conflict-a", "smount/first"],
+        "condition=Ready",
+        WAIT,
+    );
+    // creationTimestamp has one-second resolution.
+    std::thread::sleep(Duration::from_millis(1100));
+    c.apply(&s.mount_yaml(
+        "conflict-b",
+        "second",
+        "mock-conflict",
+        "  path: shared/kv\n",
+    ));
+    c.wait(
+        &["-n", "conflict-b", "smount/second"],
+        "condition=Ready=false",
+        WAIT,
+    );
+    let reason = c.get(
+        &["-n", "conflict-b", "smount/second"],
+        r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+    );
+    assert_eq!(reason, "PathConflict");
+    let msg = c.get(&["-n", "conflict-b", "smount/second"], "{.status.message}");
+    assert!(msg.contains("conflict-a/first"), "{msg}");
+    // The first one is untouched.
+    c.wait(&["-n", "conflict-a", "smount/first"], "condition=Ready", 5);
+    // A path outside the namespace and its allowed prefixes is InvalidSpec.
+    c.apply(&s.mount_yaml(
+        "conflict-b",
+        "outside",
+        "mock-conflict",
+        "  path: elsewhere/kv\n",
+    ));
+    c.wait(
+        &["-n", "conflict-b", "smount/outside"],
+        "condition=Ready=false",
+        WAIT,
+    );
+    assert_eq!(
+        c.get(
+            &["-n", "conflict-b", "smount/outside"],
+            r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        ),
+        "InvalidSpec"
+    );
+    // Deleting the conflicting (Delete-policy) loser leaves the winner's mount.
+    let token = s.root_token();
+    c.must(&[
+        "patch",
+        "-n",
+        "conflict-b",
+        "smount/second",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+    ]);
+    c.must(&[
+        "delete",
+        "-n",
+        "conflict-b",
+        "smount/second",
+        "--timeout=60s",
+    ]);
+    let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
+    assert!(mounts["data"].get("shared/kv/").is_some(), "{mounts}");
+    op.stop();
+}
+
+/// Drift through the HTTP API is corrected; a restart keeps data and does
+/// not duplicate or re-create mounts.
+#[test]
+fn drift_is_corrected_and_restart_keeps_state() {
+    let s = Scenario::start("drift", &["drift-a"], &[]);
+    let c = cluster();
+    let op = s.operator();
+    c.apply(&s.entry_yaml("mock-drift", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    c.apply(&s.mount_yaml(
+        "drift-a",
+        "kv",
+        "mock-drift",
+        "  description: as declared\n",
+    ));
+    c.wait(&["-n", "drift-a", "smount/kv"], "condition=Ready", WAIT);
+    let token = s.root_token();
+
+    // Disabled behind the operator's back: enabled again.
+    let (code, _) = api(&op, &token, "DELETE", "sys/mounts/drift-a/kv", None);
+    assert_eq!(code, 204);
+    eventually(
+        "the mount to be enabled again",
+        Duration::from_secs(30),
+        || {
+            let (_, m) = api(&op, &token, "GET", "sys/mounts", None);
+            m["data"].get("drift-a/kv/").is_some().then_some(())
+        },
+    );
+    // Tuned behind its back: tuned back.
+    let (code, _) = api(
+        &op,
+        &token,
+        "POST",
+        "sys/mounts/drift-a/kv/tune",
+        Some(r#"{"description":"changed by hand","max_lease_ttl":"1h"}"#),
+    );
+    assert_eq!(code, 204);
+    eventually("the tune to be reverted", Duration::from_secs(30), || {
+        let (_, m) = api(&op, &token, "GET", "sys/mounts", None);
+        let e = &m["data"]["drift-a/kv/"];
+        (e["description"] == "as declared" && e["config"]["max_lease_ttl"] == 0).then_some(())
+    });
+
+    let (code, _) = api(
+        &op,
+        &token,
+        "POST",
+        "drift-a/kv/keep",
+        Some(r#"{"v":"kept"}"#),
+    );
+    assert!(code == 200 || code == 204);
+    let accessor = c.get(&["-n", "drift-a", "smount/kv"], "{.status.accessor}");
+    eventually(
+        "status to catch up with the re-enabled mount",
+        Duration::from_secs(30),
+        || {
+            let (_, m) = api(&op, &token, "GET", "sys/mounts", None);
+            (m["data"]["drift-a/kv/"]["accessor"] == accessor.as_str()).then_some(())
+        },
+    );
+
+    // Restart: same data, same mount (accessor), nothing duplicated.
+    op.stop();
+    let op = s.operator();
+    assert_eq!(s.root_token(), token);
+    let (code, body) = api(&op, &token, "GET", "drift-a/kv/keep", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["v"], "kept");
+    c.wait(&["-n", "drift-a", "smount/kv"], "condition=Ready", WAIT);
+    std::thread::sleep(Duration::from_secs(4)); // one resync
+    let (_, m) = api(&op, &token, "GET", "sys/mounts", None);
+    let ours: Vec<_> = m["data"]
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| k.starts_with("drift-a/"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(ours, vec!["drift-a/kv/".to_string()]);
+    assert_eq!(m["data"]["drift-a/kv/"]["accessor"], accessor.as_str());
+    op.stop();
+}
+
+/// Editing the catalog entry (new binary path + sha256) reloads its mounts:
+/// the running sha changes and the old process is gone; data stays.
+#[test]
+fn upgrade_by_editing_the_catalog_entry() {
+    let s = Scenario::start("upgrade", &["upgrade-a"], &[]);
+    let c = cluster();
+    let op = s.operator();
+    c.apply(&s.entry_yaml("mock-upgrade", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    c.apply(&s.mount_yaml("upgrade-a", "kv", "mock-upgrade", ""));
+    c.wait(&["-n", "upgrade-a", "smount/kv"], "condition=Ready", WAIT);
+    let token = s.root_token();
+    let (code, _) = api(
+        &op,
+        &token,
+        "POST",
+        "upgrade-a/kv/k",
+        Some(r#"{"v":"before"}"#),
+    );
+    assert!(code == 200 || code == 204);
+    let old_pids = op.children();
+    assert!(!old_pids.is_empty(), "no plugin process is running");
+
+    // A different binary: the same plugin with trailing bytes.
+    let v2 = s.plugin_dir.join("mock-v2");
+    let mut bytes = std::fs::read(s.plugin_dir.join("lockbox-plugin-mock")).expect("read");
+    bytes.extend_from_slice(b"\0lockbox-upgrade-test");
+    std::fs::write(&v2, &bytes).expect("write v2");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&v2, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let v2_sha = sha256_file(&v2);
+    c.apply(&s.entry_yaml("mock-upgrade", "mock-v2", &v2_sha, "1.1.0"));
+    eventually(
+        "the mount to run the new sha256",
+        Duration::from_secs(60),
+        || {
+            (c.get(&["-n", "upgrade-a", "smount/kv"], "{.status.runningSha256}") == v2_sha)
+                .then_some(())
+        },
+    );
+    c.wait(&["pce/mock-upgrade"], "condition=Ready", WAIT);
+    assert_eq!(c.get(&["pce/mock-upgrade"], "{.status.version}"), "1.1.0");
+    eventually(
+        "the old plugin process to exit",
+        Duration::from_secs(30),
+        || old_pids.iter().all(|p| !pid_alive(*p)).then_some(()),
+    );
+    let (_, m) = api(&op, &token, "GET", "sys/mounts", None);
+    assert_eq!(
+        m["data"]["upgrade-a/kv/"]["running_sha256"],
+        v2_sha.as_str()
+    );
+    let (code, body) = api(&op, &token, "GET", "upgrade-a/kv/k", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["v"], "before");
+    let (_, events, _) = c.kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "upgrade-a",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("Reloaded"), "events: {events}");
+    op.stop();
+}
+
+/// Credentials the API server refuses stop the operator at the CRD check
+/// with the failing operation named.
+#[test]
+fn startup_fails_clearly_with_bad_credentials() {
+    let _c = cluster();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A kubeconfig for a user the API server does not know.
+    let kc =
+        std::fs::read_to_string(cluster().dir.join("kubeconfig-operator")).expect("kubeconfig");
+    let bad = regex_replace_token(&kc);
+    let kc_path = tmp.path().join("kubeconfig");
+    std::fs::write(&kc_path, bad).expect("write kubeconfig");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lockbox"))
+        .args(["operator", "run", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--plugin-directory")
+        .arg(tmp.path())
+        .args([
+            "--api-address",
+            "127.0.0.1:0",
+            "--health-address",
+            "127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &kc_path)
+        .output()
+        .expect("run operator");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ListPluginCatalogEntries failed"), "{err}");
+}
+
+fn regex_replace_token(kubeconfig: &str) -> String {
+    kubeconfig
+        .lines()
+        .map(|l| match l.split_once("token:") {
+            Some((indent, _)) => format!("{indent}token: not-a-valid-token"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A replica that does not hold the Lease runs no controllers; it takes
+/// over once the Lease is free, steps down when another replica holds it,
+/// and releases it on shutdown.
+#[test]
+fn standby_until_the_lease_is_free() {
+    let s = Scenario::start("lease", &[], &[]);
+    let c = cluster();
+    let now = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.000000Z"])
+        .output()
+        .expect("date");
+    let now = String::from_utf8_lossy(&now.stdout).trim().to_string();
+    c.apply(&format!(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: lockbox-operator\n  namespace: {}\nspec:\n  holderIdentity: another-replica\n  leaseDurationSeconds: 3600\n  renewTime: \"{now}\"\n  acquireTime: \"{now}\"\n",
+        s.op_ns
+    ));
+    let op = s.operator_standby();
+    c.apply(&s.entry_yaml("mock-lease", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(
+        c.get(&["pce/mock-lease"], "{.status}").is_empty(),
+        "a standby replica reconciled"
+    );
+    let metrics = curl(&format!("{}/metrics", op.health)).expect("metrics");
+    assert!(metrics.contains("lockbox_operator_leader 0"), "{metrics}");
+
+    c.must(&["delete", "lease", "-n", &s.op_ns, "lockbox-operator"]);
+    c.wait(&["pce/mock-lease"], "condition=Ready", WAIT);
+    let holder = c.get(
+        &["lease", "-n", &s.op_ns, "lockbox-operator"],
+        "{.spec.holderIdentity}",
+    );
+    assert!(
+        !holder.is_empty() && holder != "another-replica",
+        "{holder}"
+    );
+
+    // Another replica takes the lease over: this one stops its controllers.
+    c.must(&[
+        "patch", "lease", "-n", &s.op_ns, "lockbox-operator", "--type=merge", "-p",
+        &format!(r#"{{"spec":{{"holderIdentity":"another-replica","leaseDurationSeconds":3600,"renewTime":"{now}"}}}}"#),
+    ]);
+    let metrics_url = format!("{}/metrics", op.health);
+    eventually("the replica to step down", Duration::from_secs(20), || {
+        curl(&metrics_url)
+            .filter(|m| m.contains("lockbox_operator_leader 0"))
+            .map(|_| ())
+    });
+    c.apply(&s.entry_yaml("mock-lease2", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        c.get(&["pce/mock-lease2"], "{.status}").is_empty(),
+        "a replica that lost the lease still reconciles"
+    );
+    // Free again: it takes over, and releases the lease on shutdown.
+    c.must(&["delete", "lease", "-n", &s.op_ns, "lockbox-operator"]);
+    c.wait(&["pce/mock-lease2"], "condition=Ready", WAIT);
+    op.stop();
+    let holder = c.get(
+        &["lease", "-n", &s.op_ns, "lockbox-operator"],
+        "{.spec.holderIdentity}",
+    );
+    assert!(holder.is_empty(), "the lease was not released: {holder}");
+}
+
+/// Without the CRDs the operator stops at once and says how to install them.
+#[test]
+fn startup_fails_clearly_without_crds() {
+    let empty = harness::EmptyCluster::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lockbox"))
+        .args(["operator", "run", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--plugin-directory")
+        .arg(tmp.path())
+        .args([
+            "--api-address",
+            "127.0.0.1:0",
+            "--health-address",
+            "127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", empty.dir.join("kubeconfig"))
+        .output()
+        .expect("run operator");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plugincatalogentries.lockbox.dev")
+            && err.contains("kubectl apply --server-side -f crds/"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("data").exists(),
+        "storage was created before the check"
+    );
+}
