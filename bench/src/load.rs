@@ -95,6 +95,19 @@ pub async fn run(
     concurrency: usize,
     timing: Timing,
 ) -> Result<Outcome> {
+    run_notify(ep, workload, concurrency, timing, None).await
+}
+
+/// Like [`run`], and sends the instant the measured window starts (after the
+/// connections are open and the warm-up is scheduled) to `window`, so other
+/// work (e.g. plugin reloads) can be placed inside the window.
+pub async fn run_notify(
+    ep: &Endpoint,
+    workload: Arc<Workload>,
+    concurrency: usize,
+    timing: Timing,
+    window: Option<tokio::sync::oneshot::Sender<Instant>>,
+) -> Result<Outcome> {
     if workload.paths.is_empty() {
         return Err(Error::InvalidArgument("workload has no paths".into()));
     }
@@ -105,6 +118,9 @@ pub async fn run(
     // The clock starts once every connection is open; the short lead lets every
     // task get scheduled first (the warm-up absorbs any stragglers).
     let start = Instant::now() + Duration::from_millis(20);
+    if let Some(tx) = window {
+        let _ = tx.send(start + timing.warmup);
+    }
     let mut handles = Vec::with_capacity(concurrency);
     let n = workload.paths.len();
     for (w, conn) in conns.into_iter().enumerate() {

@@ -5,6 +5,7 @@
 //! process dies, through `PR_SET_PDEATHSIG` (strictly: when the runtime worker
 //! thread that spawned it exits, which for a tokio worker is at process exit).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -63,10 +64,12 @@ fn read_tail(path: &Path) -> String {
 
 impl DevServer {
     /// Starts `binary server --dev --dev-tls --dev-root-token-id TOKEN --dev-listen-address 127.0.0.1:0`
-    /// and waits up to `timeout` for its address and CA lines.
+    /// followed by `extra_args` (e.g. `--dev-plugin-dir DIR`), and waits up to `timeout`
+    /// for its address and CA lines.
     pub async fn start(
         binary: &Path,
         root_token: &str,
+        extra_args: &[OsString],
         work_dir: &Path,
         timeout: Duration,
     ) -> Result<Self> {
@@ -86,6 +89,7 @@ impl DevServer {
             "--dev-listen-address",
             "127.0.0.1:0",
         ])
+        .args(extra_args)
         .current_dir(work_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -204,6 +208,17 @@ pub fn key_path(i: usize) -> String {
 /// Writes keys `0..n` (expects 204 or 200), a few connections at a time, then reads
 /// key 0 back and checks it holds `value`.
 pub async fn seed(ep: &Endpoint, n: usize, value: &str) -> Result<()> {
+    seed_paths(ep, n, value, key_path).await
+}
+
+/// Like [`seed`], for keys at `key_path(i)` (any mount whose reads answer
+/// what was written in `data`, e.g. the mock plugin).
+pub async fn seed_paths(
+    ep: &Endpoint,
+    n: usize,
+    value: &str,
+    key_path: fn(usize) -> String,
+) -> Result<()> {
     let body = write_body(value);
     let workers = n.clamp(1, 8);
     let mut tasks = Vec::new();

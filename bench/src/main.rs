@@ -1,5 +1,9 @@
 //! `lockbox-bench`: load benchmarks for lockbox.
 //!
+//! `lockbox-bench plugins` measures what a plugin-backed engine costs against the
+//! built-in kv engine (reads, cold start, memory, reloads under load); see
+//! `plugins.rs`.
+//!
 //! `lockbox-bench kv` measures lockbox kv reads and writes over HTTPS at several
 //! concurrency levels and, in the same run, reads of same-sized Kubernetes Secrets
 //! from a real kube-apiserver (the baseline a user would otherwise pick):
@@ -20,6 +24,7 @@ mod http;
 mod kube;
 mod load;
 mod lockbox;
+mod plugins;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +55,8 @@ struct Cli {
 enum Cmd {
     /// kv read/write throughput and latency over HTTPS, against Kubernetes Secret reads.
     Kv(KvArgs),
+    /// Plugin-backed engine vs built-in kv: reads, cold start, memory, reload under load.
+    Plugins(plugins::PluginsArgs),
 }
 
 #[derive(Args)]
@@ -137,9 +144,11 @@ struct KvArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Cmd::Kv(args) = cli.command;
-    let threads = args
-        .client_threads
+    let client_threads = match &cli.command {
+        Cmd::Kv(a) => a.client_threads,
+        Cmd::Plugins(a) => a.client_threads,
+    };
+    let threads = client_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -155,7 +164,12 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         tokio::select! {
-            r = kv(args, threads) => r,
+            r = async {
+                match cli.command {
+                    Cmd::Kv(args) => kv(args, threads).await,
+                    Cmd::Plugins(args) => plugins::run(args, threads).await,
+                }
+            } => r,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
         }
     });
@@ -346,6 +360,7 @@ async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
                 let server = lockbox::DevServer::start(
                     &bin,
                     &args.lockbox_token,
+                    &[],
                     &work.path,
                     Duration::from_secs(args.lockbox_start_timeout),
                 )
@@ -517,7 +532,7 @@ async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
     let section = report::section(&ctx, &rows, args.target_ratio);
     println!("{section}");
     if let Some(path) = &args.write_markdown {
-        report::write_section(path, &section)?;
+        report::write_section(path, report::KV_MARKERS, &section, None)?;
         eprintln!("updated {}", path.display());
     }
     Ok(rows.iter().any(|r| r.outcome.errors > 0))

@@ -134,7 +134,8 @@ pub fn utc_now() -> String {
     )
 }
 
-fn ms(v: f64) -> String {
+/// Milliseconds with 3 significant digits or so.
+pub fn ms(v: f64) -> String {
     if v >= 10.0 {
         format!("{v:.1}")
     } else {
@@ -260,37 +261,74 @@ pub fn section(ctx: &Context, rows: &[Row], target_ratio: f64) -> String {
     s
 }
 
-/// Replaces the text between [`BEGIN`] and [`END`] (inclusive) in `doc` with
-/// `section`, or appends `section` when the markers are missing.
-pub fn splice(doc: &str, section: &str) -> Result<String> {
-    match (doc.find(BEGIN), doc.find(END)) {
+/// The begin and end markers of one section of a shared markdown file.
+#[derive(Clone, Copy)]
+pub struct Markers {
+    /// `<!-- NAME:begin -->`.
+    pub begin: &'static str,
+    /// `<!-- NAME:end -->`.
+    pub end: &'static str,
+}
+
+/// The section `lockbox-bench kv` owns.
+pub const KV_MARKERS: Markers = Markers {
+    begin: BEGIN,
+    end: END,
+};
+
+/// Replaces the text between `m.begin` and `m.end` (inclusive) in `doc` with
+/// `section`. When the markers are missing, `section` goes right after the
+/// section marked by `after` if that one exists, else at the end.
+pub fn splice(doc: &str, m: Markers, section: &str, after: Option<Markers>) -> Result<String> {
+    match (doc.find(m.begin), doc.find(m.end)) {
         (Some(b), Some(e)) if e > b => {
-            let after = &doc[e + END.len()..];
-            let after = after.strip_prefix('\n').unwrap_or(after);
-            Ok(format!("{}{}{}", &doc[..b], section, after))
+            let rest = &doc[e + m.end.len()..];
+            let rest = rest.strip_prefix('\n').unwrap_or(rest);
+            Ok(format!("{}{}{}", &doc[..b], section, rest))
         }
         (None, None) => {
-            let mut out = doc.to_string();
-            if !out.is_empty() && !out.ends_with("\n\n") {
-                out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+            let anchor = after.and_then(|a| match (doc.find(a.begin), doc.find(a.end)) {
+                (Some(b), Some(e)) if e > b => Some(e + a.end.len()),
+                _ => None,
+            });
+            match anchor {
+                Some(pos) => {
+                    let head = &doc[..pos];
+                    let rest = &doc[pos..];
+                    let rest = rest.strip_prefix('\n').unwrap_or(rest);
+                    let sep = if rest.is_empty() || rest.starts_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    };
+                    Ok(format!("{head}\n\n{section}{sep}{rest}"))
+                }
+                None => {
+                    let mut out = doc.to_string();
+                    if !out.is_empty() && !out.ends_with("\n\n") {
+                        out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+                    }
+                    out.push_str(section);
+                    Ok(out)
+                }
             }
-            out.push_str(section);
-            Ok(out)
         }
         _ => Err(Error::InvalidArgument(format!(
-            "the markdown file has a broken {BEGIN} … {END} pair"
+            "the markdown file has a broken {} … {} pair",
+            m.begin, m.end
         ))),
     }
 }
 
-/// Rewrites the section in `path` (creating the file if needed).
-pub fn write_section(path: &Path, section: &str) -> Result<()> {
+/// Rewrites the section marked by `m` in `path` (creating the file if needed);
+/// see [`splice`] for where a new section goes.
+pub fn write_section(path: &Path, m: Markers, section: &str, after: Option<Markers>) -> Result<()> {
     let doc = match std::fs::read_to_string(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(Error::file("reading", path, e)),
     };
-    let out = splice(&doc, section)?;
+    let out = splice(&doc, m, section, after)?;
     std::fs::write(path, out).map_err(|e| Error::file("writing", path, e))
 }
 
@@ -304,7 +342,7 @@ mod tests {
             "# B\n\nintro\n\n{BEGIN}\nold\n{END}\n\n<!-- other:begin -->\nx\n<!-- other:end -->\n"
         );
         let new = format!("{BEGIN}\nnew\n{END}\n");
-        let out = splice(&doc, &new).expect("markers present");
+        let out = splice(&doc, KV_MARKERS, &new, None).expect("markers present");
         assert_eq!(
             out,
             format!(
@@ -317,10 +355,44 @@ mod tests {
     fn splice_appends_without_markers_and_rejects_half_pairs() {
         let new = format!("{BEGIN}\nnew\n{END}\n");
         assert_eq!(
-            splice("# B\n", &new).expect("appends"),
+            splice("# B\n", KV_MARKERS, &new, None).expect("appends"),
             format!("# B\n\n{new}")
         );
-        assert!(splice(&format!("{BEGIN}\n"), &new).is_err());
+        assert!(splice(&format!("{BEGIN}\n"), KV_MARKERS, &new, None).is_err());
+    }
+
+    #[test]
+    fn splice_inserts_a_new_section_after_another() {
+        const P: Markers = Markers {
+            begin: "<!-- p:begin -->",
+            end: "<!-- p:end -->",
+        };
+        let new = "<!-- p:begin -->\nnew\n<!-- p:end -->\n";
+        let kv = format!("{BEGIN}\nold\n{END}\n");
+        // kv section last in the file
+        let out = splice(&format!("# B\n\n{kv}"), P, new, Some(KV_MARKERS)).expect("inserts");
+        assert_eq!(out, format!("# B\n\n{kv}\n{new}"));
+        // something after the kv section stays after the new one
+        let out =
+            splice(&format!("# B\n\n{kv}\n## Next\n"), P, new, Some(KV_MARKERS)).expect("inserts");
+        assert_eq!(out, format!("# B\n\n{kv}\n{new}\n## Next\n"));
+        // and a second run replaces it in place
+        let again = splice(
+            &out,
+            P,
+            "<!-- p:begin -->\nx\n<!-- p:end -->\n",
+            Some(KV_MARKERS),
+        )
+        .expect("replaces");
+        assert_eq!(
+            again,
+            format!("# B\n\n{kv}\n<!-- p:begin -->\nx\n<!-- p:end -->\n\n## Next\n")
+        );
+        // no kv section: appended
+        assert_eq!(
+            splice("# B\n", P, new, Some(KV_MARKERS)).expect("appends"),
+            format!("# B\n\n{new}")
+        );
     }
 
     #[test]
