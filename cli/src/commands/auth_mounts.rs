@@ -4,10 +4,11 @@
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::secrets::{TuneFlags, bool_at, mount_options, sorted_paths, str_at, tune_body_of};
+use super::secrets::{
+    MountTable, TuneFlags, bool_at, list_mounts, mount_options, sorted_paths, str_at, tune_body_of,
+};
 use super::{Ctx, mount_path, sanitize_path};
 use crate::cli::{AuthDisableArgs, AuthEnableArgs, AuthListArgs, AuthTuneArgs};
-use crate::config::Format;
 use crate::duration::GoDuration;
 use crate::error::Error;
 use crate::output;
@@ -83,38 +84,19 @@ pub async fn disable(ctx: &mut Ctx<'_, '_>, args: AuthDisableArgs) -> Result<i32
 
 /// `auth list [-detailed]`.
 pub async fn list(ctx: &mut Ctx<'_, '_>, args: AuthListArgs) -> Result<i32, Error> {
-    let client = ctx.client()?;
-    let secret = client
-        .request(Method::GET, "sys/auth", None)
-        .await
-        .map_err(|e| e.context("Error listing enabled authentications"))?
-        .ok_or_else(|| {
-            Error::Unexpected(
-                "Error listing enabled authentications: data from server response is empty".into(),
-            )
-        })?;
-    let mounts: Map<String, Value> = secret
-        .data_or_top_level()
-        .iter()
-        .filter(|(_, v)| v.is_object())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    match ctx.format() {
-        Format::Json => ctx.print_json(&mounts)?,
-        Format::Table if args.detailed => {
-            let (header, rows) = detailed_mounts(&mounts);
-            ctx.out(&output::table(&header, &rows));
-        }
-        Format::Table => {
-            let (header, rows) = simple_mounts(&mounts);
-            ctx.out(&output::table(&header, &rows));
-        }
-    }
-    Ok(0)
+    list_mounts(
+        ctx,
+        "sys/auth",
+        "enabled authentications",
+        args.detailed,
+        simple_mounts,
+        detailed_mounts,
+    )
+    .await
 }
 
 /// Columns of `vault auth list`.
-fn simple_mounts(mounts: &Map<String, Value>) -> (Vec<&'static str>, Vec<Vec<String>>) {
+fn simple_mounts(mounts: &Map<String, Value>) -> MountTable {
     let rows = sorted_paths(mounts)
         .into_iter()
         .filter_map(|path| {
@@ -132,7 +114,7 @@ fn simple_mounts(mounts: &Map<String, Value>) -> (Vec<&'static str>, Vec<Vec<Str
 }
 
 /// Columns of `vault auth list -detailed`.
-fn detailed_mounts(mounts: &Map<String, Value>) -> (Vec<&'static str>, Vec<Vec<String>>) {
+fn detailed_mounts(mounts: &Map<String, Value>) -> MountTable {
     // Vault prints TTLs as raw seconds and "system" for the system default.
     let ttl = |value: Option<&Value>| -> String {
         match value.and_then(Value::as_i64).unwrap_or(0) {

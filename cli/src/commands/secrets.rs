@@ -108,15 +108,40 @@ pub async fn disable(ctx: &mut Ctx<'_, '_>, args: SecretsDisableArgs) -> Result<
 
 /// `secrets list [-detailed]`.
 pub async fn list(ctx: &mut Ctx<'_, '_>, args: SecretsListArgs) -> Result<i32, Error> {
+    list_mounts(
+        ctx,
+        "sys/mounts",
+        "secrets engines",
+        args.detailed,
+        simple_mounts,
+        detailed_mounts,
+    )
+    .await
+}
+
+/// Columns of a mount table: header and rows.
+pub(super) type MountTable = (Vec<&'static str>, Vec<Vec<String>>);
+
+/// Fetches a mount listing (`sys/mounts` or `sys/auth`) and prints it as
+/// JSON or as the simple or detailed table. `what` names the listing in
+/// errors ("secrets engines", "enabled authentications").
+pub(super) async fn list_mounts(
+    ctx: &mut Ctx<'_, '_>,
+    endpoint: &str,
+    what: &str,
+    detailed: bool,
+    simple_table: fn(&Map<String, Value>) -> MountTable,
+    detailed_table: fn(&Map<String, Value>) -> MountTable,
+) -> Result<i32, Error> {
     let client = ctx.client()?;
     let secret = client
-        .request(Method::GET, "sys/mounts", None)
+        .request(Method::GET, endpoint, None)
         .await
-        .map_err(|e| e.context("Error listing secrets engines"))?
+        .map_err(|e| e.context(format!("Error listing {what}")))?
         .ok_or_else(|| {
-            Error::Unexpected(
-                "Error listing secrets engines: data from server response is empty".into(),
-            )
+            Error::Unexpected(format!(
+                "Error listing {what}: data from server response is empty"
+            ))
         })?;
     let mounts: Map<String, Value> = secret
         .data_or_top_level()
@@ -126,12 +151,12 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: SecretsListArgs) -> Result<i32, E
         .collect();
     match ctx.format() {
         Format::Json => ctx.print_json(&mounts)?,
-        Format::Table if args.detailed => {
-            let (header, rows) = detailed_mounts(&mounts);
-            ctx.out(&output::table(&header, &rows));
-        }
         Format::Table => {
-            let (header, rows) = simple_mounts(&mounts);
+            let (header, rows) = if detailed {
+                detailed_table(&mounts)
+            } else {
+                simple_table(&mounts)
+            };
             ctx.out(&output::table(&header, &rows));
         }
     }
@@ -153,7 +178,7 @@ pub(super) fn sorted_paths(mounts: &Map<String, Value>) -> Vec<&String> {
 }
 
 /// Columns of `vault secrets list`.
-fn simple_mounts(mounts: &Map<String, Value>) -> (Vec<&'static str>, Vec<Vec<String>>) {
+fn simple_mounts(mounts: &Map<String, Value>) -> MountTable {
     let rows = sorted_paths(mounts)
         .into_iter()
         .filter_map(|path| {
@@ -171,7 +196,7 @@ fn simple_mounts(mounts: &Map<String, Value>) -> (Vec<&'static str>, Vec<Vec<Str
 }
 
 /// Columns of `vault secrets list -detailed`.
-fn detailed_mounts(mounts: &Map<String, Value>) -> (Vec<&'static str>, Vec<Vec<String>>) {
+fn detailed_mounts(mounts: &Map<String, Value>) -> MountTable {
     // Vault prints TTLs as raw seconds, "system" for the system default, and
     // nothing (n/a) for mounts whose TTLs do not apply.
     let ttl = |typ: &str, value: Option<&Value>| -> String {
