@@ -19,6 +19,21 @@ async fn register(s: &TestServer, kind: &str, name: &str, sha: &str, command: &s
     assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
 }
 
+/// A dev-like server with the mock plugin registered (with `env`) and
+/// mounted at `mock/`. Returns the plugin directory, the server and the
+/// plugin's sha256.
+async fn mock_mounted(env: &[&str]) -> (tempfile::TempDir, TestServer, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let sha = install_plugin(dir.path(), "mock", "mock");
+    register(&s, "secret", "mock", &sha, "mock", env).await;
+    let r = s
+        .root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    (dir, s, sha)
+}
+
 fn pids_of(s: &TestServer, name: &str) -> Vec<u32> {
     s.core
         .plugin_host()
@@ -306,12 +321,7 @@ async fn upgrade_then_reload_under_load_drops_no_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_under_load_restarts_and_never_hangs() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::dev_with_plugins(dir.path()).await;
-    let sha = install_plugin(dir.path(), "mock", "mock");
-    register(&s, "secret", "mock", &sha, "mock", &[]).await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
-        .await;
+    let (_dir, s, _) = mock_mounted(&[]).await;
     s.root("PUT", "mock/k", Some(json!({"v": "1"}))).await;
     let pid = pids_of(&s, "mock")[0];
     let load = Load::start(&s, "mock/k", 6);
@@ -351,12 +361,7 @@ async fn kill_9_under_load_restarts_and_never_hangs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seal_stops_plugins_and_unseal_brings_mounts_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::dev_with_plugins(dir.path()).await;
-    let sha = install_plugin(dir.path(), "mock", "mock");
-    register(&s, "secret", "mock", &sha, "mock", &[]).await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
-        .await;
+    let (_dir, s, _) = mock_mounted(&[]).await;
     s.root("PUT", "mock/k", Some(json!({"v": "persisted"})))
         .await;
     let pid = pids_of(&s, "mock")[0];
@@ -523,20 +528,7 @@ async fn passgen_roles_and_generation() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_mid_request_fails_that_request_fast_and_the_plugin_comes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::dev_with_plugins(dir.path()).await;
-    let sha = install_plugin(dir.path(), "mock", "mock");
-    register(
-        &s,
-        "secret",
-        "mock",
-        &sha,
-        "mock",
-        &["MOCK_PLUGIN_TEST_HOOKS=1"],
-    )
-    .await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
-        .await;
+    let (_dir, s, _) = mock_mounted(&["MOCK_PLUGIN_TEST_HOOKS=1"]).await;
     s.root("PUT", "mock/k", Some(json!({"v": "1"}))).await;
     let pid = pids_of(&s, "mock")[0];
     // A slow request in flight on the process when another request crashes it.
@@ -579,20 +571,7 @@ async fn a_crash_mid_request_fails_that_request_fast_and_the_plugin_comes_back()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_plugin_hits_the_request_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::dev_with_plugins(dir.path()).await;
-    let sha = install_plugin(dir.path(), "mock", "mock");
-    register(
-        &s,
-        "secret",
-        "mock",
-        &sha,
-        "mock",
-        &["MOCK_PLUGIN_TEST_HOOKS=1"],
-    )
-    .await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
-        .await;
+    let (_dir, s, _) = mock_mounted(&["MOCK_PLUGIN_TEST_HOOKS=1"]).await;
     let t = Instant::now();
     // The test host's request timeout is 5 s.
     let r = s.root("GET", "mock/__sleep/60000", None).await;
@@ -614,12 +593,7 @@ async fn a_hanging_plugin_hits_the_request_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn large_values_pass_through_plugins() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::dev_with_plugins(dir.path()).await;
-    let sha = install_plugin(dir.path(), "mock", "mock");
-    register(&s, "secret", "mock", &sha, "mock", &[]).await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
-        .await;
+    let (_dir, s, _) = mock_mounted(&[]).await;
     let big = "x".repeat(6 * 1024 * 1024);
     let w = s.root("PUT", "mock/big", Some(json!({ "v": big }))).await;
     assert_eq!(w.status, 204, "{:?}", w.error_text());
@@ -720,12 +694,7 @@ async fn a_plugin_that_misreports_its_kind_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_to_a_bad_digest_keeps_the_running_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::dev_with_plugins(dir.path()).await;
-    let sha = install_plugin(dir.path(), "mock", "mock");
-    register(&s, "secret", "mock", &sha, "mock", &[]).await;
-    s.root("POST", "sys/mounts/mock", Some(json!({"type": "mock"})))
-        .await;
+    let (_dir, s, sha) = mock_mounted(&[]).await;
     s.root("PUT", "mock/k", Some(json!({"v": "1"}))).await;
     let pid = pids_of(&s, "mock")[0];
     // Someone registers a digest the file does not have.
