@@ -28,4 +28,5 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 # Plugin binaries first: integration tests run them as real processes.
 cargo build --workspace --bins
-cargo test --workspace "$@"
+# --no-fail-fast: one red test binary must not hide the others' results.
+cargo test --workspace --no-fail-fast "$@"

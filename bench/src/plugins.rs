@@ -1496,7 +1496,15 @@ mod tests {
             .arg("5")
             .spawn()
             .expect("sleep runs");
-        let found = children_named(me, "sleep");
+        // A vfork parent resumes before the kernel has set the child's new
+        // argv (exec_mmap runs before the ELF tables are built), so the
+        // child's cmdline can read empty for a moment: poll, as the bench does.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut found = children_named(me, "sleep");
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = children_named(me, "sleep");
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found, vec![child.id()]);
