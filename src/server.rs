@@ -118,9 +118,12 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-type ReloadHandle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+pub(crate) type ReloadHandle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 
-fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
+/// Installs the global subscriber: `level` (or `LOCKBOX_LOG`, an EnvFilter
+/// directive) and `format` (`json` or `standard`), on stderr. Returns the
+/// handle that reloads the level on SIGHUP (None if one was installed already).
+pub(crate) fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
     use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_env("LOCKBOX_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let (filter, handle) = reload::Layer::new(filter);

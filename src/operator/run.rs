@@ -80,6 +80,9 @@ pub struct OperatorArgs {
     /// Log level (or LOCKBOX_LOG with an EnvFilter directive).
     #[arg(long, default_value = "info", env = "LOCKBOX_LOG_LEVEL")]
     pub log_level: String,
+    /// Log format: `json` (one object per line, for log collectors) or `standard`.
+    #[arg(long, default_value = "json", value_parser = ["json", "standard"], env = "LOCKBOX_LOG_FORMAT")]
+    pub log_format: String,
 }
 
 fn parse_prefix(s: &str) -> Result<(String, String), String> {
@@ -176,15 +179,6 @@ pub enum OperatorError {
 
 fn kube_err(op: &'static str) -> impl FnOnce(kube::Error) -> OperatorError {
     move |source| OperatorError::Kube { op, source }
-}
-
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LOCKBOX_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Fails with [`OperatorError::CrdMissing`] unless both CRDs are served.
@@ -437,7 +431,7 @@ async fn bind(address: &str) -> Result<tokio::net::TcpListener, OperatorError> {
 
 /// Runs `lockbox operator` until SIGTERM or SIGINT.
 pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
-    init_logging(&args.log_level);
+    let _ = crate::server::init_logging(&args.log_level, args.log_format.as_str());
     tls::install_crypto_provider();
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
