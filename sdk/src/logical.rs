@@ -191,6 +191,9 @@ pub struct Response {
     pub lease_duration: Duration,
     /// Whether the lease is renewable.
     pub renewable: bool,
+    /// The host may answer the same read from memory until the mount's
+    /// storage changes (see [`Response::cacheable`]).
+    pub cacheable: bool,
 }
 
 impl Response {
@@ -234,6 +237,18 @@ impl Response {
     pub fn with_lease(mut self, lease: Duration, renewable: bool) -> Self {
         self.lease_duration = lease;
         self.renewable = renewable;
+        self
+    }
+
+    /// Lets the host cache this read response: promise that it depends only
+    /// on the request's path and data and on the mount's storage — not on
+    /// the time, randomness, the caller, or state kept outside storage. The
+    /// host then answers the same read from memory (after its own token and
+    /// policy checks) until anything writes to the mount's storage, the
+    /// plugin process changes, or the mount is set up again. Ignored on
+    /// anything but a read without auth and without a lease.
+    pub fn cacheable(mut self) -> Self {
+        self.cacheable = true;
         self
     }
 

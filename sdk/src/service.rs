@@ -195,6 +195,7 @@ fn encode_response(resp: Response) -> Result<pb::Response, Error> {
         warnings: resp.warnings,
         lease_duration_seconds: ceil_secs(resp.lease_duration),
         renewable: resp.renewable,
+        cacheable: resp.cacheable,
     })
 }
 
@@ -219,6 +220,7 @@ pub(crate) fn decode_response(r: pb::Response) -> Result<Response, Error> {
         warnings: r.warnings,
         lease_duration: Duration::from_secs(r.lease_duration_seconds),
         renewable: r.renewable,
+        cacheable: r.cacheable,
     })
 }
 

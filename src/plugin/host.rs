@@ -20,6 +20,7 @@
 //! * a group with no mounts left is retired and its process stopped.
 
 use super::PluginError;
+use super::cache::{self, MountGeneration, ResponseCache};
 use super::catalog::CatalogEntry;
 use super::process::{self, LaunchConfig, PluginProcess};
 use crate::barrier::View;
@@ -47,6 +48,9 @@ pub struct HostConfig {
     pub backoff_max: Duration,
     /// How long a reload waits for in-flight requests on the old process.
     pub drain_timeout: Duration,
+    /// Size bound of the read-response cache in bytes (0 = off); see
+    /// [`super::cache`].
+    pub response_cache_size: u64,
 }
 
 impl Default for HostConfig {
@@ -63,6 +67,7 @@ impl Default for HostConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            response_cache_size: cache::DEFAULT_SIZE,
         }
     }
 }
@@ -73,6 +78,7 @@ type GroupKey = (String, String, String, String);
 struct MountSetup {
     setup: v1::SetupRequest,
     view: View,
+    generation: Arc<MountGeneration>,
 }
 
 /// A supervised process slot and the mounts it serves.
@@ -113,7 +119,9 @@ impl Group {
 
 async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginError> {
     let id = m.setup.mount_id.clone();
-    p.storage.assign(&id, m.view.clone());
+    p.storage.assign(&id, m.view.clone(), m.generation.clone());
+    // The plugin may derive state from the setup: earlier answers are void.
+    m.generation.bump();
     let rpc = |e: tonic::Status| PluginError::Rpc {
         name: p.name.clone(),
         message: e.message().to_string(),
@@ -142,6 +150,7 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
 /// Starts processes, keeps them alive, and hands out mount backends.
 pub struct PluginHost {
     cfg: HostConfig,
+    cache: Option<ResponseCache>,
     groups: Mutex<HashMap<GroupKey, Weak<Group>>>,
     all: Mutex<Vec<Weak<Group>>>,
 }
@@ -150,6 +159,7 @@ impl PluginHost {
     /// A host with no processes yet.
     pub fn new(cfg: HostConfig) -> Arc<Self> {
         Arc::new(Self {
+            cache: ResponseCache::new(cfg.response_cache_size),
             cfg,
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
@@ -316,7 +326,12 @@ impl PluginHost {
         let mount_id = setup.mount_id.clone();
         let group = self.group_for(entry, &mount_id, false).await?;
         let info = group.current().map(|p| p.info.clone()).unwrap_or_default();
-        let m = MountSetup { setup, view };
+        let generation = MountGeneration::new();
+        let m = MountSetup {
+            setup,
+            view,
+            generation: generation.clone(),
+        };
         if let Err(e) = self.attach(&group, m).await {
             retire_if_empty(&group).await;
             return Err(e);
@@ -333,6 +348,7 @@ impl PluginHost {
             },
             group: RwLock::new(group),
             host: Arc::downgrade(self),
+            generation,
         }))
     }
 
@@ -483,6 +499,7 @@ pub struct PluginBackend {
     special: SpecialPaths,
     group: RwLock<Arc<Group>>,
     host: Weak<PluginHost>,
+    generation: Arc<MountGeneration>,
 }
 
 fn proto_op(op: logical::Operation) -> v1::Operation {
@@ -585,6 +602,48 @@ impl PluginBackend {
     }
 }
 
+impl PluginBackend {
+    /// A plugin's response as the core's, refusing what the plugin may not
+    /// return (invalid data, login data from a secrets engine).
+    fn convert(&self, name: &str, resp: v1::Response) -> Result<logical::Response, RequestError> {
+        let data = if resp.data_json.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(&resp.data_json) {
+                Ok(serde_json::Value::Object(m)) => Some(m),
+                Ok(serde_json::Value::Null) => None,
+                _ => {
+                    return Err(RequestError::Internal(format!(
+                        "plugin {name} returned invalid data: expected a JSON object"
+                    )));
+                }
+            }
+        };
+        let login = resp.auth.map(|a| logical::LoginAuth {
+            policies: a.policies,
+            metadata: a.metadata.into_iter().collect(),
+            display_name: a.display_name,
+            ttl: a.ttl_seconds,
+            max_ttl: a.max_ttl_seconds,
+            renewable: a.renewable,
+            num_uses: a.num_uses,
+        });
+        if login.is_some() && self.kind != BackendKind::Credential {
+            return Err(RequestError::Internal(format!(
+                "plugin {name} is a secrets engine but returned login data; refusing to create a token"
+            )));
+        }
+        Ok(logical::Response {
+            data,
+            login,
+            warnings: resp.warnings,
+            lease_duration: resp.lease_duration_seconds,
+            renewable: resp.renewable,
+            ..Default::default()
+        })
+    }
+}
+
 /// Ends an in-flight count started by `acquire`.
 struct Release(Arc<PluginProcess>);
 
@@ -645,6 +704,24 @@ impl logical::Backend for PluginBackend {
         _storage: &dyn crate::barrier::Storage,
     ) -> Result<Option<logical::Response>, RequestError> {
         let args = to_args(&self.mount_id, req)?;
+        // Reads the plugin marked cacheable are answered from memory while
+        // the mount's storage, its process and its setup stay the same.
+        let host = self.host.upgrade();
+        let cache = host.as_ref().and_then(|h| h.cache.as_ref());
+        let key = match cache {
+            Some(cache) if req.operation == logical::Operation::Read => {
+                let serial = self.group().current().map(|p| p.serial);
+                let data = args.request.as_ref().map(|r| r.data_json.as_slice());
+                let key = serial.map(|s| {
+                    cache::Key::new(&self.generation, s, &req.path, data.unwrap_or_default())
+                });
+                if let Some(hit) = key.as_ref().and_then(|k| cache.get(k)) {
+                    return Ok(Some(hit));
+                }
+                key
+            }
+            _ => None,
+        };
         let (reply, group) = self
             .call(async move |p| {
                 p.client()
@@ -664,47 +741,26 @@ impl logical::Backend for PluginBackend {
         let Some(resp) = reply.response else {
             return Ok(None);
         };
-        let data = if resp.data_json.is_empty() {
-            None
-        } else {
-            match serde_json::from_slice::<serde_json::Value>(&resp.data_json) {
-                Ok(serde_json::Value::Object(m)) => Some(m),
-                Ok(serde_json::Value::Null) => None,
-                _ => {
-                    return Err(RequestError::Internal(format!(
-                        "plugin {name} returned invalid data: expected a JSON object"
-                    )));
-                }
+        let store = match (cache, key) {
+            (Some(cache), Some(key)) if cache::may_cache(req.operation, &resp) => {
+                Some((cache, key, resp.data_json.len()))
             }
+            _ => None,
         };
-        let login = resp.auth.map(|a| logical::LoginAuth {
-            policies: a.policies,
-            metadata: a.metadata.into_iter().collect(),
-            display_name: a.display_name,
-            ttl: a.ttl_seconds,
-            max_ttl: a.max_ttl_seconds,
-            renewable: a.renewable,
-            num_uses: a.num_uses,
-        });
-        if login.is_some() && self.kind != BackendKind::Credential {
-            return Err(RequestError::Internal(format!(
-                "plugin {name} is a secrets engine but returned login data; refusing to create a token"
-            )));
+        let out = self.convert(name, resp)?;
+        if let Some((cache, key, len)) = store {
+            cache.insert(key, out.clone(), len);
         }
-        Ok(Some(logical::Response {
-            data,
-            login,
-            warnings: resp.warnings,
-            lease_duration: resp.lease_duration_seconds,
-            renewable: resp.renewable,
-            ..Default::default()
-        }))
+        Ok(Some(out))
     }
 
     async fn cleanup(&self) {
         if let Some(host) = self.host.upgrade() {
             let group = self.group();
             host.detach(&group, &self.mount_id).await;
+            if let Some(cache) = &host.cache {
+                cache.forget_mount(self.generation.serial());
+            }
         }
     }
 

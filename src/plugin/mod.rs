@@ -5,7 +5,9 @@
 //! * [`catalog`]: registered plugins, pinned by sha256 (pure rules + barrier storage).
 //! * [`process`]: one verified process: memfd exec, handshake, gRPC, host storage service.
 //! * [`host`]: groups of mounts per process, restart with backoff, reload.
+//! * [`cache`]: the read-response cache of plugin mounts (answers the plugin marks cacheable).
 
+pub mod cache;
 pub mod catalog;
 pub mod host;
 pub mod process;

@@ -12,6 +12,7 @@
 //! dies (`PR_SET_PDEATHSIG`) and on drop.
 
 use super::PluginError;
+use super::cache::MountGeneration;
 use super::catalog::CatalogEntry;
 use crate::barrier::{Storage as _, View};
 use lockbox_plugin_proto as proto;
@@ -48,16 +49,17 @@ pub struct LaunchConfig {
 /// to that process are reachable.
 #[derive(Default)]
 pub struct HostStorage {
-    mounts: RwLock<HashMap<String, View>>,
+    mounts: RwLock<HashMap<String, (View, Arc<MountGeneration>)>>,
 }
 
 impl HostStorage {
-    /// Grants the process access to a mount's view.
-    pub fn assign(&self, mount_id: &str, view: View) {
+    /// Grants the process access to a mount's view; its writes bump the
+    /// mount's cache generation.
+    pub fn assign(&self, mount_id: &str, view: View, generation: Arc<MountGeneration>) {
         self.mounts
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(mount_id.to_string(), view);
+            .insert(mount_id.to_string(), (view, generation));
     }
 
     /// Revokes access.
@@ -68,7 +70,7 @@ impl HostStorage {
             .remove(mount_id);
     }
 
-    fn view(&self, mount_id: &str, key: &str) -> Result<View, Status> {
+    fn view(&self, mount_id: &str, key: &str) -> Result<(View, Arc<MountGeneration>), Status> {
         if key.starts_with('/') || key.split('/').any(|s| s == "..") {
             return Err(Status::invalid_argument(format!(
                 "invalid storage key {key:?}"
@@ -100,6 +102,7 @@ impl v1::storage_server::Storage for HostStorage {
         let a = req.into_inner();
         let value = self
             .view(&a.mount_id, &a.key)?
+            .0
             .get(&a.key)
             .await
             .map_err(storage_status)?;
@@ -114,10 +117,11 @@ impl v1::storage_server::Storage for HostStorage {
         if a.key.is_empty() {
             return Err(Status::invalid_argument("storage key is empty"));
         }
-        self.view(&a.mount_id, &a.key)?
-            .put(&a.key, &a.value)
-            .await
-            .map_err(storage_status)?;
+        let (view, generation) = self.view(&a.mount_id, &a.key)?;
+        let result = view.put(&a.key, &a.value).await;
+        // After the write (even a failed one): see plugin::cache.
+        generation.bump();
+        result.map_err(storage_status)?;
         Ok(Response::new(v1::Empty {}))
     }
 
@@ -126,10 +130,10 @@ impl v1::storage_server::Storage for HostStorage {
         req: Request<v1::StorageDeleteArgs>,
     ) -> Result<Response<v1::Empty>, Status> {
         let a = req.into_inner();
-        self.view(&a.mount_id, &a.key)?
-            .delete(&a.key)
-            .await
-            .map_err(storage_status)?;
+        let (view, generation) = self.view(&a.mount_id, &a.key)?;
+        let result = view.delete(&a.key).await;
+        generation.bump();
+        result.map_err(storage_status)?;
         Ok(Response::new(v1::Empty {}))
     }
 
@@ -140,6 +144,7 @@ impl v1::storage_server::Storage for HostStorage {
         let a = req.into_inner();
         let keys = self
             .view(&a.mount_id, &a.prefix)?
+            .0
             .list(&a.prefix)
             .await
             .map_err(storage_status)?;
@@ -162,6 +167,8 @@ pub struct PluginProcess {
     pub sha256: String,
     /// OS process ID.
     pub pid: u32,
+    /// Unique for the host's life (unlike pids): keys cached answers.
+    pub serial: u64,
     /// What the plugin said about itself.
     pub info: v1::InfoReply,
     /// Storage access granted to this process.
@@ -572,6 +579,7 @@ pub async fn launch(
         version: entry.version.clone(),
         sha256: actual,
         pid,
+        serial: super::cache::next_serial(),
         info,
         storage,
         client,

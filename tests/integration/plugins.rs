@@ -719,3 +719,91 @@ async fn a_reload_to_a_bad_digest_keeps_the_running_version() {
     let m = s.root("GET", "sys/mounts", None).await;
     assert_eq!(m.body["data"]["mock/"]["running_sha256"], sha.as_str());
 }
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Reads the mock marks cacheable are answered from the host's memory: they
+/// succeed while the plugin process is frozen (SIGSTOP), a write through the
+/// plugin invalidates them at once, another mount on the same process has
+/// its own entries, ACLs still apply, and a plugin that does not mark its
+/// reads (`MOCK_PLUGIN_NO_CACHE=1`) is asked every time.
+#[tokio::test(flavor = "multi_thread")]
+async fn cacheable_reads_come_from_memory_until_the_mount_storage_changes() {
+    let (_dir, s, sha) = mock_mounted(&[]).await;
+    register(
+        &s,
+        "secret",
+        "mock-nocache",
+        &sha,
+        "mock",
+        &["MOCK_PLUGIN_NO_CACHE=1"],
+    )
+    .await;
+    for (path, ty) in [("mock2", "mock"), ("nocache", "mock-nocache")] {
+        let r = s
+            .root(
+                "POST",
+                &format!("sys/mounts/{path}"),
+                Some(json!({"type": ty})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    let read = async |path: &str| {
+        let r = s.root("GET", path, None).await;
+        (r.status.as_u16(), r.body["data"]["v"].clone())
+    };
+    for (path, v) in [("mock/k", "1"), ("mock2/k", "other"), ("nocache/k", "n")] {
+        let w = s.root("PUT", path, Some(json!({ "v": v }))).await;
+        assert_eq!(w.status, 204, "{:?}", w.body);
+    }
+    assert_eq!(read("mock/k").await, (200, json!("1")));
+    assert_eq!(read("nocache/k").await, (200, json!("n")));
+    let denied = s.token_with(&["default"]).await;
+    let (mock_pid, nocache_pid) = (pids_of(&s, "mock")[0], pids_of(&s, "mock-nocache")[0]);
+
+    // Frozen processes: the cached read still answers, at once; an
+    // uncached read (other key, or a plugin that opts out) waits for the
+    // request timeout (5 s here) and fails with 503.
+    signal(mock_pid, "-STOP");
+    signal(nocache_pid, "-STOP");
+    let t = Instant::now();
+    assert_eq!(read("mock/k").await, (200, json!("1")));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let r = s.call("GET", "mock/k", Some(&denied), None).await;
+    assert_eq!(
+        r.status, 403,
+        "the cache sits behind the ACL check: {:?}",
+        r.body
+    );
+    let (other, nocache) = tokio::join!(read("mock/missing"), read("nocache/k"));
+    assert_eq!(other.0, 503, "{other:?}");
+    assert_eq!(nocache.0, 503, "{nocache:?}");
+    signal(mock_pid, "-CONT");
+    signal(nocache_pid, "-CONT");
+
+    // A write through the plugin invalidates; the new value is read and
+    // cached in turn; the other mount on the same process is unaffected.
+    let w = s.root("PUT", "mock/k", Some(json!({"v": "2"}))).await;
+    assert_eq!(w.status, 204, "{:?}", w.body);
+    assert_eq!(read("mock/k").await, (200, json!("2")));
+    assert_eq!(read("mock2/k").await, (200, json!("other")));
+    let w = s.root("PUT", "mock2/k", Some(json!({"v": "other2"}))).await;
+    assert_eq!(w.status, 204, "{:?}", w.body);
+    assert_eq!(read("mock2/k").await, (200, json!("other2")));
+    signal(mock_pid, "-STOP");
+    assert_eq!(read("mock/k").await, (200, json!("2")));
+    assert_eq!(read("mock2/k").await, (200, json!("other2")));
+    signal(mock_pid, "-CONT");
+
+    // Deletes invalidate too.
+    assert_eq!(s.root("DELETE", "mock/k", None).await.status, 204);
+    assert_eq!(read("mock/k").await.0, 404);
+}

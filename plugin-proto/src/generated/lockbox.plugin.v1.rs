@@ -120,6 +120,14 @@ pub struct Response {
     pub lease_duration_seconds: u64,
     #[prost(bool, tag = "5")]
     pub renewable: bool,
+    /// Set on a read response that depends only on the request's path and
+    /// data and on the mount's storage (not on time, randomness, the caller or
+    /// state kept outside storage): the host may answer the same read from
+    /// memory until the mount's storage changes, the process changes, or the
+    /// mount is set up again. Ignored on anything but a read without auth and
+    /// without a lease.
+    #[prost(bool, tag = "6")]
+    pub cacheable: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct HandleRequestReply {

@@ -8,6 +8,8 @@
 //! reload. `MOCK_PLUGIN_TEST_HOOKS=1` turns on two paths for crash tests:
 //! reading `__crash` aborts the process mid-request, and reading
 //! `__sleep/<ms>` answers after that many milliseconds.
+//! `MOCK_PLUGIN_NO_CACHE=1` stops marking reads cacheable, so every read
+//! reaches the process (tests and the benchmark's uncached row).
 
 use lockbox_sdk::framework::{Path, PathBackend};
 use lockbox_sdk::{Error, Kind, Response};
@@ -20,13 +22,19 @@ pub const DEFAULT_VERSION: &str = "v0.1.0";
 pub fn backend() -> PathBackend {
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
     let hooks = env("MOCK_PLUGIN_TEST_HOOKS").is_some_and(|v| v == "1");
-    backend_with_hooks(env("MOCK_PLUGIN_VERSION"), env("MOCK_PLUGIN_MARKER"), hooks)
+    let cacheable = env("MOCK_PLUGIN_NO_CACHE").is_none_or(|v| v != "1");
+    backend_with_hooks(
+        env("MOCK_PLUGIN_VERSION"),
+        env("MOCK_PLUGIN_MARKER"),
+        hooks,
+        cacheable,
+    )
 }
 
 /// The backend with an explicit version and marker.
 #[cfg(test)]
 pub fn backend_with(version: Option<String>, marker: Option<String>) -> PathBackend {
-    backend_with_hooks(version, marker, false)
+    backend_with_hooks(version, marker, false, true)
 }
 
 /// The backend with explicit settings, including the crash-test hooks.
@@ -34,6 +42,7 @@ pub fn backend_with_hooks(
     version: Option<String>,
     marker: Option<String>,
     hooks: bool,
+    cacheable: bool,
 ) -> PathBackend {
     let version = version.unwrap_or_else(|| DEFAULT_VERSION.into());
     PathBackend::new(Kind::Secret, version)
@@ -68,7 +77,10 @@ pub fn backend_with_hooks(
                         if let Some(m) = marker {
                             data.insert("served_by".into(), Value::String(m));
                         }
-                        Ok(Some(Response::data(data)))
+                        // A pure function of the stored value (the marker is
+                        // fixed for the process's life): the host may cache it.
+                        let resp = Response::data(data);
+                        Ok(Some(if cacheable { resp.cacheable() } else { resp }))
                     }
                 })
                 .write(|req, _, s| async move {
@@ -112,6 +124,25 @@ mod tests {
         Harness::new(backend_with(None, marker.map(String::from)))
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_are_cacheable_unless_turned_off() {
+        let h = harness(None).await;
+        h.write("k", json!({"v": 1})).await.unwrap();
+        let r = h.read("k").await.unwrap().unwrap();
+        assert!(
+            r.cacheable,
+            "a stored value's read is a pure function of storage"
+        );
+        let off = Harness::new(backend_with_hooks(None, None, false, false))
+            .await
+            .unwrap();
+        off.write("k", json!({"v": 1})).await.unwrap();
+        assert!(!off.read("k").await.unwrap().unwrap().cacheable);
+        // Lists are not marked (only reads of a key).
+        let list = h.request(Operation::List, "", json!({})).await.unwrap();
+        assert!(!list.is_some_and(|r| r.cacheable));
     }
 
     #[tokio::test]
