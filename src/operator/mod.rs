@@ -5,7 +5,8 @@
 //! CRD generation (`lockbox crds`, [`run_crds`]), and `lockbox operator`
 //! ([`run`]): startup and leader election ([`leader`]), the controllers
 //! ([`catalog`], [`mount`]) sharing a [`context::Context`], status
-//! conditions ([`conditions`]) and metrics/health ([`metrics`]).
+//! conditions ([`conditions`]), metrics/health ([`metrics`]) and
+//! crash-loop events ([`crashloop`]).
 //!
 //! ```text
 //!   cluster-scoped                               namespaced (e.g. team-a)
@@ -42,6 +43,7 @@
 pub mod catalog;
 pub mod conditions;
 pub mod context;
+pub mod crashloop;
 pub mod crd;
 pub mod leader;
 pub mod metrics;

@@ -17,7 +17,7 @@
 use super::context::Context;
 use super::crd::{PluginCatalogEntry, SecretsMount};
 use super::metrics::{Metrics, serve_health};
-use super::{catalog, leader, mount};
+use super::{catalog, crashloop, leader, mount};
 use crate::core::{Core, CoreConfig};
 use crate::http::{self, ServerOptions, tls};
 use crate::storage::{FileBackend, Physical};
@@ -415,9 +415,10 @@ async fn run_controllers(ctx: Arc<Context>) {
                     .collect::<Vec<_>>()
             },
         )
-        .run(mount::reconcile, mount::error_policy, ctx)
+        .run(mount::reconcile, mount::error_policy, ctx.clone())
         .for_each(|_| std::future::ready(()));
-    tokio::join!(catalog_ctl, mount_ctl);
+    let crash_loops = crashloop::run(ctx.clone(), ctx.core.plugin_host().subscribe());
+    tokio::join!(catalog_ctl, mount_ctl, crash_loops);
 }
 
 async fn bind(address: &str) -> Result<tokio::net::TcpListener, OperatorError> {

@@ -74,6 +74,59 @@ impl Default for HostConfig {
 
 type GroupKey = (String, String, String, String);
 
+/// A process that exits within this long of starting counts toward a crash loop.
+pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
+/// Consecutive short-lived exits (or failed restarts) that make a crash loop.
+pub const CRASH_LOOP_THRESHOLD: u32 = 3;
+
+/// What supervision reports to subscribers ([`PluginHost::subscribe`]), for
+/// example the operator, which turns crash loops into Kubernetes events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginEvent {
+    /// Catalog name.
+    pub name: String,
+    /// Catalog version (may be empty).
+    pub version: String,
+    /// sha256 of the catalog entry.
+    pub sha256: String,
+    /// Routing paths of the mounts the process serves (e.g. `mock/`).
+    pub mount_paths: Vec<String>,
+    /// What happened.
+    pub kind: PluginEventKind,
+}
+
+/// The kinds of [`PluginEvent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginEventKind {
+    /// The process exited unexpectedly.
+    Exited {
+        /// The exit status, or why a restart failed.
+        reason: String,
+    },
+    /// The process keeps failing: `failures` consecutive exits within
+    /// [`CRASH_LOOP_WINDOW`] of starting, or failed restarts; sent when the
+    /// count reaches [`CRASH_LOOP_THRESHOLD`] and every 10 failures after.
+    CrashLoop {
+        /// Consecutive failures so far.
+        failures: u32,
+        /// The last exit status or restart error.
+        reason: String,
+        /// Delay before the next restart attempt.
+        next_restart: Duration,
+    },
+    /// A process is serving again after exits.
+    Restarted {
+        /// The new process's pid.
+        pid: u32,
+    },
+}
+
+/// Whether the `failures`-th consecutive failure should be reported as a
+/// crash loop (the threshold, then every 10th).
+pub fn is_crash_loop_report(failures: u32) -> bool {
+    failures >= CRASH_LOOP_THRESHOLD && (failures - CRASH_LOOP_THRESHOLD).is_multiple_of(10)
+}
+
 #[derive(Clone)]
 struct MountSetup {
     setup: v1::SetupRequest,
@@ -151,6 +204,7 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
 pub struct PluginHost {
     cfg: HostConfig,
     cache: Option<ResponseCache>,
+    events: tokio::sync::broadcast::Sender<PluginEvent>,
     groups: Mutex<HashMap<GroupKey, Weak<Group>>>,
     all: Mutex<Vec<Weak<Group>>>,
 }
@@ -160,10 +214,36 @@ impl PluginHost {
     pub fn new(cfg: HostConfig) -> Arc<Self> {
         Arc::new(Self {
             cache: ResponseCache::new(cfg.response_cache_size),
+            events: tokio::sync::broadcast::channel(256).0,
             cfg,
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Supervision events (exits, crash loops, restarts) from now on. A
+    /// subscriber that falls more than 256 events behind loses the oldest.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<PluginEvent> {
+        self.events.subscribe()
+    }
+
+    async fn emit(&self, g: &Group, kind: PluginEventKind) {
+        let mut mount_paths: Vec<String> = g
+            .mounts
+            .lock()
+            .await
+            .values()
+            .map(|m| m.setup.mount_path.clone())
+            .collect();
+        mount_paths.sort();
+        // No subscriber is fine.
+        let _ = self.events.send(PluginEvent {
+            name: g.entry.name.clone(),
+            version: g.entry.version.clone(),
+            sha256: g.entry.sha256.clone(),
+            mount_paths,
+            kind,
+        });
     }
 
     /// The settings.
@@ -430,6 +510,9 @@ async fn retire_if_empty(group: &Arc<Group>) {
 
 /// Restarts a group's process whenever it exits, with exponential backoff.
 async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
+    // Consecutive failures: exits within CRASH_LOOP_WINDOW of a start, and
+    // failed restarts; a process that ran longer resets the count.
+    let mut failures: u32 = 0;
     loop {
         let Some(g) = group.upgrade() else { return };
         let Some(proc) = g.current() else { return };
@@ -449,7 +532,12 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
         *g.current.write().unwrap_or_else(|e| e.into_inner()) = None;
         *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         g.restarts.fetch_add(1, Ordering::Relaxed);
-        let mut backoff = if started.elapsed() > Duration::from_secs(60) {
+        failures = if started.elapsed() > CRASH_LOOP_WINDOW {
+            1
+        } else {
+            failures.saturating_add(1)
+        };
+        let mut backoff = if started.elapsed() > CRASH_LOOP_WINDOW {
             h.cfg.backoff_initial
         } else {
             h.cfg.backoff_initial
@@ -459,7 +547,27 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
         };
         backoff = backoff.min(h.cfg.backoff_max);
         tracing::error!(plugin = %g.entry.name, version = %g.entry.version, restarts = g.restarts(), "plugin process exited unexpectedly ({reason}); restarting in {backoff:?}");
+        h.emit(
+            &g,
+            PluginEventKind::Exited {
+                reason: reason.clone(),
+            },
+        )
+        .await;
+        let mut last_error = reason;
         loop {
+            if is_crash_loop_report(failures) {
+                tracing::error!(plugin = %g.entry.name, version = %g.entry.version, failures, "plugin is crash-looping ({last_error}); next restart in {backoff:?}");
+                h.emit(
+                    &g,
+                    PluginEventKind::CrashLoop {
+                        failures,
+                        reason: last_error.clone(),
+                        next_restart: backoff,
+                    },
+                )
+                .await;
+            }
             tokio::time::sleep(backoff).await;
             if g.retired.load(Ordering::SeqCst) {
                 return;
@@ -476,17 +584,24 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
                         }
                     }
                     if ok {
+                        let pid = p.pid;
                         *g.current.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
-                        tracing::info!(plugin = %g.entry.name, "plugin process restarted");
+                        drop(mounts);
+                        tracing::info!(plugin = %g.entry.name, pid, "plugin process restarted");
+                        h.emit(&g, PluginEventKind::Restarted { pid }).await;
                         break;
                     }
                     p.stop().await;
+                    last_error = "setting up its mounts after the restart failed".into();
                 }
                 Err(e) => {
                     tracing::error!(plugin = %g.entry.name, "restart failed: {e}");
-                    *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                    last_error = e.to_string();
+                    *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(last_error.clone());
                 }
             }
+            failures = failures.saturating_add(1);
             backoff = (backoff * 2).min(h.cfg.backoff_max);
         }
     }
@@ -780,5 +895,16 @@ impl logical::Backend for PluginBackend {
 
     fn as_plugin(&self) -> Option<&PluginBackend> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_loops_are_reported_at_the_threshold_then_every_tenth_failure() {
+        let reported: Vec<u32> = (0..40).filter(|&f| is_crash_loop_report(f)).collect();
+        assert_eq!(reported, vec![3, 13, 23, 33]);
     }
 }

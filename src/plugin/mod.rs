@@ -12,7 +12,7 @@ pub mod catalog;
 pub mod host;
 pub mod process;
 
-pub use host::{HostConfig, PluginBackend, PluginHost};
+pub use host::{HostConfig, PluginBackend, PluginEvent, PluginEventKind, PluginHost};
 
 use std::path::PathBuf;
 

@@ -807,3 +807,51 @@ async fn cacheable_reads_come_from_memory_until_the_mount_storage_changes() {
     assert_eq!(s.root("DELETE", "mock/k", None).await.status, 204);
     assert_eq!(read("mock/k").await.0, 404);
 }
+
+/// Supervision events: every unexpected exit is reported, a restart that
+/// serves again too, and three quick exits in a row are a crash loop naming
+/// the plugin, its mounts and the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_crashes_are_reported_as_a_crash_loop() {
+    use lockbox::plugin::PluginEventKind;
+    let (_dir, s, sha) = mock_mounted(&["MOCK_PLUGIN_TEST_HOOKS=1"]).await;
+    s.root("PUT", "mock/k", Some(json!({"v": "1"}))).await;
+    let mut events = s.core.plugin_host().subscribe();
+    for _ in 0..3 {
+        let crashed = s.root("GET", "mock/__crash", None).await;
+        assert_eq!(crashed.status, 503, "{:?}", crashed.body);
+        // Wait until it serves again before crashing it once more.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while s.root("GET", "mock/k", None).await.status != 200 {
+            assert!(Instant::now() < deadline, "plugin did not come back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut seen = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
+        assert_eq!((e.name.as_str(), e.sha256.as_str()), ("mock", sha.as_str()));
+        assert_eq!(e.mount_paths, vec!["mock/".to_string()]);
+        seen.push(e.kind);
+    }
+    let exits = seen
+        .iter()
+        .filter(|k| matches!(k, PluginEventKind::Exited { reason } if reason.contains("signal")))
+        .count();
+    let restarts = seen
+        .iter()
+        .filter(|k| matches!(k, PluginEventKind::Restarted { .. }))
+        .count();
+    let loops: Vec<_> = seen
+        .iter()
+        .filter_map(|k| match k {
+            PluginEventKind::CrashLoop {
+                failures, reason, ..
+            } => Some((*failures, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((exits, restarts), (3, 3), "{seen:?}");
+    assert_eq!(loops.len(), 1, "one report at the threshold: {seen:?}");
+    assert_eq!(loops[0].0, 3);
+    assert!(loops[0].1.contains("signal"), "{:?}", loops[0]);
+}

@@ -667,3 +667,69 @@ fn startup_fails_clearly_without_crds() {
         "storage was created before the check"
     );
 }
+
+/// A plugin process that keeps crashing soon after each restart: Warning
+/// events `PluginCrashLoop` on its catalog entry (kube-system, where events
+/// of cluster-scoped objects go) and on the SecretsMount in its own
+/// namespace, naming the plugin, the mount and the exit.
+#[test]
+fn a_crash_looping_plugin_is_reported_on_its_entry_and_mounts() {
+    let s = Scenario::start("crashloop", &["crash-a"], &[]);
+    let c = cluster();
+    let op = s.operator();
+    let token = s.root_token();
+    let env = "  env:\n  - name: MOCK_PLUGIN_TEST_HOOKS\n    value: \"1\"\n";
+    c.apply(&format!(
+        "{}{env}",
+        s.entry_yaml("mock-crash", "lockbox-plugin-mock", &s.mock_sha, "1.0.0")
+    ));
+    c.wait(&["pce/mock-crash"], "condition=Ready", WAIT);
+    c.apply(&s.mount_yaml("crash-a", "kv", "mock-crash", ""));
+    c.wait(&["-n", "crash-a", "smount/kv"], "condition=Ready", WAIT);
+    let (code, body) = api(&op, &token, "PUT", "crash-a/kv/k", Some(r#"{"v":"1"}"#));
+    assert_eq!(code, 204, "{body}");
+    // Three crashes in a row, each soon after the restart.
+    for _ in 0..3 {
+        let (code, body) = api(&op, &token, "GET", "crash-a/kv/__crash", None);
+        assert_eq!(code, 503, "{body}");
+        eventually("the plugin to come back", Duration::from_secs(30), || {
+            (api(&op, &token, "GET", "crash-a/kv/k", None).0 == 200).then_some(())
+        });
+    }
+    let events = |ns: &str, name: &str| {
+        c.kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            ns,
+            "-o",
+            &format!(
+                r#"jsonpath={{range .items[?(@.regarding.name=="{name}")]}}{{.reason}}:{{.type}}:{{.note}}{{"\n"}}{{end}}"#
+            ),
+        ])
+        .1
+    };
+    let on_mount = eventually(
+        "PluginCrashLoop on the mount",
+        Duration::from_secs(30),
+        || {
+            let e = events("crash-a", "kv");
+            e.contains("PluginCrashLoop:Warning").then_some(e)
+        },
+    );
+    assert!(
+        on_mount.contains("plugin mock-crash 1.0.0") && on_mount.contains("crash-a/kv/"),
+        "{on_mount}"
+    );
+    assert!(on_mount.contains("3 times in a row"), "{on_mount}");
+    eventually(
+        "PluginCrashLoop on the entry",
+        Duration::from_secs(30),
+        || {
+            events("kube-system", "mock-crash")
+                .contains("PluginCrashLoop:Warning")
+                .then_some(())
+        },
+    );
+    op.stop();
+}
