@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need first:
 #   - hvac (the Python Vault client) for the client-compatibility test;
-#   - curl and openssl, and a real kube-apiserver + etcd, kubectl and helm for
+#   - curl, openssl and lua5.4 (the Argo CD health check), and a real kube-apiserver + etcd, kubectl and helm for
 #     the operator tests (tests/harness/install-kube.sh: Debian packages and a
 #     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox).
 # Usage: bash tests/run.sh [extra cargo test args]
@@ -15,6 +15,8 @@ fi
 
 missing=()
 for tool in curl openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+# The Argo CD health check (deploy/argocd/health.lua) runs under a real Lua.
+command -v lua5.4 >/dev/null 2>&1 || missing+=(lua5.4)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[tests] installing ${missing[*]}" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2

@@ -422,7 +422,12 @@ impl Scenario {
     /// Starts `lockbox operator run` as the plain user; waits until it
     /// prints its addresses and is leader (controllers running).
     pub fn operator(&self) -> Operator {
-        let op = self.operator_standby();
+        self.operator_with(&[])
+    }
+
+    /// [`Scenario::operator`] with extra flags (`--tls-cert-file ...`).
+    pub fn operator_with(&self, extra: &[&str]) -> Operator {
+        let op = self.operator_standby_with(extra);
         let metrics_url = format!("{}/metrics", op.health);
         eventually(
             "the operator to become leader",
@@ -438,6 +443,10 @@ impl Scenario {
 
     /// Starts `lockbox operator run`; returns once it serves, leader or not.
     pub fn operator_standby(&self) -> Operator {
+        self.operator_standby_with(&[])
+    }
+
+    fn operator_standby_with(&self, extra: &[&str]) -> Operator {
         let c = cluster();
         let log = std::fs::File::create(self._tmp.path().join(format!(
             "operator-{}.log",
@@ -465,6 +474,7 @@ impl Scenario {
         for p in &self.prefixes {
             cmd.args(["--allowed-path-prefix", p]);
         }
+        cmd.args(extra);
         let mut child = cmd
             .env("KUBECONFIG", c.dir.join("kubeconfig-operator"))
             .env("LOCKBOX_LOG", "info,lockbox=debug")

@@ -733,3 +733,207 @@ fn a_crash_looping_plugin_is_reported_on_its_entry_and_mounts() {
     );
     op.stop();
 }
+
+/// `--tls-cert-file`/`--tls-key-file`: the secrets API speaks only HTTPS
+/// with that certificate (verified by curl against it as the CA); plain
+/// HTTP on the same port gets no API answer.
+#[test]
+fn the_api_serves_tls_with_the_given_certificate() {
+    let s = Scenario::start("tls", &["tls-a"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cert_s, key_s) = (cert.to_string_lossy(), key.to_string_lossy());
+    let op = s.operator_with(&["--tls-cert-file", &cert_s, "--tls-key-file", &key_s]);
+    assert!(op.api.starts_with("https://127.0.0.1:"), "{}", op.api);
+    let curl = |url: &str, extra: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (ok, body) = curl(&format!("{}/v1/sys/health", op.api), &["--cacert", &cert_s]);
+    assert!(ok, "{body}");
+    assert!(body.ends_with("\n200"), "{body}");
+    assert!(body.contains("\"sealed\":false"), "{body}");
+    // Without the CA, verification fails; plain HTTP gets no API answer.
+    let (ok, _) = curl(&format!("{}/v1/sys/health", op.api), &[]);
+    assert!(!ok, "curl must not trust an unknown CA");
+    let plain = op.api.replacen("https://", "http://", 1);
+    let (_, body) = curl(&format!("{plain}/v1/sys/health"), &[]);
+    assert!(!body.contains("\"sealed\""), "plain HTTP answered: {body}");
+    op.stop();
+}
+
+/// The Argo CD install command of the README (server-side apply of two keys
+/// into `argocd-cm`, keeping its other keys).
+const ARGOCD_INSTALL: &str = "kubectl -n argocd create configmap argocd-cm --dry-run=client -o yaml \\
+  --from-file=resource.customizations.health.lockbox.dev_SecretsMount=deploy/argocd/health.lua \\
+  --from-file=resource.customizations.health.lockbox.dev_PluginCatalogEntry=deploy/argocd/health.lua \\
+  | kubectl apply --server-side --field-manager=lockbox-health -f -";
+
+/// A JSON value as a Lua table constructor (what Argo CD hands its Lua
+/// health checks as `obj`).
+fn lua(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(a) => format!("{{{}}}", a.iter().map(lua).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("[{k:?}] = {}", lua(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Runs deploy/argocd/health.lua on `obj`: (status, message).
+fn argocd_health(obj: &serde_json::Value) -> (String, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/argocd/health.lua");
+    let chunk = format!(
+        "obj = {}\nlocal hs = dofile({script:?})\nio.write(hs.status, \"\\n\", hs.message)",
+        lua(obj)
+    );
+    let out = std::process::Command::new("lua5.4")
+        .args(["-e", &chunk])
+        .output()
+        .expect("lua5.4 runs (tests/run.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.to_string(), message.to_string())
+}
+
+/// The Argo CD health check on real objects in each state the operator
+/// reports: Healthy when Ready, Progressing while the catalog entry is
+/// missing or before the operator has seen the spec, Degraded on a path
+/// conflict; and the README's install command against a real API server.
+#[test]
+fn argo_cd_health_check_reads_the_real_status() {
+    let s = Scenario::start("argo", &["argo-a"], &[]);
+    let c = cluster();
+    let get = |what: &[&str]| -> serde_json::Value {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&c.must(&args)).expect("kubectl JSON")
+    };
+    // Applied before any operator runs: no status yet.
+    c.apply(&s.entry_yaml("mock-argo", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    c.apply(&s.mount_yaml("argo-a", "kv", "mock-argo", ""));
+    let (status, _) = argocd_health(&get(&["-n", "argo-a", "smount/kv"]));
+    assert_eq!(status, "Progressing");
+    let op = s.operator();
+    c.wait(&["pce/mock-argo"], "condition=Ready", WAIT);
+    c.wait(&["-n", "argo-a", "smount/kv"], "condition=Ready", WAIT);
+    assert_eq!(argocd_health(&get(&["pce/mock-argo"])).0, "Healthy");
+    assert_eq!(
+        argocd_health(&get(&["-n", "argo-a", "smount/kv"])).0,
+        "Healthy"
+    );
+
+    c.apply(&s.mount_yaml("argo-a", "waiting", "not-registered-yet", ""));
+    c.apply(&s.mount_yaml("argo-a", "clash", "mock-argo", "  path: argo-a/kv\n"));
+    let reason = |name: &str| {
+        c.get(
+            &["-n", "argo-a", &format!("smount/{name}")],
+            r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        )
+    };
+    eventually("both to be reconciled", Duration::from_secs(60), || {
+        (reason("waiting") == "PluginMissing" && reason("clash") == "PathConflict").then_some(())
+    });
+    let (status, message) = argocd_health(&get(&["-n", "argo-a", "smount/waiting"]));
+    assert_eq!(status, "Progressing", "{message}");
+    let (status, message) = argocd_health(&get(&["-n", "argo-a", "smount/clash"]));
+    assert_eq!(status, "Degraded");
+    assert!(message.starts_with("PathConflict: "), "{message}");
+    // A spec change the operator has not seen yet (stopped) is Progressing.
+    op.stop();
+    c.apply(&s.mount_yaml("argo-a", "kv", "mock-argo", "  description: changed\n"));
+    assert_eq!(
+        argocd_health(&get(&["-n", "argo-a", "smount/kv"])).0,
+        "Progressing"
+    );
+
+    // The README's install command keeps argocd-cm's other keys.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    assert!(
+        readme.contains(ARGOCD_INSTALL),
+        "README must show the tested command"
+    );
+    let _ = c.kubectl(&["create", "namespace", "argocd"]);
+    let _ = c.kubectl(&["-n", "argocd", "delete", "configmap", "argocd-cm"]);
+    c.must(&[
+        "-n",
+        "argocd",
+        "create",
+        "configmap",
+        "argocd-cm",
+        "--from-literal=url=https://argo.example",
+    ]);
+    let path = format!(
+        "{}:{}",
+        c.bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", ARGOCD_INSTALL])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PATH", path)
+        .env("KUBECONFIG", c.dir.join("kubeconfig"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cm = get(&["-n", "argocd", "configmap/argocd-cm"]);
+    let lua_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/argocd/health.lua"
+    ))
+    .expect("health.lua");
+    for kind in ["SecretsMount", "PluginCatalogEntry"] {
+        let key = format!("resource.customizations.health.lockbox.dev_{kind}");
+        assert_eq!(cm["data"][&key], lua_text, "{cm}");
+    }
+    assert_eq!(cm["data"]["url"], "https://argo.example");
+    c.must(&["-n", "argocd", "delete", "configmap", "argocd-cm"]);
+}
