@@ -28,22 +28,45 @@ fn engine(operation: &'static str, key: &str) -> impl FnOnce(redb::Error) -> Sto
 }
 
 impl FileBackend {
-    /// Opens (or creates) the database in `dir`, creating `dir` with mode
-    /// 0700 if needed.
+    /// Opens (or creates) the database in `dir`. A new `dir` is created with
+    /// mode 0700; an existing one is tightened to 0700 when this process
+    /// owns it, and left as it is otherwise (a volume root owned by root,
+    /// for example, which the process may write to but not chmod). The
+    /// database file is always 0600.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Open {
             path: dir.display().to_string(),
             source: e,
         };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            if dir.exists() {
+                match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        tracing::debug!(dir = %dir.display(), "not the owner: leaving the mode of the data directory");
+                    }
+                    Err(e) => return Err(open_err(Box::new(e))),
+                }
+            } else {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| open_err(Box::new(e)))?;
+            }
+        }
+        #[cfg(not(unix))]
         std::fs::create_dir_all(dir).map_err(|e| open_err(Box::new(e)))?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|e| open_err(Box::new(e)))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| open_err(Box::new(e)))?;
         }
-        let path = dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| open_err(Box::new(e)))?;
         // Make sure the table exists so readers never see "table not found".
         let txn = db.begin_write().map_err(|e| open_err(Box::new(e)))?;
         txn.open_table(TABLE).map_err(|e| open_err(Box::new(e)))?;
@@ -168,6 +191,26 @@ impl Physical for FileBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn directory_is_private_and_the_database_file_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let fresh = root.path().join("a/b");
+        FileBackend::open(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&fresh.join(DB_FILE)), 0o600);
+        let existing = root.path().join("open");
+        std::fs::create_dir(&existing).unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        drop(FileBackend::open(&existing).unwrap());
+        assert_eq!(mode(&existing), 0o700, "an owned directory is tightened");
+        // Reopening keeps working and keeps the modes.
+        FileBackend::open(&existing).unwrap();
+        assert_eq!(mode(&existing.join(DB_FILE)), 0o600);
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn contract() {

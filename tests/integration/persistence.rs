@@ -257,3 +257,76 @@ async fn bad_config_fails_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dev or --config"));
 }
+
+/// A data directory the server may write to but does not own (a volume
+/// root owned by root, as on a fresh PersistentVolume) is used as it is:
+/// the server, running as another user, starts, initializes, and keeps its
+/// database file private (0600) without trying to chmod the directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writable_data_directory_owned_by_another_user_is_used_as_is() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to run the server as another user");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.join("volume");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let port = free_port();
+    let config = dir.join("config.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=65532",
+            "--regid=65532",
+            "--clear-groups",
+            lockbox_bin(),
+        ])
+        .arg("server")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let started = lines.any(|l| l.is_ok_and(|l| l.contains("lockbox server started")));
+    let p = Proc {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+    };
+    assert!(started, "the server did not start as uid 65532");
+    std::thread::spawn(move || for _ in lines {});
+    let init = api(
+        &p,
+        "PUT",
+        "sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await;
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let meta = std::fs::metadata(&data).unwrap();
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o777));
+    let db = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a database file");
+    let meta = db.metadata().unwrap();
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (65532, 0o600)
+    );
+}
