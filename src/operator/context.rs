@@ -6,6 +6,7 @@
 //! `sys/mounts/...`), so the operator and the API can never disagree about
 //! the rules.
 
+use super::crd::SecretsMount;
 use super::metrics::Metrics;
 use crate::core::{ApiRequest, Core, Method, Reply};
 use crate::logical::RequestError;
@@ -53,6 +54,9 @@ pub struct Context {
     instance: String,
     /// Consecutive failures per object key, for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The controllers' cache of every SecretsMount (set when they start),
+    /// so a reconcile checks path conflicts without listing the cluster.
+    mount_store: std::sync::RwLock<Option<kube::runtime::reflector::Store<SecretsMount>>>,
 }
 
 /// A failed reconcile. Spec problems are not errors: they are reported in
@@ -137,7 +141,37 @@ impl Context {
             metrics,
             resync,
             failures: Mutex::new(HashMap::new()),
+            mount_store: std::sync::RwLock::new(None),
         }
+    }
+
+    /// Hands the controllers' SecretsMount cache to reconciles.
+    pub fn set_mount_store(&self, store: kube::runtime::reflector::Store<SecretsMount>) {
+        *self
+            .mount_store
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
+    }
+
+    /// Every SecretsMount: from the controllers' cache once it has synced,
+    /// from the API server when there is no cache (or it is gone).
+    pub async fn all_mounts(&self) -> Result<Vec<Arc<SecretsMount>>, Error> {
+        let store = self
+            .mount_store
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(store) = store
+            && store.wait_until_ready().await.is_ok()
+        {
+            return Ok(store.state());
+        }
+        let api: kube::Api<SecretsMount> = kube::Api::all(self.client.clone());
+        let list = api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(Error::kube("ListSecretsMounts"))?;
+        Ok(list.items.into_iter().map(Arc::new).collect())
     }
 
     /// Extra prefixes granted to `namespace`.

@@ -26,7 +26,7 @@ use super::crd::{
 };
 use super::validate::{ValidMount, message, validate_mount};
 use crate::core::Method;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -383,18 +383,14 @@ impl SecretsMount {
 
     /// The `namespace/name` of an older SecretsMount with the same path.
     async fn conflicting_holder(&self, ctx: &Context, path: &str) -> Result<Option<String>, Error> {
-        let api: Api<SecretsMount> = Api::all(ctx.client.clone());
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(Error::kube("ListSecretsMounts"))?;
+        let all = ctx.all_mounts().await?;
         let my_key = (
             self.metadata.creation_timestamp.clone(),
             self.namespace().unwrap_or_default(),
             self.name_any(),
         );
         let mut holder: Option<(_, String, String)> = None;
-        for other in list.items {
+        for other in all {
             if other.metadata.uid == self.metadata.uid {
                 continue;
             }

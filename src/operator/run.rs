@@ -355,6 +355,15 @@ fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// At most this many reconciles of one kind run at once: bounds memory and
+/// the load on the API server when many objects change together (500 new
+/// mounts), while still overlapping the waits of plugin starts.
+const RECONCILE_CONCURRENCY: u16 = 16;
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY)
+}
+
 /// Runs both controllers until the future is dropped.
 async fn run_controllers(ctx: Arc<Context>) {
     let client = ctx.client.clone();
@@ -368,6 +377,7 @@ async fn run_controllers(ctx: Arc<Context>) {
         .predicate_filter(spec_or_lifecycle, Default::default());
     let entry_store = reader.clone();
     let catalog_ctl = Controller::for_stream(entries, reader)
+        .with_config(controller_config())
         // A Secret that env values come from changes: re-register (and so
         // reload) the entries that use it.
         .watches(
@@ -393,6 +403,7 @@ async fn run_controllers(ctx: Arc<Context>) {
         .for_each(|_| std::future::ready(()));
 
     let (reader, writer) = reflector::store::<SecretsMount>();
+    ctx.set_mount_store(reader.clone());
     let store = reader.clone();
     let mounts = watcher(Api::<SecretsMount>::all(client.clone()), wc.clone())
         .default_backoff()
@@ -400,6 +411,7 @@ async fn run_controllers(ctx: Arc<Context>) {
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
     let mount_ctl = Controller::for_stream(mounts, reader)
+        .with_config(controller_config())
         // A catalog entry that changes (registered, deleted) re-checks the
         // mounts that use it.
         .watches(

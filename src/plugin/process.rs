@@ -157,6 +157,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Hex sha256 of a file, read in 64 KiB steps (never whole in memory).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// A running, handshaken, healthy plugin process.
 pub struct PluginProcess {
     /// Catalog name.
@@ -304,6 +311,48 @@ pub fn parse_handshake(line: &str, accepted: &[u32], socket_dir: &Path) -> Resul
     Ok(path)
 }
 
+/// Copies `binary` into a sealed memfd, hashing exactly the bytes written,
+/// in 64 KiB steps (a plugin binary is never held in memory whole). Returns
+/// the memfd and the sha256 of its content; what later executes is that
+/// memfd, so a file swapped after the check never runs.
+fn verified_copy(binary: &Path, name: &str) -> Result<(std::fs::File, String), PluginError> {
+    use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
+    use std::io::{Read, Write};
+    let read_err = |source: std::io::Error| PluginError::Read {
+        path: binary.to_path_buf(),
+        source,
+    };
+    let exec_err = |source: std::io::Error| PluginError::Exec {
+        name: name.to_string(),
+        source,
+    };
+    let mut src = std::fs::File::open(binary).map_err(read_err)?;
+    let fd = memfd_create(
+        format!("lockbox-plugin-{name}"),
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| exec_err(e.into()))?;
+    let mut memfd = std::fs::File::from(fd);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        hasher.update(&buf[..n]);
+        memfd.write_all(&buf[..n]).map_err(exec_err)?;
+    }
+    fcntl_add_seals(
+        &memfd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )
+    .map_err(|e| exec_err(e.into()))?;
+    Ok((memfd, hex::encode(hasher.finalize())))
+}
+
 /// Starts a plugin from a resolved binary path: verify, exec, handshake,
 /// connect, health check, Info.
 pub async fn launch(
@@ -311,43 +360,23 @@ pub async fn launch(
     binary: &Path,
     cfg: &LaunchConfig,
 ) -> Result<Arc<PluginProcess>, PluginError> {
-    let name = entry.name.clone();
-    let bytes = tokio::fs::read(binary)
-        .await
-        .map_err(|source| PluginError::Read {
-            path: binary.to_path_buf(),
-            source,
-        })?;
-    let actual = sha256_hex(&bytes);
-    if actual != entry.sha256 {
-        return Err(PluginError::DigestMismatch {
-            name,
-            expected: entry.sha256.clone(),
-            actual,
-        });
-    }
-    // The verified bytes go into a sealed memfd; that is what executes.
     let exec_err = |source: std::io::Error| PluginError::Exec {
         name: entry.name.clone(),
         source,
     };
-    let memfd = {
-        use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
-        let fd = memfd_create(
-            format!("lockbox-plugin-{}", entry.name),
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(|e| exec_err(e.into()))?;
-        let mut file = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut file, &bytes).map_err(exec_err)?;
-        fcntl_add_seals(
-            &file,
-            SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
-        )
-        .map_err(|e| exec_err(e.into()))?;
-        file
+    let (memfd, actual) = {
+        let (binary, name) = (binary.to_path_buf(), entry.name.clone());
+        tokio::task::spawn_blocking(move || verified_copy(&binary, &name))
+            .await
+            .map_err(|e| exec_err(std::io::Error::other(e.to_string())))??
     };
-    drop(bytes);
+    if actual != entry.sha256 {
+        return Err(PluginError::DigestMismatch {
+            name: entry.name.clone(),
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
 
     std::fs::create_dir_all(&cfg.runtime_dir).map_err(exec_err)?;
     let socket_dir = cfg.runtime_dir.join(format!("p-{}", random_suffix()));
