@@ -140,6 +140,29 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A helper command ran but failed.
+    #[error("{command} failed ({status})\n---- its output ----\n{output}")]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// Its stderr and stdout.
+        output: String,
+    },
+
+    /// `lockbox operator run` did not start, exited, or did not do what the
+    /// benchmark waited for.
+    #[error("operator: {what}\n---- last lines of its log {log_path} ----\n{log_tail}")]
+    Operator {
+        /// What went wrong.
+        what: String,
+        /// Its log file (kept only with --keep-work-dir).
+        log_path: String,
+        /// The end of its log.
+        log_tail: String,
+    },
+
     /// A kubeconfig or harness env file could not be used.
     #[error("kube connection settings from {from}: {reason}")]
     KubeSettings {

@@ -4,6 +4,10 @@
 //! built-in kv engine (reads, cold start, memory, reloads under load); see
 //! `plugins.rs`.
 //!
+//! `lockbox-bench operator` measures the Kubernetes operator: apply-to-serving
+//! latency of `SecretsMount`s, hundreds of mounts to Ready, plugin processes and
+//! operator memory; see `operator.rs`.
+//!
 //! `lockbox-bench kv` measures lockbox kv reads and writes over HTTPS at several
 //! concurrency levels and, in the same run, reads of same-sized Kubernetes Secrets
 //! from a real kube-apiserver (the baseline a user would otherwise pick):
@@ -24,7 +28,9 @@ mod http;
 mod kube;
 mod load;
 mod lockbox;
+mod operator;
 mod plugins;
+mod procfs;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +63,8 @@ enum Cmd {
     Kv(KvArgs),
     /// Plugin-backed engine vs built-in kv: reads, cold start, memory, reload under load.
     Plugins(plugins::PluginsArgs),
+    /// Kubernetes operator: apply-to-serving latency, mounts to Ready at scale, processes, memory.
+    Operator(operator::OperatorArgs),
 }
 
 #[derive(Args)]
@@ -147,6 +155,7 @@ fn main() -> ExitCode {
     let client_threads = match &cli.command {
         Cmd::Kv(a) => a.client_threads,
         Cmd::Plugins(a) => a.client_threads,
+        Cmd::Operator(_) => None,
     };
     let threads = client_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -168,6 +177,7 @@ fn main() -> ExitCode {
                 match cli.command {
                     Cmd::Kv(args) => kv(args, threads).await,
                     Cmd::Plugins(args) => plugins::run(args, threads).await,
+                    Cmd::Operator(args) => operator::run(args).await,
                 }
             } => r,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::http::{self, Conn, Endpoint};
 use crate::load::{self, Outcome, Timing, Workload};
+use crate::procfs::{children_named, machine_busy_seconds, status_kib};
 use crate::report::{self, Markers, ms};
 use crate::{WORKSPACE, WorkDir, chain, cpu, header, lockbox, make_value, paths, read_file};
 
@@ -127,47 +128,6 @@ pub struct PluginsArgs {
 
 // ---------------------------------------------------------------- /proc
 
-/// A field of `/proc/PID/status` (`"VmRSS"` → `"5352 kB"`).
-fn status_field(pid: u32, key: &str) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix(key)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    })
-}
-
-/// A `kB` field of `/proc/PID/status`, in KiB.
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    status_field(pid, key)?
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Processes whose parent is `ppid` and whose argv[0] is `argv0`, sorted.
-fn children_named(ppid: u32, argv0: &str) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let ppid = ppid.to_string();
-    let mut out: Vec<u32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| status_field(pid, "PPid").as_deref() == Some(ppid.as_str()))
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.split(|&b| b == 0)
-                    .next()
-                    .is_some_and(|a| a == argv0.as_bytes())
-            })
-        })
-        .collect();
-    out.sort_unstable();
-    out
-}
-
 /// Voluntary + involuntary context switches of all live threads of `pid`.
 fn context_switches(pid: u32) -> Option<u64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
@@ -190,23 +150,6 @@ fn context_switches(pid: u32) -> Option<u64> {
 
 fn total_context_switches(pids: &[u32]) -> Option<u64> {
     pids.iter().map(|&p| context_switches(p)).sum()
-}
-
-/// CPU seconds all CPUs spent busy (not idle or waiting for I/O) since boot, from `/proc/stat`.
-fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()?
-        .strip_prefix("cpu ")?
-        .split_whitespace()
-        .map(|v| v.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-    let busy: u64 = fields.iter().take(8).sum::<u64>() - fields.get(3)? - fields.get(4)?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| busy as f64 / ticks as f64)
 }
 
 fn plugin_pids(server: u32) -> Vec<u32> {
