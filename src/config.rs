@@ -10,6 +10,7 @@
 //! api_addr         = "https://lockbox.example:8200"
 //! plugin_directory = "/etc/lockbox/plugins"
 //! max_request_size = 33554432
+//! plugin_response_cache_size = 33554432  # bytes; 0 turns the cache off
 //! log_level        = "info"
 //! ```
 //!
@@ -81,6 +82,8 @@ pub struct Config {
     pub plugin_directory: Option<PathBuf>,
     /// Largest request body in bytes.
     pub max_request_size: usize,
+    /// Size bound of the plugin read-response cache in bytes; 0 turns it off.
+    pub plugin_response_cache_size: u64,
     /// `trace`, `debug`, `info`, `warn`, `error`.
     pub log_level: String,
     /// `standard` or `json`.
@@ -93,6 +96,17 @@ pub struct Config {
     pub unseal_keys_file: Option<PathBuf>,
     /// Cluster name.
     pub cluster_name: String,
+    /// Cache of plugin binaries pulled from OCI images; default: the
+    /// `plugin-cache` directory inside the file storage path.
+    pub plugin_cache_directory: Option<PathBuf>,
+    /// `HOST:PORT` registries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Largest plugin image (sum of its blobs) and binary, in bytes.
+    pub plugin_image_max_size: u64,
+    /// Size beyond which unused cached plugin binaries are pruned, in bytes.
+    pub plugin_cache_max_size: u64,
+    /// Docker config JSON with registry credentials for pulls.
+    pub registry_auth_file: Option<PathBuf>,
 }
 
 const IGNORED: [&str; 8] = [
@@ -171,12 +185,18 @@ impl Config {
             api_addr: None,
             plugin_directory: None,
             max_request_size: crate::http::DEFAULT_MAX_REQUEST_SIZE,
+            plugin_response_cache_size: crate::plugin::cache::DEFAULT_SIZE,
             log_level: "info".into(),
             log_format: "standard".into(),
             default_lease_ttl: crate::core::SYSTEM_TTL,
             max_lease_ttl: crate::core::SYSTEM_TTL,
             unseal_keys_file: None,
             cluster_name: "lockbox".into(),
+            plugin_cache_directory: None,
+            insecure_registries: Vec::new(),
+            plugin_image_max_size: crate::oci::DEFAULT_MAX_SIZE,
+            plugin_cache_max_size: crate::oci::DEFAULT_CACHE_MAX_BYTES,
+            registry_auth_file: None,
         };
         for attr in body.attributes() {
             let key = attr.key();
@@ -187,6 +207,9 @@ impl Config {
                     cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?))
                 }
                 "max_request_size" => cfg.max_request_size = as_size(key, &v)?,
+                "plugin_response_cache_size" => {
+                    cfg.plugin_response_cache_size = as_size(key, &v)? as u64
+                }
                 "log_level" => cfg.log_level = as_string(key, &v)?.to_ascii_lowercase(),
                 "log_format" => cfg.log_format = as_string(key, &v)?.to_ascii_lowercase(),
                 "default_lease_ttl" => {
@@ -201,6 +224,29 @@ impl Config {
                     cfg.unseal_keys_file = Some(PathBuf::from(as_string(key, &v)?))
                 }
                 "cluster_name" => cfg.cluster_name = as_string(key, &v)?,
+                "plugin_cache_directory" => {
+                    cfg.plugin_cache_directory = Some(PathBuf::from(as_string(key, &v)?))
+                }
+                "insecure_registries" => {
+                    let list = match &v {
+                        hcl::Value::Array(items) => items
+                            .iter()
+                            .map(|i| as_string(key, i))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        other => vec![as_string(key, other)?],
+                    };
+                    for r in list {
+                        cfg.insecure_registries.push(
+                            lockbox_oci::reference::parse_insecure_registry(&r)
+                                .map_err(|e| invalid(format!("insecure_registries: {e}")))?,
+                        );
+                    }
+                }
+                "plugin_image_max_size" => cfg.plugin_image_max_size = as_size(key, &v)? as u64,
+                "plugin_cache_max_size" => cfg.plugin_cache_max_size = as_size(key, &v)? as u64,
+                "registry_auth_file" => {
+                    cfg.registry_auth_file = Some(PathBuf::from(as_string(key, &v)?))
+                }
                 k if IGNORED.contains(&k) => {}
                 other => return Err(invalid(format!("unknown key {other:?}"))),
             }
@@ -319,6 +365,18 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Where the plugin cache lives: `plugin_cache_directory`, else
+    /// `<storage path>/plugin-cache` for file storage; `None` for in-memory
+    /// storage without the key (the server then uses a temporary directory).
+    pub fn plugin_cache_dir(&self) -> Option<PathBuf> {
+        self.plugin_cache_directory
+            .clone()
+            .or_else(|| match &self.storage {
+                StorageConfig::File { path } => Some(path.join("plugin-cache")),
+                StorageConfig::InMemory => None,
+            })
+    }
+
     /// The effective request size limit.
     pub fn request_limit(&self) -> usize {
         self.listener
@@ -343,6 +401,7 @@ mod tests {
             api_addr = "http://127.0.0.1:8200"
             plugin_directory = "/plugins"
             max_request_size = 1024
+            plugin_response_cache_size = 0
             log_level = "debug"
             disable_mlock = true
             "#,
@@ -358,7 +417,59 @@ mod tests {
         assert_eq!(c.listener.address, "0.0.0.0:8200");
         assert_eq!(c.request_limit(), 1024);
         assert_eq!(c.plugin_directory, Some(PathBuf::from("/plugins")));
+        assert_eq!(c.plugin_response_cache_size, 0);
         assert_eq!(c.log_level, "debug");
+        let plain = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = 1\n}\n";
+        let default = Config::parse(plain).unwrap();
+        assert_eq!(
+            default.plugin_response_cache_size,
+            crate::plugin::cache::DEFAULT_SIZE
+        );
+        let bad =
+            Config::parse(&format!("{plain}plugin_response_cache_size = \"lots\"\n")).unwrap_err();
+        assert!(
+            bad.to_string().contains("plugin_response_cache_size"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn plugin_image_keys() {
+        let c = Config::parse(
+            r#"
+            storage "file" { path = "/data" }
+            listener "tcp" { tls_disable = true }
+            insecure_registries = ["127.0.0.1:5000", "registry.local:8080"]
+            plugin_image_max_size = 1048576
+            registry_auth_file = "/etc/lockbox/registry.json"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.insecure_registries,
+            vec!["127.0.0.1:5000", "registry.local:8080"]
+        );
+        assert_eq!(c.plugin_image_max_size, 1048576);
+        assert_eq!(
+            c.plugin_cache_dir(),
+            Some(PathBuf::from("/data/plugin-cache"))
+        );
+        let c = Config::parse(
+            r#"storage "inmem" {}
+            listener "tcp" { tls_disable = true }
+            plugin_cache_directory = "/cache"
+            insecure_registries = "127.0.0.1:5000""#,
+        )
+        .unwrap();
+        assert_eq!(c.plugin_cache_dir(), Some(PathBuf::from("/cache")));
+        assert_eq!(c.insecure_registries, vec!["127.0.0.1:5000"]);
+        let e = Config::parse(
+            r#"storage "inmem" {}
+            listener "tcp" { tls_disable = true }
+            insecure_registries = ["http://127.0.0.1:5000"]"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("without scheme"), "{e}");
     }
 
     #[test]

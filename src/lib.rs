@@ -9,6 +9,7 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod logical;
+pub mod oci;
 pub mod operator;
 pub mod plugin;
 pub mod policy;

@@ -63,6 +63,28 @@ pub struct ServerArgs {
     /// Log format: standard or json (overrides the config file).
     #[arg(long, env = "LOCKBOX_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Reach this registry (HOST:PORT) over plain HTTP instead of HTTPS when
+    /// pulling plugin images; repeat for several. Adds to the config file's
+    /// `insecure_registries`.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT",
+          value_parser = lockbox_oci::reference::parse_insecure_registry)]
+    pub insecure_registries: Vec<String>,
+}
+
+/// A plugin cache in a temporary directory (dev mode, in-memory storage):
+/// removed when the server stops.
+struct TempCacheDir(PathBuf);
+
+impl TempCacheDir {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("lockbox-plugin-cache-{}", std::process::id())))
+    }
+}
+
+impl Drop for TempCacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Errors that stop the server from starting.
@@ -316,8 +338,8 @@ pub async fn register_dev_plugins(
         if crate::plugin::catalog::validate_name(&name).is_err() {
             continue;
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let sha256 = match crate::plugin::process::sha256_file_async(&path).await {
+            Ok(hex) => hex,
             Err(e) => {
                 tracing::warn!("skipping {}: {e}", path.display());
                 continue;
@@ -330,8 +352,9 @@ pub async fn register_dev_plugins(
             command: file,
             args: vec![],
             env: vec![],
-            sha256: crate::plugin::process::sha256_hex(&bytes),
+            sha256,
             multiplexing: true,
+            oci: None,
         };
         let launch = core.plugin_host().config().launch.clone();
         match crate::plugin::process::launch(&entry, &path, &launch).await {
@@ -360,6 +383,9 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     let physical: Arc<dyn Physical> = Arc::new(InMemory::new());
     let mut config = CoreConfig::default();
     config.plugins.plugin_directory = args.dev_plugin_dir.clone();
+    let temp_cache = TempCacheDir::new();
+    config.plugins.plugin_cache_directory = Some(temp_cache.0.clone());
+    config.images.insecure_registries = args.insecure_registries.clone();
     let core = Arc::new(Core::new(physical, config));
 
     let init = core
@@ -486,16 +512,35 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
         StorageConfig::InMemory => Arc::new(InMemory::new()),
         StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
     };
+    // Used only with in-memory storage and no plugin_cache_directory.
+    let temp_cache = TempCacheDir::new();
     let core = Arc::new(Core::new(
         physical,
         CoreConfig {
             plugins: crate::plugin::HostConfig {
                 plugin_directory: config.plugin_directory.clone(),
+                plugin_cache_directory: Some(
+                    config
+                        .plugin_cache_dir()
+                        .unwrap_or_else(|| temp_cache.0.clone()),
+                ),
+                response_cache_size: config.plugin_response_cache_size,
                 ..Default::default()
             },
             default_lease_ttl: config.default_lease_ttl,
             max_lease_ttl: config.max_lease_ttl,
             cluster_name: config.cluster_name.clone(),
+            images: crate::oci::ImageSettings {
+                insecure_registries: config
+                    .insecure_registries
+                    .iter()
+                    .chain(&args.insecure_registries)
+                    .cloned()
+                    .collect(),
+                max_size: config.plugin_image_max_size,
+                cache_max_bytes: config.plugin_cache_max_size,
+                registry_auth_file: config.registry_auth_file.clone(),
+            },
         },
     ));
     let keys = unseal_keys(

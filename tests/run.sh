@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need first:
 #   - hvac (the Python Vault client) for the client-compatibility test;
-#   - curl, openssl and lua5.4 (the Argo CD health check), and a real kube-apiserver + etcd, kubectl and helm for
+#   - curl and openssl, and a real kube-apiserver + etcd, kubectl and helm for
 #     the operator tests (tests/harness/install-kube.sh: Debian packages and a
-#     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox).
+#     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox);
+#   - docker-registry, skopeo and apache2-utils (htpasswd) for the OCI
+#     plugin-image tests (a real registry on loopback).
 # Usage: bash tests/run.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,10 @@ fi
 
 missing=()
 for tool in curl openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+# The OCI plugin-image tests: a real registry on loopback, skopeo, htpasswd.
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 # The Argo CD health check (deploy/argocd/health.lua) runs under a real Lua.
 command -v lua5.4 >/dev/null 2>&1 || missing+=(lua5.4)
 if [ ${#missing[@]} -gt 0 ]; then

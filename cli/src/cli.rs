@@ -143,6 +143,8 @@ impl Command {
                 PluginCommand::List(a) => &a.global,
                 PluginCommand::Info(a) => &a.global,
                 PluginCommand::Reload(a) => &a.global,
+                PluginCommand::Push(a) => &a.global,
+                PluginCommand::Pull(a) => &a.global,
             },
             Command::Read(a) => &a.global,
             Command::Write(a) => &a.global,
@@ -721,6 +723,86 @@ pub enum PluginCommand {
     /// Restart the running instances of a plugin, or the plugins behind
     /// some mounts
     Reload(PluginReloadArgs),
+    /// Publish a plugin binary to an OCI registry as an artifact and print
+    /// the manifest digest to pin
+    Push(PluginPushArgs),
+    /// Download a plugin image's binary, verified, to inspect it locally
+    Pull(PluginPullArgs),
+}
+
+/// Registry access flags of `plugin push` and `plugin pull`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[command(next_help_heading = "Registry Options")]
+pub struct RegistryArgs {
+    /// Reach this registry (HOST:PORT) over plain HTTP instead of HTTPS;
+    /// repeat for several
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
+
+    /// User name for basic authentication (or LOCKBOX_REGISTRY_USERNAME);
+    /// the password comes from -password-stdin or LOCKBOX_REGISTRY_PASSWORD
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Read the registry password (or token, with -username) from stdin
+    #[arg(long = "password-stdin", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          action = ArgAction::Set, value_parser = parse_bool_arg)]
+    pub password_stdin: bool,
+
+    /// Docker config JSON with credentials ({"auths": {"HOST": {"auth": ...}}}),
+    /// e.g. ~/.docker/config.json
+    #[arg(long = "auth-file", value_name = "PATH")]
+    pub auth_file: Option<PathBuf>,
+}
+
+/// `plugin push FILE REGISTRY/REPO:TAG`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginPushArgs {
+    /// The plugin binary
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Where to publish it: REGISTRY/REPO:TAG
+    #[arg(value_name = "REGISTRY/REPO:TAG")]
+    pub reference: String,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `plugin pull REF`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PluginPullArgs {
+    /// The image: REGISTRY/REPO@sha256:DIGEST (or :TAG with -sha256)
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+
+    /// Path of the binary inside a container image [default: /plugin]
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Expected hex SHA-256 of the binary (required with a tag-only reference)
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+
+    /// Where to write the binary [default: the file name of -path in the
+    /// current directory]
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Refuse images and binaries larger than this many bytes
+    #[arg(long = "max-size", value_name = "BYTES")]
+    pub max_size: Option<u64>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
 }
 
 /// `plugin register`.
@@ -738,14 +820,21 @@ pub struct PluginRegisterArgs {
     #[arg(value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Hex SHA-256 of the plugin binary (required)
+    /// Hex SHA-256 of the plugin binary (required, except with -oci-image
+    /// pinned by digest)
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
 
     /// Binary to run, relative to the server's plugin directory; defaults to
-    /// NAME
+    /// NAME. With -oci-image: the binary's path inside the image (default
+    /// /plugin)
     #[arg(long, value_name = "FILE")]
     pub command: Option<String>,
+
+    /// Pull the plugin from this OCI image, REGISTRY/REPO@sha256:DIGEST (a
+    /// tag-only reference needs -sha256)
+    #[arg(long = "oci-image", alias = "oci_image", value_name = "REF")]
+    pub oci_image: Option<String>,
 
     /// Argument to pass to the plugin; repeat for several
     #[arg(long = "args", value_name = "ARG", allow_hyphen_values = true)]

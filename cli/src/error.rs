@@ -116,6 +116,11 @@ pub enum Error {
     #[error("{0}")]
     Unexpected(String),
 
+    /// Talking to an OCI registry (`plugin push|pull`) failed; shown with
+    /// its reason (`DigestMismatch`, `Unauthorized`, ...).
+    #[error("{0} ({reason})", reason = .0.reason())]
+    Registry(#[from] lockbox_oci::OciError),
+
     /// Another error, with a description of the operation that failed in
     /// front of it: `Error reading secret/foo: <error>`.
     #[error("{context}: {source}")]
@@ -140,6 +145,13 @@ impl Error {
             | Error::Config(_)
             | Error::NotFound(_)
             | Error::Unexpected(_) => 2,
+            Error::Registry(e) => match e {
+                lockbox_oci::OciError::InvalidReference { .. }
+                | lockbox_oci::OciError::Unpinned { .. }
+                | lockbox_oci::OciError::Credentials(_)
+                | lockbox_oci::OciError::Io { .. } => 1,
+                _ => 2,
+            },
             Error::Context { source, .. } => source.exit_code(),
         }
     }

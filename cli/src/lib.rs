@@ -57,10 +57,11 @@ pub use cli::{
     AuthCommand, AuthDisableArgs, AuthEnableArgs, AuthListArgs, AuthTuneArgs, Command, DeleteArgs,
     GlobalArgs, ListArgs, LoginArgs, OperatorCommand, OperatorInitArgs, OperatorRotateArgs,
     OperatorSealArgs, OperatorUnsealArgs, PluginCommand, PluginDeregisterArgs, PluginInfoArgs,
-    PluginListArgs, PluginRegisterArgs, PluginReloadArgs, PolicyCommand, PolicyDeleteArgs,
-    PolicyListArgs, PolicyReadArgs, PolicyWriteArgs, ReadArgs, SecretsCommand, SecretsDisableArgs,
-    SecretsEnableArgs, SecretsListArgs, SecretsMoveArgs, SecretsTuneArgs, StatusArgs, TokenCommand,
-    TokenCreateArgs, TokenLookupArgs, TokenRenewArgs, TokenRevokeArgs, WriteArgs,
+    PluginListArgs, PluginPullArgs, PluginPushArgs, PluginRegisterArgs, PluginReloadArgs,
+    PolicyCommand, PolicyDeleteArgs, PolicyListArgs, PolicyReadArgs, PolicyWriteArgs, ReadArgs,
+    RegistryArgs, SecretsCommand, SecretsDisableArgs, SecretsEnableArgs, SecretsListArgs,
+    SecretsMoveArgs, SecretsTuneArgs, StatusArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs,
+    TokenRenewArgs, TokenRevokeArgs, WriteArgs,
 };
 pub use client::{
     Client, ClientConfig, DEFAULT_TIMEOUT, Secret, SecretAuth, WrapInfo, list_method,

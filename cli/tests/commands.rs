@@ -178,6 +178,7 @@ async fn run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Outcome {
         env: &lookup,
         stdin_is_terminal: false,
         stdout_is_terminal: false,
+        stderr_is_terminal: false,
     };
     let code = lockbox_cli::run_with_io(cmd, &mut io).await;
     Outcome {

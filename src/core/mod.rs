@@ -46,6 +46,9 @@ pub struct CoreConfig {
     pub max_lease_ttl: u64,
     /// Name shown as `cluster_name`.
     pub cluster_name: String,
+    /// Plugin images (registries, size limits); the cache directory is
+    /// `plugins.plugin_cache_directory`.
+    pub images: crate::oci::ImageSettings,
 }
 
 impl Default for CoreConfig {
@@ -55,6 +58,7 @@ impl Default for CoreConfig {
             default_lease_ttl: SYSTEM_TTL,
             max_lease_ttl: SYSTEM_TTL,
             cluster_name: "lockbox".into(),
+            images: crate::oci::ImageSettings::default(),
         }
     }
 }
@@ -174,6 +178,7 @@ pub struct Core {
     lifecycle: tokio::sync::Mutex<()>,
     engines: HashMap<String, EngineFactory>,
     plugins: Arc<crate::plugin::PluginHost>,
+    images: Arc<crate::oci::PluginImages>,
 }
 
 /// Errors of seal lifecycle operations used outside HTTP (server startup).
@@ -231,10 +236,15 @@ impl Core {
             Arc::new(|_| Ok(Arc::new(builtin::kv::Kv) as Arc<dyn Backend>)),
         );
         let plugins = crate::plugin::PluginHost::new(config.plugins.clone());
+        let images = Arc::new(crate::oci::PluginImages::new(
+            config.plugins.plugin_cache_directory.clone(),
+            config.images.clone(),
+        ));
         Self {
             physical,
             config,
             plugins,
+            images,
             state: RwLock::new(None),
             unseal: tokio::sync::Mutex::new(UnsealProgress::default()),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -474,6 +484,10 @@ impl Core {
                     ptype.as_str()
                 )
             })?;
+        self.images
+            .ensure(barrier, &cat)
+            .await
+            .map_err(|e| format!("plugin {}: {}", cat.name, crate::oci::describe(&e)))?;
         let (default_ttl, max_ttl) = self.effective_ttls(entry);
         let setup = lockbox_plugin_proto::v1::SetupRequest {
             mount_id: entry.uuid.clone(),
@@ -554,6 +568,40 @@ impl Core {
     /// The plugin host.
     pub fn plugin_host(&self) -> &Arc<crate::plugin::PluginHost> {
         &self.plugins
+    }
+
+    /// The plugin-image service (OCI pulls and the cache).
+    pub fn plugin_images(&self) -> &Arc<crate::oci::PluginImages> {
+        &self.images
+    }
+
+    /// Makes an image's plugin binary available in the cache (pulling only
+    /// when needed) with explicit credentials; the operator calls this with
+    /// its pull secrets before registering the entry.
+    pub async fn fetch_plugin_image(
+        &self,
+        req: &crate::oci::ImageRequest,
+        creds: Option<&lockbox_oci::Credentials>,
+    ) -> Result<crate::oci::Fetched, lockbox_oci::OciError> {
+        let active = self
+            .active()
+            .ok_or_else(|| lockbox_oci::OciError::Registry {
+                registry: req.image.registry().to_string(),
+                detail: "lockbox is sealed".into(),
+            })?;
+        self.images.fetch(&active.barrier, req, creds).await
+    }
+
+    /// Prunes the plugin cache, keeping what the catalog references and
+    /// what runs.
+    pub(crate) async fn prune_plugin_cache(&self, barrier: &Barrier) {
+        let running: Vec<String> = self
+            .plugins
+            .groups()
+            .iter()
+            .map(|g| g.entry().sha256.clone())
+            .collect();
+        self.images.prune(barrier, running).await;
     }
 
     async fn activate(&self, barrier: Arc<Barrier>) -> Result<Arc<Active>, CoreError> {

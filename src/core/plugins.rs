@@ -5,7 +5,6 @@ use super::sys::{bool_field, str_field};
 use super::{Active, Core, Handler};
 use crate::logical::{Operation, Request, RequestError, Response};
 use crate::plugin::catalog::{self, Catalog, CatalogEntry, PluginType};
-use crate::plugin::process::sha256_hex;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -83,73 +82,94 @@ pub(super) async fn catalog_endpoint(
             Ok(None)
         }
         Operation::Create | Operation::Update => {
-            let sha = str_field(&req.data, "sha256")
-                .or_else(|| str_field(&req.data, "sha_256"))
-                .ok_or_else(|| {
-                    RequestError::invalid(
-                        "missing sha256: the hex sha256 of the plugin binary (`sha256sum FILE`)",
-                    )
-                })?;
-            let sha256 = catalog::parse_sha256(sha)?;
-            let command = str_field(&req.data, "command")
-                .filter(|c| !c.is_empty())
-                .unwrap_or(name)
-                .to_string();
-            for unsupported in ["oci_image", "runtime"] {
-                if str_field(&req.data, unsupported).is_some_and(|s| !s.is_empty()) {
-                    return Err(RequestError::invalid(format!(
-                        "{unsupported} is not supported yet"
-                    )));
-                }
+            if str_field(&req.data, "runtime").is_some_and(|s| !s.is_empty()) {
+                return Err(RequestError::invalid(
+                    "runtime is not supported: lockbox runs plugins as verified processes",
+                ));
             }
+            let sha = str_field(&req.data, "sha256").or_else(|| str_field(&req.data, "sha_256"));
+            let oci_image = str_field(&req.data, "oci_image").filter(|s| !s.trim().is_empty());
             let env = string_list("env", req.data.get("env"))?;
             if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
                 return Err(RequestError::invalid(format!(
                     "env entry {bad:?} must have the form KEY=value"
                 )));
             }
-            let entry = CatalogEntry {
+            let mut entry = CatalogEntry {
                 name: name.to_string(),
                 kind,
                 version,
-                command,
+                command: String::new(),
                 args: string_list("args", req.data.get("args"))?,
                 env,
-                sha256,
+                sha256: String::new(),
                 multiplexing: match req.data.get("multiplexing") {
                     None | Some(Value::Null) => true,
                     Some(_) => bool_field(&req.data, "multiplexing")?,
                 },
+                oci: None,
             };
-            let dir = core
-                .plugin_host()
-                .config()
-                .plugin_directory
-                .clone()
-                .ok_or_else(|| {
-                    RequestError::invalid(crate::plugin::PluginError::NoPluginDirectory.to_string())
-                })?;
-            let path = catalog::resolve_command(&dir, &entry.command)?;
+            let command = str_field(&req.data, "command").filter(|c| !c.is_empty());
             let mut warnings = Vec::new();
-            match tokio::fs::read(&path).await {
-                Ok(bytes) => {
-                    let actual = sha256_hex(&bytes);
-                    if actual != entry.sha256 {
-                        warnings.push(format!(
-                            "the file {} currently has sha256 {actual}, not {}; mounts of this plugin will refuse to start until they match",
-                            entry.command, entry.sha256
-                        ));
+            if let Some(image) = oci_image {
+                // The binary comes from an image: pull (or find in the cache)
+                // and verify it now, so a bad image never enters the catalog.
+                let oci_req = crate::oci::ImageRequest::parse(image, command, sha)
+                    .map_err(|e| RequestError::invalid(crate::oci::describe(&e)))?;
+                let fetched = core
+                    .plugin_images()
+                    .fetch(&active.barrier, &oci_req, None)
+                    .await
+                    .map_err(|e| {
+                        RequestError::invalid(format!(
+                            "cannot use image {image}: {}",
+                            crate::oci::describe(&e)
+                        ))
+                    })?;
+                entry.command = oci_req.path.clone();
+                entry.sha256 = fetched.sha256.clone();
+                entry.oci = Some(crate::oci::source(&oci_req, &fetched));
+            } else {
+                let sha = sha.ok_or_else(|| {
+                    RequestError::invalid(
+                        "missing sha256: the hex sha256 of the plugin binary (`sha256sum FILE`), or oci_image to pull it from a registry",
+                    )
+                })?;
+                entry.sha256 = catalog::parse_sha256(sha)?;
+                entry.command = command.unwrap_or(name).to_string();
+                let dir = core
+                    .plugin_host()
+                    .config()
+                    .plugin_directory
+                    .clone()
+                    .ok_or_else(|| {
+                        RequestError::invalid(
+                            crate::plugin::PluginError::NoPluginDirectory.to_string(),
+                        )
+                    })?;
+                let path = catalog::resolve_command(&dir, &entry.command)?;
+                match crate::plugin::process::sha256_file_async(&path).await {
+                    Ok(actual) => {
+                        if actual != entry.sha256 {
+                            warnings.push(format!(
+                                "the file {} currently has sha256 {actual}, not {}; mounts of this plugin will refuse to start until they match",
+                                entry.command, entry.sha256
+                            ));
+                        }
                     }
-                }
-                Err(e) => {
-                    return Err(RequestError::invalid(format!(
-                        "cannot read plugin {}: {e}",
-                        path.display()
-                    )));
+                    Err(e) => {
+                        return Err(RequestError::invalid(format!(
+                            "cannot read plugin {}: {e}",
+                            path.display()
+                        )));
+                    }
                 }
             }
             cat.put(&entry).await?;
-            tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "plugin registered");
+            tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, image = ?entry.oci.as_ref().map(|o| &o.image), "plugin registered");
+            if entry.oci.is_some() {
+                core.prune_plugin_cache(&active.barrier).await;
+            }
             if warnings.is_empty() {
                 Ok(None)
             } else {
@@ -230,6 +250,16 @@ pub(super) async fn reload_backend(
         }
     }
     for (entry, routes) in batches {
+        core.plugin_images()
+            .ensure(&active.barrier, &entry)
+            .await
+            .map_err(|e| {
+                RequestError::invalid(format!(
+                    "reload failed, mounts keep their running version: plugin {}: {}",
+                    entry.name,
+                    crate::oci::describe(&e)
+                ))
+            })?;
         let mut backends = Vec::new();
         for r in &routes {
             match &r.handler {

@@ -1,9 +1,18 @@
 //! Reconciling a [`PluginCatalogEntry`] into lockbox's plugin catalog.
 //!
 //! Apply: validate → resolve env (Secrets in the operator's namespace) →
-//! hash the binary in the plugin directory → compare with `spec.binary.sha256`
-//! → register (`PUT sys/plugins/catalog/TYPE/NAME`) → reload the mounts whose
-//! running process differs from the registration.
+//! hash the binary in the plugin directory and compare with
+//! `spec.binary.sha256`, or, for `spec.image`, pull the image inside the
+//! operator's pod with the pull secrets' credentials into the
+//! content-addressed cache (verified by digest; see `crate::oci`) →
+//! register (`PUT sys/plugins/catalog/TYPE/NAME`, with `oci_image` pinned by
+//! digest so the core finds the binary in the cache) → reload the mounts
+//! whose running process differs from the registration.
+//!
+//! An image that cannot be used (digest mismatch, missing manifest, refused
+//! credentials, too large, no binary at the path, ...) is `Ready=False` with
+//! the reason of [`lockbox_oci::OciError::reason`], a Warning event, and
+//! nothing registered or executed.
 //!
 //! Guarantees:
 //! - A digest mismatch never registers anything: the previous registration
@@ -21,17 +30,19 @@
 use super::conditions::{condition, reason_of};
 use super::context::{Context, Error, MANAGER};
 use super::crd::{
-    CONDITION_READY, CONDITION_VERIFIED, PluginCatalogEntry, PluginCatalogEntryStatus,
-    REASON_INVALID_SPEC, SecretsMount,
+    BinarySource, CONDITION_READY, CONDITION_VERIFIED, ImageSource, PluginCatalogEntry,
+    PluginCatalogEntryStatus, REASON_INVALID_SPEC, SecretsMount,
 };
 use super::validate::{message, validate_catalog_entry};
 use crate::core::Method;
-use crate::plugin::catalog::CatalogEntry;
+use crate::oci::ImageRequest;
+use crate::plugin::catalog::{CatalogEntry, OciSource};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
+use lockbox_oci::Credentials;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +60,15 @@ pub const REASON_SECRET_MISSING: &str = "SecretMissing";
 pub const REASON_BINARY_UNREADABLE: &str = "BinaryUnreadable";
 /// Reason: the core refused the registration.
 pub const REASON_REGISTER_FAILED: &str = "RegisterFailed";
+/// Reason: a `spec.image.pullSecrets` Secret does not exist.
+pub const REASON_PULL_SECRET_MISSING: &str = "PullSecretMissing";
+/// Reason: a pull secret is not usable Docker config JSON.
+pub const REASON_INVALID_PULL_SECRET: &str = "InvalidPullSecret";
+/// The Secret type of registry credentials.
+const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
+// Image failures use the reasons of `lockbox_oci::OciError::reason`:
+// DigestMismatch, ManifestNotFound, Unauthorized, TooLarge, BinaryNotFound,
+// UnsafePath, NotRegularFile, RegistryUnavailable, ...
 
 /// How long to wait before checking again for something outside the
 /// cluster's notice (a file in the plugin directory, a Secret).
@@ -81,9 +101,6 @@ impl PluginCatalogEntry {
             .await?;
             return Ok(Action::await_change());
         }
-        let Some(binary) = &self.spec.binary else {
-            return Err(Error::MissingField("spec.binary"));
-        };
 
         // Env values: literal or from a Secret in the operator's namespace.
         let mut env = Vec::new();
@@ -128,75 +145,22 @@ impl PluginCatalogEntry {
             env.push(format!("{}={value}", var.name));
         }
 
-        // The binary's digest.
-        let path =
-            match crate::plugin::catalog::resolve_command(&ctx.plugin_directory, &binary.path) {
-                Ok(p) => p,
-                Err(e) => {
-                    return self
-                        .report(
-                            ctx,
-                            NotReady {
-                                reason: REASON_BINARY_UNREADABLE,
-                                message: format!("spec.binary.path {:?}: {e}", binary.path),
-                                verified: Some(false),
-                                requeue: Some(RECHECK),
-                            },
-                        )
-                        .await;
-                }
+        // The binary: pulled from an image into the cache, or read from the
+        // plugin directory and compared with spec.binary.sha256.
+        let (command, actual, oci) = if let Some(image) = &self.spec.image {
+            match self.fetch_image(ctx, image).await? {
+                Ok(found) => found,
+                Err(action) => return Ok(action),
+            }
+        } else {
+            let Some(binary) = &self.spec.binary else {
+                return Err(Error::MissingField("spec.binary"));
             };
-        let actual = match tokio::fs::read(&path).await {
-            Ok(bytes) => crate::plugin::process::sha256_hex(&bytes),
-            Err(e) => {
-                return self
-                    .report(
-                        ctx,
-                        NotReady {
-                            reason: REASON_BINARY_UNREADABLE,
-                            message: format!(
-                                "cannot read {:?} in the plugin directory: {e}",
-                                binary.path
-                            ),
-                            verified: Some(false),
-                            requeue: Some(RECHECK),
-                        },
-                    )
-                    .await;
+            match self.check_binary(ctx, binary).await? {
+                Ok(sha) => (binary.path.clone(), sha, None),
+                Err(action) => return Ok(action),
             }
         };
-        if actual != binary.sha256 {
-            let msg = format!(
-                "the file {:?} has sha256 {actual}, but spec.binary.sha256 is {}; not registered \
-                 (mounts keep running the previously registered binary)",
-                binary.path, binary.sha256
-            );
-            let already = reason_of(
-                self.status.as_ref().and_then(|s| s.conditions.as_deref()),
-                CONDITION_VERIFIED,
-            ) == Some(REASON_DIGEST_MISMATCH)
-                && self.status.as_ref().and_then(|s| s.observed_generation) == generation;
-            if !already {
-                ctx.event(
-                    &self.object_ref(&()),
-                    EventType::Warning,
-                    REASON_DIGEST_MISMATCH,
-                    msg.clone(),
-                )
-                .await;
-            }
-            return self
-                .report(
-                    ctx,
-                    NotReady {
-                        reason: REASON_DIGEST_MISMATCH,
-                        message: msg,
-                        verified: Some(false),
-                        requeue: Some(ctx.resync),
-                    },
-                )
-                .await;
-        }
 
         // Register.
         let ptype = self.spec.plugin_type;
@@ -204,13 +168,14 @@ impl PluginCatalogEntry {
             name: name.clone(),
             kind: ptype.into(),
             version: self.spec.version.clone(),
-            command: binary.path.clone(),
+            command,
             args: self.spec.args.clone().unwrap_or_default(),
             env,
             sha256: actual.clone(),
             multiplexing: self.spec.multiplexing.unwrap_or(true),
+            oci,
         };
-        let body = json!({
+        let mut body = json!({
             "sha256": desired.sha256,
             "command": desired.command,
             "args": desired.args,
@@ -218,6 +183,11 @@ impl PluginCatalogEntry {
             "version": desired.version,
             "multiplexing": desired.multiplexing,
         });
+        if let Some(oci) = &desired.oci {
+            // Pinned by digest, so the core finds the verified binary in the
+            // cache without contacting the registry.
+            body["oci_image"] = json!(oci.image);
+        }
         let catalog_path = format!("sys/plugins/catalog/{}/{}", ptype.as_str(), name);
         if let Err(e) = ctx
             .call("RegisterPlugin", Method::Write, &catalog_path, body)
@@ -255,7 +225,9 @@ impl PluginCatalogEntry {
             .await?;
         }
         let changed = previous.sha256.as_deref() != Some(desired.sha256.as_str())
-            || previous.version.as_deref() != Some(desired.version.as_str());
+            || previous.version.as_deref() != Some(desired.version.as_str())
+            || previous.manifest_digest.as_deref()
+                != desired.oci.as_ref().map(|o| o.manifest_digest.as_str());
 
         // Reload the mounts whose running process differs from the entry.
         let stale_running = ctx.core.plugin_host().groups().iter().any(|g| {
@@ -284,18 +256,29 @@ impl PluginCatalogEntry {
                 )
                 .await?;
                 tracing::info!(plugin = %name, mounts = ?reloaded, "mounts reloaded");
-                self.announce_reload(ctx, &reloaded).await;
+                self.announce_reload(ctx, &reloaded, &desired.sha256).await;
             }
         }
 
         let conditions = self.status.as_ref().and_then(|s| s.conditions.as_deref());
-        let msg = format!(
-            "registered {} {} version {} (sha256 {})",
-            ptype.as_str(),
-            name,
-            desired.version,
-            desired.sha256
-        );
+        let msg = match &desired.oci {
+            None => format!(
+                "registered {} {} version {} (sha256 {})",
+                ptype.as_str(),
+                name,
+                desired.version,
+                desired.sha256
+            ),
+            Some(oci) => format!(
+                "registered {} {} version {} (sha256 {}) from {} (manifest {})",
+                ptype.as_str(),
+                name,
+                desired.version,
+                desired.sha256,
+                oci.image,
+                oci.manifest_digest
+            ),
+        };
         let status = PluginCatalogEntryStatus {
             observed_generation: generation,
             conditions: Some(vec![
@@ -319,6 +302,7 @@ impl PluginCatalogEntry {
             sha256: Some(desired.sha256.clone()),
             sha256_prefix: Some(PluginCatalogEntryStatus::sha256_prefix_of(&desired.sha256)),
             version: Some(desired.version.clone()),
+            manifest_digest: desired.oci.as_ref().map(|o| o.manifest_digest.clone()),
             message: Some(msg.clone()),
         };
         let was_ready = reason_of(conditions, CONDITION_READY) == Some("Registered");
@@ -328,6 +312,272 @@ impl PluginCatalogEntry {
                 .await;
         }
         Ok(Action::requeue(ctx.resync))
+    }
+
+    /// `spec.binary`: the file in the plugin directory must hash to
+    /// `spec.binary.sha256`. `Ok(Err(action))` when reported not ready.
+    async fn check_binary(
+        &self,
+        ctx: &Context,
+        binary: &BinarySource,
+    ) -> Result<Result<String, Action>, Error> {
+        let generation = self.metadata.generation;
+        let path =
+            match crate::plugin::catalog::resolve_command(&ctx.plugin_directory, &binary.path) {
+                Ok(p) => p,
+                Err(e) => {
+                    return self
+                        .report(
+                            ctx,
+                            NotReady {
+                                reason: REASON_BINARY_UNREADABLE,
+                                message: format!("spec.binary.path {:?}: {e}", binary.path),
+                                verified: Some(false),
+                                requeue: Some(RECHECK),
+                            },
+                        )
+                        .await
+                        .map(Err);
+                }
+            };
+        let actual = match crate::plugin::process::sha256_file_async(&path).await {
+            Ok(hex) => hex,
+            Err(e) => {
+                return self
+                    .report(
+                        ctx,
+                        NotReady {
+                            reason: REASON_BINARY_UNREADABLE,
+                            message: format!(
+                                "cannot read {:?} in the plugin directory: {e}",
+                                binary.path
+                            ),
+                            verified: Some(false),
+                            requeue: Some(RECHECK),
+                        },
+                    )
+                    .await
+                    .map(Err);
+            }
+        };
+        if actual != binary.sha256 {
+            let msg = format!(
+                "the file {:?} has sha256 {actual}, but spec.binary.sha256 is {}; not registered \
+                 (mounts keep running the previously registered binary)",
+                binary.path, binary.sha256
+            );
+            let already = reason_of(
+                self.status.as_ref().and_then(|s| s.conditions.as_deref()),
+                CONDITION_VERIFIED,
+            ) == Some(REASON_DIGEST_MISMATCH)
+                && self.status.as_ref().and_then(|s| s.observed_generation) == generation;
+            if !already {
+                ctx.event(
+                    &self.object_ref(&()),
+                    EventType::Warning,
+                    REASON_DIGEST_MISMATCH,
+                    msg.clone(),
+                )
+                .await;
+            }
+            return self
+                .report(
+                    ctx,
+                    NotReady {
+                        reason: REASON_DIGEST_MISMATCH,
+                        message: msg,
+                        verified: Some(false),
+                        requeue: Some(ctx.resync),
+                    },
+                )
+                .await
+                .map(Err);
+        }
+
+        Ok(Ok(actual))
+    }
+
+    /// `spec.image`: pull (or find in the cache) and verify the binary with
+    /// the pull secrets' credentials. Returns the command (path inside the
+    /// image), the binary's sha256 and the catalog's OCI record;
+    /// `Ok(Err(action))` when reported not ready.
+    async fn fetch_image(
+        &self,
+        ctx: &Context,
+        image: &ImageSource,
+    ) -> Result<Result<(String, String, Option<OciSource>), Action>, Error> {
+        let generation = self.metadata.generation;
+        let req = match ImageRequest::parse(
+            &image.reference,
+            image.path.as_deref(),
+            image.sha256.as_deref(),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .report(
+                        ctx,
+                        NotReady {
+                            reason: e.reason(),
+                            message: format!("spec.image: {e}"),
+                            verified: None,
+                            requeue: None,
+                        },
+                    )
+                    .await
+                    .map(Err);
+            }
+        };
+        let creds = match self
+            .pull_credentials(ctx, image, req.image.registry())
+            .await?
+        {
+            Ok(c) => c,
+            Err(nr) => return self.report(ctx, nr).await.map(Err),
+        };
+        let mut result = ctx.core.fetch_plugin_image(&req, Some(&creds)).await;
+        // A tag-only reference while the registry is unreachable: the digest
+        // recorded for this generation still pins the verified binary.
+        if let Err(e) = &result
+            && e.reason() == "RegistryUnavailable"
+            && !req.image.is_pinned()
+            && let Some(status) = &self.status
+            && status.observed_generation == generation
+            && let Some(md) = &status.manifest_digest
+            && let Ok(pinned) =
+                lockbox_oci::ImageRef::parse(&format!("{}@{md}", req.image.as_given()))
+        {
+            let pinned = ImageRequest {
+                image: pinned,
+                ..req.clone()
+            };
+            result = ctx.core.fetch_plugin_image(&pinned, Some(&creds)).await;
+        }
+        match result {
+            Ok(fetched) => {
+                let image_ref = if req.image.is_pinned() {
+                    req.image.as_given().to_string()
+                } else {
+                    format!("{}@{}", req.image.as_given(), fetched.manifest_digest)
+                };
+                Ok(Ok((
+                    req.path.clone(),
+                    fetched.sha256,
+                    Some(OciSource {
+                        image: image_ref,
+                        manifest_digest: fetched.manifest_digest,
+                    }),
+                )))
+            }
+            Err(e) => {
+                let reason = e.reason();
+                let msg = format!(
+                    "image {}: {e}; not registered (mounts keep running the previously \
+                     registered binary)",
+                    image.reference
+                );
+                let content_problem = matches!(
+                    reason,
+                    "DigestMismatch"
+                        | "TooLarge"
+                        | "BinaryNotFound"
+                        | "UnsafePath"
+                        | "NotRegularFile"
+                        | "UnsupportedImage"
+                        | "InvalidManifest"
+                );
+                let already = reason_of(
+                    self.status.as_ref().and_then(|s| s.conditions.as_deref()),
+                    CONDITION_READY,
+                ) == Some(reason)
+                    && self.status.as_ref().and_then(|s| s.observed_generation) == generation;
+                if !already {
+                    ctx.event(
+                        &self.object_ref(&()),
+                        EventType::Warning,
+                        reason,
+                        msg.clone(),
+                    )
+                    .await;
+                }
+                self.report(
+                    ctx,
+                    NotReady {
+                        reason,
+                        message: msg,
+                        verified: content_problem.then_some(false),
+                        // Content problems need a new spec; access problems
+                        // (registry down, credentials) may heal by themselves.
+                        requeue: Some(if content_problem { ctx.resync } else { RECHECK }),
+                    },
+                )
+                .await
+                .map(Err)
+            }
+        }
+    }
+
+    /// Credentials for `registry` from `spec.image.pullSecrets`
+    /// (`kubernetes.io/dockerconfigjson` Secrets in the operator's
+    /// namespace, first match wins); anonymous when none lists it. Read for
+    /// each pull and kept only in memory.
+    async fn pull_credentials(
+        &self,
+        ctx: &Context,
+        image: &ImageSource,
+        registry: &str,
+    ) -> Result<Result<Credentials, NotReady>, Error> {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        let not_ready = |reason: &'static str, message: String| NotReady {
+            reason,
+            message,
+            verified: None,
+            requeue: Some(RECHECK),
+        };
+        for name in image.pull_secrets.iter().flatten() {
+            let source = format!("pull secret {}/{name}", ctx.namespace);
+            let Some(secret) = secrets
+                .get_opt(name)
+                .await
+                .map_err(Error::kube("GetSecret"))?
+            else {
+                return Ok(Err(not_ready(
+                    REASON_PULL_SECRET_MISSING,
+                    format!(
+                        "{source} does not exist; create it with `kubectl create secret \
+                         docker-registry {name} -n {} ...`",
+                        ctx.namespace
+                    ),
+                )));
+            };
+            if secret.type_.as_deref() != Some(DOCKER_CONFIG_JSON) {
+                return Ok(Err(not_ready(
+                    REASON_INVALID_PULL_SECRET,
+                    format!(
+                        "{source} has type {:?}, not {DOCKER_CONFIG_JSON}",
+                        secret.type_.as_deref().unwrap_or("")
+                    ),
+                )));
+            }
+            let Some(raw) = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(".dockerconfigjson"))
+            else {
+                return Ok(Err(not_ready(
+                    REASON_INVALID_PULL_SECRET,
+                    format!("{source} has no .dockerconfigjson key"),
+                )));
+            };
+            match lockbox_oci::auth::from_docker_config(&raw.0, registry, &source) {
+                Ok(Some(c)) => return Ok(Ok(c)),
+                Ok(None) => continue,
+                Err(e) => {
+                    return Ok(Err(not_ready(REASON_INVALID_PULL_SECRET, e.to_string())));
+                }
+            }
+        }
+        Ok(Ok(Credentials::Anonymous))
     }
 
     /// Removes the registration from the core (see the module docs).
@@ -352,7 +602,7 @@ impl PluginCatalogEntry {
     }
 
     /// Events `Reloaded` on the SecretsMounts whose path was reloaded.
-    async fn announce_reload(&self, ctx: &Context, paths: &[String]) {
+    async fn announce_reload(&self, ctx: &Context, paths: &[String], sha256: &str) {
         let api: Api<SecretsMount> = Api::all(ctx.client.clone());
         let list = match api.list(&ListParams::default()).await {
             Ok(l) => l,
@@ -374,11 +624,7 @@ impl PluginCatalogEntry {
                         "plugin {} changed: reloaded to version {} (sha256 {})",
                         self.name_any(),
                         self.spec.version,
-                        self.spec
-                            .binary
-                            .as_ref()
-                            .map(|b| b.sha256.as_str())
-                            .unwrap_or("")
+                        sha256
                     ),
                 )
                 .await;

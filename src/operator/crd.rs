@@ -132,9 +132,15 @@ pub struct PluginCatalogEntrySpec {
     pub version: String,
 
     /// The plugin executable inside the operator's plugin directory. Exactly
-    /// one source must be set; `binary` is the only source in v1alpha1.
+    /// one source must be set: `binary` or `image`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binary: Option<BinarySource>,
+
+    /// The plugin executable inside an OCI image, pulled by the operator
+    /// itself, verified, and kept in its content-addressed cache. Exactly
+    /// one source must be set: `binary` or `image`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSource>,
 
     /// Arguments passed to the plugin process.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,6 +207,39 @@ pub struct BinarySource {
     /// `sha256sum FILE`). The plugin is not run unless the file matches.
     #[schemars(regex(pattern = SHA256_PATTERN))]
     pub sha256: String,
+}
+
+/// A plugin executable in an OCI image (an artifact pushed with
+/// `lockbox plugin push`, or an ordinary container image).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSource {
+    /// The image, pinned by manifest digest:
+    /// `registry.example/plugins/mock@sha256:<64 hex>`. A reference with
+    /// only a tag is refused unless `sha256` pins the binary (the resolved
+    /// manifest digest is then recorded in status). Registries are reached
+    /// over HTTPS unless the operator runs with `--insecure-registry`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub reference: String,
+
+    /// Path of the binary inside the image. Unset means `/plugin`. Ignored
+    /// for an artifact whose single layer is the binary itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = PATH_MAX_LEN))]
+    pub path: Option<String>,
+
+    /// Expected sha256 of the binary, 64 lower-case hex digits. Required
+    /// with a tag-only reference; otherwise an extra pin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SHA256_PATTERN))]
+    pub sha256: Option<String>,
+
+    /// Names of `kubernetes.io/dockerconfigjson` Secrets in the operator's
+    /// namespace holding credentials for the registry (grant the operator
+    /// `get` on them). Unset: anonymous pulls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(regex(pattern = OBJECT_NAME_PATTERN), length(max = OBJECT_NAME_MAX_LEN)))]
+    pub pull_secrets: Option<Vec<String>>,
 }
 
 /// One environment variable of the plugin process: either `value` or
@@ -285,6 +324,11 @@ pub struct PluginCatalogEntryStatus {
     /// The version registered in lockbox's plugin catalog.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+
+    /// For `spec.image`: the manifest digest (`sha256:...`) the verified
+    /// binary was taken from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
 
     /// Human-readable summary of the last reconcile.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -83,6 +83,18 @@ pub struct OperatorArgs {
     /// Log format: `json` (one object per line, for log collectors) or `standard`.
     #[arg(long, default_value = "json", value_parser = ["json", "standard"], env = "LOCKBOX_LOG_FORMAT")]
     pub log_format: String,
+    /// Reach this registry (HOST:PORT) over plain HTTP instead of HTTPS when
+    /// pulling plugin images; repeat for several.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT",
+          value_parser = lockbox_oci::reference::parse_insecure_registry)]
+    pub insecure_registries: Vec<String>,
+    /// Largest plugin image (sum of its blobs) and binary, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::oci::DEFAULT_MAX_SIZE)]
+    pub plugin_image_max_size: u64,
+    /// Unused cached plugin binaries are pruned beyond this many bytes. The
+    /// cache is `<data-dir>/plugin-cache`.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::oci::DEFAULT_CACHE_MAX_BYTES)]
+    pub plugin_cache_max_size: u64,
 }
 
 fn parse_prefix(s: &str) -> Result<(String, String), String> {
@@ -378,8 +390,9 @@ async fn run_controllers(ctx: Arc<Context>) {
     let entry_store = reader.clone();
     let catalog_ctl = Controller::for_stream(entries, reader)
         .with_config(controller_config())
-        // A Secret that env values come from changes: re-register (and so
-        // reload) the entries that use it.
+        // A Secret that env values or image pull credentials come from
+        // changes: re-check (env: re-register and so reload) the entries
+        // that use it.
         .watches(
             Api::<Secret>::namespaced(client.clone(), &ctx.namespace),
             wc.clone(),
@@ -393,7 +406,12 @@ async fn run_controllers(ctx: Arc<Context>) {
                             v.value_from
                                 .as_ref()
                                 .is_some_and(|f| f.secret_key_ref.name == name)
-                        })
+                        }) || e
+                            .spec
+                            .image
+                            .as_ref()
+                            .and_then(|i| i.pull_secrets.as_ref())
+                            .is_some_and(|s| s.contains(&name))
                     })
                     .map(|e| ObjectRef::from_obj(e.as_ref()))
                     .collect::<Vec<_>>()
@@ -462,7 +480,14 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         CoreConfig {
             plugins: crate::plugin::HostConfig {
                 plugin_directory: Some(plugin_directory.clone()),
+                plugin_cache_directory: Some(args.data_dir.join("plugin-cache")),
                 ..Default::default()
+            },
+            images: crate::oci::ImageSettings {
+                insecure_registries: args.insecure_registries.clone(),
+                max_size: args.plugin_image_max_size,
+                cache_max_bytes: args.plugin_cache_max_size,
+                registry_auth_file: None,
             },
             ..Default::default()
         },

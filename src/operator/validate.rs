@@ -16,7 +16,7 @@
 //!   message.
 
 use super::crd::{
-    DeletionPolicy, EnvVar, OBJECT_NAME_MAX_LEN, PATH_MAX_LEN, PluginCatalogEntrySpec,
+    DeletionPolicy, EnvVar, ImageSource, OBJECT_NAME_MAX_LEN, PATH_MAX_LEN, PluginCatalogEntrySpec,
     SecretsMountSpec,
 };
 use crate::core::mounts;
@@ -95,9 +95,11 @@ pub struct ValidMount {
 
 /// Validates a PluginCatalogEntry spec.
 ///
-/// Rules: `version` is a semantic version; exactly one source (`binary` in
-/// v1alpha1) is set; `binary.path` is relative without `..`; `binary.sha256`
-/// is 64 lower-case hex digits; no argument contains a NUL byte; `env` names
+/// Rules: `version` is a semantic version; exactly one source (`binary` or
+/// `image`) is set; `binary.path` is relative without `..`; `binary.sha256`
+/// is 64 lower-case hex digits; `image.reference` parses and is pinned by
+/// digest unless `image.sha256` is set, `image.path` stays inside the image,
+/// `image.pullSecrets` are Secret names; no argument contains a NUL byte; `env` names
 /// are valid, unique and not set by the host (`LOCKBOX_PLUGIN_NAME`, ...;
 /// `LOCKBOX_PLUGIN_LOG` is the plugin's own and allowed), and each entry has exactly one of
 /// `value` / `valueFrom` with a valid Secret name and key.
@@ -106,14 +108,19 @@ pub fn validate_catalog_entry(spec: &PluginCatalogEntrySpec) -> Result<(), Vec<S
 
     check_version("spec.version", &spec.version, &mut errs);
 
-    // When `spec.image` arrives this becomes "exactly one of binary/image".
-    match &spec.binary {
-        None => errs.push(SpecError::new(
+    match (&spec.binary, &spec.image) {
+        (None, None) => errs.push(SpecError::new(
             "spec.binary",
             "is required: set spec.binary.path (the plugin file inside the operator's plugin \
-             directory) and spec.binary.sha256 (the output of `sha256sum FILE`)",
+             directory) and spec.binary.sha256 (the output of `sha256sum FILE`), or \
+             spec.image.reference (an OCI image pinned by digest)",
         )),
-        Some(binary) => {
+        (Some(_), Some(_)) => errs.push(SpecError::new(
+            "spec.image",
+            "is set together with spec.binary: keep exactly one source",
+        )),
+        (None, Some(image)) => check_image(image, &mut errs),
+        (Some(binary), None) => {
             check_relative_path(
                 "spec.binary.path",
                 &binary.path,
@@ -140,6 +147,49 @@ pub fn validate_catalog_entry(spec: &PluginCatalogEntrySpec) -> Result<(), Vec<S
     }
 
     if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+/// `spec.image`: a parseable reference, pinned by digest unless `sha256`
+/// pins the binary; a clean path; valid Secret names.
+fn check_image(image: &ImageSource, errs: &mut Vec<SpecError>) {
+    use lockbox_oci::OciError;
+    match lockbox_oci::ImageRef::parse(&image.reference) {
+        Err(e) => errs.push(SpecError::new("spec.image.reference", e.to_string())),
+        Ok(r) if !r.is_pinned() && image.sha256.is_none() => errs.push(SpecError::new(
+            "spec.image.reference",
+            OciError::Unpinned {
+                reference: image.reference.clone(),
+            }
+            .to_string()
+            .replace("give the binary's sha256", "set spec.image.sha256"),
+        )),
+        Ok(_) => {}
+    }
+    if let Some(path) = &image.path
+        && let Err(e) = lockbox_oci::layout::normalize_path(path)
+    {
+        errs.push(SpecError::new("spec.image.path", e));
+    }
+    if let Some(sha) = &image.sha256 {
+        check_sha256("spec.image.sha256", sha, errs);
+    }
+    let mut seen = HashSet::new();
+    for (i, name) in image.pull_secrets.iter().flatten().enumerate() {
+        if !is_object_name(name) {
+            errs.push(SpecError::new(
+                format!("spec.image.pullSecrets[{i}]"),
+                format!(
+                    "{name:?} is not a valid Secret name: name a kubernetes.io/dockerconfigjson \
+                     Secret in the operator's namespace"
+                ),
+            ));
+        } else if !seen.insert(name.as_str()) {
+            errs.push(SpecError::new(
+                format!("spec.image.pullSecrets[{i}]"),
+                format!("{name:?} is listed twice"),
+            ));
+        }
+    }
 }
 
 fn check_env<'a>(
@@ -548,7 +598,63 @@ mod tests {
             args: None,
             env: None,
             multiplexing: None,
+            image: None,
         }
+    }
+
+    fn image_entry(reference: &str) -> PluginCatalogEntrySpec {
+        let mut e = entry();
+        e.binary = None;
+        e.image = Some(ImageSource {
+            reference: reference.into(),
+            path: None,
+            sha256: None,
+            pull_secrets: None,
+        });
+        e
+    }
+
+    #[test]
+    fn image_sources() {
+        let pinned = format!("registry.example/plugins/mock@sha256:{SHA}");
+        assert_eq!(validate_catalog_entry(&image_entry(&pinned)), Ok(()));
+        // Tag only: needs sha256.
+        let errs = validate_catalog_entry(&image_entry("registry.example/mock:v1")).unwrap_err();
+        assert_eq!(errs[0].field, "spec.image.reference");
+        assert!(errs[0].message.contains("spec.image.sha256"), "{}", errs[0]);
+        let mut tagged = image_entry("registry.example/mock:v1");
+        tagged.image.as_mut().unwrap().sha256 = Some(SHA.into());
+        assert_eq!(validate_catalog_entry(&tagged), Ok(()));
+        // Both sources.
+        let mut both = image_entry(&pinned);
+        both.binary = entry().binary;
+        assert_eq!(
+            validate_catalog_entry(&both).unwrap_err()[0].field,
+            "spec.image"
+        );
+        // Bad reference, path, sha256, pull secrets.
+        let mut bad = image_entry("https://registry.example/x");
+        {
+            let i = bad.image.as_mut().unwrap();
+            i.path = Some("/../etc/passwd".into());
+            i.sha256 = Some("ABC".into());
+            i.pull_secrets = Some(vec!["ok".into(), "Not_OK".into(), "ok".into()]);
+        }
+        let fields: Vec<String> = validate_catalog_entry(&bad)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.image.reference",
+                "spec.image.path",
+                "spec.image.sha256",
+                "spec.image.pullSecrets[1]",
+                "spec.image.pullSecrets[2]"
+            ]
+        );
     }
 
     fn literal(name: &str, value: &str) -> EnvVar {

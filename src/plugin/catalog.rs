@@ -7,7 +7,10 @@
 //! a reload.
 //!
 //! `command` must name a regular file inside `plugin_directory`: no absolute
-//! paths, no `..`, and no symlink that resolves outside the directory.
+//! paths, no `..`, and no symlink that resolves outside the directory. An
+//! entry with an OCI source ([`OciSource`]) instead runs the binary of that
+//! sha256 from the plugin cache (see `crate::oci`), and its `command` is the
+//! path of the binary inside the image.
 
 use crate::barrier::Barrier;
 use crate::logical::RequestError;
@@ -68,6 +71,21 @@ pub struct CatalogEntry {
     pub sha256: String,
     /// One process for all mounts (default) or one per mount.
     pub multiplexing: bool,
+    /// Set when the binary comes from an OCI image: then `command` is the
+    /// path of the binary inside the image and the binary lives in the
+    /// plugin cache under its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciSource>,
+}
+
+/// Where an image-sourced plugin binary came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OciSource {
+    /// The image reference as registered (`registry/repo@sha256:...`, or a
+    /// tag when the binary's sha256 is pinned).
+    pub image: String,
+    /// `sha256:<hex>` of the manifest the binary was taken from.
+    pub manifest_digest: String,
 }
 
 impl CatalogEntry {
@@ -83,8 +101,37 @@ impl CatalogEntry {
         m.insert("builtin".into(), json!(false));
         m.insert("deprecation_status".into(), json!(""));
         m.insert("multiplexing".into(), json!(self.multiplexing));
+        m.insert(
+            "oci_image".into(),
+            json!(self.oci.as_ref().map(|o| o.image.as_str()).unwrap_or("")),
+        );
+        if let Some(o) = &self.oci {
+            m.insert("oci_manifest_digest".into(), json!(o.manifest_digest));
+        }
         m
     }
+}
+
+/// The file a catalog entry runs: `command` inside `plugin_directory`, or,
+/// for an image-sourced entry, `<plugin cache>/sha256/<sha256>`. Either way
+/// the process launcher hashes the bytes again before exec.
+pub fn binary_path(
+    plugin_directory: Option<&Path>,
+    plugin_cache_directory: Option<&Path>,
+    entry: &CatalogEntry,
+) -> Result<PathBuf, crate::plugin::PluginError> {
+    if entry.oci.is_some() {
+        let cache = plugin_cache_directory.ok_or_else(|| crate::plugin::PluginError::Command {
+            name: entry.name.clone(),
+            message: "the plugin comes from an OCI image but no plugin cache directory is configured (plugin_cache_directory)".into(),
+        })?;
+        return Ok(lockbox_oci::Cache::new(cache, 0).path_for(&entry.sha256));
+    }
+    let dir = plugin_directory.ok_or(crate::plugin::PluginError::NoPluginDirectory)?;
+    resolve_command(dir, &entry.command).map_err(|e| crate::plugin::PluginError::Command {
+        name: entry.name.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// Checks a plugin name: letters, digits, `-`, `_`, `.`.

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 pub struct HostConfig {
     /// Where plugin binaries must live; `None` disables external plugins.
     pub plugin_directory: Option<PathBuf>,
+    /// The content-addressed cache of binaries pulled from OCI images.
+    pub plugin_cache_directory: Option<PathBuf>,
     /// Process launch settings.
     pub launch: LaunchConfig,
     /// Per-request timeout.
@@ -57,6 +59,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             plugin_directory: None,
+            plugin_cache_directory: None,
             launch: LaunchConfig {
                 runtime_dir: std::env::temp_dir()
                     .join(format!("lockbox-plugins-{}", std::process::id())),
@@ -251,17 +254,13 @@ impl PluginHost {
         &self.cfg
     }
 
-    /// Resolves a catalog entry's command inside the plugin directory.
+    /// The file a catalog entry runs (see [`super::catalog::binary_path`]).
     pub fn binary_path(&self, entry: &CatalogEntry) -> Result<PathBuf, PluginError> {
-        let dir = self
-            .cfg
-            .plugin_directory
-            .as_ref()
-            .ok_or(PluginError::NoPluginDirectory)?;
-        super::catalog::resolve_command(dir, &entry.command).map_err(|e| PluginError::Command {
-            name: entry.name.clone(),
-            message: e.to_string(),
-        })
+        super::catalog::binary_path(
+            self.cfg.plugin_directory.as_deref(),
+            self.cfg.plugin_cache_directory.as_deref(),
+            entry,
+        )
     }
 
     /// Live groups, for status and metrics.
@@ -825,7 +824,13 @@ impl logical::Backend for PluginBackend {
         let cache = host.as_ref().and_then(|h| h.cache.as_ref());
         let key = match cache {
             Some(cache) if req.operation == logical::Operation::Read => {
-                let serial = self.group().current().map(|p| p.serial);
+                // Only while the serving process is alive: a crashed one's
+                // answers are not served, even before the supervisor notices.
+                let serial = self
+                    .group()
+                    .current()
+                    .filter(|p| p.exit_reason().is_none())
+                    .map(|p| p.serial);
                 let data = args.request.as_ref().map(|r| r.data_json.as_slice());
                 let key = serial.map(|s| {
                     cache::Key::new(&self.generation, s, &req.path, data.unwrap_or_default())

@@ -164,6 +164,14 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// [`sha256_file`] on the blocking pool.
+pub async fn sha256_file_async(path: &Path) -> std::io::Result<String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || sha256_file(&path))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
 /// A running, handshaken, healthy plugin process.
 pub struct PluginProcess {
     /// Catalog name.

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod compat;
 mod http_api;
+mod oci;
 mod persistence;
 mod plugin_failures;
 mod plugins;

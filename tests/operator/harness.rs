@@ -2,8 +2,8 @@
 //! test binary (started by `tests/harness/kube-up.sh`, stopped by its
 //! watchdog when this process exits), kubectl, and `lockbox operator run`
 //! as a local process authenticated as the plain user
-//! `lockbox-operator-test`, bound to `deploy/rbac/operator-clusterrole.yaml`
-//! (so RBAC is exercised).
+//! `lockbox-operator-test`, bound to the Helm chart's ClusterRole and Role as
+//! rendered in `deploy/lockbox.yaml` (so the chart's RBAC is exercised).
 //!
 //! Scenarios run one at a time ([`Scenario::start`] takes a global lock):
 //! catalog entries are cluster-scoped and every operator reconciles every
@@ -45,6 +45,37 @@ fn run_script(script: &str, args: &[&str]) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The one `kind` (ClusterRole or Role) in the chart's rendered manifests
+/// (`deploy/lockbox.yaml`, from `scripts/render-deploy.sh`): its name, and
+/// the object as JSON without `metadata.namespace` (so it can be applied
+/// into any namespace).
+pub fn chart_rbac(kind: &str) -> (String, String) {
+    let path = repo().join("deploy/lockbox.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    let mut found: Vec<serde_json::Value> = docs
+        .into_iter()
+        .filter(|d| d["kind"] == kind && d["apiVersion"] == "rbac.authorization.k8s.io/v1")
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{} must hold exactly one {kind}",
+        path.display()
+    );
+    let mut doc = found.remove(0);
+    if let Some(meta) = doc["metadata"].as_object_mut() {
+        meta.remove("namespace");
+    }
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (name, doc.to_string())
 }
 
 /// Removes the state directories of earlier runs whose API server is gone
@@ -100,21 +131,16 @@ pub fn cluster() -> &'static Cluster {
         ] {
             c.kubectl_ok(&["wait", "--for=condition=Established", kind, "--timeout=60s"])?;
         }
-        c.kubectl_ok(&[
-            "apply",
-            "--server-side",
-            "-f",
-            &repo()
-                .join("deploy/rbac/operator-clusterrole.yaml")
-                .to_string_lossy(),
-            "-n",
-            "default",
-        ])?;
+        let (cluster_role, doc) = chart_rbac("ClusterRole");
+        let (ok, out, err) = c.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(&doc));
+        if !ok {
+            return Err(format!("applying the chart's ClusterRole: {err}{out}"));
+        }
         c.kubectl_ok(&[
             "create",
             "clusterrolebinding",
             "lockbox-operator-test",
-            "--clusterrole=lockbox-operator",
+            &format!("--clusterrole={cluster_role}"),
             "--user=lockbox-operator-test",
         ])?;
         Ok(c)
@@ -385,18 +411,14 @@ impl Scenario {
                 "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
             ));
         }
-        c.must(&[
-            "apply",
-            "--server-side",
-            "-n",
-            &op_ns,
-            "-f",
-            &repo()
-                .join("deploy/rbac/operator-clusterrole.yaml")
-                .to_string_lossy(),
-        ]);
+        let (role, doc) = chart_rbac("Role");
+        let (ok, out, err) = c.kubectl_stdin(
+            &["apply", "--server-side", "-n", &op_ns, "-f", "-"],
+            Some(&doc),
+        );
+        assert!(ok, "applying the chart's Role: {err}{out}");
         c.apply(&format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: lockbox-operator\n  namespace: {op_ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: lockbox-operator\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: lockbox-operator-test\n"
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: lockbox-operator\n  namespace: {op_ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: lockbox-operator-test\n"
         ));
         let tmp = tempfile::Builder::new()
             .prefix(&format!("lockbox-op-{name}-"))
@@ -425,7 +447,7 @@ impl Scenario {
         self.operator_with(&[])
     }
 
-    /// [`Scenario::operator`] with extra flags (`--tls-cert-file ...`).
+    /// [`Scenario::operator`] with extra flags (`--insecure-registry ...`).
     pub fn operator_with(&self, extra: &[&str]) -> Operator {
         let op = self.operator_standby_with(extra);
         let metrics_url = format!("{}/metrics", op.health);

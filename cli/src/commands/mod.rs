@@ -42,6 +42,8 @@ pub struct Io<'a> {
     /// Whether stdout is a terminal (`-field` output ends with a newline
     /// only then, so `$(lockbox read -field=x ...)` is exact).
     pub stdout_is_terminal: bool,
+    /// Whether stderr is a terminal (progress bars are drawn only then).
+    pub stderr_is_terminal: bool,
 }
 
 /// Runs one command against the real stdin, stdout, stderr and environment,
@@ -51,6 +53,7 @@ pub async fn run(cmd: Command) -> i32 {
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let stdout_is_terminal = std::io::stdout().is_terminal();
+    let stderr_is_terminal = std::io::stderr().is_terminal();
     let mut stdin = std::io::BufReader::new(std::io::stdin());
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
@@ -62,6 +65,7 @@ pub async fn run(cmd: Command) -> i32 {
         env: &env,
         stdin_is_terminal,
         stdout_is_terminal,
+        stderr_is_terminal,
     };
     run_with_io(cmd, &mut io).await
 }
@@ -139,6 +143,8 @@ async fn dispatch(cmd: Command, ctx: &mut Ctx<'_, '_>) -> Result<i32, Error> {
             PluginCommand::List(a) => plugin::list(ctx, a).await,
             PluginCommand::Info(a) => plugin::info(ctx, a).await,
             PluginCommand::Reload(a) => plugin::reload(ctx, a).await,
+            PluginCommand::Push(a) => plugin::push(ctx, a).await,
+            PluginCommand::Pull(a) => plugin::pull(ctx, a).await,
         },
         Command::Read(a) => kv::read(ctx, a).await,
         Command::Write(a) => kv::write(ctx, a).await,

@@ -1,5 +1,8 @@
 //! `plugin register | deregister | list | info | reload`: the plugin catalog
 //! under `sys/plugins/catalog/` and reloads under `sys/plugins/reload/`.
+//! `plugin push | pull` talk to an OCI registry instead of the server
+//! (through the `lockbox-oci` crate): publish a binary as an artifact, or
+//! fetch and verify one to inspect it.
 //!
 //! Plugin types are `secret` and `auth`, the two the server's catalog holds;
 //! they are checked before anything is sent.
@@ -9,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Ctx, mount_path};
 use crate::cli::{
-    PluginDeregisterArgs, PluginInfoArgs, PluginListArgs, PluginRegisterArgs, PluginReloadArgs,
+    PluginDeregisterArgs, PluginInfoArgs, PluginListArgs, PluginPullArgs, PluginPushArgs,
+    PluginRegisterArgs, PluginReloadArgs, RegistryArgs,
 };
 use crate::client::Secret;
 use crate::config::Format;
@@ -88,22 +92,40 @@ fn register_body(args: &PluginRegisterArgs, name: &str) -> Result<Value, Error> 
         .command
         .as_deref()
         .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .unwrap_or(name);
-    Ok(json!({
+        .filter(|c| !c.is_empty());
+    let oci_image = args
+        .oci_image
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let mut body = json!({
         "sha256": args.sha256.as_deref().map(str::trim).unwrap_or_default(),
-        "command": command,
         "args": args.args,
         "env": args.env,
         "version": args.version.as_deref().map(str::trim).unwrap_or_default(),
-    }))
+    });
+    match oci_image {
+        // The server defaults the path inside the image (/plugin).
+        Some(image) => {
+            body["oci_image"] = json!(image);
+            if let Some(c) = command {
+                body["command"] = json!(c);
+            }
+        }
+        None => body["command"] = json!(command.unwrap_or(name)),
+    }
+    Ok(body)
 }
 
 /// `plugin register [-sha256=HEX] [-command=FILE] [-args=A]... [-env=K=V]...
 /// [-version=V] TYPE NAME`.
 pub async fn register(ctx: &mut Ctx<'_, '_>, args: PluginRegisterArgs) -> Result<i32, Error> {
     let (kind, name) = type_and_name("register", &args.plugin_type, args.name.as_deref())?;
-    if args.sha256.as_deref().is_none_or(|s| s.trim().is_empty()) {
+    let has_image = args
+        .oci_image
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty());
+    if !has_image && args.sha256.as_deref().is_none_or(|s| s.trim().is_empty()) {
         return Err(Error::Usage(
             "SHA256 is required for all plugins, please provide -sha256".into(),
         ));
@@ -360,6 +382,213 @@ pub async fn reload(ctx: &mut Ctx<'_, '_>, args: PluginReloadArgs) -> Result<i32
     Ok(0)
 }
 
+/// Registry credentials from the flags: -username with -password-stdin or
+/// LOCKBOX_REGISTRY_PASSWORD, else -auth-file, else anonymous.
+fn registry_credentials(
+    ctx: &mut Ctx<'_, '_>,
+    args: &RegistryArgs,
+    registry: &str,
+) -> Result<lockbox_oci::Credentials, Error> {
+    let username = args
+        .username
+        .clone()
+        .or_else(|| (ctx.io.env)("LOCKBOX_REGISTRY_USERNAME"))
+        .filter(|u| !u.is_empty());
+    if let Some(username) = username {
+        let password = if args.password_stdin {
+            let mut line = String::new();
+            ctx.io
+                .stdin
+                .read_line(&mut line)
+                .map_err(|source| Error::Input {
+                    what: "error reading the registry password from stdin".into(),
+                    source,
+                })?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        } else {
+            (ctx.io.env)("LOCKBOX_REGISTRY_PASSWORD").ok_or_else(|| {
+                Error::Usage(
+                    "-username needs a password: pass -password-stdin or set LOCKBOX_REGISTRY_PASSWORD"
+                        .into(),
+                )
+            })?
+        };
+        return Ok(lockbox_oci::Credentials::Basic {
+            username,
+            password: zeroize::Zeroizing::new(password),
+        });
+    }
+    if args.password_stdin {
+        return Err(Error::Usage("-password-stdin needs -username".into()));
+    }
+    if let Some(path) = &args.auth_file {
+        let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| Error::Input {
+            what: format!("error reading auth file {}", path.display()),
+            source,
+        })?);
+        return Ok(lockbox_oci::auth::from_docker_config(
+            &raw,
+            registry,
+            &path.display().to_string(),
+        )?
+        .unwrap_or_default());
+    }
+    Ok(lockbox_oci::Credentials::Anonymous)
+}
+
+fn registry_client(args: &RegistryArgs) -> Result<lockbox_oci::Registry, Error> {
+    let insecure = args
+        .insecure_registries
+        .iter()
+        .map(|r| lockbox_oci::reference::parse_insecure_registry(r).map_err(Error::Usage))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lockbox_oci::Registry::new(&insecure)?)
+}
+
+/// `plugin push FILE REGISTRY/REPO:TAG`.
+pub async fn push(ctx: &mut Ctx<'_, '_>, args: PluginPushArgs) -> Result<i32, Error> {
+    let image = lockbox_oci::ImageRef::parse(&args.reference)?;
+    let creds = registry_credentials(ctx, &args.registry, image.registry())?;
+    let registry = registry_client(&args.registry)?;
+    let bar = if ctx.io.stderr_is_terminal {
+        let size = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(size),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!("pushing {}", args.file.display()));
+        Some(bar)
+    } else {
+        None
+    };
+    let progress_bar = bar.clone();
+    let pushed = registry
+        .push_binary(&args.file, &image, &creds, move |sent, _total| {
+            if let Some(b) = &progress_bar {
+                b.set_position(sent);
+            }
+        })
+        .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let pushed = pushed?;
+    let pinned = image.at_digest(&pushed.manifest_digest);
+    match ctx.format() {
+        Format::Json => ctx.print_json(&json!({
+            "reference": image.as_given(),
+            "digest": pushed.manifest_digest,
+            "pinned_reference": pinned.as_given(),
+            "sha256": pushed.sha256,
+            "size": pushed.size,
+        }))?,
+        Format::Table => {
+            ctx.outln(&format!(
+                "Success! Pushed {} ({} bytes) to {}",
+                args.file.display(),
+                pushed.size,
+                image.as_given()
+            ));
+            ctx.outln(&format!("Digest: {}", pushed.manifest_digest));
+            ctx.outln(&format!("Pinned reference: {}", pinned.as_given()));
+            ctx.outln(&format!("Binary SHA256: {}", pushed.sha256));
+        }
+    }
+    Ok(0)
+}
+
+/// `plugin pull REF [-path=P] [-sha256=HEX] [-output=FILE]`.
+pub async fn pull(ctx: &mut Ctx<'_, '_>, args: PluginPullArgs) -> Result<i32, Error> {
+    let image = lockbox_oci::ImageRef::parse(&args.reference)?;
+    let sha256 = args
+        .sha256
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty());
+    if let Some(s) = &sha256
+        && !lockbox_oci::is_sha256_hex(s)
+    {
+        return Err(Error::Usage(format!(
+            "-sha256 {s:?} must be 64 hex characters"
+        )));
+    }
+    if !image.is_pinned() && sha256.is_none() {
+        return Err(lockbox_oci::OciError::Unpinned {
+            reference: image.as_given().to_string(),
+        }
+        .into());
+    }
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| lockbox_oci::DEFAULT_PATH.to_string());
+    let file_name = lockbox_oci::layout::normalize_path(&path)
+        .map_err(Error::Usage)?
+        .pop()
+        .unwrap_or_else(|| "plugin".into());
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(file_name));
+    let creds = registry_credentials(ctx, &args.registry, image.registry())?;
+    let registry = registry_client(&args.registry)?;
+    // A private, throwaway cache: the binary is verified there, then copied.
+    let scratch = std::env::temp_dir().join(format!(
+        "lockbox-plugin-pull-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let cache = lockbox_oci::Cache::new(&scratch, u64::MAX);
+    let opts = lockbox_oci::PullOptions {
+        path: path.clone(),
+        expected_sha256: sha256,
+        max_size: args.max_size.unwrap_or(lockbox_oci::DEFAULT_MAX_SIZE),
+    };
+    let result = registry.pull_binary(&image, &creds, &opts, &cache).await;
+    let copied = result.as_ref().ok().map(|pulled| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::copy(&pulled.path, &output)
+            .and_then(|_| std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o755)))
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let pulled = result?;
+    if let Some(Err(source)) = copied {
+        return Err(Error::LocalState {
+            what: format!("error writing {}", output.display()),
+            source,
+        });
+    }
+    match ctx.format() {
+        Format::Json => ctx.print_json(&json!({
+            "reference": image.as_given(),
+            "digest": pulled.manifest_digest,
+            "path": path,
+            "sha256": pulled.sha256,
+            "size": pulled.size,
+            "output": output.display().to_string(),
+        }))?,
+        Format::Table => {
+            ctx.outln(&format!(
+                "Success! Pulled {path} from {} to {} ({} bytes)",
+                image.as_given(),
+                output.display(),
+                pulled.size
+            ));
+            ctx.outln(&format!("Digest: {}", pulled.manifest_digest));
+            ctx.outln(&format!("Binary SHA256: {}", pulled.sha256));
+        }
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +600,7 @@ mod tests {
             name: name.map(Into::into),
             sha256: Some("ab12".into()),
             command: None,
+            oci_image: None,
             args: vec![],
             env: vec![],
             version: None,
@@ -443,6 +673,23 @@ mod tests {
         );
         args.env = vec!["NOVALUE".into()];
         assert_eq!(register_body(&args, "mock").unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn register_body_with_an_image_leaves_the_path_to_the_server() {
+        let mut args = register_args("secret", Some("mock"));
+        args.sha256 = None;
+        args.oci_image = Some(" 127.0.0.1:5000/mock@sha256:00 ".into());
+        assert_eq!(
+            register_body(&args, "mock").unwrap(),
+            json!({"sha256": "", "oci_image": "127.0.0.1:5000/mock@sha256:00",
+                   "args": [], "env": [], "version": ""})
+        );
+        args.command = Some("/usr/bin/mock".into());
+        assert_eq!(
+            register_body(&args, "mock").unwrap()["command"],
+            "/usr/bin/mock"
+        );
     }
 
     #[test]
