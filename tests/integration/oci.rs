@@ -3,7 +3,9 @@
 //! and `skopeo` (an image built as an OCI layout, no Docker), registration
 //! by digest through the API and the CLI, mounts served from the cache, and
 //! the refusals: altered blobs, tag-only references, oversize images, wrong
-//! or missing credentials, plain HTTP without `--insecure-registry`.
+//! or missing credentials, plain HTTP without `--insecure-registry`; and a
+//! registry with token auth (basic credentials exchanged for a bearer token,
+//! or a bearer token from the auth file).
 
 mod registry;
 
@@ -13,7 +15,7 @@ use crate::common::{
 use lockbox::core::CoreConfig;
 use lockbox::http::ServerOptions;
 use lockbox::oci::ImageSettings;
-use registry::{Entry, PASSWORD, Registry, USER, image_layout, layer};
+use registry::{Entry, PASSWORD, Registry, TokenServer, USER, image_layout, layer};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -694,4 +696,93 @@ async fn unused_binaries_are_pruned_beyond_the_cache_limit() {
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert!(cached(&sha1) && cached(&sha2));
     mount_and_serve(&s, "p-old", "old").await;
+}
+
+/// A registry with token auth (the Docker registry token protocol, as Docker
+/// Hub, GHCR and most cloud registries use; a real `docker-registry` trusting
+/// the test's token service): `plugin push` and the server exchange basic
+/// credentials for a bearer token at the realm; a `registrytoken` (a bearer
+/// token) in the auth file is sent as it is; no or wrong credentials are
+/// Unauthorized and nothing is registered.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_auth_registries_basic_exchanged_for_bearer_and_registrytoken() {
+    let tokens = TokenServer::start();
+    let reg = Registry::start_with_tokens(&tokens);
+    let (digest, sha) = cli_push(&reg, &plugin_bin("mock"), &reg.repo("plugins/mock:v1"));
+    let reference = format!("{}@{digest}", reg.repo("plugins/mock"));
+    let auth_server = |config: String| {
+        let (reg_host, dir) = (reg.host.clone(), tempfile::tempdir().unwrap());
+        async move {
+            let auth = dir.path().join("auth.json");
+            std::fs::write(&auth, config).unwrap();
+            let s = image_server(
+                dir.path(),
+                ImageSettings {
+                    insecure_registries: vec![reg_host],
+                    registry_auth_file: Some(auth),
+                    ..ImageSettings::default()
+                },
+            )
+            .await;
+            (dir, s)
+        }
+    };
+
+    // No credentials, and a wrong password: the token service refuses.
+    let anon_dir = tempfile::tempdir().unwrap();
+    let anon = image_server(anon_dir.path(), insecure(&reg)).await;
+    let r = register_image(&anon, "mock", json!({ "oci_image": reference })).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(
+        r.error_text().contains("Unauthorized"),
+        "{}",
+        r.error_text()
+    );
+    let (_d, wrong) = auth_server(reg.docker_config("not-the-password")).await;
+    let r = register_image(&wrong, "mock", json!({ "oci_image": reference })).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(
+        r.error_text().contains("Unauthorized"),
+        "{}",
+        r.error_text()
+    );
+    let r = wrong
+        .root("GET", "sys/plugins/catalog/secret/mock", None)
+        .await;
+    assert_eq!(r.status, 404, "nothing registered: {:?}", r.body);
+
+    // Basic credentials, exchanged for a bearer token at the realm.
+    let (_d, basic) = auth_server(reg.docker_config(PASSWORD)).await;
+    let r = register_image(&basic, "mock", json!({ "oci_image": reference })).await;
+    assert!(r.status == 200 || r.status == 204, "{:?}", r.body);
+    mount_and_serve(&basic, "mock", "mock").await;
+
+    // A bearer token from the auth file, used as it is.
+    let token = tokens.token("plugins/mock", &["pull"]);
+    let config = format!(
+        r#"{{"auths": {{"{}": {{"registrytoken": "{token}"}}}}}}"#,
+        reg.host
+    );
+    let (_d, bearer) = auth_server(config).await;
+    let r = register_image(&bearer, "mock", json!({ "oci_image": reference })).await;
+    assert!(r.status == 200 || r.status == 204, "{:?}", r.body);
+    let info = bearer
+        .root("GET", "sys/plugins/catalog/secret/mock", None)
+        .await;
+    assert_eq!(info.body["data"]["sha256"], sha, "{:?}", info.body);
+    mount_and_serve(&bearer, "mock", "mock").await;
+    // A token for another repository is refused by the registry.
+    let other = tokens.token("plugins/other", &["pull"]);
+    let config = format!(
+        r#"{{"auths": {{"{}": {{"registrytoken": "{other}"}}}}}}"#,
+        reg.host
+    );
+    let (_d, scoped) = auth_server(config).await;
+    let r = register_image(&scoped, "mock", json!({ "oci_image": reference })).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(
+        r.error_text().contains("Unauthorized"),
+        "{}",
+        r.error_text()
+    );
 }

@@ -1208,3 +1208,59 @@ fn argo_cd_health_check_reads_the_real_status() {
     assert_eq!(cm["data"]["url"], "https://argo.example");
     c.must(&["-n", "argocd", "delete", "configmap", "argocd-cm"]);
 }
+
+/// An image larger than the operator's `--plugin-image-max-size`: refused
+/// with `Ready=False` reason `TooLarge` and a Warning event, nothing
+/// registered or run; the same entry under a limit that fits turns Ready.
+#[test]
+fn an_oversize_plugin_image_is_refused() {
+    let reg = registry::Registry::start(false);
+    let s = Scenario::start("ocisize", &["ocisize-a"], &[]);
+    let c = cluster();
+    let mock = s.plugin_dir.join("lockbox-plugin-mock");
+    let size = std::fs::metadata(&mock).expect("mock plugin").len();
+    let digest = push_image(&reg, &mock, &reg.repo("plugins/big:v1"));
+    let image = format!("    reference: \"{}@{digest}\"\n", reg.repo("plugins/big"));
+    let limit = (size / 2).to_string();
+    let op = s.operator_with(&[
+        "--insecure-registry",
+        &reg.host,
+        "--plugin-image-max-size",
+        &limit,
+    ]);
+    c.apply(&image_entry_yaml(&s, "mock-big", &image));
+    eventually("TooLarge", Duration::from_secs(60), || {
+        (ready_reason(c, "pce/mock-big") == "TooLarge").then_some(())
+    });
+    let message = c.get(
+        &["pce/mock-big"],
+        r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+    );
+    assert!(
+        message.contains(&limit),
+        "the message names the limit: {message}"
+    );
+    let (code, _) = api(
+        &op,
+        &s.root_token(),
+        "GET",
+        "sys/plugins/catalog/secret/mock-big?version=1.0.0",
+        None,
+    );
+    assert_eq!(code, 404, "nothing registered");
+    assert!(op.children().is_empty(), "nothing ran");
+    let (_, events, _) = c.kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "kube-system",
+        "-o",
+        r#"jsonpath={range .items[?(@.regarding.name=="mock-big")]}{.reason}:{.type}{"\n"}{end}"#,
+    ]);
+    assert!(events.contains("TooLarge:Warning"), "events: {events}");
+    op.stop();
+    // With room for it, the same entry is pulled and Ready.
+    let op = s.operator_with(&["--insecure-registry", &reg.host]);
+    c.wait(&["pce/mock-big"], "condition=Ready", WAIT);
+    op.stop();
+}

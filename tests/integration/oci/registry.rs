@@ -319,3 +319,210 @@ pub fn image_layout(layout: &Path, tag: &str, layers: &[(Vec<u8>, Vec<u8>)]) {
     )
     .unwrap();
 }
+
+/// The token service of a registry with token auth (the Docker registry
+/// token protocol, as Docker Hub, GHCR and most cloud registries use): the
+/// registry answers 401 with `WWW-Authenticate: Bearer realm=...`, clients
+/// fetch a JWT from the realm (with basic credentials) and send it as
+/// `Authorization: Bearer`. Tokens are ES256 JWTs carrying the signing
+/// certificate (`x5c`), which the registry trusts through its
+/// `rootcertbundle`.
+pub struct TokenServer {
+    /// `http://127.0.0.1:PORT/token`.
+    pub realm: String,
+    /// PEM of the signing certificate.
+    pub cert_pem: String,
+    key: std::sync::Arc<ring::signature::EcdsaKeyPair>,
+    cert_der: Vec<u8>,
+}
+
+/// `service` and `issuer` of the token registry.
+pub const TOKEN_SERVICE: &str = "lockbox-test-registry";
+const TOKEN_ISSUER: &str = "lockbox-test-issuer";
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TokenServer {
+    /// Starts the service on a free port (a thread; lives as long as the test).
+    pub fn start() -> TokenServer {
+        let key_pair = rcgen::KeyPair::generate().expect("key pair");
+        let cert = rcgen::CertificateParams::new(vec!["lockbox-test-token-issuer".into()])
+            .expect("params")
+            .self_signed(&key_pair)
+            .expect("self-signed");
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key_pair.serialize_der(),
+            &rng,
+        )
+        .expect("ES256 key");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let server = TokenServer {
+            realm,
+            cert_pem: cert.pem(),
+            key: std::sync::Arc::new(key),
+            cert_der: cert.der().to_vec(),
+        };
+        let (key, der) = (server.key.clone(), server.cert_der.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (key, der) = (key.clone(), der.clone());
+                std::thread::spawn(move || serve_token(stream, &key, &der));
+            }
+        });
+        server
+    }
+
+    /// A token for `actions` on `repo`, as the service issues them (for a
+    /// Docker config `registrytoken`).
+    pub fn token(&self, repo: &str, actions: &[&str]) -> String {
+        issue(
+            &self.key,
+            &self.cert_der,
+            &[(
+                repo.to_string(),
+                actions.iter().map(|a| a.to_string()).collect(),
+            )],
+        )
+    }
+}
+
+fn issue(
+    key: &ring::signature::EcdsaKeyPair,
+    der: &[u8],
+    access: &[(String, Vec<String>)],
+) -> String {
+    use base64::Engine;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({
+        "typ": "JWT",
+        "alg": "ES256",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(der)],
+    });
+    let access: Vec<serde_json::Value> = access
+        .iter()
+        .map(|(name, actions)| serde_json::json!({"type": "repository", "name": name, "actions": actions}))
+        .collect();
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER,
+        "sub": USER,
+        "aud": TOKEN_SERVICE,
+        "exp": now + 600,
+        "nbf": now - 60,
+        "iat": now,
+        "jti": format!("{now}-{}", std::process::id()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let sig = key
+        .sign(&ring::rand::SystemRandom::new(), signing_input.as_bytes())
+        .expect("sign");
+    format!("{signing_input}.{}", b64url(sig.as_ref()))
+}
+
+/// One HTTP/1.x request to the token endpoint: valid basic credentials of
+/// [`USER`] get the requested scopes; anything else is 401.
+fn serve_token(mut stream: std::net::TcpStream, key: &ring::signature::EcdsaKeyPair, der: &[u8]) {
+    use base64::Engine;
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut authorized = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+            && let Some(b64) = value.trim().strip_prefix("Basic ")
+            && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim())
+        {
+            authorized = raw == format!("{USER}:{PASSWORD}").as_bytes();
+        }
+    }
+    let target = request_line.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut access = Vec::new();
+    for pair in query.split('&') {
+        if let Some(scope) = pair.strip_prefix("scope=") {
+            let scope = scope
+                .replace("%3A", ":")
+                .replace("%3a", ":")
+                .replace("%2C", ",")
+                .replace("%2c", ",")
+                .replace("%2F", "/")
+                .replace("%2f", "/");
+            // repository:NAME:ACTIONS
+            let mut parts = scope.splitn(2, ':');
+            if parts.next() == Some("repository")
+                && let Some(rest) = parts.next()
+                && let Some((name, actions)) = rest.rsplit_once(':')
+            {
+                access.push((
+                    name.to_string(),
+                    actions.split(',').map(String::from).collect(),
+                ));
+            }
+        }
+    }
+    let (status, body) = if authorized {
+        let token = issue(key, der, &access);
+        (
+            "200 OK",
+            serde_json::json!({"token": token, "access_token": token, "expires_in": 600})
+                .to_string(),
+        )
+    } else {
+        (
+            "401 Unauthorized",
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.to_string(),
+        )
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+impl Registry {
+    /// Starts a registry with token auth trusting `tokens`.
+    pub fn start_with_tokens(tokens: &TokenServer) -> Registry {
+        ensure_tools();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = format!("127.0.0.1:{}", free_port());
+        let bundle = dir.path().join("token-ca.pem");
+        std::fs::write(&bundle, &tokens.cert_pem).unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\nauth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            dir.path().join("storage").display(),
+            tokens.realm,
+            bundle.display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut r = Registry {
+            host,
+            dir,
+            auth: true,
+            child: None,
+        };
+        r.resume();
+        r
+    }
+}
