@@ -155,4 +155,6 @@ fn write_file(path: &Path, contents: &str) -> Result<(), CrdsError> {
 }
 
 #[cfg(test)]
+mod mock_api;
+#[cfg(test)]
 mod tests;

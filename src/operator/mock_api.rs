@@ -1,0 +1,224 @@
+//! The unit tier of the operator: reconcilers against a mocked Kubernetes
+//! API (`tower_test::mock::pair`) and a real in-memory core, no cluster.
+//! Each test serves the requests a reconcile must make, in order, checks
+//! each one (method, path, what the body says) and fails on any other
+//! request; the cluster tier (`tests/operator`) covers the rest.
+
+use super::catalog::{FINALIZER, REASON_DIGEST_MISMATCH};
+use super::context::Context;
+use super::crd::{BinarySource, PluginCatalogEntry, PluginCatalogEntrySpec, PluginType};
+use super::metrics::Metrics;
+use crate::core::{ApiRequest, Core, CoreConfig, Method};
+use crate::storage::InMemory;
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_test::mock::{self, Handle};
+use zeroize::Zeroizing;
+
+type ApiHandle = Handle<Request<Body>, Response<Body>>;
+
+/// A context over a mocked API and an unsealed in-memory core whose plugin
+/// directory holds `lockbox-plugin-mock` (a few bytes: it is never run).
+async fn context(dir: &std::path::Path) -> (Arc<Context>, ApiHandle, String) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    std::fs::write(dir.join("lockbox-plugin-mock"), b"#!/bin/false\n").unwrap();
+    let core = Arc::new(Core::new(
+        Arc::new(InMemory::new()),
+        CoreConfig {
+            plugins: crate::plugin::HostConfig {
+                plugin_directory: Some(dir.to_path_buf()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    ));
+    let init = core.initialize(1, 1, None).await.unwrap();
+    core.submit_unseal_key(&init.keys[0]).await.unwrap();
+    let ctx = Context::new(
+        client,
+        core,
+        Zeroizing::new(init.root_token.clone()),
+        "lockbox-system".into(),
+        dir.to_path_buf(),
+        Default::default(),
+        Arc::new(Metrics::default()),
+        Duration::from_secs(300),
+    );
+    (Arc::new(ctx), handle, init.root_token)
+}
+
+/// A catalog entry (generation 1, finalizer present) for the mock binary
+/// pinned to `sha256`.
+fn entry(sha256: &str) -> PluginCatalogEntry {
+    let mut e = PluginCatalogEntry::new(
+        "mock",
+        PluginCatalogEntrySpec {
+            plugin_type: PluginType::Secret,
+            version: "1.0.0".into(),
+            binary: Some(BinarySource {
+                path: "lockbox-plugin-mock".into(),
+                sha256: sha256.into(),
+            }),
+            image: None,
+            args: None,
+            env: None,
+            multiplexing: None,
+        },
+    );
+    e.metadata.generation = Some(1);
+    e.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    e.metadata.uid = Some("uid-1".into());
+    e
+}
+
+/// Takes the next request; checks method and path; answers `status` with
+/// `reply`; returns the request body as JSON.
+async fn expect(
+    handle: &mut ApiHandle,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    reply: Value,
+) -> Value {
+    let (request, respond) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+        .await
+        .unwrap_or_else(|_| panic!("no request; expected {method} {path}"))
+        .expect("the client is gone");
+    assert_eq!(request.method().as_str(), method, "{}", request.uri());
+    assert_eq!(request.uri().path(), path);
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    respond.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    body
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// A wrong sha256: a Warning event naming both digests, then status
+/// Ready=False and Verified=False (DigestMismatch) for generation 1; the
+/// core's catalog stays empty and no process is started. Nothing else is
+/// asked of the API server.
+#[tokio::test]
+async fn digest_mismatch_event_then_status_and_nothing_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, root) = context(dir.path()).await;
+    let wrong = "0".repeat(64);
+    let actual = crate::plugin::process::sha256_hex(b"#!/bin/false\n");
+    let obj = entry(&wrong);
+    let object = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        let event = expect(
+            &mut api,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/kube-system/events",
+            StatusCode::CREATED,
+            json!({}),
+        )
+        .await;
+        assert_eq!(event["reason"], REASON_DIGEST_MISMATCH);
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["regarding"]["name"], "mock");
+        let note = event["note"].as_str().unwrap_or_default().to_string();
+        let status = expect(
+            &mut api,
+            "PATCH",
+            "/apis/lockbox.dev/v1alpha1/plugincatalogentries/mock/status",
+            StatusCode::OK,
+            object,
+        )
+        .await;
+        (note, status, api)
+    });
+    let action = obj.reconcile(&ctx).await.expect("reconcile");
+    let (note, patch, mut api) = server.await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert!(note.contains(&wrong) && note.contains(&actual), "{note}");
+    let status = &patch["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    for type_ in ["Ready", "Verified"] {
+        let c = condition(status, type_);
+        assert_eq!(c["status"], "False", "{c}");
+        assert_eq!(c["reason"], REASON_DIGEST_MISMATCH, "{c}");
+        assert_eq!(c["observedGeneration"], 1, "{c}");
+    }
+    // Nothing else was asked of the API server.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), api.next_request())
+            .await
+            .is_err(),
+        "an unexpected request"
+    );
+    let read = ctx
+        .core
+        .handle(ApiRequest {
+            method: Method::Read,
+            path: "sys/plugins/catalog/secret/mock".into(),
+            data: Default::default(),
+            token: Some(root),
+        })
+        .await;
+    assert!(
+        matches!(read, Ok(crate::core::Reply::NotFound) | Err(_)),
+        "registered anyway: {read:?}"
+    );
+    assert!(ctx.core.plugin_host().groups().is_empty(), "a process ran");
+}
+
+/// The same mismatch reported again for the same generation: the status is
+/// patched, but no second event is published.
+#[tokio::test]
+async fn a_repeated_digest_mismatch_is_not_a_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, _) = context(dir.path()).await;
+    let mut obj = entry(&"0".repeat(64));
+    let mut status = json!({
+        "observedGeneration": 1,
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": REASON_DIGEST_MISMATCH,
+             "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
+            {"type": "Verified", "status": "False", "reason": REASON_DIGEST_MISMATCH,
+             "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1},
+        ],
+    });
+    obj.status = Some(serde_json::from_value(status.take()).unwrap());
+    let object = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect(
+            &mut api,
+            "PATCH",
+            "/apis/lockbox.dev/v1alpha1/plugincatalogentries/mock/status",
+            StatusCode::OK,
+            object,
+        )
+        .await;
+        api
+    });
+    obj.reconcile(&ctx).await.expect("reconcile");
+    let mut api = server.await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), api.next_request())
+            .await
+            .is_err(),
+        "a second event (or another request) for the same mismatch"
+    );
+}
