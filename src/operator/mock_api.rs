@@ -222,3 +222,105 @@ async fn a_repeated_digest_mismatch_is_not_a_new_event() {
         "a second event (or another request) for the same mismatch"
     );
 }
+
+/// A SecretsMount in namespace `team-a` named `name`, with `spec.path`
+/// `team-a/kv`, created at `created`.
+fn mount(name: &str, created: &str) -> super::crd::SecretsMount {
+    let mut m: super::crd::SecretsMount = serde_json::from_value(json!({
+        "apiVersion": "lockbox.dev/v1alpha1",
+        "kind": "SecretsMount",
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "uid": format!("uid-{name}"),
+            "generation": 1,
+            "creationTimestamp": created,
+            "finalizers": [super::mount::FINALIZER],
+        },
+        "spec": {"plugin": "mock", "path": "team-a/kv"},
+    }))
+    .unwrap();
+    m.status = None;
+    m
+}
+
+/// Two SecretsMounts want `team-a/kv`: the newer one is `PathConflict`,
+/// naming the older one, and stops there (no catalog lookup, no mount).
+/// Without the controllers' cache the reconcile lists the mounts once; with
+/// the cache (what the running operator has) it asks the API server for
+/// nothing but the status patch.
+#[tokio::test]
+async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
+    use kube::runtime::{reflector, watcher};
+    let older = mount("a", "2026-01-01T00:00:00Z");
+    let newer = mount("b", "2026-01-02T00:00:00Z");
+    let list = json!({
+        "apiVersion": "lockbox.dev/v1alpha1",
+        "kind": "SecretsMountList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [serde_json::to_value(&older).unwrap(), serde_json::to_value(&newer).unwrap()],
+    });
+    let status_path = "/apis/lockbox.dev/v1alpha1/namespaces/team-a/secretsmounts/b/status";
+    let check = |patch: &Value| {
+        let c = condition(&patch["status"], "Ready");
+        assert_eq!(
+            (c["status"].as_str(), c["reason"].as_str()),
+            (Some("False"), Some("PathConflict"))
+        );
+        let msg = c["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("team-a/a") && msg.contains("team-a/kv"),
+            "{msg}"
+        );
+    };
+
+    // No cache: one LIST, then the status.
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, _) = context(dir.path()).await;
+    let (obj, reply) = (newer.clone(), serde_json::to_value(&newer).unwrap());
+    let server = tokio::spawn(async move {
+        expect(
+            &mut api,
+            "GET",
+            "/apis/lockbox.dev/v1alpha1/secretsmounts",
+            StatusCode::OK,
+            list,
+        )
+        .await;
+        let patch = expect(&mut api, "PATCH", status_path, StatusCode::OK, reply).await;
+        (patch, api)
+    });
+    obj.reconcile(&ctx).await.expect("reconcile");
+    let (patch, mut api) = server.await.unwrap();
+    check(&patch);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), api.next_request())
+            .await
+            .is_err(),
+        "an unexpected request"
+    );
+
+    // With the cache: the status patch only.
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, _) = context(dir.path()).await;
+    let (reader, mut writer) = reflector::store::<super::crd::SecretsMount>();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    writer.apply_watcher_event(&watcher::Event::InitApply(older));
+    writer.apply_watcher_event(&watcher::Event::InitApply(newer.clone()));
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    ctx.set_mount_store(reader);
+    let reply = serde_json::to_value(&newer).unwrap();
+    let server = tokio::spawn(async move {
+        let patch = expect(&mut api, "PATCH", status_path, StatusCode::OK, reply).await;
+        (patch, api)
+    });
+    newer.reconcile(&ctx).await.expect("reconcile");
+    let (patch, mut api) = server.await.unwrap();
+    check(&patch);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), api.next_request())
+            .await
+            .is_err(),
+        "an unexpected request"
+    );
+}
