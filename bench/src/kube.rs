@@ -212,13 +212,10 @@ pub fn secret_path(ns: &str, i: usize) -> String {
     format!("/api/v1/namespaces/{ns}/secrets/bench-{i}")
 }
 
-/// Creates namespace `ns` and Secrets `bench-0..n` whose `data.value` is `value`,
-/// then reads `bench-0` back and checks it.
-pub async fn seed(ep: &Endpoint, ns: &str, n: usize, value: &str) -> Result<()> {
-    let mut conn = Conn::connect(ep).await?;
-    let body = serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns }
-    });
+/// Creates namespace `ns` (an existing one is fine).
+pub async fn create_namespace(ep: &Endpoint, conn: &mut Conn, ns: &str) -> Result<()> {
+    let body =
+        serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
     conn.expect(
         ep,
         Method::POST,
@@ -227,6 +224,14 @@ pub async fn seed(ep: &Endpoint, ns: &str, n: usize, value: &str) -> Result<()> 
         &[201, 409],
     )
     .await?;
+    Ok(())
+}
+
+/// Creates namespace `ns` and Secrets `bench-0..n` whose `data.value` is `value`,
+/// then reads `bench-0` back and checks it.
+pub async fn seed(ep: &Endpoint, ns: &str, n: usize, value: &str) -> Result<()> {
+    let mut conn = Conn::connect(ep).await?;
+    create_namespace(ep, &mut conn, ns).await?;
     let encoded = B64.encode(value);
     let workers = n.clamp(1, 8);
     let mut tasks = Vec::new();

@@ -95,13 +95,7 @@ impl DevServer {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; the closure touches no shared state.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| Error::SpawnLockbox {
             binary: binary.to_path_buf(),
             source,
@@ -269,6 +263,18 @@ pub async fn version(ep: &Endpoint) -> Option<String> {
         .ok()?;
     let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
     json.get("version")?.as_str().map(str::to_string)
+}
+
+/// Makes the child get SIGKILL when this process dies, so a benchmark that
+/// is interrupted leaves no server behind.
+pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe; the closure touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]

@@ -399,13 +399,7 @@ impl OperatorProc {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_err))
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; the closure touches no shared state.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::lockbox::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| Error::SpawnLockbox {
             binary: c.bin.to_path_buf(),
             source,
@@ -716,19 +710,6 @@ impl World {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-async fn create_namespace(ep: &Endpoint, conn: &mut Conn, ns: &str) -> Result<()> {
-    let body = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
-    conn.expect(
-        ep,
-        Method::POST,
-        "/api/v1/namespaces",
-        Bytes::from(body.to_string()),
-        &[201, 409],
-    )
-    .await?;
-    Ok(())
 }
 
 fn kubectl(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> Result<()> {
@@ -1329,7 +1310,7 @@ pub async fn run(args: OperatorArgs) -> Result<bool> {
         .into_iter()
         .chain((0..args.scale_namespaces).map(|j| format!("{SCALE_NS}{j}")))
     {
-        create_namespace(&kube_ep, &mut kconn, &ns).await?;
+        crate::kube::create_namespace(&kube_ep, &mut kconn, &ns).await?;
     }
 
     // The operator, serving its API with the harness's serving pair (valid for 127.0.0.1).

@@ -28,7 +28,7 @@
 //! `Ready=False`, reason `PluginMissing`.
 
 use super::conditions::{condition, reason_of};
-use super::context::{Context, Error, MANAGER};
+use super::context::{Context, Error, apply_status};
 use super::crd::{
     BinarySource, CONDITION_READY, CONDITION_VERIFIED, ImageSource, PluginCatalogEntry,
     PluginCatalogEntryStatus, REASON_INVALID_SPEC, SecretsMount,
@@ -38,7 +38,7 @@ use crate::core::Method;
 use crate::oci::ImageRequest;
 use crate::plugin::catalog::{CatalogEntry, OciSource};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -321,7 +321,6 @@ impl PluginCatalogEntry {
         ctx: &Context,
         binary: &BinarySource,
     ) -> Result<Result<String, Action>, Error> {
-        let generation = self.metadata.generation;
         let path =
             match crate::plugin::catalog::resolve_command(&ctx.plugin_directory, &binary.path) {
                 Ok(p) => p,
@@ -366,12 +365,7 @@ impl PluginCatalogEntry {
                  (mounts keep running the previously registered binary)",
                 binary.path, binary.sha256
             );
-            let already = reason_of(
-                self.status.as_ref().and_then(|s| s.conditions.as_deref()),
-                CONDITION_VERIFIED,
-            ) == Some(REASON_DIGEST_MISMATCH)
-                && self.status.as_ref().and_then(|s| s.observed_generation) == generation;
-            if !already {
+            if !self.already_reported(CONDITION_VERIFIED, REASON_DIGEST_MISMATCH) {
                 ctx.event(
                     &self.object_ref(&()),
                     EventType::Warning,
@@ -486,12 +480,7 @@ impl PluginCatalogEntry {
                         | "UnsupportedImage"
                         | "InvalidManifest"
                 );
-                let already = reason_of(
-                    self.status.as_ref().and_then(|s| s.conditions.as_deref()),
-                    CONDITION_READY,
-                ) == Some(reason)
-                    && self.status.as_ref().and_then(|s| s.observed_generation) == generation;
-                if !already {
+                if !self.already_reported(CONDITION_READY, reason) {
                     ctx.event(
                         &self.object_ref(&()),
                         EventType::Warning,
@@ -633,6 +622,14 @@ impl PluginCatalogEntry {
     }
 
     /// Writes a not-ready status and returns the action.
+    /// Whether the status already reports `reason` on `condition` for this
+    /// generation: its Warning event was published then, not again.
+    fn already_reported(&self, condition: &str, reason: &str) -> bool {
+        let status = self.status.as_ref();
+        reason_of(status.and_then(|s| s.conditions.as_deref()), condition) == Some(reason)
+            && status.and_then(|s| s.observed_generation) == self.metadata.generation
+    }
+
     async fn report(&self, ctx: &Context, nr: NotReady) -> Result<Action, Error> {
         ctx.metrics.failed(KIND, nr.reason);
         let requeue = nr.requeue;
@@ -682,19 +679,7 @@ impl PluginCatalogEntry {
         status: &PluginCatalogEntryStatus,
     ) -> Result<(), Error> {
         let api: Api<PluginCatalogEntry> = Api::all(ctx.client.clone());
-        let patch = json!({
-            "apiVersion": "lockbox.dev/v1alpha1",
-            "kind": "PluginCatalogEntry",
-            "status": status,
-        });
-        api.patch_status(
-            &self.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube("PatchCatalogEntryStatus"))?;
-        Ok(())
+        apply_status(&api, &self.name_any(), status, "PatchCatalogEntryStatus").await
     }
 }
 

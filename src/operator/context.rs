@@ -109,6 +109,33 @@ impl Error {
     }
 }
 
+/// Server-side applies `status` to the `/status` subresource of `name`
+/// under the field manager [`MANAGER`] (forced: the operator owns status);
+/// `op` names the call in errors.
+pub async fn apply_status<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+    op: &'static str,
+) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::apply(MANAGER).force(),
+        &kube::api::Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(op))?;
+    Ok(())
+}
+
 impl Context {
     /// A context; `root_token` is kept in zeroizing memory.
     #[allow(clippy::too_many_arguments)]

@@ -12,9 +12,9 @@
 //! [`PluginHost::subscribe`]: crate::plugin::PluginHost::subscribe
 
 use super::context::Context;
-use super::crd::{PluginCatalogEntry, SecretsMount};
+use super::crd::PluginCatalogEntry;
 use crate::plugin::{PluginEvent, PluginEventKind};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
@@ -88,10 +88,10 @@ pub async fn run(ctx: Arc<Context>, mut events: broadcast::Receiver<PluginEvent>
             Ok(None) => {}
             Err(err) => tracing::warn!(plugin = %e.name, "cannot read the catalog entry: {err}"),
         }
-        let mounts: Api<SecretsMount> = Api::all(ctx.client.clone());
-        match mounts.list(&ListParams::default()).await {
-            Ok(list) => {
-                for m in list.items.iter().filter(|m| {
+        // The controllers' cache of SecretsMounts (an API list without it).
+        match ctx.all_mounts().await {
+            Ok(all) => {
+                for m in all.iter().filter(|m| {
                     m.status
                         .as_ref()
                         .and_then(|s| s.path.as_deref())
@@ -102,7 +102,7 @@ pub async fn run(ctx: Arc<Context>, mut events: broadcast::Receiver<PluginEvent>
                         .await;
                 }
             }
-            Err(err) => tracing::warn!(plugin = %e.name, "cannot list SecretsMounts: {err}"),
+            Err(err) => tracing::warn!(plugin = %e.name, "cannot read SecretsMounts: {err}"),
         }
     }
 }

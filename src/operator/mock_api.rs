@@ -107,6 +107,12 @@ async fn expect(
     body
 }
 
+/// Fails if the API server receives any further request (within 200 ms).
+async fn no_more_requests(handle: &mut ApiHandle, what: &str) {
+    let next = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
+    assert!(next.is_err(), "{what}");
+}
+
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
@@ -162,12 +168,7 @@ async fn digest_mismatch_event_then_status_and_nothing_registered() {
         assert_eq!(c["observedGeneration"], 1, "{c}");
     }
     // Nothing else was asked of the API server.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), api.next_request())
-            .await
-            .is_err(),
-        "an unexpected request"
-    );
+    no_more_requests(&mut api, "an unexpected request").await;
     let read = ctx
         .core
         .handle(ApiRequest {
@@ -215,12 +216,11 @@ async fn a_repeated_digest_mismatch_is_not_a_new_event() {
     });
     obj.reconcile(&ctx).await.expect("reconcile");
     let mut api = server.await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), api.next_request())
-            .await
-            .is_err(),
-        "a second event (or another request) for the same mismatch"
-    );
+    no_more_requests(
+        &mut api,
+        "a second event (or another request) for the same mismatch",
+    )
+    .await;
 }
 
 /// A SecretsMount in namespace `team-a` named `name`, with `spec.path`
@@ -293,12 +293,7 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
     obj.reconcile(&ctx).await.expect("reconcile");
     let (patch, mut api) = server.await.unwrap();
     check(&patch);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), api.next_request())
-            .await
-            .is_err(),
-        "an unexpected request"
-    );
+    no_more_requests(&mut api, "an unexpected request").await;
 
     // With the cache: the status patch only.
     let dir = tempfile::tempdir().unwrap();
@@ -317,10 +312,5 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
     newer.reconcile(&ctx).await.expect("reconcile");
     let (patch, mut api) = server.await.unwrap();
     check(&patch);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), api.next_request())
-            .await
-            .is_err(),
-        "an unexpected request"
-    );
+    no_more_requests(&mut api, "an unexpected request").await;
 }

@@ -19,14 +19,14 @@
 //! owned the path (`PathConflict`, `InvalidSpec`).
 
 use super::conditions::{condition, reason_of};
-use super::context::{Context, Error, MANAGER};
+use super::context::{Context, Error, apply_status};
 use super::crd::{
     CONDITION_READY, DeletionPolicy, PluginCatalogEntry, REASON_INVALID_SPEC, SecretsMount,
     SecretsMountStatus,
 };
 use super::validate::{ValidMount, message, validate_mount};
 use crate::core::Method;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -480,19 +480,7 @@ impl SecretsMount {
     async fn patch_status(&self, ctx: &Context, status: &SecretsMountStatus) -> Result<(), Error> {
         let ns = self.namespace_or_err()?;
         let api: Api<SecretsMount> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({
-            "apiVersion": "lockbox.dev/v1alpha1",
-            "kind": "SecretsMount",
-            "status": status,
-        });
-        api.patch_status(
-            &self.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube("PatchSecretsMountStatus"))?;
-        Ok(())
+        apply_status(&api, &self.name_any(), status, "PatchSecretsMountStatus").await
     }
 }
 

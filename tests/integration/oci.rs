@@ -10,7 +10,7 @@
 mod registry;
 
 use crate::common::{
-    self, Resp, TestServer, call, client, example_plugins, lockbox_bin, sha256_file,
+    self, Resp, TestServer, call, client, example_plugins, grep_dir, lockbox_bin, sha256_file,
 };
 use lockbox::core::CoreConfig;
 use lockbox::http::ServerOptions;
@@ -77,6 +77,20 @@ fn insecure(reg: &Registry) -> ImageSettings {
     }
 }
 
+/// [`insecure`] with credentials from the Docker config JSON at `auth`.
+fn insecure_with_auth(reg: &Registry, auth: PathBuf) -> ImageSettings {
+    ImageSettings {
+        registry_auth_file: Some(auth),
+        ..insecure(reg)
+    }
+}
+
+/// A registration refused with 400 for `reason` (an `OciError` reason).
+fn assert_refused(r: &Resp, reason: &str) {
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.error_text().contains(reason), "{}", r.error_text());
+}
+
 async fn register_image(s: &TestServer, name: &str, body: Value) -> Resp {
     s.root(
         "PUT",
@@ -117,21 +131,6 @@ fn files_in(dir: &Path) -> Vec<String> {
             .collect(),
         Err(_) => vec![],
     }
-}
-
-fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            hits.extend(grep_dir(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle)
-        {
-            hits.push(path.display().to_string());
-        }
-    }
-    hits
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -230,43 +229,19 @@ async fn skopeo_image_with_layers_whiteouts_and_basic_auth() {
     let dir = tempfile::tempdir().unwrap();
     let anon = image_server(dir.path(), insecure(&reg)).await;
     let r = register_image(&anon, "mock", json!({ "oci_image": reference })).await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    assert!(
-        r.error_text().contains("Unauthorized"),
-        "{}",
-        r.error_text()
-    );
+    assert_refused(&r, "Unauthorized");
     let wrong = work.path().join("wrong.json");
     std::fs::write(&wrong, reg.docker_config("not-the-password")).unwrap();
     let dir2 = tempfile::tempdir().unwrap();
-    let s_wrong = image_server(
-        dir2.path(),
-        ImageSettings {
-            registry_auth_file: Some(wrong),
-            ..insecure(&reg)
-        },
-    )
-    .await;
+    let s_wrong = image_server(dir2.path(), insecure_with_auth(&reg, wrong)).await;
     let r = register_image(&s_wrong, "mock", json!({ "oci_image": reference })).await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    assert!(
-        r.error_text().contains("Unauthorized"),
-        "{}",
-        r.error_text()
-    );
+    assert_refused(&r, "Unauthorized");
 
     // The right credentials, registered with the CLI's -oci-image.
     let auth = work.path().join("auth.json");
     std::fs::write(&auth, reg.docker_config(PASSWORD)).unwrap();
     let dir3 = tempfile::tempdir().unwrap();
-    let s = image_server(
-        dir3.path(),
-        ImageSettings {
-            registry_auth_file: Some(auth),
-            ..insecure(&reg)
-        },
-    )
-    .await;
+    let s = image_server(dir3.path(), insecure_with_auth(&reg, auth)).await;
     let out = tokio::process::Command::new(lockbox_bin())
         .args(["plugin", "register"])
         .arg(format!("-oci-image={reference}"))
@@ -711,19 +686,12 @@ async fn token_auth_registries_basic_exchanged_for_bearer_and_registrytoken() {
     let (digest, sha) = cli_push(&reg, &plugin_bin("mock"), &reg.repo("plugins/mock:v1"));
     let reference = format!("{}@{digest}", reg.repo("plugins/mock"));
     let auth_server = |config: String| {
-        let (reg_host, dir) = (reg.host.clone(), tempfile::tempdir().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        std::fs::write(&auth, config).unwrap();
+        let settings = insecure_with_auth(&reg, auth);
         async move {
-            let auth = dir.path().join("auth.json");
-            std::fs::write(&auth, config).unwrap();
-            let s = image_server(
-                dir.path(),
-                ImageSettings {
-                    insecure_registries: vec![reg_host],
-                    registry_auth_file: Some(auth),
-                    ..ImageSettings::default()
-                },
-            )
-            .await;
+            let s = image_server(dir.path(), settings).await;
             (dir, s)
         }
     };
@@ -732,20 +700,10 @@ async fn token_auth_registries_basic_exchanged_for_bearer_and_registrytoken() {
     let anon_dir = tempfile::tempdir().unwrap();
     let anon = image_server(anon_dir.path(), insecure(&reg)).await;
     let r = register_image(&anon, "mock", json!({ "oci_image": reference })).await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    assert!(
-        r.error_text().contains("Unauthorized"),
-        "{}",
-        r.error_text()
-    );
+    assert_refused(&r, "Unauthorized");
     let (_d, wrong) = auth_server(reg.docker_config("not-the-password")).await;
     let r = register_image(&wrong, "mock", json!({ "oci_image": reference })).await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    assert!(
-        r.error_text().contains("Unauthorized"),
-        "{}",
-        r.error_text()
-    );
+    assert_refused(&r, "Unauthorized");
     let r = wrong
         .root("GET", "sys/plugins/catalog/secret/mock", None)
         .await;
@@ -779,10 +737,5 @@ async fn token_auth_registries_basic_exchanged_for_bearer_and_registrytoken() {
     );
     let (_d, scoped) = auth_server(config).await;
     let r = register_image(&scoped, "mock", json!({ "oci_image": reference })).await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    assert!(
-        r.error_text().contains("Unauthorized"),
-        "{}",
-        r.error_text()
-    );
+    assert_refused(&r, "Unauthorized");
 }

@@ -1,7 +1,7 @@
 //! The real binary with a config file and the file backend: persistence
 //! across restarts, `kill -9` durability, and no plaintext on disk.
 
-use crate::common::{Resp, call, client, lockbox_bin};
+use crate::common::{Resp, call, client, grep_dir, lockbox_bin};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -29,17 +29,31 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Proc {
+    start_with(dir, &dir.join("data"), &[], extra_env)
+}
+
+/// Writes `dir/config.hcl` (file storage in `data`, plain HTTP on a free
+/// port) and runs `lockbox server` with it, behind the command `wrapper`
+/// (e.g. `setpriv ...`) if any; returns once the banner says it started.
+fn start_with(dir: &Path, data: &Path, wrapper: &[&str], extra_env: &[(&str, &str)]) -> Proc {
     let port = free_port();
     let config = dir.join("config.hcl");
     std::fs::write(
         &config,
         format!(
             "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
-            dir.join("data").display()
+            data.display()
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(lockbox_bin());
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(lockbox_bin());
+            c
+        }
+        None => Command::new(lockbox_bin()),
+    };
     cmd.arg("server")
         .arg("--config")
         .arg(&config)
@@ -76,21 +90,6 @@ async fn api(
     body: Option<serde_json::Value>,
 ) -> Resp {
     call(&client(), &p.addr, method, path, token, body).await
-}
-
-fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            hits.extend(grep_dir(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle)
-        {
-            hits.push(path.display().to_string());
-        }
-    }
-    hits
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -275,39 +274,18 @@ async fn a_writable_data_directory_owned_by_another_user_is_used_as_is() {
     let data = dir.join("volume");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let port = free_port();
-    let config = dir.join("config.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new("setpriv")
-        .args([
+    // Fails unless the server, as uid 65532, starts.
+    let p = start_with(
+        dir,
+        &data,
+        &[
+            "setpriv",
             "--reuid=65532",
             "--regid=65532",
             "--clear-groups",
-            lockbox_bin(),
-        ])
-        .arg("server")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("setpriv runs");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let started = lines.any(|l| l.is_ok_and(|l| l.contains("lockbox server started")));
-    let p = Proc {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-    };
-    assert!(started, "the server did not start as uid 65532");
-    std::thread::spawn(move || for _ in lines {});
+        ],
+        &[],
+    );
     let init = api(
         &p,
         "PUT",

@@ -44,6 +44,23 @@ fn pids_of(s: &TestServer, name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until plugin `name` runs one process that is not in `old` (after a
+/// crash or kill, the supervisor's restart); fails after `within`.
+async fn wait_for_new_process(s: &TestServer, name: &str, old: &[u32], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = pids_of(s, name);
+        if now.len() == 1 && !old.contains(&now[0]) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plugin {name} was not restarted: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// An ELF file with bytes appended still runs but has another sha256: a
 /// stand-in for "version 2" of a plugin.
 fn install_variant(dir: &std::path::Path, plugin: &str, name: &str, tag: &str) -> String {
@@ -332,15 +349,7 @@ async fn kill_9_under_load_restarts_and_never_hangs() {
         .status()
         .unwrap();
     // Wait for the restart.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = pids_of(&s, "mock");
-        if now.len() == 1 && now[0] != pid {
-            break;
-        }
-        assert!(Instant::now() < deadline, "plugin was not restarted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_new_process(&s, "mock", &[pid], Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (ok, _failed, slowest, statuses) = load.finish().await;
     assert!(ok > 10);
@@ -556,15 +565,7 @@ async fn a_crash_mid_request_fails_that_request_fast_and_the_plugin_comes_back()
     );
     // The supervisor restarts the plugin (a new process); data is intact,
     // read through the new process (its answers are not cached yet).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = pids_of(&s, "mock");
-        if !now.is_empty() && now != vec![pid] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "plugin did not come back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_new_process(&s, "mock", &[pid], Duration::from_secs(10)).await;
     let r = s.root("GET", "mock/k", None).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["data"]["v"], "1");
@@ -825,15 +826,7 @@ async fn repeated_crashes_are_reported_as_a_crash_loop() {
         assert_eq!(crashed.status, 503, "{:?}", crashed.body);
         // Wait for the new process before crashing it once more (a read of
         // mock/k could be answered from the cache).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = pids_of(&s, "mock");
-            if !now.is_empty() && now != before {
-                break;
-            }
-            assert!(Instant::now() < deadline, "plugin did not come back");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_new_process(&s, "mock", &before, Duration::from_secs(10)).await;
     }
     let mut seen = Vec::new();
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {

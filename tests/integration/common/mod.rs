@@ -277,3 +277,27 @@ pub fn pid_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Files below `dir` (recursively) whose bytes contain `needle`. `dir`
+/// itself must be readable; entries that vanish while it is read (sockets,
+/// temporary files of a running server) are skipped.
+pub fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    fn walk(dir: &std::path::Path, needle: &[u8], hits: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, needle, hits);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    if let Err(e) = std::fs::read_dir(dir) {
+        panic!("cannot read {}: {e}", dir.display());
+    }
+    let mut hits = Vec::new();
+    walk(dir, needle, &mut hits);
+    hits
+}
