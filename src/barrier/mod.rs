@@ -164,6 +164,8 @@ pub struct Barrier {
     physical: Arc<dyn Physical>,
     keyring: RwLock<Arc<Keyring>>,
     encryptions: AtomicU64,
+    /// Serializes `rotate`: two rotations must not pick the same term.
+    rotation: tokio::sync::Mutex<()>,
 }
 
 fn random_key() -> Zeroizing<[u8; KEY_LEN]> {
@@ -274,10 +276,11 @@ impl Barrier {
             physical: physical.clone(),
             keyring: RwLock::new(Arc::new(keyring)),
             encryptions: AtomicU64::new(0),
+            rotation: tokio::sync::Mutex::new(()),
         };
         // Order matters for crash safety: the seal config, which marks the
         // server initialized, is written last.
-        barrier.persist_keyring().await?;
+        barrier.persist_keyring(&barrier.ring()).await?;
         let kek_cipher = Aes256Gcm::new(kek.as_ref().into());
         physical
             .put(
@@ -364,6 +367,7 @@ impl Barrier {
                 active: stored.active_term,
             })),
             encryptions: AtomicU64::new(0),
+            rotation: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -374,8 +378,7 @@ impl Barrier {
             .clone()
     }
 
-    async fn persist_keyring(&self) -> Result<(), BarrierError> {
-        let ring = self.ring();
+    async fn persist_keyring(&self, ring: &Keyring) -> Result<(), BarrierError> {
         let stored = StoredKeyring {
             active_term: ring.active,
             terms: ring
@@ -408,6 +411,7 @@ impl Barrier {
 
     /// Adds a new key term and makes it active (`sys/rotate`).
     pub async fn rotate(&self) -> Result<KeyStatus, BarrierError> {
+        let _one_at_a_time = self.rotation.lock().await;
         let old = self.ring();
         let next = old.active + 1;
         let mut terms = BTreeMap::new();
@@ -420,12 +424,10 @@ impl Barrier {
             terms,
             active: next,
         };
+        // Persist first, then switch: no value is ever written under a term
+        // that storage does not know about.
+        self.persist_keyring(&ring).await?;
         *self.keyring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
-        if let Err(e) = self.persist_keyring().await {
-            // Keep memory and disk in agreement: fall back to the old ring.
-            *self.keyring.write().unwrap_or_else(|e| e.into_inner()) = old;
-            return Err(e);
-        }
         self.encryptions.store(0, Ordering::Relaxed);
         Ok(self.key_status())
     }
@@ -626,6 +628,39 @@ mod tests {
         assert_eq!(reopened.get("old").await.unwrap().unwrap(), b"1");
         assert_eq!(reopened.get("new").await.unwrap().unwrap(), b"2");
         assert_eq!(reopened.key_status().term, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_rotations_get_distinct_terms_and_everything_stays_readable() {
+        let (mem, init) = fresh().await;
+        let b = Arc::new(init.barrier);
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    let status = b.rotate().await.unwrap();
+                    b.put(&format!("k{i}"), format!("v{i}").as_bytes())
+                        .await
+                        .unwrap();
+                    status.term
+                })
+            })
+            .collect();
+        let mut terms = Vec::new();
+        for t in tasks {
+            terms.push(t.await.unwrap());
+        }
+        terms.sort();
+        assert_eq!(terms, (2..=9).collect::<Vec<u32>>());
+        let parts: Vec<Vec<u8>> = init.shares.iter().map(|s| s.to_vec()).collect();
+        let reopened = Barrier::unseal(mem, &parts).await.unwrap();
+        assert_eq!(reopened.key_status().term, 9);
+        for i in 0..8 {
+            assert_eq!(
+                reopened.get(&format!("k{i}")).await.unwrap().unwrap(),
+                format!("v{i}").as_bytes()
+            );
+        }
     }
 
     #[tokio::test]

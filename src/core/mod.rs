@@ -670,9 +670,22 @@ impl Core {
             return Ok(reply);
         }
         let active = self.active().ok_or(RequestError::Sealed)?;
-        let (mount_path, route) = active
-            .route(&path)
-            .ok_or_else(|| RequestError::NoHandler { path: path.clone() })?;
+        let Some((mount_path, route)) = active.route(&path) else {
+            // As in Vault, a path no mount serves is "permission denied"
+            // unless the token may use that path: callers without a valid
+            // token cannot probe which mounts exist.
+            let token = match req.token.as_deref().filter(|t| !t.is_empty()) {
+                Some(id) => active.tokens.lookup(id).await?,
+                None => None,
+            };
+            let token = token.ok_or(RequestError::PermissionDenied)?;
+            let acl = active.policies.acl(&token.entry.policies).await?;
+            let caps = acl.capabilities(&path);
+            if caps == crate::policy::Capabilities::NONE || caps.is_deny() {
+                return Err(RequestError::PermissionDenied);
+            }
+            return Err(RequestError::NoHandler { path: path.clone() });
+        };
         let relative = path.strip_prefix(&mount_path).unwrap_or("").to_string();
 
         let special = match &route.handler {
@@ -683,7 +696,14 @@ impl Core {
         };
         let unauthenticated = SpecialPaths::matches(&special.unauthenticated, &relative);
         let token = if unauthenticated {
-            None
+            // An unauthenticated endpoint may still answer more to a valid
+            // token (`sys/internal/ui/mounts`); a bad one is simply ignored.
+            match req.token.as_deref().filter(|t| !t.is_empty()) {
+                Some(id) if matches!(route.handler, Handler::System) => {
+                    active.tokens.lookup(id).await?
+                }
+                _ => None,
+            }
         } else {
             let id = req
                 .token
@@ -715,6 +735,7 @@ impl Core {
             mount_accessor: route.entry.accessor.clone(),
             mount_default_ttl: default_ttl,
             mount_max_ttl: max_ttl,
+            mount_force_no_cache: route.entry.config.force_no_cache,
             client_token_accessor: token.as_ref().map(|t| t.entry.accessor.clone()),
             display_name: token.as_ref().map(|t| t.entry.display_name.clone()),
         };
@@ -735,7 +756,7 @@ impl Core {
             };
         }
 
-        if let Some(token) = &token {
+        if !unauthenticated && let Some(token) = &token {
             let acl = active.policies.acl(&token.entry.policies).await?;
             let mut acl_path = path.clone();
             if request.operation == Operation::List && !acl_path.ends_with('/') {

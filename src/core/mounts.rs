@@ -77,10 +77,12 @@ pub struct MountEntry {
 impl MountEntry {
     /// The barrier prefix of this mount's data.
     pub fn storage_prefix(&self) -> String {
-        match (self.kind.as_str(), self.table) {
-            ("system", _) | ("token", _) => "sys/".to_string(),
-            (_, Table::Mounts) => format!("logical/{}/", self.uuid),
-            (_, Table::Auth) => format!("auth/{}/", self.uuid),
+        // Only the built-in system and token mounts live under `sys/`; a
+        // user mount never does, whatever its type is called.
+        match (self.builtin_fixed, self.table) {
+            (true, _) => "sys/".to_string(),
+            (false, Table::Mounts) => format!("logical/{}/", self.uuid),
+            (false, Table::Auth) => format!("auth/{}/", self.uuid),
         }
     }
 
@@ -157,6 +159,20 @@ pub fn normalize_path(raw: &str) -> Result<String, RequestError> {
         )));
     }
     Ok(format!("{trimmed}/"))
+}
+
+/// Types that exist once, built in, and can never be mounted again (as in
+/// Vault's singleton mounts).
+pub const SINGLETON_TYPES: &[&str] = &["system", "token", "cubbyhole", "identity"];
+
+/// Refuses a mount (or plugin) type that names one of the built-in singletons.
+pub fn check_mountable_type(kind: &str) -> Result<(), RequestError> {
+    if SINGLETON_TYPES.contains(&kind) {
+        return Err(RequestError::invalid(format!(
+            "type {kind:?} is built in and cannot be mounted again; choose another engine type"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a normalized secrets-mount path against the reserved prefixes.
@@ -266,6 +282,22 @@ pub fn parse_options(input: &Value) -> Result<BTreeMap<String, String>, RequestE
         }
     }
     Ok(out)
+}
+
+/// Refuses options the built-in engine cannot honour: the built-in `kv` is
+/// version 1 only, and a mount that claims version 2 would make Vault clients
+/// (`vault kv`, hvac) speak the v2 protocol to a v1 engine.
+pub fn check_options(kind: &str, options: &BTreeMap<String, String>) -> Result<(), RequestError> {
+    if kind == "kv"
+        && let Some(v) = options.get("version")
+        && !v.is_empty()
+        && v != "1"
+    {
+        return Err(RequestError::invalid(format!(
+            "options.version {v:?}: the built-in kv engine implements version 1 only; omit options.version or set it to \"1\""
+        )));
+    }
+    Ok(())
 }
 
 /// Finds the longest mount path that prefixes `path`, trying each `/`

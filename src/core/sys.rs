@@ -310,6 +310,7 @@ pub(super) async fn enable(
             RequestError::invalid("missing type: name the engine to mount, e.g. \"kv\"")
         })?
         .to_string();
+    mounts::check_mountable_type(&kind)?;
     let normalized = mounts::normalize_path(raw_path)?;
     let path = match table {
         Table::Mounts => {
@@ -375,6 +376,7 @@ pub(super) async fn enable(
         ));
     }
     let options = mounts::parse_options(data.get("options").unwrap_or(&Value::Null))?;
+    mounts::check_options(&kind, &options)?;
     let entry = MountEntry {
         table,
         path: path.clone(),
@@ -514,14 +516,9 @@ async fn tune(
                     .to_string()
             }
             "options" => {
-                for (ok, ov) in mounts::parse_options(v)? {
-                    if ok == "version" && entry.kind == "kv" && ov != "1" && !ov.is_empty() {
-                        return Err(RequestError::invalid(
-                            "the built-in kv engine implements version 1 only; options.version must be \"1\"",
-                        ));
-                    }
-                    entry.options.insert(ok, ov);
-                }
+                let options = mounts::parse_options(v)?;
+                mounts::check_options(&entry.kind, &options)?;
+                entry.options.extend(options);
             }
             "plugin_version" => {
                 entry.plugin_version = v.as_str().unwrap_or("").to_string();
@@ -830,7 +827,12 @@ pub(super) async fn handle(
     }
     if let Some(rest) = path.strip_prefix("auth/") {
         if let Some(mount) = rest.strip_suffix("/tune") {
-            return tune(core, active, Table::Auth, mount, req).await;
+            return match op {
+                Operation::Read | Operation::Create | Operation::Update => {
+                    tune(core, active, Table::Auth, mount, req).await
+                }
+                _ => Err(RequestError::UnsupportedOperation),
+            };
         }
         return match op {
             Operation::Create | Operation::Update => {
@@ -886,9 +888,45 @@ pub(super) async fn handle(
     if let Some(name) = path.strip_prefix("policy/") {
         return policy_endpoint(active, name, req, true).await;
     }
+    if path == "internal/ui/mounts" && op == Operation::Read {
+        // Mounts visible to the caller: without a token none (lockbox has
+        // no `listing_visibility = "unauth"`), with one those it may use.
+        let acl = match token {
+            Some(t) => Some(active.policies.acl(&t.entry.policies).await?),
+            None => None,
+        };
+        let mut secret = Map::new();
+        let mut auth = Map::new();
+        for r in active.routes().values() {
+            if !acl
+                .as_ref()
+                .is_some_and(|a| a.has_access_under(&r.entry.path))
+            {
+                continue;
+            }
+            let target = match r.entry.table {
+                Table::Mounts => &mut secret,
+                Table::Auth => &mut auth,
+            };
+            target.insert(r.entry.display_path().to_string(), mount_to_api(r));
+        }
+        let mut m = Map::new();
+        m.insert("secret".into(), Value::Object(secret));
+        m.insert("auth".into(), Value::Object(auth));
+        return Ok(Some(Response::data(m)));
+    }
     if let Some(rest) = path.strip_prefix("internal/ui/mounts/") {
+        // Authenticated, but by the caller's access to the mount itself
+        // rather than to this path (Vault's `hasMountAccess`).
+        let token = token.ok_or(RequestError::PermissionDenied)?;
         let routes = active.routes();
         let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
+        if let Some((p, _)) = &found {
+            let acl = active.policies.acl(&token.entry.policies).await?;
+            if !acl.has_access_under(p) {
+                return Err(RequestError::PermissionDenied);
+            }
+        }
         return Ok(found.map(|(p, r)| {
             let mut m = Map::new();
             m.insert("path".into(), json!(p));

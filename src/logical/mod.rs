@@ -69,6 +69,9 @@ pub struct Request {
     pub mount_default_ttl: u64,
     /// The effective max lease TTL of the mount, in seconds.
     pub mount_max_ttl: u64,
+    /// The mount's `force_no_cache`: no answer of this mount may be served
+    /// from a cache.
+    pub mount_force_no_cache: bool,
     /// The calling token's accessor, when authenticated.
     pub client_token_accessor: Option<String>,
     /// The calling token's display name, when authenticated.

@@ -139,6 +139,11 @@ pub fn validate_name(name: &str) -> Result<(), RequestError> {
     if name.is_empty() {
         return Err(RequestError::invalid("plugin name is empty"));
     }
+    if crate::core::mounts::SINGLETON_TYPES.contains(&name) {
+        return Err(RequestError::invalid(format!(
+            "plugin name {name:?} is reserved for a built-in mount; choose another name"
+        )));
+    }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))

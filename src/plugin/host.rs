@@ -823,7 +823,9 @@ impl logical::Backend for PluginBackend {
         let host = self.host.upgrade();
         let cache = host.as_ref().and_then(|h| h.cache.as_ref());
         let key = match cache {
-            Some(cache) if req.operation == logical::Operation::Read => {
+            Some(cache)
+                if req.operation == logical::Operation::Read && !req.mount_force_no_cache =>
+            {
                 // Only while the serving process is alive: a crashed one's
                 // answers are not served, even before the supervisor notices.
                 let serial = self

@@ -346,6 +346,35 @@ pub fn matches(pattern: &str, path: &str) -> bool {
     true
 }
 
+/// Whether a wildcard pattern can match some path at or under `prefix`.
+fn pattern_reaches_under(pattern: &str, prefix: &str) -> bool {
+    let (pat, glob) = match pattern.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (pattern, false),
+    };
+    // Compare character by character, letting `+` consume one segment of
+    // the prefix; whichever runs out first decides.
+    let (mut pi, mut xi) = (pat.as_bytes(), prefix.as_bytes());
+    loop {
+        match (pi.first(), xi.first()) {
+            // The prefix is exhausted: the pattern continues below it.
+            (_, None) => return true,
+            // The pattern is exhausted: a glob matches anything further.
+            (None, Some(_)) => return glob,
+            (Some(b'+'), Some(_)) => {
+                let seg = xi.iter().position(|b| *b == b'/').unwrap_or(xi.len());
+                pi = &pi[1..];
+                xi = &xi[seg..];
+            }
+            (Some(a), Some(b)) if a == b => {
+                pi = &pi[1..];
+                xi = &xi[1..];
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Vault's priority order between two patterns that both match a path:
 /// `Greater` means `a` wins.
 ///
@@ -430,6 +459,27 @@ impl Acl {
             .unwrap_or(Capabilities::NONE)
     }
 
+    /// Whether any rule grants something (not a denial) on a path at or
+    /// under `prefix`, e.g. a mount path like `secret/`. Vault uses this
+    /// for endpoints that describe a mount to whoever may use it
+    /// (`sys/internal/ui/mounts/:path`).
+    pub fn has_access_under(&self, prefix: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |c: &Capabilities| *c != Capabilities::NONE && !c.is_deny();
+        if self
+            .exact
+            .iter()
+            .any(|(p, c)| p.starts_with(prefix) && grants(c))
+        {
+            return true;
+        }
+        self.wildcard
+            .iter()
+            .any(|(p, c)| grants(c) && pattern_reaches_under(p, prefix))
+    }
+
     /// Whether `cap` (and `sudo` when `needs_sudo`) is granted on `path`.
     pub fn allows(&self, path: &str, cap: Capability, needs_sudo: bool) -> bool {
         let caps = self.capabilities(path);
@@ -465,6 +515,24 @@ path "sys/capabilities-self" {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_under_a_mount() {
+        let a = acl(&[r#"path "secret/app/*" { capabilities = ["read"] }"#]);
+        assert!(a.has_access_under("secret/"));
+        assert!(!a.has_access_under("other/"));
+        let a = acl(&[r#"path "+/app" { capabilities = ["read"] }"#]);
+        assert!(a.has_access_under("secret/"));
+        let a = acl(&[r#"path "sec*" { capabilities = ["list"] }"#]);
+        assert!(a.has_access_under("secret/"));
+        assert!(!a.has_access_under("other/"));
+        let a = acl(&[r#"path "secret/x" { capabilities = ["deny"] }"#]);
+        assert!(!a.has_access_under("secret/"));
+        let a = acl(&[r#"path "secret" { capabilities = ["read"] }"#]);
+        assert!(!a.has_access_under("secret/"));
+        assert!(Acl::root().has_access_under("anything/"));
+        assert!(!acl(&[]).has_access_under("secret/"));
+    }
 
     fn acl(texts: &[&str]) -> Acl {
         let policies: Vec<Policy> = texts

@@ -562,3 +562,261 @@ async fn internal_ui_mounts_reports_kv_version_1() {
     assert_eq!(r.body["data"]["path"], "secret/");
     assert_eq!(r.body["data"]["options"]["version"], "1");
 }
+
+/// As in Vault, a path no mount serves is 404 only to a token that may use
+/// it; without a valid token it is 403, so mounts cannot be probed.
+#[tokio::test]
+async fn unknown_mounts_are_403_to_callers_without_access() {
+    let s = TestServer::dev().await;
+    let none = s.call("GET", "nomount/x", None, None).await;
+    assert_eq!(none.status, 403, "{:?}", none.body);
+    let wrong = s.call("GET", "nomount/x", Some("lbs.wrong"), None).await;
+    assert_eq!(wrong.status, 403, "{:?}", wrong.body);
+    let default = s.token_with(&["default"]).await;
+    let r = s.call("GET", "nomount/x", Some(&default), None).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let root = s.root("GET", "nomount/x", None).await;
+    assert_eq!(root.status, 404, "{:?}", root.body);
+    assert!(root.error_text().contains("no handler for route"));
+}
+
+#[tokio::test]
+async fn kv_version_2_is_refused_at_enable_and_tune() {
+    let s = TestServer::dev().await;
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/v2",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.error_text().contains("version 1 only"), "{:?}", r.body);
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/v1",
+            Some(json!({"type": "kv", "options": {"version": "1"}})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/v1/tune",
+            Some(json!({"options": {"version": "2"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let list = s.root("GET", "sys/mounts", None).await;
+    assert!(list.body["data"]["v2/"].is_null(), "{}", list.body);
+    assert_eq!(list.body["data"]["v1/"]["options"]["version"], "1");
+}
+
+/// The built-in singletons (`sys/`, `auth/token/`) keep their storage to
+/// themselves: no mount and no plugin may take their type names.
+#[tokio::test]
+async fn built_in_types_cannot_be_mounted_or_registered() {
+    let s = TestServer::dev().await;
+    for (path, ty) in [
+        ("sys/mounts/fake", "token"),
+        ("sys/mounts/fake", "system"),
+        ("sys/auth/fake", "token"),
+        ("sys/auth/fake", "cubbyhole"),
+    ] {
+        let r = s.root("POST", path, Some(json!({ "type": ty }))).await;
+        assert_eq!(r.status, 400, "{path} {ty}: {:?}", r.body);
+        assert!(r.error_text().contains("built in"), "{:?}", r.body);
+    }
+    let r = s
+        .root(
+            "PUT",
+            "sys/plugins/catalog/secret/token",
+            Some(json!({"command": "x", "sha256": "0".repeat(64)})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.error_text().contains("reserved"), "{:?}", r.body);
+    // Tokens and policies are untouched.
+    assert_eq!(
+        s.root("GET", "auth/token/lookup-self", None).await.status,
+        200
+    );
+}
+
+/// `sys/internal/ui/mounts/:path` describes a mount to tokens that may use
+/// it (Vault's CLI asks it before `kv` commands); others get 403. The
+/// listing shows a token the mounts it may use.
+#[tokio::test]
+async fn ui_mounts_answers_by_access_to_the_mount() {
+    let s = TestServer::dev().await;
+    let none = s
+        .call("GET", "sys/internal/ui/mounts/secret/x", None, None)
+        .await;
+    assert_eq!(none.status, 403, "{:?}", none.body);
+    let default = s.token_with(&["default"]).await;
+    let r = s
+        .call(
+            "GET",
+            "sys/internal/ui/mounts/secret/x",
+            Some(&default),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    s.root(
+        "PUT",
+        "sys/policies/acl/reader",
+        Some(json!({"policy": "path \"secret/app/*\" { capabilities = [\"read\"] }"})),
+    )
+    .await;
+    let reader = s.token_with(&["reader"]).await;
+    let r = s
+        .call(
+            "GET",
+            "sys/internal/ui/mounts/secret/x",
+            Some(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["path"], "secret/");
+    assert_eq!(r.body["data"]["type"], "kv");
+
+    let list = s.call("GET", "sys/internal/ui/mounts", None, None).await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    assert_eq!(list.body["data"], json!({"secret": {}, "auth": {}}));
+    s.root("POST", "sys/mounts/private", Some(json!({"type": "kv"})))
+        .await;
+    let list = s
+        .call("GET", "sys/internal/ui/mounts", Some(&reader), None)
+        .await;
+    let secret = &list.body["data"]["secret"];
+    assert!(secret["secret/"].is_object(), "{}", list.body);
+    assert!(secret["private/"].is_null(), "{}", list.body);
+    let r = s
+        .call("GET", "sys/internal/ui/mounts/private", Some(&reader), None)
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let list = s.root("GET", "sys/internal/ui/mounts", None).await;
+    assert!(
+        list.body["data"]["secret"]["sys/"].is_object(),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body["data"]["auth"]["token/"].is_object(),
+        "{}",
+        list.body
+    );
+}
+
+#[tokio::test]
+async fn tune_endpoints_refuse_other_methods() {
+    let s = TestServer::dev().await;
+    for path in ["sys/auth/token/tune", "sys/mounts/secret/tune"] {
+        let r = s.root("DELETE", path, None).await;
+        assert_eq!(r.status, 405, "{path}: {:?}", r.body);
+        let r = s.root("LIST", path, None).await;
+        assert_eq!(r.status, 405, "{path}: {:?}", r.body);
+    }
+}
+
+/// The whole mount entry (description, config, options, local, seal_wrap,
+/// UUID, accessor) comes back unchanged when the table is read from storage
+/// again (seal, unseal).
+#[tokio::test]
+async fn the_mount_table_round_trips_through_storage() {
+    let s = TestServer::dev().await;
+    let e = s
+        .root(
+            "POST",
+            "sys/mounts/team/kv",
+            Some(json!({
+                "type": "kv",
+                "description": "team kv",
+                "config": {"default_lease_ttl": "1h", "max_lease_ttl": "3h", "force_no_cache": true},
+                "options": {"version": "1", "color": "blue"},
+                "local": true,
+                "seal_wrap": true,
+            })),
+        )
+        .await;
+    assert_eq!(e.status, 204, "{:?}", e.body);
+    let before = s.root("GET", "sys/mounts", None).await.body["data"].clone();
+    let m = &before["team/kv/"];
+    assert_eq!(m["config"]["force_no_cache"], true, "{m}");
+    assert_eq!(m["config"]["max_lease_ttl"], 3 * 3600, "{m}");
+    assert_eq!(m["options"]["color"], "blue", "{m}");
+    assert_eq!(
+        (m["local"].clone(), m["seal_wrap"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_eq!(s.root("PUT", "sys/seal", None).await.status, 204);
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+        .await;
+    assert_eq!(r.body["sealed"], false, "{:?}", r.body);
+    let after = s.root("GET", "sys/mounts", None).await.body["data"].clone();
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn bad_remounts_are_400_naming_the_problem() {
+    let s = TestServer::dev().await;
+    s.root("POST", "sys/mounts/src", Some(json!({"type": "kv"})))
+        .await;
+    s.root("POST", "sys/mounts/other/deep", Some(json!({"type": "kv"})))
+        .await;
+    let cases = [
+        (json!({"from": "src", "to": "sys/x"}), "reserved"),
+        (json!({"from": "src", "to": "other"}), "already in use"),
+        (json!({"from": "src", "to": "secret"}), "already in use"),
+        (json!({"from": "src", "to": "a//b"}), "empty path segment"),
+        (json!({"from": "src", "to": "auth/src"}), "auth"),
+        (json!({"from": "missing", "to": "dst"}), "missing"),
+        (json!({"from": "sys", "to": "dst"}), "sys/"),
+        (json!({"from": "src"}), "to"),
+    ];
+    for (body, needle) in cases {
+        let r = s.root("POST", "sys/remount", Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+        assert!(r.error_text().contains(needle), "{body}: {:?}", r.body);
+    }
+    let list = s.root("GET", "sys/mounts", None).await;
+    assert!(list.body["data"]["src/"].is_object(), "{}", list.body);
+}
+
+#[tokio::test]
+async fn health_status_codes_and_overrides() {
+    let s = TestServer::dev().await;
+    let h = s.call("GET", "sys/health", None, None).await;
+    assert_eq!(h.status, 200);
+    for key in [
+        "initialized",
+        "sealed",
+        "standby",
+        "server_time_utc",
+        "version",
+    ] {
+        assert!(h.body.get(key).is_some(), "health lacks {key}: {}", h.body);
+    }
+    let h = s.call("GET", "sys/health?activecode=299", None, None).await;
+    assert_eq!(h.status, 299);
+    let head = s
+        .client
+        .head(format!("{}/v1/sys/health", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.text().await.unwrap(), "");
+    let u = TestServer::uninitialized().await;
+    let h = u.call("GET", "sys/health", None, None).await;
+    assert_eq!(h.status, 501, "{:?}", h.body);
+    assert_eq!(h.body["initialized"], false);
+    let h = u.call("GET", "sys/health?uninitcode=200", None, None).await;
+    assert_eq!(h.status, 200);
+}

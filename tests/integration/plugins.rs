@@ -809,6 +809,21 @@ async fn cacheable_reads_come_from_memory_until_the_mount_storage_changes() {
     // Deletes invalidate too.
     assert_eq!(s.root("DELETE", "mock/k", None).await.status, 204);
     assert_eq!(read("mock/k").await.0, 404);
+
+    // A mount tuned to force_no_cache is never answered from the cache.
+    let t = s
+        .root(
+            "POST",
+            "sys/mounts/mock2/tune",
+            Some(json!({"force_no_cache": true})),
+        )
+        .await;
+    assert_eq!(t.status, 204, "{:?}", t.body);
+    assert_eq!(read("mock2/k").await, (200, json!("other2")));
+    signal(mock_pid, "-STOP");
+    let frozen = read("mock2/k").await;
+    signal(mock_pid, "-CONT");
+    assert_eq!(frozen.0, 503, "force_no_cache: {frozen:?}");
 }
 
 /// Supervision events: every unexpected exit is reported, a restart that
