@@ -513,9 +513,9 @@ pub trait Storage: Send + Sync {
 }
 
 /// A prefix-scoped window onto the barrier. A view cannot reach outside its
-/// prefix: keys are validated so `..` tricks are impossible (keys are plain
-/// string prefixes, not filesystem paths, but empty and `..` segments are
-/// still refused to keep keys canonical).
+/// prefix: every key is the view's prefix followed by the caller's key, and
+/// keys are opaque strings (not filesystem paths), so `..` in a key is just
+/// two dots and names nothing outside the prefix.
 #[derive(Clone)]
 pub struct View {
     barrier: Arc<Barrier>,

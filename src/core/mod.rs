@@ -613,6 +613,7 @@ impl Core {
         .await?;
         let policies = policies::PolicyStore::open(barrier.clone()).await?;
         let entries = self.load_mount_tables(&barrier).await?;
+        sweep_orphaned_mount_data(&barrier, &entries).await?;
         let mut routes = HashMap::new();
         for entry in entries {
             let route = self.build_route(&barrier, entry).await;
@@ -856,4 +857,26 @@ pub async fn create_root_token(core: &Core, id: Option<String>) -> Result<String
         )
         .await?;
     Ok(id)
+}
+
+/// Removes the data of mounts that are no longer in the mount table. Disable
+/// saves the table first and then clears the mount's data, so a crash in
+/// between leaves data no mount can reach; it is removed at the next unseal.
+async fn sweep_orphaned_mount_data(
+    barrier: &Barrier,
+    entries: &[MountEntry],
+) -> Result<(), CoreError> {
+    let live: std::collections::HashSet<String> =
+        entries.iter().map(MountEntry::storage_prefix).collect();
+    for root in ["logical/", "auth/"] {
+        for child in barrier.list(root).await? {
+            let prefix = format!("{root}{child}");
+            if !child.ends_with('/') || live.contains(&prefix) {
+                continue;
+            }
+            let removed = barrier.delete_prefix(&prefix).await?;
+            tracing::warn!(%prefix, removed, "removed data of a mount no longer in the mount table");
+        }
+    }
+    Ok(())
 }

@@ -820,3 +820,32 @@ async fn health_status_codes_and_overrides() {
     let h = u.call("GET", "sys/health?uninitcode=200", None, None).await;
     assert_eq!(h.status, 200);
 }
+
+/// A crash between saving the mount table and clearing a disabled mount's
+/// data leaves data no mount can reach: the next unseal removes it, and
+/// touches nothing that a mount owns.
+#[tokio::test]
+async fn unseal_removes_data_of_mounts_not_in_the_table() {
+    use lockbox::storage::Physical;
+    let s = TestServer::dev().await;
+    s.root("PUT", "secret/keep", Some(json!({"v": "1"}))).await;
+    assert_eq!(s.root("PUT", "sys/seal", None).await.status, 204);
+    for key in ["logical/0rphan-uuid/k", "auth/0rphan-uuid/k"] {
+        s.physical.put(key, b"ciphertext".to_vec()).await.unwrap();
+    }
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+        .await;
+    assert_eq!(r.body["sealed"], false, "{:?}", r.body);
+    let keys: Vec<String> = s.physical.dump().into_iter().map(|(k, _)| k).collect();
+    assert!(
+        keys.iter().all(|k| !k.contains("0rphan")),
+        "orphaned data left: {keys:?}"
+    );
+    assert_eq!(
+        s.root("GET", "secret/keep", None).await.body["data"]["v"],
+        "1"
+    );
+}
