@@ -100,6 +100,9 @@ pub enum Reply {
         response: Box<Response>,
         /// `mount_type`.
         mount_type: String,
+        /// Also copy `data`'s keys to the top level of the body, as Vault
+        /// does for its older `sys/` endpoints.
+        flatten: bool,
     },
     /// A status and a bare JSON body (seal status, init, health).
     Raw {
@@ -794,6 +797,8 @@ impl Core {
                 request_id: request.id,
                 response: Box::new(response),
                 mount_type: route.entry.kind.clone(),
+                flatten: matches!(route.handler, Handler::System)
+                    && sys::injects_data_into_top_level(&request.path),
             },
             None if matches!(request.operation, Operation::Read | Operation::List) => {
                 Reply::NotFound

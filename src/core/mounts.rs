@@ -232,6 +232,14 @@ pub fn apply_config(
                     }
                 };
             }
+            // Vault's CLI sends `config.options: null` next to the real,
+            // top-level `options`.
+            "options" if value.is_null() || value.as_object().is_some_and(|o| o.is_empty()) => {}
+            "options" => {
+                return Err(RequestError::invalid(
+                    "config.options: engine options go at the top level of the request (\"options\": {...}), not inside config",
+                ));
+            }
             // Accepted for compatibility with Vault clients, not used.
             "audit_non_hmac_request_keys"
             | "audit_non_hmac_response_keys"

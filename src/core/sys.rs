@@ -17,10 +17,11 @@ use std::sync::Arc;
 
 /// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
 /// enforces in code).
-const ROOT_PATHS: [&str; 10] = [
+const ROOT_PATHS: [&str; 11] = [
     "auth/*",
     "remount",
     "rotate",
+    "rotate/keyring",
     "seal",
     "audit",
     "audit/*",
@@ -46,6 +47,36 @@ pub(super) fn special_paths() -> SpecialPaths {
         root: ROOT_PATHS.iter().map(|s| s.to_string()).collect(),
         unauthenticated: UNAUTHENTICATED.iter().map(|s| s.to_string()).collect(),
     }
+}
+
+/// The `sys/` endpoints whose answers Vault also copies from `data` to the
+/// top level of the body (its `injectDataIntoTopRoutes`, for old clients):
+/// exact paths, and prefixes where the entry ends in `/`.
+const INJECT_DATA_INTO_TOP: [&str; 13] = [
+    "auth",
+    "auth/",
+    "capabilities",
+    "capabilities-accessor",
+    "capabilities-self",
+    "key-status",
+    "mounts",
+    "mounts/",
+    "policy",
+    "policy/",
+    "remount",
+    "rotate",
+    "wrapping/wrap",
+];
+
+/// Whether the answer to `sys/<path>` carries its data at the top level too.
+pub(super) fn injects_data_into_top_level(path: &str) -> bool {
+    INJECT_DATA_INTO_TOP.iter().any(|p| {
+        if p.ends_with('/') {
+            path.starts_with(p)
+        } else {
+            path == *p
+        }
+    })
 }
 
 pub(super) fn str_field<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -247,20 +278,17 @@ pub(super) async fn handle_unsealed_exempt(
                 }),
             }))
         }
-        ("sys/leader", Method::Read) => {
-            if core.is_sealed() {
-                return Err(RequestError::Sealed);
-            }
-            raw(json!({
-                "ha_enabled": false,
-                "is_self": true,
-                "active_time": "0001-01-01T00:00:00Z",
-                "leader_address": "",
-                "leader_cluster_address": "",
-                "performance_standby": false,
-                "performance_standby_last_remote_wal": 0,
-            }))
-        }
+        // Answered sealed too, as Vault does without HA (`vault status`
+        // asks it on a sealed server).
+        ("sys/leader", Method::Read) => raw(json!({
+            "ha_enabled": false,
+            "is_self": !core.is_sealed(),
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        })),
         ("sys/seal-status" | "sys/init" | "sys/unseal" | "sys/health" | "sys/leader", _) => {
             Err(RequestError::UnsupportedOperation)
         }
@@ -273,12 +301,18 @@ fn mount_to_api(route: &Route) -> Value {
         super::Handler::Backend(b) => (b.version(), b.running_sha256()),
         _ => (String::new(), String::new()),
     };
+    let builtin_engine = matches!(route.handler, super::Handler::Backend(_)) && sha.is_empty();
     let version = if version.is_empty() && sha.is_empty() {
         format!("v{}+builtin.lockbox", super::VERSION)
     } else {
         version
     };
-    route.entry.to_api(&version, &sha)
+    let mut v = route.entry.to_api(&version, &sha);
+    // Vault reports a deprecation status for its built-in engines only.
+    if builtin_engine && let Some(m) = v.as_object_mut() {
+        m.insert("deprecation_status".into(), json!("supported"));
+    }
+    v
 }
 
 fn mounts_listing(active: &Active, table: Table) -> Response {
@@ -290,10 +324,7 @@ fn mounts_listing(active: &Active, table: Table) -> Response {
     for route in entries {
         data.insert(route.entry.display_path().to_string(), mount_to_api(route));
     }
-    Response {
-        flatten: true,
-        ..Response::data(data)
-    }
+    Response::data(data)
 }
 
 /// Enables a mount in `table` at `raw_path` (relative to `auth/` for auth).
@@ -481,7 +512,9 @@ fn tune_data(core: &Core, entry: &MountEntry) -> Map<String, Value> {
             Value::Object(options)
         },
     );
-    m.insert("plugin_version".into(), json!(entry.plugin_version));
+    if !entry.plugin_version.is_empty() {
+        m.insert("plugin_version".into(), json!(entry.plugin_version));
+    }
     m
 }
 
@@ -648,10 +681,7 @@ async fn policy_endpoint(
                 m.insert("rules".into(), json!(p.0));
             }
             m.insert("policy".into(), json!(p.0));
-            Ok(Some(Response {
-                flatten: legacy,
-                ..Response::data(m)
-            }))
+            Ok(Some(Response::data(m)))
         }
         Operation::Create | Operation::Update => {
             let text = str_field(&req.data, "policy")
@@ -716,10 +746,7 @@ async fn capabilities(
     if paths.len() == 1 {
         m.insert("capabilities".into(), json!(all));
     }
-    Ok(Some(Response {
-        flatten: true,
-        ..Response::data(m)
-    }))
+    Ok(Some(Response::data(m)))
 }
 
 /// Handles an authenticated (or unauthenticated-listed) `sys/` request.
@@ -750,7 +777,8 @@ pub(super) async fn handle(
             core.seal().await;
             return Ok(None);
         }
-        "rotate" if write => {
+        // `rotate/keyring` is OpenBao's name for it (its CLI's `operator rotate`).
+        "rotate" | "rotate/keyring" if write => {
             active.barrier.rotate().await?;
             return Ok(None);
         }
@@ -767,10 +795,7 @@ pub(super) async fn handle(
                 ),
             );
             m.insert("encryptions".into(), json!(s.encryptions));
-            return Ok(Some(Response {
-                flatten: true,
-                ..Response::data(m)
-            }));
+            return Ok(Some(Response::data(m)));
         }
         "policies/acl" | "policies/acl/" if op == Operation::List => {
             return Ok(Some(Response::list(active.policies.list().await?)));
@@ -780,10 +805,7 @@ pub(super) async fn handle(
             let mut m = Map::new();
             m.insert("policies".into(), json!(names));
             m.insert("keys".into(), json!(names));
-            return Ok(Some(Response {
-                flatten: true,
-                ..Response::data(m)
-            }));
+            return Ok(Some(Response::data(m)));
         }
         "capabilities-self" if write => {
             let token = token.ok_or(RequestError::PermissionDenied)?;
@@ -921,30 +943,28 @@ pub(super) async fn handle(
         let token = token.ok_or(RequestError::PermissionDenied)?;
         let routes = active.routes();
         let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
-        if let Some((p, _)) = &found {
-            let acl = active.policies.acl(&token.entry.policies).await?;
-            if !acl.has_access_under(p) {
-                return Err(RequestError::PermissionDenied);
+        let acl = active.policies.acl(&token.entry.policies).await?;
+        let Some((p, r)) = found.filter(|(p, _)| acl.has_access_under(p)) else {
+            // Vault answers the same for "no such mount" and "no access".
+            let mut shown = rest.trim_end_matches('/').to_string();
+            shown.push('/');
+            return Err(RequestError::Denied(format!(
+                "preflight capability check returned 403, please ensure client's policies grant access to path {shown:?}"
+            )));
+        };
+        let mut m = mount_to_api(&r).as_object().cloned().unwrap_or_default();
+        m.insert("path".into(), json!(p));
+        if r.entry.kind == "kv" {
+            // Vault's CLI picks the kv protocol from options.version.
+            let options = m.entry("options").or_insert(Value::Null);
+            if !options.is_object() {
+                *options = json!({});
+            }
+            if let Some(o) = options.as_object_mut() {
+                o.entry("version").or_insert(json!("1"));
             }
         }
-        return Ok(found.map(|(p, r)| {
-            let mut m = Map::new();
-            m.insert("path".into(), json!(p));
-            m.insert("type".into(), json!(r.entry.kind));
-            m.insert("description".into(), json!(r.entry.description));
-            let mut options: Map<String, Value> = r
-                .entry
-                .options
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(v)))
-                .collect();
-            if r.entry.kind == "kv" {
-                options.entry("version").or_insert(json!("1"));
-            }
-            m.insert("options".into(), Value::Object(options));
-            m.insert("accessor".into(), json!(r.entry.accessor));
-            Response::data(m)
-        }));
+        return Ok(Some(Response::data(m)));
     }
     let known = [
         "mounts",

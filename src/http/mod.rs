@@ -69,11 +69,14 @@ fn error_response(err: &RequestError) -> Response<Body> {
     json_response(status, &json!({ "errors": [err.to_string()] }))
 }
 
-fn envelope(request_id: String, response: crate::logical::Response, mount_type: String) -> Value {
+fn envelope(
+    request_id: String,
+    response: crate::logical::Response,
+    mount_type: String,
+    flatten: bool,
+) -> Value {
     let mut out = Map::new();
-    if response.flatten
-        && let Some(data) = &response.data
-    {
+    if flatten && let Some(data) = &response.data {
         for (k, v) in data {
             out.insert(k.clone(), v.clone());
         }
@@ -112,7 +115,8 @@ fn render(reply: Reply) -> Response<Body> {
             request_id,
             response,
             mount_type,
-        } => json_response(200, &envelope(request_id, *response, mount_type)),
+            flatten,
+        } => json_response(200, &envelope(request_id, *response, mount_type, flatten)),
         Reply::Raw { status, body } => json_response(status, &body),
         Reply::NoContent => Response::builder()
             .status(StatusCode::NO_CONTENT)
@@ -395,6 +399,7 @@ mod tests {
             "id".into(),
             crate::logical::Response::data(data),
             "kv".into(),
+            false,
         );
         for key in [
             "request_id",

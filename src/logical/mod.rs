@@ -144,9 +144,6 @@ pub struct Response {
     pub renewable: bool,
     /// Human-readable warnings.
     pub warnings: Vec<String>,
-    /// Also copy `data`'s keys to the top level of the envelope, as Vault
-    /// does for `sys/mounts` and a few other old endpoints.
-    pub flatten: bool,
 }
 
 impl Response {
