@@ -20,12 +20,22 @@ use crate::cli::Command;
 /// arguments that already have two dashes, positional arguments such as
 /// `key=value` (even `a=-1`), the value that follows a flag which takes one
 /// (`-path -weird-`), and everything after a bare `--`.
+///
+/// As in Vault, `-version`, `--version` and `-v` in place of a command are
+/// the `version` command.
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let schema = FlagSchema::from_commands();
     let mut out = Vec::new();
-    let mut iter = args.into_iter();
+    let mut iter = args.into_iter().peekable();
     if let Some(program) = iter.next() {
         out.push(program);
+    }
+    if iter
+        .peek()
+        .is_some_and(|first| ["-version", "--version", "-v"].iter().any(|v| first == v))
+    {
+        iter.next();
+        out.push(OsString::from("version"));
     }
     let mut rest_verbatim = false;
     let mut next_is_value = false;
@@ -234,6 +244,18 @@ mod tests {
                 "--format",
                 "json"
             ]
+        );
+    }
+
+    #[test]
+    fn version_flags_are_the_version_command() {
+        for flag in ["-version", "--version", "-v"] {
+            assert_eq!(norm(&["lockbox", flag]), ["lockbox", "version"], "{flag}");
+        }
+        // Only in place of the command: a plugin's -version stays a flag.
+        assert_eq!(
+            norm(&["lockbox", "plugin", "info", "-version=v1", "secret", "x"]),
+            ["lockbox", "plugin", "info", "--version=v1", "secret", "x"]
         );
     }
 

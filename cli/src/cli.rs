@@ -47,8 +47,8 @@ pub struct GlobalArgs {
     )]
     pub tls_skip_verify: Option<bool>,
 
-    /// Output format: "table" or "json". Overrides LOCKBOX_FORMAT and
-    /// VAULT_FORMAT; the default is table.
+    /// Output format: "table", "json" or "yaml" ("yml"). Overrides
+    /// LOCKBOX_FORMAT and VAULT_FORMAT; the default is table.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
@@ -98,6 +98,8 @@ pub enum Command {
     List(ListArgs),
     /// Delete secrets and configuration
     Delete(DeleteArgs),
+    /// Print the lockbox version (also -version, --version, -v)
+    Version(VersionArgs),
 }
 
 impl Command {
@@ -150,6 +152,7 @@ impl Command {
             Command::Write(a) => &a.global,
             Command::List(a) => &a.global,
             Command::Delete(a) => &a.global,
+            Command::Version(a) => &a.global,
         }
     }
 }
@@ -198,7 +201,8 @@ pub struct OperatorInitArgs {
 /// `operator unseal`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct OperatorUnsealArgs {
-    /// The unseal key share; read from one line of stdin when omitted
+    /// The unseal key share; "-" reads it from one line of stdin, as does
+    /// omitting it (with a prompt at a terminal)
     pub key: Option<String>,
 
     /// Discard previously entered key shares
@@ -970,6 +974,13 @@ pub struct WriteArgs {
 pub struct ListArgs {
     /// Path to list
     pub path: String,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `version`. The global flags are accepted and ignored, as Vault does.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct VersionArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
 }

@@ -8,7 +8,9 @@
 //!
 //! TLS is rustls with the ring provider. With no CA configured, the platform
 //! verifier is used; a configured CA replaces the platform roots (as
-//! `VAULT_CACERT` does for Vault); `skip_verify` turns verification off.
+//! `VAULT_CACERT` does for Vault; see [`crate::tls`] for the self-signed
+//! certificates Go accepts and WebPKI does not); `skip_verify` turns
+//! verification off.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -224,25 +226,12 @@ impl Client {
             .timeout(config.timeout.unwrap_or(DEFAULT_TIMEOUT))
             .user_agent(concat!("lockbox-cli/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::Config(format!(
-                    "error reading CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "error parsing CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::Config(format!(
-                    "no PEM certificates found in {}",
-                    path.display()
-                )));
+            // Read even with skip_verify, so a bad path is reported.
+            let certs = crate::tls::read_ca_file(path)?;
+            if !config.skip_verify {
+                builder =
+                    builder.tls_backend_preconfigured(crate::tls::client_config(certs, path)?);
             }
-            builder = builder.tls_certs_only(certs);
         }
         if config.skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);

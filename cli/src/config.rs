@@ -12,7 +12,7 @@
 //! | token | — | `LOCKBOX_TOKEN`, `VAULT_TOKEN`, then `$HOME/.lockbox-token` | none |
 //! | CA certificate | `-ca-cert` | `LOCKBOX_CACERT`, `VAULT_CACERT` | platform roots |
 //! | skip TLS verification | `-tls-skip-verify` | `LOCKBOX_SKIP_VERIFY`, `VAULT_SKIP_VERIFY` | false |
-//! | output format | `-format` | `LOCKBOX_FORMAT`, `VAULT_FORMAT` | `table` |
+//! | output format (`table`, `json`, `yaml`) | `-format` | `LOCKBOX_FORMAT`, `VAULT_FORMAT` | `table` |
 //!
 //! Empty environment variables count as unset, as in Vault.
 
@@ -34,6 +34,8 @@ pub enum Format {
     Table,
     /// Pretty-printed JSON.
     Json,
+    /// YAML, as Vault prints it: the JSON document with its keys sorted.
+    Yaml,
 }
 
 impl Format {
@@ -42,10 +44,17 @@ impl Format {
         match s.trim().to_ascii_lowercase().as_str() {
             "table" => Ok(Format::Table),
             "json" => Ok(Format::Json),
+            "yaml" | "yml" => Ok(Format::Yaml),
             other => Err(Error::Usage(format!(
-                "Invalid output format: {other} (supported: table, json)"
+                "Invalid output format: {other} (supported: table, json, yaml)"
             ))),
         }
+    }
+
+    /// Whether results are printed as a document (JSON or YAML) rather than
+    /// as a table.
+    pub fn is_structured(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml)
     }
 }
 
@@ -350,13 +359,20 @@ mod tests {
         let err = resolve(&FlagSettings::default(), &env, &no_file).unwrap_err();
         assert!(err.to_string().contains("VAULT_SKIP_VERIFY"), "{err}");
 
-        let env = env_of(&[("LOCKBOX_FORMAT", "yaml")]);
+        let env = env_of(&[("LOCKBOX_FORMAT", "xml")]);
         let err = resolve(&FlagSettings::default(), &env, &no_file).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Invalid output format: yaml (supported: table, json)"
+            "Invalid output format: xml (supported: table, json, yaml)"
         );
         assert_eq!(err.exit_code(), 1);
+
+        for (name, format) in [("yaml", Format::Yaml), ("YML", Format::Yaml)] {
+            let pairs = [("VAULT_FORMAT", name)];
+            let env = env_of(&pairs);
+            let s = resolve(&FlagSettings::default(), &env, &no_file).unwrap();
+            assert_eq!(s.format, format, "{name}");
+        }
     }
 
     #[test]

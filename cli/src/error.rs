@@ -203,6 +203,20 @@ fn transport_message(method: &str, url: &str, address: &str, source: &reqwest::E
         msg.push_str(&format!(
             "\n\nThe server at {address} did not answer in time."
         ));
+    } else if chain.contains("CaUsedAsEndEntity") {
+        msg.push_str(&format!(
+            "\n\nThe certificate of the server at {address} is a CA certificate \
+             (basicConstraints CA:TRUE) used as a server certificate. It is accepted only \
+             when this exact certificate is in the CA file (LOCKBOX_CACERT, VAULT_CACERT \
+             or -ca-cert); otherwise regenerate it with basicConstraints=CA:FALSE, or use \
+             a CA and a leaf certificate signed by it."
+        ));
+    } else if chain.contains("invalid peer certificate") {
+        msg.push_str(&format!(
+            "\n\nThe server at {address} answered, but its TLS certificate was not \
+             accepted. Check the CA file (LOCKBOX_CACERT, VAULT_CACERT or -ca-cert) and \
+             that the certificate names the host of the address."
+        ));
     } else if chain.contains("InvalidContentType") || chain.contains("corrupt message") {
         msg.push_str(&format!(
             "\n\nThe server at {address} does not seem to speak TLS. If it serves plain \

@@ -35,9 +35,10 @@
 //! cli       clap definitions: Command and its argument structs
 //! commands  running a Command: settings → client → request → output → exit code
 //! client    Client, ClientConfig, the Secret response envelope
+//! tls       the CA-file certificate verifier (WebPKI + Go's self-signed leaf)
 //! config    settings from flags and LOCKBOX_*/VAULT_* variables; the token file
 //! input     K=V arguments, @files and stdin into request bodies
-//! output    Vault-style tables, Go-style values, JSON
+//! output    Vault-style tables, Go-style values, JSON and YAML
 //! duration  Go/Vault duration syntax in flags and TTLs in output
 //! error     the Error enum and exit codes (0 ok, 1 local error, 2 remote error)
 //! ```
@@ -51,6 +52,7 @@ mod duration;
 mod error;
 mod input;
 mod output;
+mod tls;
 
 pub use args::normalize_args;
 pub use cli::{
@@ -61,12 +63,12 @@ pub use cli::{
     PolicyCommand, PolicyDeleteArgs, PolicyListArgs, PolicyReadArgs, PolicyWriteArgs, ReadArgs,
     RegistryArgs, SecretsCommand, SecretsDisableArgs, SecretsEnableArgs, SecretsListArgs,
     SecretsMoveArgs, SecretsTuneArgs, StatusArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs,
-    TokenRenewArgs, TokenRevokeArgs, WriteArgs,
+    TokenRenewArgs, TokenRevokeArgs, VersionArgs, WriteArgs,
 };
 pub use client::{
     Client, ClientConfig, DEFAULT_TIMEOUT, Secret, SecretAuth, WrapInfo, list_method,
 };
-pub use commands::{Io, run, run_with_io};
+pub use commands::{Io, run, run_with_io, version_text};
 pub use config::{
     DEFAULT_ADDRESS, FlagSettings, Format, Settings, TOKEN_FILE_NAME, TokenSource, resolve,
 };

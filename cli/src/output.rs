@@ -1,11 +1,12 @@
 //! Rendering results the way the Vault CLI does: aligned columns, `Key`/`Value`
-//! tables for secrets, Go's `%v` for JSON values, TTL fields as durations, and
-//! pretty JSON for `-format=json`.
+//! tables for secrets, Go's `%v` for JSON values, TTL fields as durations,
+//! pretty JSON for `-format=json` and YAML for `-format=yaml`.
 //!
 //! Everything here is pure string building; the commands decide where the
 //! text goes.
 
 use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::client::Secret;
@@ -261,6 +262,53 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
         .map_err(|e| Error::Unexpected(format!("Could not format the output as JSON: {e}")))
 }
 
+/// YAML the way Vault prints it (`-format=yaml`): the same document as the
+/// JSON output, with every map's keys sorted, block style, sequences not
+/// indented under their key, and strings a YAML 1.1 reader would take for
+/// something else (`"n"`, `"yes"`, `"1"`, timestamps) double-quoted.
+pub fn yaml<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| Error::Unexpected(format!("Could not format the output as YAML: {e}")))?;
+    serde_saphyr::to_string(&SortedKeys(&value))
+        .map(|mut s| {
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s
+        })
+        .map_err(|e| Error::Unexpected(format!("Could not format the output as YAML: {e}")))
+}
+
+/// Serializes a JSON value with the keys of every map in sorted order (as
+/// Go's YAML encoder writes them), whatever order the map keeps.
+struct SortedKeys<'a>(&'a Value);
+
+impl Serialize for SortedKeys<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let mut out = serializer.serialize_map(Some(keys.len()))?;
+                for key in keys {
+                    if let Some(v) = map.get(key) {
+                        out.serialize_entry(key, &SortedKeys(v))?;
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&SortedKeys(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
+}
+
 /// Wraps text at [`MAX_LINE_LENGTH`] on word boundaries. Existing line breaks
 /// are kept.
 pub fn wrap(text: &str) -> String {
@@ -431,6 +479,30 @@ mock/         mock         mock_4947b778         n/a
     #[test]
     fn empty_secret_prints_nothing() {
         assert_eq!(secret_table(&Secret::default()), "");
+    }
+
+    #[test]
+    fn yaml_like_vault() {
+        // `vault read -format=yaml` of a kv secret (Vault 1.x / OpenBao 2.x).
+        let secret: Secret = serde_json::from_value(json!({
+            "request_id": "r1", "lease_id": "", "lease_duration": 2764800,
+            "renewable": false, "data": {"n": "1", "a": "b"}, "warnings": null
+        }))
+        .unwrap();
+        assert_eq!(
+            yaml(&secret).unwrap(),
+            "data:\n  a: b\n  \"n\": \"1\"\nlease_duration: 2764800\nlease_id: \"\"\n\
+             renewable: false\nrequest_id: r1\nwarnings: null\n"
+        );
+        assert_eq!(
+            yaml(&json!({"policies": ["root"], "meta": null, "m": {}, "l": [], "t": 0})).unwrap(),
+            "l: []\nm: {}\nmeta: null\npolicies:\n- root\nt: 0\n"
+        );
+        assert_eq!(yaml(&json!("b")).unwrap(), "b\n");
+        assert_eq!(
+            yaml(&json!({"policy": "path \"x\" {\n}\n"})).unwrap(),
+            "policy: |\n  path \"x\" {\n  }\n"
+        );
     }
 
     #[test]

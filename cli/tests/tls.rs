@@ -1,6 +1,10 @@
 //! TLS against a self-signed server on 127.0.0.1: trusting it through a CA
 //! file, refusing it without one, accepting it with skip-verify, and the hint
-//! when an https:// address points at a plain HTTP server.
+//! when an https:// address points at a plain HTTP server. A self-signed CA
+//! certificate (CA:TRUE) used as the server's certificate is accepted when
+//! that very certificate is in the CA file, as Vault's Go client does, with
+//! its name and dates still checked; any other CA certificate used as a
+//! server certificate is refused with a hint saying so.
 
 use std::sync::Arc;
 
@@ -8,7 +12,10 @@ use lockbox_cli::{Client, ClientConfig, Error};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+use tokio_rustls::rustls::{
+    self,
+    pki_types::{CertificateDer, PrivateKeyDer},
+};
 
 const SEAL_STATUS: &str = r#"{"type":"shamir","initialized":true,"sealed":false,"t":1,"n":1}"#;
 
@@ -20,21 +27,16 @@ fn http_response(body: &str) -> String {
     )
 }
 
-/// Starts a TLS server with a fresh self-signed certificate for 127.0.0.1;
-/// returns its address and the certificate's PEM.
-async fn tls_server() -> (String, String) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let cert_pem = certified.cert.pem();
-    let key = PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+/// Starts a TLS server on 127.0.0.1 that presents `chain` (leaf first) and
+/// answers every request with a seal status; returns its address.
+async fn serve_tls(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> String {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .with_single_cert(chain, key)
     .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -53,7 +55,55 @@ async fn tls_server() -> (String, String) {
             });
         }
     });
+    address
+}
+
+fn key_der(key: &rcgen::KeyPair) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(key.serialize_der().into())
+}
+
+/// Starts a TLS server with a fresh self-signed certificate for 127.0.0.1;
+/// returns its address and the certificate's PEM.
+async fn tls_server() -> (String, String) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert_pem = certified.cert.pem();
+    let address = serve_tls(
+        vec![certified.cert.der().clone()],
+        key_der(&certified.signing_key),
+    )
+    .await;
     (address, cert_pem)
+}
+
+/// Parameters of a CA certificate (basicConstraints CA:TRUE, as `openssl req
+/// -x509` makes by default) for these names.
+fn ca_params(names: &[&str]) -> rcgen::CertificateParams {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+}
+
+/// A server presenting a self-signed CA certificate made from `params`;
+/// returns its address and the certificate's PEM.
+async fn self_signed_ca_server(params: rcgen::CertificateParams) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let address = serve_tls(vec![cert.der().clone()], key_der(&key)).await;
+    (address, cert.pem())
+}
+
+/// A client trusting exactly the PEM certificates in `pems`.
+fn client_trusting(dir: &std::path::Path, address: &str, pems: &[&str]) -> Client {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pems.concat()).unwrap();
+    Client::new(ClientConfig {
+        ca_cert: Some(ca),
+        ..ClientConfig::new(address)
+    })
+    .unwrap()
 }
 
 #[tokio::test]
@@ -130,4 +180,75 @@ async fn https_address_for_a_plain_http_server_gets_a_hint() {
     .unwrap();
     let err = client.read("sys/seal-status").await.unwrap_err();
     assert!(err.to_string().contains("http:// address"), "{err}");
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_certificate_in_the_ca_file_is_accepted_as_server_certificate() {
+    let (address, pem) = self_signed_ca_server(ca_params(&["127.0.0.1", "localhost"])).await;
+    // Another CA first in the file: the match is on the certificate itself.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let other_pem = ca_params(&["other.example"])
+        .self_signed(&other)
+        .unwrap()
+        .pem();
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_trusting(dir.path(), &address, &[&other_pem, &pem]);
+    let status = client.read("sys/seal-status").await.unwrap().unwrap();
+    assert_eq!(status.str_field("type"), Some("shamir"));
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_certificate_still_needs_the_right_name_and_dates() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let (address, pem) = self_signed_ca_server(ca_params(&["localhost"])).await;
+    let err = client_trusting(dir.path(), &address, &[&pem])
+        .read("sys/seal-status")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("not valid for name"), "{text}");
+    assert!(
+        text.contains("its TLS certificate was not accepted"),
+        "{text}"
+    );
+    assert!(!text.contains("Is it running?"), "{text}");
+
+    let mut expired = ca_params(&["127.0.0.1"]);
+    expired.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let (address, pem) = self_signed_ca_server(expired).await;
+    let err = client_trusting(dir.path(), &address, &[&pem])
+        .read("sys/seal-status")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn a_ca_certificate_not_in_the_ca_file_is_refused_with_a_hint() {
+    // The file holds a root; the server presents a CA:TRUE certificate the
+    // root signed (an intermediate used as a server certificate).
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let root_params = ca_params(&[]);
+    let root_pem = root_params.self_signed(&root_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(root_params, &root_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = ca_params(&["127.0.0.1"]).signed_by(&key, &issuer).unwrap();
+    let address = serve_tls(vec![cert.der().clone()], key_der(&key)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = client_trusting(dir.path(), &address, &[&root_pem])
+        .read("sys/seal-status")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("CaUsedAsEndEntity"), "{text}");
+    assert!(
+        text.contains(
+            "is a CA certificate (basicConstraints CA:TRUE) used as a server certificate"
+        ) && text.contains("regenerate it with basicConstraints=CA:FALSE"),
+        "{text}"
+    );
+    assert!(!text.contains("Is it running?"), "{text}");
 }

@@ -2,6 +2,8 @@
 //! flags in single-dash form, table and JSON output, exit codes.
 
 use crate::common::{TestServer, lockbox_bin};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::process::Output;
 
 struct Cli<'a> {
@@ -20,25 +22,17 @@ impl<'a> Cli<'a> {
     }
 
     async fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new(lockbox_bin());
-        cmd.args(args)
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("LOCKBOX_ADDR", &self.server.addr)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        let mut env = vec![("LOCKBOX_ADDR", self.server.addr.as_str())];
         if let Some(t) = &self.token {
-            cmd.env("LOCKBOX_TOKEN", t);
+            env.push(("LOCKBOX_TOKEN", t.as_str()));
         }
-        let mut child = cmd.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).await.unwrap();
-        }
-        drop(input);
-        child.wait_with_output().await.unwrap()
+        run_lockbox(self.home.path(), args, &env, stdin).await
+    }
+
+    /// Runs with only HOME and `env` set (no LOCKBOX_ADDR or token of its
+    /// own), for the tests of where settings come from.
+    async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        run_lockbox(self.home.path(), args, env, None).await
     }
 
     async fn run(&self, args: &[&str]) -> Output {
@@ -55,6 +49,78 @@ impl<'a> Cli<'a> {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// Runs the binary with a clean environment: HOME and `env`, stdin piped
+/// (and closed after `stdin`), so it is never a terminal.
+async fn run_lockbox(
+    home: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(lockbox_bin());
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+/// The cells of one line of a Vault-style table (columns are separated by
+/// at least four spaces).
+fn cells(line: &str) -> Vec<String> {
+    line.split("    ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The rows of a `Key`/`Value` table, checking its two header lines.
+fn kv_rows(out: &str) -> BTreeMap<String, String> {
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().map(cells),
+        Some(vec!["Key".into(), "Value".into()]),
+        "{out}"
+    );
+    assert_eq!(
+        lines.next().map(cells),
+        Some(vec!["---".into(), "-----".into()]),
+        "{out}"
+    );
+    lines
+        .map(|l| match l.split_once("    ") {
+            Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+            None => (l.trim().to_string(), String::new()),
+        })
+        .collect()
+}
+
+/// The value of `key` in a `Key`/`Value` table.
+fn kv(out: &str, key: &str) -> String {
+    kv_rows(out)
+        .remove(key)
+        .unwrap_or_else(|| panic!("no row {key:?} in\n{out}"))
+}
+
+fn json_of(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+fn yaml_of(out: &str) -> serde_json::Value {
+    serde_saphyr::from_str(out).unwrap_or_else(|e| panic!("not YAML ({e}):\n{out}"))
 }
 
 fn stdout(o: &Output) -> String {
@@ -153,11 +219,69 @@ async fn tune_move_and_detailed_list() {
     assert!(out.contains("b/"), "{out}");
     assert_eq!(s.root("GET", "b/k", None).await.body["data"]["v"], "1");
     let detailed = cli.ok(&["secrets", "list", "-detailed"]).await;
-    assert!(
-        detailed.contains("Running Version") || detailed.contains("Version"),
+    let mut lines = detailed.lines();
+    // Vault's columns, in Vault's order.
+    assert_eq!(
+        lines.next().map(cells),
+        Some(
+            [
+                "Path",
+                "Plugin",
+                "Accessor",
+                "Default TTL",
+                "Max TTL",
+                "Force No Cache",
+                "Replication",
+                "Seal Wrap",
+                "External Entropy Access",
+                "Options",
+                "Description",
+                "UUID",
+                "Version",
+                "Running Version",
+                "Running SHA256",
+                "Deprecation Status",
+            ]
+            .map(String::from)
+            .to_vec()
+        ),
         "{detailed}"
     );
-    assert!(detailed.contains("b/"), "{detailed}");
+    let mounts = s.root("GET", "sys/mounts", None).await.body;
+    let b = &mounts["data"]["b/"];
+    let row = detailed
+        .lines()
+        .find(|l| l.starts_with("b/ "))
+        .map(cells)
+        .expect(&detailed);
+    // The tuned TTLs moved with the mount: raw seconds, as Vault prints them.
+    assert_eq!(
+        row[..11],
+        [
+            "b/",
+            "kv",
+            b["accessor"].as_str().unwrap(),
+            "3600",
+            "7200",
+            "false",
+            "replicated",
+            "false",
+            "false",
+            "map[]",
+            "n/a",
+        ],
+        "{detailed}"
+    );
+    assert_eq!(row[11], b["uuid"].as_str().unwrap(), "{detailed}");
+    assert_eq!(
+        row[13],
+        b["running_plugin_version"].as_str().unwrap(),
+        "{detailed}"
+    );
+    assert!(
+        !detailed.lines().any(|l| l.starts_with("a/ ")),
+        "{detailed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,8 +332,14 @@ async fn policies_tokens_and_login() {
     assert!(out.contains("Success!"), "{out}");
     assert!(cli.home.path().join(".lockbox-token").exists());
     let look = cli.ok(&["token", "lookup"]).await;
-    assert!(look.contains("dev"), "{look}");
-    assert!(cli.ok(&["read", "secret/x"]).await.contains('b'));
+    assert_eq!(kv(&look, "policies"), "[default dev]", "{look}");
+    assert_eq!(
+        cli.ok(&["read", "secret/x"]).await,
+        "Key                 Value\n\
+         ---                 -----\n\
+         refresh_interval    768h\n\
+         a                   b\n"
+    );
     let denied = cli.run(&["write", "secret/x", "a=c"]).await;
     assert!(!denied.status.success());
     assert!(
@@ -218,7 +348,7 @@ async fn policies_tokens_and_login() {
         stderr(&denied)
     );
     let out = cli.ok(&["token", "renew", "-increment=30m"]).await;
-    assert!(out.contains("30m"), "{out}");
+    assert_eq!(kv(&out, "token_duration"), "30m", "{out}");
     cli.ok(&["token", "revoke", "-self"]).await;
     let after = cli.run(&["read", "secret/x"]).await;
     assert!(!after.status.success());
@@ -258,19 +388,30 @@ async fn operator_init_unseal_seal_rotate_and_status() {
         .expect(&out)
         .to_string();
     let o = cli.ok(&["operator", "unseal", &keys[0]]).await;
-    assert!(
-        o.contains("Unseal Progress") || o.contains("progress"),
-        "{o}"
-    );
+    assert_eq!(kv(&o, "Sealed"), "true", "{o}");
+    assert_eq!(kv(&o, "Unseal Progress"), "1/2", "{o}");
     let bad = cli.run(&["operator", "unseal", "bm90LWEta2V5"]).await;
     assert!(!bad.status.success());
-    cli.ok(&["operator", "unseal", &keys[2]]).await;
+    let o = cli.ok(&["operator", "unseal", &keys[2]]).await;
+    assert_eq!(kv(&o, "Sealed"), "false", "{o}");
+    assert!(!kv_rows(&o).contains_key("Unseal Progress"), "{o}");
     let st = cli.run(&["status"]).await;
     assert_eq!(st.status.code(), Some(0), "{}", stdout(&st));
-    assert!(stdout(&st).contains("Sealed") && stdout(&st).contains("false"));
-    cli.token = Some(root);
+    assert_eq!(kv(&stdout(&st), "Sealed"), "false");
+    assert_eq!(kv(&stdout(&st), "Total Shares"), "3");
+    assert_eq!(kv(&stdout(&st), "Threshold"), "2");
+    cli.token = Some(root.clone());
+    let before = s.call("GET", "sys/key-status", Some(&root), None).await;
+    assert_eq!(before.body["data"]["term"], 1, "{:?}", before.body);
     let out = cli.ok(&["operator", "rotate"]).await;
-    assert!(out.contains("Rotated") || out.contains("rotated"), "{out}");
+    let (first, table) = out.split_once("\n\n").expect(&out);
+    assert_eq!(first, "Success! Rotated key", "{out}");
+    let rows: Vec<Vec<String>> = table.lines().map(cells).collect();
+    assert_eq!(rows[0], ["Key Term", "2"], "{out}");
+    assert_eq!(rows[1][0], "Install Time", "{out}");
+    assert!(rows[1][1].ends_with(" UTC"), "{out}");
+    let after = s.call("GET", "sys/key-status", Some(&root), None).await;
+    assert_eq!(after.body["data"]["term"], 2, "{:?}", after.body);
     cli.ok(&["operator", "seal"]).await;
     assert!(s.core.is_sealed());
 }
@@ -299,4 +440,655 @@ async fn errors_print_the_server_message_and_exit_non_zero() {
         "{}",
         stderr(&unreachable)
     );
+}
+
+/// Creates a token with the `default` policy and a 1h TTL through the CLI;
+/// returns its ID and accessor.
+async fn create_token(cli: &Cli<'_>) -> (String, String) {
+    let v = json_of(
+        &cli.ok(&[
+            "token",
+            "create",
+            "-policy=default",
+            "-ttl=1h",
+            "-format=json",
+        ])
+        .await,
+    );
+    let auth = &v["auth"];
+    (
+        auth["client_token"].as_str().expect("token").to_string(),
+        auth["accessor"].as_str().expect("accessor").to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_lookup_renew_and_revoke_by_token_and_accessor() {
+    let s = TestServer::dev().await;
+    let mut cli = Cli::new(&s);
+    let (token, accessor) = create_token(&cli).await;
+
+    // `token lookup TOKEN` (auth/token/lookup): the token's own ID is shown.
+    let out = cli.ok(&["token", "lookup", &token]).await;
+    let rows = kv_rows(&out);
+    for (key, want) in [
+        ("id", token.as_str()),
+        ("accessor", accessor.as_str()),
+        ("policies", "[default]"),
+        ("creation_ttl", "1h"),
+        ("display_name", "token"),
+        ("path", "auth/token/create"),
+        ("renewable", "true"),
+        ("orphan", "false"),
+        ("num_uses", "0"),
+        ("type", "service"),
+    ] {
+        assert_eq!(
+            rows.get(key).map(String::as_str),
+            Some(want),
+            "{key}: {out}"
+        );
+    }
+
+    // `token lookup -accessor ACCESSOR`: the same token, its ID withheld
+    // (Vault prints n/a there).
+    let out = cli.ok(&["token", "lookup", "-accessor", &accessor]).await;
+    let rows = kv_rows(&out);
+    assert_eq!(rows.get("accessor"), Some(&accessor), "{out}");
+    assert_eq!(rows.get("id").map(String::as_str), Some("n/a"), "{out}");
+    assert_eq!(
+        rows.get("policies").map(String::as_str),
+        Some("[default]"),
+        "{out}"
+    );
+
+    // `token renew TOKEN` (auth/token/renew): the renewed token's auth block.
+    let out = cli.ok(&["token", "renew", &token]).await;
+    let rows = kv_rows(&out);
+    for (key, want) in [
+        ("token", token.as_str()),
+        ("token_accessor", accessor.as_str()),
+        ("token_duration", "1h"),
+        ("token_renewable", "true"),
+        ("token_policies", "[\"default\"]"),
+        ("identity_policies", "[]"),
+        ("policies", "[\"default\"]"),
+    ] {
+        assert_eq!(
+            rows.get(key).map(String::as_str),
+            Some(want),
+            "{key}: {out}"
+        );
+    }
+
+    // Without an argument: the token in use (lookup-self, renew-self).
+    cli.token = Some(token.clone());
+    let out = cli.ok(&["token", "lookup"]).await;
+    assert_eq!(
+        kv(&out, "id"),
+        token,
+        "lookup-self shows the token's ID: {out}"
+    );
+    assert_eq!(kv(&out, "accessor"), accessor, "{out}");
+    let out = cli.ok(&["token", "renew"]).await;
+    assert_eq!(
+        kv(&out, "token"),
+        token,
+        "renew-self shows the token: {out}"
+    );
+    assert_eq!(kv(&out, "token_accessor"), accessor, "{out}");
+    assert_eq!(kv(&out, "token_duration"), "1h", "{out}");
+    let out = cli.ok(&["token", "renew", "-increment=20m"]).await;
+    assert_eq!(kv(&out, "token_duration"), "20m", "{out}");
+    let v = json_of(&cli.ok(&["token", "lookup", "-format=json"]).await);
+    assert_eq!(v["data"]["id"], token.as_str(), "{v}");
+
+    // `token revoke -accessor`: the token is gone.
+    cli.token = Some(s.root_token.clone());
+    let out = cli.run(&["token", "revoke", "-accessor", &accessor]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Success! Revoked token (if it existed)\n");
+    let gone = cli.run(&["token", "lookup", &token]).await;
+    assert_eq!(gone.status.code(), Some(2), "{}", stdout(&gone));
+    let err = stderr(&gone);
+    assert!(
+        err.starts_with("Error looking up token: Error making API request.")
+            && err.contains("URL: POST ")
+            && err.contains("/v1/auth/token/lookup\nCode: 403."),
+        "{err}"
+    );
+    let r = s
+        .call("GET", "auth/token/lookup-self", Some(&token), None)
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    // An accessor that no longer exists is a remote error (exit 2).
+    let again = cli.run(&["token", "lookup", "-accessor", &accessor]).await;
+    assert_eq!(again.status.code(), Some(2), "{}", stdout(&again));
+    // -accessor needs its argument: a usage error (exit 1).
+    let usage = cli.run(&["token", "lookup", "-accessor"]).await;
+    assert_eq!(usage.status.code(), Some(1), "{}", stderr(&usage));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_status_sealed_status_unseal_from_stdin_and_reset() {
+    let s = TestServer::uninitialized().await;
+    let mut cli = Cli::new(&s);
+    cli.token = None;
+
+    let out = cli.run(&["operator", "init", "-status"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Lockbox is not initialized\n");
+
+    let init = json_of(
+        &cli.ok(&[
+            "operator",
+            "init",
+            "-key-shares=3",
+            "-key-threshold=2",
+            "-format=json",
+        ])
+        .await,
+    );
+    let keys: Vec<String> = init["unseal_keys_b64"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("key").to_string())
+        .collect();
+    assert_eq!(keys.len(), 3, "{init}");
+    assert_eq!(init["unseal_threshold"], 2, "{init}");
+
+    let out = cli.run(&["operator", "init", "-status"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Lockbox is initialized\n");
+    let v = json_of(
+        &cli.ok(&["operator", "init", "-status", "-format=json"])
+            .await,
+    );
+    assert_eq!(v, json!({"initialized": true}));
+
+    // Initialized but sealed: `status` prints the table and exits 2.
+    let st = cli.run(&["status"]).await;
+    assert_eq!(st.status.code(), Some(2), "{}", stderr(&st));
+    let rows = kv_rows(&stdout(&st));
+    for (key, want) in [
+        ("Seal Type", "shamir"),
+        ("Initialized", "true"),
+        ("Sealed", "true"),
+        ("Total Shares", "3"),
+        ("Threshold", "2"),
+        ("Unseal Progress", "0/2"),
+        ("Unseal Nonce", "n/a"),
+    ] {
+        assert_eq!(
+            rows.get(key).map(String::as_str),
+            Some(want),
+            "{key}: {rows:?}"
+        );
+    }
+
+    // `-` reads the key from stdin.
+    let out = cli
+        .run_stdin(
+            &["operator", "unseal", "-"],
+            Some(&format!("{}\n", keys[0])),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(kv(&stdout(&out), "Unseal Progress"), "1/2");
+    assert_ne!(kv(&stdout(&out), "Unseal Nonce"), "n/a");
+    assert_eq!(stderr(&out), "", "no prompt when stdin is not a terminal");
+
+    // -reset forgets it.
+    let out = cli.ok(&["operator", "unseal", "-reset"]).await;
+    assert_eq!(kv(&out, "Sealed"), "true", "{out}");
+    assert_eq!(kv(&out, "Unseal Progress"), "0/2", "{out}");
+    assert_eq!(kv(&out, "Unseal Nonce"), "n/a", "{out}");
+    let st = s.call("GET", "sys/seal-status", None, None).await;
+    assert_eq!(st.body["progress"], 0, "{:?}", st.body);
+
+    // No argument: one line of stdin, no prompt.
+    let out = cli
+        .run_stdin(&["operator", "unseal"], Some(&format!("{}\n", keys[1])))
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(kv(&stdout(&out), "Unseal Progress"), "1/2");
+    assert_eq!(stderr(&out), "");
+    // Nothing on stdin: a usage error, and the progress is kept.
+    let out = cli.run_stdin(&["operator", "unseal"], Some("")).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("No unseal key given"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli
+        .run_stdin(
+            &["operator", "unseal", "-"],
+            Some(&format!("{}\n", keys[2])),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(kv(&stdout(&out), "Sealed"), "false");
+    assert!(!s.core.is_sealed());
+    let st = cli.run(&["status"]).await;
+    assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_tune_description_list_json_and_policy_delete() {
+    let s = TestServer::dev().await;
+    let cli = Cli::new(&s);
+    cli.ok(&["secrets", "enable", "-path=t", "-description=old", "kv"])
+        .await;
+    let out = cli
+        .ok(&["secrets", "tune", "-description=new words here", "t"])
+        .await;
+    assert_eq!(out, "Success! Tuned the secrets engine at: t/\n");
+    let mounts = s.root("GET", "sys/mounts", None).await.body;
+    assert_eq!(mounts["data"]["t/"]["description"], "new words here");
+    let accessor = mounts["data"]["t/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let list = cli.ok(&["secrets", "list"]).await;
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("t/ "))
+        .map(cells)
+        .expect(&list);
+    assert_eq!(
+        row,
+        ["t/", "kv", accessor.as_str(), "new words here"],
+        "{list}"
+    );
+
+    // -format=json: the mount table keyed by path, as sys/mounts has it.
+    let v = json_of(&cli.ok(&["secrets", "list", "-format=json"]).await);
+    let obj = v.as_object().expect("object");
+    assert!(obj.contains_key("secret/") && obj.contains_key("t/"), "{v}");
+    assert!(obj.keys().all(|k| k.ends_with('/')), "{v}");
+    assert_eq!(v["t/"]["type"], "kv");
+    assert_eq!(v["t/"]["description"], "new words here");
+    assert_eq!(v["t/"]["accessor"], accessor.as_str());
+    assert_eq!(v["t/"]["config"]["default_lease_ttl"], 0);
+    assert_eq!(v["secret/"]["type"], "kv");
+    assert_eq!(&v, &mounts["data"], "the same document as sys/mounts");
+
+    // policy delete: gone from the list, reading it is an error.
+    let file = cli.home.path().join("p.hcl");
+    std::fs::write(&file, "path \"t/*\" { capabilities = [\"read\"] }\n").unwrap();
+    cli.ok(&["policy", "write", "reader", file.to_str().unwrap()])
+        .await;
+    assert!(
+        cli.ok(&["policy", "list"])
+            .await
+            .lines()
+            .any(|l| l == "reader")
+    );
+    let out = cli.run(&["policy", "delete", "reader"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Success! Deleted policy: reader\n");
+    let names = cli.ok(&["policy", "list"]).await;
+    assert!(!names.lines().any(|l| l == "reader"), "{names}");
+    assert!(names.lines().any(|l| l == "default"), "{names}");
+    let r = s.root("GET", "sys/policies/acl/reader", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let read = cli.run(&["policy", "read", "reader"]).await;
+    assert_eq!(read.status.code(), Some(2), "{}", stdout(&read));
+    assert_eq!(stderr(&read), "No policy named: reader\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_token_and_lockbox_addr_precedence() {
+    let s = TestServer::dev().await;
+    let cli = Cli::new(&s);
+    s.root("PUT", "secret/x", Some(json!({"a": "b"}))).await;
+    let addr = s.addr.as_str();
+    let root = s.root_token.as_str();
+    let dead = "http://127.0.0.1:1";
+
+    // VAULT_TOKEN alone is used.
+    let out = cli
+        .run_env(
+            &["read", "-field=a", "secret/x"],
+            &[("LOCKBOX_ADDR", addr), ("VAULT_TOKEN", root)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "b");
+    let out = cli
+        .run_env(
+            &["token", "lookup", "-format=json"],
+            &[("LOCKBOX_ADDR", addr), ("VAULT_TOKEN", root)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_of(&stdout(&out))["data"]["policies"], json!(["root"]));
+    // LOCKBOX_TOKEN wins over VAULT_TOKEN.
+    let out = cli
+        .run_env(
+            &["read", "secret/x"],
+            &[
+                ("LOCKBOX_ADDR", addr),
+                ("LOCKBOX_TOKEN", "not-a-token"),
+                ("VAULT_TOKEN", root),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("Code: 403."), "{}", stderr(&out));
+    // No token at all (no token file either): refused.
+    let out = cli
+        .run_env(&["read", "secret/x"], &[("LOCKBOX_ADDR", addr)])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+
+    // LOCKBOX_ADDR wins over VAULT_ADDR, in both directions.
+    let out = cli
+        .run_env(
+            &["read", "-field=a", "secret/x"],
+            &[
+                ("LOCKBOX_ADDR", addr),
+                ("VAULT_ADDR", dead),
+                ("VAULT_TOKEN", root),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "b");
+    let out = cli
+        .run_env(
+            &["read", "secret/x"],
+            &[
+                ("LOCKBOX_ADDR", dead),
+                ("VAULT_ADDR", addr),
+                ("VAULT_TOKEN", root),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("GET http://127.0.0.1:1/v1/secret/x") && !err.contains(addr),
+        "{err}"
+    );
+    // VAULT_ADDR alone is used; -address beats both variables.
+    let out = cli
+        .run_env(
+            &["read", "-field=a", "secret/x"],
+            &[("VAULT_ADDR", addr), ("VAULT_TOKEN", root)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let flag = format!("-address={addr}");
+    let out = cli
+        .run_env(
+            &["read", &flag, "-field=a", "secret/x"],
+            &[
+                ("LOCKBOX_ADDR", dead),
+                ("VAULT_ADDR", dead),
+                ("VAULT_TOKEN", root),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "b");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_output_like_vault() {
+    let s = TestServer::dev().await;
+    let cli = Cli::new(&s);
+    s.root("PUT", "secret/y", Some(json!({"a": "b", "n": "1"})))
+        .await;
+
+    // `read`: the JSON document as YAML, keys sorted, YAML 1.1 look-alikes
+    // ("n", "1") quoted, as Vault prints it.
+    let out = cli.ok(&["read", "-format=yaml", "secret/y"]).await;
+    let json = json_of(&cli.ok(&["read", "-format=json", "secret/y"]).await);
+    let mut doc = yaml_of(&out);
+    assert_eq!(doc["data"], json!({"a": "b", "n": "1"}), "{out}");
+    assert_eq!(doc["lease_duration"], 2764800, "{out}");
+    assert!(
+        out.starts_with("data:\n  a: b\n  \"n\": \"1\"\nlease_duration: 2764800\nlease_id: \"\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nrenewable: false\n") && out.ends_with("\nwarnings: null\n"),
+        "{out}"
+    );
+    // Apart from the request ID, the same document as -format=json.
+    doc["request_id"] = json["request_id"].clone();
+    assert_eq!(doc, json, "{out}");
+    // VAULT_FORMAT=yml works too; -field prints the value as a YAML
+    // document (newline included, as Vault does).
+    let out = cli
+        .run_env(
+            &["read", "-field=n", "secret/y"],
+            &[
+                ("LOCKBOX_ADDR", s.addr.as_str()),
+                ("LOCKBOX_TOKEN", s.root_token.as_str()),
+                ("VAULT_FORMAT", "yml"),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "\"1\"\n");
+
+    // `token lookup`.
+    let out = cli.ok(&["token", "lookup", "-format=yaml"]).await;
+    let doc = yaml_of(&out);
+    assert_eq!(doc["data"]["policies"], json!(["root"]), "{out}");
+    assert_eq!(doc["data"]["id"], s.root_token.as_str(), "{out}");
+    assert!(out.contains("\n  policies:\n  - root\n"), "{out}");
+    assert!(out.contains("\n  meta: null\n"), "{out}");
+
+    // `secrets list`: mounts keyed by path, sorted.
+    let out = cli.ok(&["secrets", "list", "-format=yaml"]).await;
+    let doc = yaml_of(&out);
+    let json = json_of(&cli.ok(&["secrets", "list", "-format=json"]).await);
+    assert_eq!(doc, json, "{out}");
+    let top: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ')).collect();
+    let mut sorted = top.clone();
+    sorted.sort();
+    assert_eq!(top, sorted, "{out}");
+    assert!(top.contains(&"secret/:"), "{out}");
+
+    // Formats Vault does not have here are usage errors.
+    let out = cli.run(&["read", "-format=pretty", "secret/y"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "Invalid output format: pretty (supported: table, json, yaml)\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_command_and_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let prefix = format!("Lockbox v{} ", env!("CARGO_PKG_VERSION"));
+    let mut seen = Vec::new();
+    for args in [&["version"][..], &["-version"], &["--version"], &["-v"]] {
+        // No server and a bad format setting: the version needs neither.
+        let out = run_lockbox(home.path(), args, &[("LOCKBOX_FORMAT", "xml")], None).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        let line = text.strip_suffix('\n').expect(&text);
+        assert!(!line.contains('\n'), "{text}");
+        // `Lockbox v0.1.0 (<commit>), committed <time>`, like `vault version`
+        // (the commit part only when the build knew it).
+        if line != prefix.trim_end() {
+            let rest = line.strip_prefix(&prefix).expect(line);
+            let (commit, date) = rest
+                .strip_prefix('(')
+                .and_then(|r| r.split_once("), committed "))
+                .expect(line);
+            assert!(
+                commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+                "{line}"
+            );
+            assert!(date.ends_with('Z') && date.contains('T'), "{line}");
+        }
+        seen.push(text);
+    }
+    assert!(seen.iter().all(|t| t == &seen[0]), "{seen:?}");
+}
+
+/// A `lockbox server --config` process with TLS from `cert`/`key` (inmem
+/// storage, port 0); the address comes from the banner.
+struct TlsServer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tls_server(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> TlsServer {
+    use std::io::BufRead;
+    let config = dir.join("lockbox.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(lockbox_bin())
+        .args(["server", "--config"])
+        .arg(&config)
+        .env("HOME", dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(a) = line.trim().strip_prefix("Api Address: ") {
+            addr = Some(a.to_string());
+        }
+        if line.contains("lockbox server started") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the TLS server did not start");
+    };
+    TlsServer { child, addr }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openssl_self_signed_certificate_as_vault_cacert() {
+    // What `openssl req -x509` makes: a self-signed certificate with
+    // basicConstraints CA:TRUE, used directly as the server's certificate.
+    // Vault's Go client accepts it when it is the CA file; so does lockbox.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl req failed");
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "the test needs a CA:TRUE certificate"
+    );
+    let server = start_tls_server(dir.path(), &cert, &key);
+    assert!(
+        server.addr.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.addr
+    );
+    let cacert = cert.to_str().unwrap();
+
+    let out = run_lockbox(
+        dir.path(),
+        &["operator", "init", "-status"],
+        &[
+            ("VAULT_ADDR", server.addr.as_str()),
+            ("VAULT_CACERT", cacert),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Lockbox is not initialized\n");
+    assert_eq!(stderr(&out), "");
+    let out = run_lockbox(
+        dir.path(),
+        &["status", "-format=json"],
+        &[
+            ("LOCKBOX_ADDR", server.addr.as_str()),
+            ("LOCKBOX_CACERT", cacert),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "sealed: {}", stderr(&out));
+    assert_eq!(json_of(&stdout(&out))["initialized"], false);
+
+    // The name is still checked: the certificate names 127.0.0.1 only.
+    let port = server.addr.rsplit(':').next().unwrap();
+    let by_name = format!("https://localhost:{port}");
+    let out = run_lockbox(
+        dir.path(),
+        &["operator", "init", "-status"],
+        &[("VAULT_ADDR", by_name.as_str()), ("VAULT_CACERT", cacert)],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not valid for name \"localhost\""), "{err}");
+    assert!(
+        err.contains("its TLS certificate was not accepted"),
+        "{err}"
+    );
+    assert!(!err.contains("Is it running?"), "{err}");
+
+    // Without the CA file the certificate is not trusted.
+    let out = run_lockbox(
+        dir.path(),
+        &["status"],
+        &[("VAULT_ADDR", server.addr.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
 }

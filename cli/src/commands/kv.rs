@@ -65,14 +65,14 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: ListArgs) -> Result<i32, Error> {
         _ => None,
     });
 
-    if ctx.format() == Format::Json {
+    if ctx.format().is_structured() {
         return match keys {
             Some(keys) => {
-                ctx.print_json(&keys)?;
+                ctx.print_structured(&keys)?;
                 Ok(0)
             }
             None => {
-                ctx.print_json(&serde_json::Map::new())?;
+                ctx.print_structured(&serde_json::Map::new())?;
                 Ok(2)
             }
         };

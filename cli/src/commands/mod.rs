@@ -70,8 +70,29 @@ pub async fn run(cmd: Command) -> i32 {
     run_with_io(cmd, &mut io).await
 }
 
+/// What `lockbox version` prints, like `vault version`:
+/// `Lockbox v0.1.0 (<git commit>), committed <UTC time>` when the build knew
+/// its commit (from git, or `LOCKBOX_GIT_COMMIT` and
+/// `LOCKBOX_GIT_COMMIT_DATE` at build time), else `Lockbox v0.1.0`.
+pub fn version_text() -> String {
+    let mut text = format!("Lockbox v{}", env!("CARGO_PKG_VERSION"));
+    if let Some(commit) = option_env!("LOCKBOX_GIT_COMMIT").filter(|c| !c.is_empty()) {
+        text.push_str(&format!(" ({commit})"));
+        if let Some(date) = option_env!("LOCKBOX_GIT_COMMIT_DATE").filter(|d| !d.is_empty()) {
+            text.push_str(&format!(", committed {date}"));
+        }
+    }
+    text
+}
+
 /// Runs one command with the given I/O and returns the process exit code.
 pub async fn run_with_io(cmd: Command, io: &mut Io<'_>) -> i32 {
+    if let Command::Version(_) = cmd {
+        // Needs no settings: a bad LOCKBOX_FORMAT must not hide the version.
+        let _ = writeln!(io.stdout, "{}", version_text());
+        let _ = io.stdout.flush();
+        return 0;
+    }
     let settings = match config::resolve(
         &cmd.global().flag_settings(),
         io.env,
@@ -150,6 +171,10 @@ async fn dispatch(cmd: Command, ctx: &mut Ctx<'_, '_>) -> Result<i32, Error> {
         Command::Write(a) => kv::write(ctx, a).await,
         Command::List(a) => kv::list(ctx, a).await,
         Command::Delete(a) => kv::delete(ctx, a).await,
+        Command::Version(_) => {
+            ctx.outln(&version_text());
+            Ok(0)
+        }
     }
 }
 
@@ -189,18 +214,23 @@ impl Ctx<'_, '_> {
         let _ = writeln!(self.io.stderr, "{line}");
     }
 
-    /// Prints any serializable value as pretty JSON.
-    pub fn print_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        let text = output::json(value)?;
+    /// Prints any serializable value as a document in the configured format:
+    /// YAML with `-format=yaml`, pretty JSON otherwise (commands print their
+    /// tables themselves).
+    pub fn print_structured<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        let text = match self.format() {
+            Format::Yaml => output::yaml(value)?,
+            Format::Json | Format::Table => output::json(value)?,
+        };
         self.out(&text);
         Ok(())
     }
 
     /// Prints a secret in the configured format: warnings (stderr) and a
-    /// `Key`/`Value` table, or the envelope as JSON.
+    /// `Key`/`Value` table, or the envelope as JSON or YAML.
     pub fn print_secret(&mut self, secret: &Secret) -> Result<i32, Error> {
         match self.format() {
-            Format::Json => self.print_json(secret)?,
+            Format::Json | Format::Yaml => self.print_structured(secret)?,
             Format::Table => {
                 let warnings = output::warnings_block(secret);
                 self.err(&warnings);
@@ -212,7 +242,9 @@ impl Ctx<'_, '_> {
     }
 
     /// Prints one field of a secret (`-field`), the way Vault does: the bare
-    /// value in table format, JSON in json format.
+    /// value in table format, the value as a JSON or YAML document otherwise.
+    /// Only the YAML document ends with a newline wherever it goes (as in
+    /// Vault); the others get one on a terminal only.
     pub fn print_field(&mut self, secret: &Secret, field: &str) -> Result<i32, Error> {
         let Some(value) = raw_field(secret, field) else {
             return Err(Error::Usage(format!(
@@ -222,9 +254,10 @@ impl Ctx<'_, '_> {
         let text = match self.format() {
             Format::Table => output::go_value(&value),
             Format::Json => output::json(&value)?.trim_end().to_string(),
+            Format::Yaml => output::yaml(&value)?,
         };
         self.out(&text);
-        if self.io.stdout_is_terminal {
+        if self.io.stdout_is_terminal && !text.ends_with('\n') {
             self.out("\n");
         }
         Ok(0)

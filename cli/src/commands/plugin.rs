@@ -246,7 +246,7 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: PluginListArgs) -> Result<i32, Er
     let data = secret.data_or_top_level();
     let entries = catalog_entries(data, kind.as_deref());
     match ctx.format() {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             // Vault's shape: the name lists by type, plus the details.
             let mut out = Map::new();
             for t in ["auth", "database", "secret"] {
@@ -260,7 +260,7 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: PluginListArgs) -> Result<i32, Er
                 "details".into(),
                 Value::Array(entries.into_iter().map(Value::Object).collect()),
             );
-            ctx.print_json(&out)?;
+            ctx.print_structured(&out)?;
         }
         Format::Table => {
             let table = list_table(&entries, kind.is_some(), args.detailed);
@@ -288,7 +288,7 @@ pub async fn info(ctx: &mut Ctx<'_, '_>, args: PluginInfoArgs) -> Result<i32, Er
         return ctx.print_field(&entry, field);
     }
     match ctx.format() {
-        Format::Json => ctx.print_json(&data)?,
+        Format::Json | Format::Yaml => ctx.print_structured(&data)?,
         Format::Table => {
             let table = output::key_value_table(&output::data_rows(&data));
             ctx.out(&table);
@@ -480,7 +480,7 @@ pub async fn push(ctx: &mut Ctx<'_, '_>, args: PluginPushArgs) -> Result<i32, Er
     let pushed = pushed?;
     let pinned = image.at_digest(&pushed.manifest_digest);
     match ctx.format() {
-        Format::Json => ctx.print_json(&json!({
+        Format::Json | Format::Yaml => ctx.print_structured(&json!({
             "reference": image.as_given(),
             "digest": pushed.manifest_digest,
             "pinned_reference": pinned.as_given(),
@@ -567,7 +567,7 @@ pub async fn pull(ctx: &mut Ctx<'_, '_>, args: PluginPullArgs) -> Result<i32, Er
         });
     }
     match ctx.format() {
-        Format::Json => ctx.print_json(&json!({
+        Format::Json | Format::Yaml => ctx.print_structured(&json!({
             "reference": image.as_given(),
             "digest": pulled.manifest_digest,
             "path": path,

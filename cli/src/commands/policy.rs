@@ -67,7 +67,7 @@ pub async fn read(ctx: &mut Ctx<'_, '_>, args: PolicyReadArgs) -> Result<i32, Er
         return Err(Error::NotFound(format!("No policy named: {name}")));
     }
     match ctx.format() {
-        Format::Json => ctx.print_json(&json!({"policy": rules}))?,
+        Format::Json | Format::Yaml => ctx.print_structured(&json!({"policy": rules}))?,
         Format::Table => ctx.outln(rules.trim()),
     }
     Ok(0)
@@ -92,7 +92,7 @@ pub async fn list(ctx: &mut Ctx<'_, '_>) -> Result<i32, Error> {
         _ => Vec::new(),
     };
     match ctx.format() {
-        Format::Json => ctx.print_json(&names)?,
+        Format::Json | Format::Yaml => ctx.print_structured(&names)?,
         Format::Table => {
             for name in &names {
                 ctx.outln(name);

@@ -150,7 +150,7 @@ pub(super) async fn list_mounts(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     match ctx.format() {
-        Format::Json => ctx.print_json(&mounts)?,
+        Format::Json | Format::Yaml => ctx.print_structured(&mounts)?,
         Format::Table => {
             let (header, rows) = if detailed {
                 detailed_table(&mounts)

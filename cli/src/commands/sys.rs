@@ -65,7 +65,7 @@ async fn print_seal_status(
     };
     let ha_enabled = bool_of(&leader, "ha_enabled");
 
-    if ctx.format() == Format::Json {
+    if ctx.format().is_structured() {
         let mut out = fields.clone();
         out.insert("ha_enabled".into(), ha_enabled.into());
         for key in [
@@ -78,7 +78,7 @@ async fn print_seal_status(
                 out.insert(key.into(), v.clone());
             }
         }
-        ctx.print_json(&out)?;
+        ctx.print_structured(&out)?;
         return Ok(0);
     }
 
@@ -220,13 +220,13 @@ pub async fn init(ctx: &mut Ctx<'_, '_>, args: OperatorInitArgs) -> Result<i32, 
         .unwrap_or_default()
         .to_string();
 
-    if ctx.format() == Format::Json {
+    if ctx.format().is_structured() {
         let (unseal_shares, unseal_threshold) = if keys_hex.is_empty() {
             (1, 1)
         } else {
             (shares, threshold)
         };
-        ctx.print_json(&json!({
+        ctx.print_structured(&json!({
             "unseal_keys_b64": keys_b64,
             "unseal_keys_hex": keys_hex,
             "unseal_shares": unseal_shares,
@@ -295,7 +295,9 @@ async fn init_status(ctx: &mut Ctx<'_, '_>, client: &Client) -> Result<i32, Erro
         }
     };
     match ctx.format() {
-        Format::Json => ctx.print_json(&json!({"initialized": initialized}))?,
+        Format::Json | Format::Yaml => {
+            ctx.print_structured(&json!({"initialized": initialized}))?
+        }
         Format::Table => ctx.outln(if initialized {
             "Lockbox is initialized"
         } else {
@@ -311,8 +313,10 @@ pub async fn unseal(ctx: &mut Ctx<'_, '_>, args: OperatorUnsealArgs) -> Result<i
     let body = if args.reset {
         json!({"reset": true})
     } else {
-        let key = match args.key {
-            Some(k) => k.trim().to_string(),
+        let key = match args.key.as_deref().map(str::trim) {
+            // "-" reads the key from stdin, as `login -` and `write -` do.
+            Some("-") => input::read_line(ctx.io.stdin)?.trim().to_string(),
+            Some(k) => k.to_string(),
             None => {
                 if ctx.io.stdin_is_terminal {
                     ctx.err("Unseal Key (will be echoed): ");
@@ -367,8 +371,8 @@ pub async fn rotate(ctx: &mut Ctx<'_, '_>) -> Result<i32, Error> {
         .map_err(|e| e.context("Error reading key status"))?
         .ok_or_else(|| Error::Unexpected("Error reading key status: empty response".into()))?;
     let fields = status.data_or_top_level();
-    if ctx.format() == Format::Json {
-        ctx.print_json(fields)?;
+    if ctx.format().is_structured() {
+        ctx.print_structured(fields)?;
         return Ok(0);
     }
     let mut rows = vec![
