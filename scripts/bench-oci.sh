@@ -93,7 +93,7 @@ read -r PULL_MED PULL_MIN PULL_MAX < <(printf '%s\n' "${PULL_MS[@]}" | stats)
 # --- standalone server: register cold / warm ---------------------------------
 log "standalone server: register cold and warm"
 API_PORT="$(free_port)"
-"$BIN" server --dev --dev-root-token-id root --dev-listen-address "127.0.0.1:$API_PORT" \
+"$BIN" server --dev --dev-no-store-token --dev-root-token-id root --dev-listen-address "127.0.0.1:$API_PORT" \
   --insecure-registry "$REG" >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 API="http://127.0.0.1:$API_PORT"

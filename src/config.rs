@@ -9,9 +9,9 @@
 //! }
 //! api_addr         = "https://lockbox.example:8200"
 //! plugin_directory = "/etc/lockbox/plugins"
-//! max_request_size = 33554432
+//! max_request_size = 33554432    # bytes; 0 = the default (32 MiB), < 0 = no limit
 //! plugin_response_cache_size = 33554432  # bytes; 0 turns the cache off
-//! log_level        = "info"
+//! log_level        = "info"      # trace, debug, info, warn, error (Vault's aliases too)
 //! ```
 //!
 //! Parsing is pure (text in, [`Config`] out) so it is unit-tested without
@@ -65,8 +65,8 @@ pub struct ListenerConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key.
     pub tls_key_file: Option<PathBuf>,
-    /// Overrides the top-level `max_request_size`.
-    pub max_request_size: Option<usize>,
+    /// Overrides the top-level `max_request_size` (same meaning).
+    pub max_request_size: Option<i64>,
 }
 
 /// The whole file.
@@ -80,11 +80,15 @@ pub struct Config {
     pub api_addr: Option<String>,
     /// Where plugin binaries must live.
     pub plugin_directory: Option<PathBuf>,
-    /// Largest request body in bytes.
-    pub max_request_size: usize,
+    /// Largest request body in bytes, as Vault reads it: 0 means the
+    /// default ([`crate::http::DEFAULT_MAX_REQUEST_SIZE`]), a negative number
+    /// means no limit. See [`Config::request_limit`].
+    pub max_request_size: i64,
     /// Size bound of the plugin read-response cache in bytes; 0 turns it off.
     pub plugin_response_cache_size: u64,
-    /// `trace`, `debug`, `info`, `warn`, `error`.
+    /// `trace`, `debug`, `info`, `warn` or `error` (normalized by
+    /// [`parse_log_level`], so Vault's `warning`, `err`, `notice` are
+    /// accepted in the file).
     pub log_level: String,
     /// `standard` or `json`.
     pub log_format: String,
@@ -147,6 +151,47 @@ fn as_bool(key: &str, v: &hcl::Value) -> Result<bool, ConfigError> {
     }
 }
 
+/// A signed byte count (Vault's `parseutil.ParseInt`): `max_request_size`.
+fn as_signed_size(key: &str, v: &hcl::Value) -> Result<i64, ConfigError> {
+    let s = as_string(key, v)?;
+    s.trim()
+        .parse::<i64>()
+        .map_err(|_| invalid(format!("{key}: expected a number of bytes, got {s:?}")))
+}
+
+/// The log levels the server accepts, as listed in error messages.
+pub const LOG_LEVELS: &str =
+    "trace, debug, info, warn, error (Vault's aliases notice, warning and err also work)";
+
+/// Normalizes a log level as Vault does (case-insensitive; `notice` is
+/// `info`, `warning` is `warn`, `err` is `error`) to the name tracing uses.
+/// The same rule applies to `--log-level`, `LOCKBOX_LOG_LEVEL` and the
+/// file's `log_level`, so a level is either accepted everywhere or refused
+/// with the list of accepted values.
+pub fn parse_log_level(level: &str) -> Result<&'static str, String> {
+    match level.trim().to_ascii_lowercase().as_str() {
+        "trace" => Ok("trace"),
+        "debug" => Ok("debug"),
+        "info" | "notice" => Ok("info"),
+        "warn" | "warning" => Ok("warn"),
+        "error" | "err" => Ok("error"),
+        _ => Err(format!(
+            "unknown log level {level:?}; accepted values are {LOG_LEVELS}"
+        )),
+    }
+}
+
+/// Validates a log format (`standard` or `json`, case-insensitive).
+pub fn parse_log_format(format: &str) -> Result<&'static str, String> {
+    match format.trim().to_ascii_lowercase().as_str() {
+        "standard" => Ok("standard"),
+        "json" => Ok("json"),
+        _ => Err(format!(
+            "unknown log format {format:?}; accepted values are standard, json"
+        )),
+    }
+}
+
 fn as_size(key: &str, v: &hcl::Value) -> Result<usize, ConfigError> {
     let s = as_string(key, v)?;
     s.parse::<usize>()
@@ -184,7 +229,7 @@ impl Config {
             },
             api_addr: None,
             plugin_directory: None,
-            max_request_size: crate::http::DEFAULT_MAX_REQUEST_SIZE,
+            max_request_size: 0,
             plugin_response_cache_size: crate::plugin::cache::DEFAULT_SIZE,
             log_level: "info".into(),
             log_format: "standard".into(),
@@ -206,12 +251,20 @@ impl Config {
                 "plugin_directory" => {
                     cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?))
                 }
-                "max_request_size" => cfg.max_request_size = as_size(key, &v)?,
+                "max_request_size" => cfg.max_request_size = as_signed_size(key, &v)?,
                 "plugin_response_cache_size" => {
                     cfg.plugin_response_cache_size = as_size(key, &v)? as u64
                 }
-                "log_level" => cfg.log_level = as_string(key, &v)?.to_ascii_lowercase(),
-                "log_format" => cfg.log_format = as_string(key, &v)?.to_ascii_lowercase(),
+                "log_level" => {
+                    cfg.log_level = parse_log_level(&as_string(key, &v)?)
+                        .map_err(|e| invalid(format!("log_level: {e}")))?
+                        .to_string()
+                }
+                "log_format" => {
+                    cfg.log_format = parse_log_format(&as_string(key, &v)?)
+                        .map_err(|e| invalid(format!("log_format: {e}")))?
+                        .to_string()
+                }
                 "default_lease_ttl" => {
                     cfg.default_lease_ttl =
                         duration::parse_str(key, &as_string(key, &v)?).map_err(invalid)?
@@ -312,7 +365,9 @@ impl Config {
                             "tls_key_file" => {
                                 l.tls_key_file = Some(PathBuf::from(as_string(key, &v)?))
                             }
-                            "max_request_size" => l.max_request_size = Some(as_size(key, &v)?),
+                            "max_request_size" => {
+                                l.max_request_size = Some(as_signed_size(key, &v)?)
+                            }
                             "cluster_address" | "tls_min_version" | "max_request_duration" => {}
                             other => {
                                 return Err(invalid(format!(
@@ -345,18 +400,6 @@ impl Config {
                 "listener \"tcp\": TLS is on but tls_cert_file and tls_key_file are not both set; set them, or set tls_disable = true to serve plain HTTP",
             ));
         }
-        if !["standard", "json"].contains(&cfg.log_format.as_str()) {
-            return Err(invalid(format!(
-                "log_format must be \"standard\" or \"json\", got {:?}",
-                cfg.log_format
-            )));
-        }
-        if !["trace", "debug", "info", "warn", "error"].contains(&cfg.log_level.as_str()) {
-            return Err(invalid(format!(
-                "log_level must be one of trace, debug, info, warn, error; got {:?}",
-                cfg.log_level
-            )));
-        }
         if cfg.default_lease_ttl > cfg.max_lease_ttl {
             return Err(invalid(
                 "default_lease_ttl cannot be greater than max_lease_ttl",
@@ -377,11 +420,82 @@ impl Config {
             })
     }
 
-    /// The effective request size limit.
-    pub fn request_limit(&self) -> usize {
-        self.listener
+    /// The effective request size limit in bytes, `None` for no limit:
+    /// the listener's `max_request_size` if set, else the top-level one;
+    /// 0 means Vault's default (32 MiB), a negative number means no limit.
+    pub fn request_limit(&self) -> Option<usize> {
+        match self
+            .listener
             .max_request_size
             .unwrap_or(self.max_request_size)
+        {
+            0 => Some(crate::http::DEFAULT_MAX_REQUEST_SIZE),
+            n if n < 0 => None,
+            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// The keys that differ between `self` (the running configuration) and
+    /// `new` and that only take effect after a restart, named as in the
+    /// file. The log level and the TLS certificate and key files (including
+    /// new paths) are applied on SIGHUP and are not listed.
+    pub fn changes_needing_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                changed.push(key);
+            }
+        };
+        check(
+            self.listener.address != new.listener.address,
+            "listener address",
+        );
+        check(
+            self.listener.tls_disable != new.listener.tls_disable,
+            "listener tls_disable",
+        );
+        check(self.storage != new.storage, "storage");
+        check(
+            self.request_limit() != new.request_limit(),
+            "max_request_size",
+        );
+        check(self.api_addr != new.api_addr, "api_addr");
+        check(
+            self.plugin_response_cache_size != new.plugin_response_cache_size,
+            "plugin_response_cache_size",
+        );
+        check(self.log_format != new.log_format, "log_format");
+        check(
+            self.default_lease_ttl != new.default_lease_ttl,
+            "default_lease_ttl",
+        );
+        check(self.max_lease_ttl != new.max_lease_ttl, "max_lease_ttl");
+        check(
+            self.unseal_keys_file != new.unseal_keys_file,
+            "unseal_keys_file",
+        );
+        check(self.cluster_name != new.cluster_name, "cluster_name");
+        check(
+            self.plugin_cache_dir() != new.plugin_cache_dir(),
+            "plugin_cache_directory",
+        );
+        check(
+            self.insecure_registries != new.insecure_registries,
+            "insecure_registries",
+        );
+        check(
+            self.plugin_image_max_size != new.plugin_image_max_size,
+            "plugin_image_max_size",
+        );
+        check(
+            self.plugin_cache_max_size != new.plugin_cache_max_size,
+            "plugin_cache_max_size",
+        );
+        check(
+            self.registry_auth_file != new.registry_auth_file,
+            "registry_auth_file",
+        );
+        changed
     }
 }
 
@@ -415,7 +529,7 @@ mod tests {
         );
         assert!(c.listener.tls_disable);
         assert_eq!(c.listener.address, "0.0.0.0:8200");
-        assert_eq!(c.request_limit(), 1024);
+        assert_eq!(c.request_limit(), Some(1024));
         assert_eq!(c.plugin_directory, Some(PathBuf::from("/plugins")));
         assert_eq!(c.plugin_response_cache_size, 0);
         assert_eq!(c.log_level, "debug");
@@ -504,5 +618,94 @@ colour = "red""#,
                 .to_string()
                 .contains("missing storage")
         );
+    }
+
+    const PLAIN: &str = "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = 1\n}\n";
+
+    #[test]
+    fn max_request_size_zero_is_the_default_and_negative_is_no_limit() {
+        let with = |extra: &str| Config::parse(&format!("{PLAIN}{extra}")).unwrap();
+        assert_eq!(
+            with("").request_limit(),
+            Some(crate::http::DEFAULT_MAX_REQUEST_SIZE)
+        );
+        assert_eq!(
+            with("max_request_size = 0\n").request_limit(),
+            Some(crate::http::DEFAULT_MAX_REQUEST_SIZE)
+        );
+        assert_eq!(with("max_request_size = -1\n").request_limit(), None);
+        assert_eq!(with("max_request_size = \"-5\"\n").request_limit(), None);
+        assert_eq!(
+            with("max_request_size = 2048\n").request_limit(),
+            Some(2048)
+        );
+        // The listener's value wins, with the same meaning.
+        let c = Config::parse(
+            "storage \"inmem\" {}\nmax_request_size = 10\nlistener \"tcp\" {\n tls_disable = 1\n max_request_size = -1\n}\n",
+        )
+        .unwrap();
+        assert_eq!(c.request_limit(), None);
+        let e = Config::parse(&format!("{PLAIN}max_request_size = \"big\"\n")).unwrap_err();
+        assert!(e.to_string().contains("max_request_size"), "{e}");
+    }
+
+    #[test]
+    fn log_levels_follow_vault() {
+        for (given, level) in [
+            ("trace", "trace"),
+            ("DEBUG", "debug"),
+            ("notice", "info"),
+            ("info", "info"),
+            ("warning", "warn"),
+            ("Warn", "warn"),
+            ("err", "error"),
+            ("error", "error"),
+        ] {
+            assert_eq!(parse_log_level(given), Ok(level), "{given}");
+            let c = Config::parse(&format!("{PLAIN}log_level = \"{given}\"\n")).unwrap();
+            assert_eq!(c.log_level, level, "{given}");
+        }
+        let e = parse_log_level("bogus").unwrap_err();
+        assert!(e.contains("\"bogus\"") && e.contains(LOG_LEVELS), "{e}");
+        let e = Config::parse(&format!("{PLAIN}log_level = \"bogus\"\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("log_level") && e.to_string().contains(LOG_LEVELS),
+            "{e}"
+        );
+        let e = Config::parse(&format!("{PLAIN}log_format = \"xml\"\n")).unwrap_err();
+        assert!(e.to_string().contains("standard, json"), "{e}");
+    }
+
+    #[test]
+    fn changes_needing_restart_name_the_keys() {
+        let old = Config::parse(&format!(
+            "{PLAIN}log_level = \"info\"\nplugin_directory = \"/a\"\n"
+        ))
+        .unwrap();
+        // Live keys (log level) are not listed.
+        let live = Config::parse(&format!(
+            "{PLAIN}log_level = \"debug\"\nplugin_directory = \"/a\"\n"
+        ))
+        .unwrap();
+        assert!(old.changes_needing_restart(&live).is_empty());
+        let new = Config::parse(
+            "storage \"file\" { path = \"/d\" }\nlistener \"tcp\" {\n address = \"127.0.0.1:1\"\n tls_disable = 1\n}\nplugin_directory = \"/b\"\nmax_request_size = 5\n",
+        )
+        .unwrap();
+        let changed = old.changes_needing_restart(&new);
+        for key in [
+            "listener address",
+            "storage",
+            "max_request_size",
+            "plugin_cache_directory",
+        ] {
+            assert!(changed.contains(&key), "{key} missing from {changed:?}");
+        }
+        // 0 and the default are the same limit.
+        let zero = Config::parse(&format!(
+            "{PLAIN}plugin_directory = \"/a\"\nmax_request_size = 0\n"
+        ))
+        .unwrap();
+        assert!(old.changes_needing_restart(&zero).is_empty());
     }
 }

@@ -3,13 +3,19 @@
 //!
 //! * `--dev`: in-memory storage, initialized with one unseal key, unsealed,
 //!   a root token (`--dev-root-token-id`), and a `kv` mount at `secret/`.
+//!   Like Vault, the root token is stored in the CLI's token file
+//!   (`$HOME/.lockbox-token`) unless `--dev-no-store-token`.
 //! * `--config FILE`: HCL configuration (see [`crate::config`]); the server
 //!   starts sealed unless unseal keys are available from `unseal_keys_file`,
 //!   `--unseal-keys-file` or `LOCKBOX_UNSEAL_KEYS` (auto-unseal).
 //!
-//! SIGHUP re-reads the config file and applies what can change at run time
-//! (log level, TLS certificate and key). SIGTERM and SIGINT stop accepting
-//! connections, let in-flight requests finish, and seal.
+//! SIGHUP re-reads the config file and applies what can change at run time:
+//! the log level (unless `--log-level`, `LOCKBOX_LOG_LEVEL` or `LOCKBOX_LOG`
+//! set it, as at startup) and the TLS certificate and key, including new
+//! paths. Every other changed key is named in a warning ("listener address
+//! changed; restart required"); a file that fails to parse keeps the running
+//! configuration. SIGTERM and SIGINT stop accepting connections, let
+//! in-flight requests finish, and seal.
 
 use crate::config::{Config, ConfigError, StorageConfig};
 use crate::core::{Core, CoreConfig};
@@ -33,16 +39,18 @@ pub struct ServerArgs {
     /// Development mode: in memory, unsealed, root token printed.
     #[arg(long)]
     pub dev: bool,
-    /// The root token's ID in dev mode (random if unset).
-    #[arg(long, env = "LOCKBOX_DEV_ROOT_TOKEN_ID")]
+    /// The root token's ID in dev mode (random if unset). Also read from
+    /// `LOCKBOX_DEV_ROOT_TOKEN_ID` or `VAULT_DEV_ROOT_TOKEN_ID`.
+    #[arg(long)]
     pub dev_root_token_id: Option<String>,
-    /// Address the dev server listens on.
-    #[arg(
-        long,
-        default_value = "127.0.0.1:8200",
-        env = "LOCKBOX_DEV_LISTEN_ADDRESS"
-    )]
-    pub dev_listen_address: String,
+    /// Address the dev server listens on (default 127.0.0.1:8200). Also read
+    /// from `LOCKBOX_DEV_LISTEN_ADDRESS` or `VAULT_DEV_LISTEN_ADDRESS`.
+    #[arg(long)]
+    pub dev_listen_address: Option<String>,
+    /// Dev mode: do not store the root token in the CLI's token file
+    /// (`$HOME/.lockbox-token`); it is only printed.
+    #[arg(long)]
+    pub dev_no_store_token: bool,
     /// Serve the dev server over TLS with a generated CA and certificate.
     #[arg(long)]
     pub dev_tls: bool,
@@ -57,7 +65,8 @@ pub struct ServerArgs {
     /// File holding unseal keys, one per line, for auto-unseal.
     #[arg(long, env = "LOCKBOX_UNSEAL_KEYS_FILE")]
     pub unseal_keys_file: Option<PathBuf>,
-    /// Log level (overrides the config file).
+    /// Log level: trace, debug, info, warn or error (Vault's notice,
+    /// warning and err also work). Overrides the config file, also on SIGHUP.
     #[arg(long, env = "LOCKBOX_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// Log format: standard or json (overrides the config file).
@@ -90,6 +99,14 @@ impl Drop for TempCacheDir {
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A flag (or its environment variable) has a value lockbox does not accept.
+    #[error("invalid {flag}: {message}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong, with the accepted values.
+        message: String,
+    },
     /// Neither `--dev` nor `--config`.
     #[error("either --dev or --config FILE is required (try `lockbox server --dev`)")]
     NoMode,
@@ -145,8 +162,11 @@ pub(crate) type ReloadHandle = reload::Handle<EnvFilter, tracing_subscriber::Reg
 /// Installs the global subscriber: `level` (or `LOCKBOX_LOG`, an EnvFilter
 /// directive) and `format` (`json` or `standard`), on stderr. Returns the
 /// handle that reloads the level on SIGHUP (None if one was installed already).
+/// Vault's level names (`warning`, `err`, `notice`) are understood; the
+/// server validates its levels before calling this (see [`LogSettings`]).
 pub(crate) fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
     use tracing_subscriber::prelude::*;
+    let level = crate::config::parse_log_level(level).unwrap_or(level);
     let filter = EnvFilter::try_from_env("LOCKBOX_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
@@ -170,6 +190,72 @@ pub(crate) fn init_logging(level: &str, format: &str) -> Option<ReloadHandle> {
             .try_init()
     };
     result.ok().map(|_| handle)
+}
+
+/// The log level and format in effect, and what chose the level: the
+/// precedence is `LOCKBOX_LOG` (a filter directive), then `--log-level` /
+/// `LOCKBOX_LOG_LEVEL`, then the config file, then `info`. A SIGHUP applies
+/// the file's level only when nothing above the file chose it.
+struct LogSettings {
+    level: &'static str,
+    format: &'static str,
+    /// What set the level if not the config file (or the default).
+    pinned_by: Option<&'static str>,
+}
+
+impl LogSettings {
+    /// Validates the flags and combines them with the file's settings.
+    fn resolve(args: &ServerArgs, file: Option<&Config>) -> Result<Self, ServerError> {
+        let flag = |flag: &'static str| move |message: String| ServerError::Flag { flag, message };
+        let flag_level = args
+            .log_level
+            .as_deref()
+            .map(crate::config::parse_log_level)
+            .transpose()
+            .map_err(flag("--log-level (LOCKBOX_LOG_LEVEL)"))?;
+        let flag_format = args
+            .log_format
+            .as_deref()
+            .map(crate::config::parse_log_format)
+            .transpose()
+            .map_err(flag("--log-format (LOCKBOX_LOG_FORMAT)"))?;
+        let file_level = file
+            .and_then(|c| crate::config::parse_log_level(&c.log_level).ok())
+            .unwrap_or("info");
+        let file_format = file
+            .and_then(|c| crate::config::parse_log_format(&c.log_format).ok())
+            .unwrap_or("standard");
+        let pinned_by = if EnvFilter::try_from_env("LOCKBOX_LOG").is_ok() {
+            Some("LOCKBOX_LOG")
+        } else if flag_level.is_some() {
+            Some("--log-level (or LOCKBOX_LOG_LEVEL)")
+        } else {
+            None
+        };
+        Ok(Self {
+            level: flag_level.unwrap_or(file_level),
+            format: flag_format.unwrap_or(file_format),
+            pinned_by,
+        })
+    }
+}
+
+/// A non-empty environment variable, the first of `names` that is set
+/// (empty counts as unset, as in Vault).
+fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Stores the dev root token in the CLI's token file, as Vault's dev mode
+/// does with its token helper, so `lockbox token lookup` works right away.
+/// Returns the file written.
+fn store_dev_token(token: &str) -> Result<PathBuf, String> {
+    let path = lockbox_cli::token_file_path(&|name| std::env::var(name).ok())
+        .ok_or_else(|| "HOME is not set, so there is no token file to store it in".to_string())?;
+    lockbox_cli::write_token_file(&path, token).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
@@ -230,31 +316,26 @@ async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     }
 }
 
-fn spawn_sighup(
-    mut hup: tokio::signal::unix::Signal,
-    config_path: Option<PathBuf>,
+/// What SIGHUP re-reads and applies.
+struct Reloader {
+    /// The config file; `None` in dev mode (only the TLS files are re-read).
+    path: Option<PathBuf>,
+    /// The configuration as running: the startup file, updated with what
+    /// each reload applied (so a key that needs a restart is reported on
+    /// every reload until the process restarts).
+    running: Option<Config>,
     log: Option<ReloadHandle>,
+    /// Set when a flag or environment variable chose the log level.
+    level_pinned_by: Option<&'static str>,
     tls: Option<tls::Reloadable>,
-) {
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP received, reloading");
-            let Some(path) = &config_path else { continue };
-            let config = match Config::load(path) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("reload failed, keeping the running configuration: {e}");
-                    continue;
-                }
-            };
-            if let Some(handle) = &log {
-                if let Err(e) = handle.modify(|f| *f = EnvFilter::new(&config.log_level)) {
-                    tracing::error!("log level reload failed: {e}");
-                } else {
-                    tracing::info!(level = %config.log_level, "log level reloaded");
-                }
-            }
-            if let Some(tls) = &tls {
+    /// Where a changed `plugin_directory` is applied.
+    plugins: Option<Arc<crate::plugin::PluginHost>>,
+}
+
+impl Reloader {
+    fn reload(&mut self) {
+        let (Some(path), Some(running)) = (&self.path, &mut self.running) else {
+            if let Some(tls) = &self.tls {
                 match tls.reload() {
                     Ok(()) => tracing::info!("TLS certificate reloaded"),
                     Err(e) => {
@@ -262,6 +343,77 @@ fn spawn_sighup(
                     }
                 }
             }
+            return;
+        };
+        let new = match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        match (self.level_pinned_by, &self.log) {
+            (Some(source), _) => {
+                if new.log_level != running.log_level {
+                    tracing::info!(
+                        file_level = %new.log_level,
+                        "log_level of the config file not applied: the log level is set by {source}"
+                    );
+                }
+            }
+            (None, Some(handle)) => match handle.modify(|f| *f = EnvFilter::new(&new.log_level)) {
+                Ok(()) => {
+                    running.log_level = new.log_level.clone();
+                    tracing::info!(level = %new.log_level, "log level reloaded");
+                }
+                Err(e) => tracing::error!("log level reload failed: {e}"),
+            },
+            (None, None) => {}
+        }
+        if let (Some(tls), false, Some(cert), Some(key)) = (
+            &self.tls,
+            new.listener.tls_disable,
+            &new.listener.tls_cert_file,
+            &new.listener.tls_key_file,
+        ) {
+            match tls.reload_from(cert, key) {
+                Ok(()) => {
+                    running.listener.tls_cert_file = Some(cert.clone());
+                    running.listener.tls_key_file = Some(key.clone());
+                    tracing::info!(
+                        cert = %cert.display(),
+                        key = %key.display(),
+                        "TLS certificate reloaded"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!("TLS reload failed, keeping the old certificate: {e}")
+                }
+            }
+        }
+        if new.plugin_directory != running.plugin_directory
+            && let Some(host) = &self.plugins
+        {
+            host.set_plugin_directory(new.plugin_directory.clone());
+            running.plugin_directory = new.plugin_directory.clone();
+            match &new.plugin_directory {
+                Some(dir) => tracing::info!(dir = %dir.display(), "plugin_directory reloaded"),
+                None => {
+                    tracing::info!("plugin_directory unset: external plugins can no longer start")
+                }
+            }
+        }
+        for key in running.changes_needing_restart(&new) {
+            tracing::warn!("{key} changed; restart required");
+        }
+    }
+}
+
+fn spawn_sighup(mut hup: tokio::signal::unix::Signal, mut reloader: Reloader) {
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP received, reloading");
+            reloader.reload();
         }
     });
 }
@@ -286,6 +438,7 @@ async fn bind(address: &str) -> Result<TcpListener, ServerError> {
         })
 }
 
+/// Vault's configuration banner: the header, right-aligned keys, a blank line.
 fn print_banner(lines: &[(&str, String)]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "==> lockbox server configuration:\n");
@@ -296,14 +449,42 @@ fn print_banner(lines: &[(&str, String)]) {
     let _ = out.flush();
 }
 
+/// Vault's line after the banner; tools wait for it.
+fn print_started() {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "==> lockbox server started! Log data will stream in below:\n"
+    );
+    let _ = out.flush();
+}
+
+fn listener_line(local: SocketAddr, limit: Option<usize>, tls: bool) -> String {
+    format!(
+        "tcp (addr: \"{local}\", max_request_size: \"{}\", tls: \"{}\")",
+        limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+        if tls { "enabled" } else { "disabled" }
+    )
+}
+
+/// What [`register_dev_plugins`] did.
+#[derive(Debug, Default)]
+pub struct DevPlugins {
+    /// Registered entries, in file-name order.
+    pub registered: Vec<CatalogEntry>,
+    /// Executables that are not lockbox plugins (file names).
+    pub failed: Vec<String>,
+}
+
 /// Registers every executable in `dir` (dev mode). Each is started once to
-/// learn whether it is a secrets engine or an auth method.
+/// learn whether it is a secrets engine or an auth method; one that does not
+/// start as a plugin is listed in [`DevPlugins::failed`].
 pub async fn register_dev_plugins(
     core: &Core,
     dir: &std::path::Path,
-) -> Result<Vec<CatalogEntry>, ServerError> {
+) -> Result<DevPlugins, ServerError> {
     use std::os::unix::fs::PermissionsExt;
-    let mut registered = Vec::new();
+    let mut result = DevPlugins::default();
     let dir = dir
         .canonicalize()
         .map_err(|source| ServerError::PluginDir {
@@ -342,6 +523,7 @@ pub async fn register_dev_plugins(
             Ok(hex) => hex,
             Err(e) => {
                 tracing::warn!("skipping {}: {e}", path.display());
+                result.failed.push(file);
                 continue;
             }
         };
@@ -349,7 +531,7 @@ pub async fn register_dev_plugins(
             name,
             kind: PluginType::Secret,
             version: String::new(),
-            command: file,
+            command: file.clone(),
             args: vec![],
             env: vec![],
             sha256,
@@ -366,20 +548,34 @@ pub async fn register_dev_plugins(
             }
             Err(e) => {
                 tracing::warn!("skipping {}: not a lockbox plugin ({e})", path.display());
+                result.failed.push(file);
                 continue;
             }
         }
         core.register_plugin(&entry).await?;
-        registered.push(entry);
+        tracing::info!(
+            name = %entry.name,
+            kind = entry.kind.as_str(),
+            sha256 = %entry.sha256,
+            "registered dev plugin"
+        );
+        result.registered.push(entry);
     }
-    Ok(registered)
+    Ok(result)
 }
 
 async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
-    let log = init_logging(
-        args.log_level.as_deref().unwrap_or("info"),
-        args.log_format.as_deref().unwrap_or("standard"),
-    );
+    let logging = LogSettings::resolve(&args, None)?;
+    let log = init_logging(logging.level, logging.format);
+    let root_token_id = args
+        .dev_root_token_id
+        .clone()
+        .or_else(|| env_var(&["LOCKBOX_DEV_ROOT_TOKEN_ID", "VAULT_DEV_ROOT_TOKEN_ID"]));
+    let listen_address = args
+        .dev_listen_address
+        .clone()
+        .or_else(|| env_var(&["LOCKBOX_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS"]))
+        .unwrap_or_else(|| "127.0.0.1:8200".to_string());
     let physical: Arc<dyn Physical> = Arc::new(InMemory::new());
     let mut config = CoreConfig::default();
     config.plugins.plugin_directory = args.dev_plugin_dir.clone();
@@ -388,9 +584,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     config.images.insecure_registries = args.insecure_registries.clone();
     let core = Arc::new(Core::new(physical, config));
 
-    let init = core
-        .initialize(1, 1, args.dev_root_token_id.clone())
-        .await?;
+    let init = core.initialize(1, 1, root_token_id).await?;
     for key in &init.keys {
         core.submit_unseal_key(key).await?;
     }
@@ -398,10 +592,10 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
         .await?;
     let dev_plugins = match &args.dev_plugin_dir {
         Some(dir) => register_dev_plugins(&core, dir).await?,
-        None => vec![],
+        None => DevPlugins::default(),
     };
 
-    let listener = bind(&args.dev_listen_address).await?;
+    let listener = bind(&listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
     let tls_certs = if args.dev_tls {
         let dir = match &args.dev_tls_cert_dir {
@@ -423,64 +617,52 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
         .first()
         .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
         .unwrap_or_default();
+    let stored = if args.dev_no_store_token {
+        false
+    } else {
+        match store_dev_token(&init.root_token) {
+            Ok(path) => {
+                tracing::info!(path = %path.display(), "root token stored for the CLI");
+                true
+            }
+            Err(e) => {
+                tracing::warn!("could not store the root token for the CLI: {e}");
+                false
+            }
+        }
+    };
     let signals = Signals::register()?;
     print_banner(&[
         ("Api Address", addr.clone()),
         (
             "Listener 1",
-            format!(
-                "tcp (addr: \"{local}\", max_request_size: \"{}\", tls: \"{}\")",
-                http::DEFAULT_MAX_REQUEST_SIZE,
-                if tls.is_some() { "enabled" } else { "disabled" }
-            ),
+            listener_line(local, Some(http::DEFAULT_MAX_REQUEST_SIZE), tls.is_some()),
         ),
-        (
-            "Log Level",
-            args.log_level.clone().unwrap_or_else(|| "info".into()),
-        ),
+        ("Log Level", logging.level.to_string()),
         ("Storage", "inmem".into()),
         ("Version", format!("lockbox v{}", crate::core::VERSION)),
     ]);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "WARNING! dev mode is enabled! In this mode, lockbox runs entirely in-memory\n\
-         and starts unsealed with a single unseal key. The root token is already\n\
-         authenticated to the CLI, so you can immediately begin using lockbox.\n\n\
-         You may need to set the following environment variables:\n\n    $ export LOCKBOX_ADDR='{addr}'\n    $ export VAULT_ADDR='{addr}'"
-    );
-    if let Some(c) = &tls_certs {
-        let _ = writeln!(out, "    $ export VAULT_CACERT='{}'", c.ca.display());
-        let _ = writeln!(out, "    $ export LOCKBOX_CACERT='{}'", c.ca.display());
-    }
-    let _ = writeln!(
-        out,
-        "\nThe unseal key and root token are displayed below in case you want to\n\
-         seal/unseal lockbox or re-authenticate.\n\n\
-         Unseal Key: {unseal_key}\nRoot Token: {}\n\n\
-         Development mode should NOT be used in production installations!\n",
-        init.root_token
-    );
-    if !dev_plugins.is_empty() {
-        let _ = writeln!(
-            out,
-            "The following dev plugins are registered in the catalog:"
-        );
-        for p in &dev_plugins {
-            let _ = writeln!(
-                out,
-                "    - {} ({}, sha256 {})",
-                p.name,
-                p.kind.as_str(),
-                p.sha256
-            );
-        }
-        let _ = writeln!(out);
-    }
-    let _ = out.flush();
-    drop(out);
+    print_started();
+    print_dev_warning(&DevBanner {
+        addr: &addr,
+        ca: tls_certs.as_ref().map(|c| c.ca.as_path()),
+        unseal_key: &unseal_key,
+        root_token: &init.root_token,
+        token_stored: stored,
+        plugins: &dev_plugins,
+    });
 
-    spawn_sighup(signals.hup, None, log, tls.clone());
+    spawn_sighup(
+        signals.hup,
+        Reloader {
+            path: None,
+            running: None,
+            log,
+            level_pinned_by: logging.pinned_by,
+            tls: tls.clone(),
+            plugins: None,
+        },
+    );
     let options = ServerOptions {
         tls,
         ..Default::default()
@@ -502,12 +684,77 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// What the dev-mode warning shows.
+struct DevBanner<'a> {
+    addr: &'a str,
+    ca: Option<&'a std::path::Path>,
+    unseal_key: &'a str,
+    root_token: &'a str,
+    token_stored: bool,
+    plugins: &'a DevPlugins,
+}
+
+/// Vault's dev-mode block, in Vault's order: the warning, the environment,
+/// the unseal key and root token, the dev plugins, then "Development mode
+/// should NOT be used in production installations!" as the last line, so
+/// a reader that waits for it has seen everything.
+fn print_dev_warning(b: &DevBanner<'_>) {
+    let mut text = String::from(
+        "WARNING! dev mode is enabled! In this mode, lockbox runs entirely in-memory\n\
+         and starts unsealed with a single unseal key. ",
+    );
+    if b.token_stored {
+        text.push_str(
+            "The root token is already\n\
+             authenticated to the CLI, so you can immediately begin using lockbox.\n",
+        );
+    } else {
+        text.push_str(
+            "The root token is NOT\n\
+             stored for the CLI: set LOCKBOX_TOKEN or run `lockbox login` to use it.\n",
+        );
+    }
+    text.push_str(&format!(
+        "\nYou may need to set the following environment variables:\n\n    \
+         $ export LOCKBOX_ADDR='{addr}'\n    $ export VAULT_ADDR='{addr}'\n",
+        addr = b.addr
+    ));
+    if let Some(ca) = b.ca {
+        text.push_str(&format!(
+            "    $ export VAULT_CACERT='{ca}'\n    $ export LOCKBOX_CACERT='{ca}'\n",
+            ca = ca.display()
+        ));
+    }
+    text.push_str(&format!(
+        "\nThe unseal key and root token are displayed below in case you want to\n\
+         seal/unseal lockbox or re-authenticate.\n\n\
+         Unseal Key: {}\nRoot Token: {}\n",
+        b.unseal_key, b.root_token
+    ));
+    if !b.plugins.registered.is_empty() {
+        text.push_str("\nThe following dev plugins are registered in the catalog:\n");
+        for p in &b.plugins.registered {
+            text.push_str(&format!("    - {}\n", p.name));
+        }
+    }
+    if !b.plugins.failed.is_empty() {
+        text.push_str(
+            "\nThe following dev plugins FAILED to be registered in the catalog due to unknown type:\n",
+        );
+        for f in &b.plugins.failed {
+            text.push_str(&format!("    - {f}\n"));
+        }
+    }
+    text.push_str("\nDevelopment mode should NOT be used in production installations!\n\n");
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> {
     let config = Config::load(&path)?;
-    let log = init_logging(
-        args.log_level.as_deref().unwrap_or(&config.log_level),
-        args.log_format.as_deref().unwrap_or(&config.log_format),
-    );
+    let logging = LogSettings::resolve(&args, Some(&config))?;
+    let log = init_logging(logging.level, logging.format);
     let physical: Arc<dyn Physical> = match &config.storage {
         StorageConfig::InMemory => Arc::new(InMemory::new()),
         StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
@@ -566,6 +813,7 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
         StorageConfig::InMemory => "inmem".to_string(),
         StorageConfig::File { path } => format!("file (path: {})", path.display()),
     };
+    let limit = config.request_limit();
     let signals = Signals::register()?;
     print_banner(&[
         (
@@ -575,33 +823,33 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
                 .clone()
                 .unwrap_or_else(|| format!("{scheme}://{local}")),
         ),
-        (
-            "Listener 1",
-            format!(
-                "tcp (addr: \"{local}\", max_request_size: \"{}\", tls: \"{}\")",
-                config.request_limit(),
-                if tls.is_some() { "enabled" } else { "disabled" }
-            ),
-        ),
-        ("Log Level", config.log_level.clone()),
+        ("Listener 1", listener_line(local, limit, tls.is_some())),
+        ("Log Level", logging.level.to_string()),
         ("Storage", storage_desc),
         ("Version", format!("lockbox v{}", crate::core::VERSION)),
     ]);
     match auto_unseal(&core, &keys).await {
-        Ok(true) => println!("==> lockbox server started (unsealed)"),
+        Ok(true) => tracing::info!("lockbox is unsealed"),
         Ok(false) if !core.is_initialized().await? => {
-            println!("==> lockbox server started; not initialized yet: run `lockbox operator init`")
+            tracing::info!("lockbox is not initialized yet: run `lockbox operator init`")
         }
-        Ok(false) => println!("==> lockbox server started (sealed): run `lockbox operator unseal`"),
-        Err(e) => {
-            tracing::error!("auto-unseal failed: {e}");
-            println!("==> lockbox server started (sealed; auto-unseal failed: {e})");
-        }
+        Ok(false) => tracing::info!("lockbox is sealed: run `lockbox operator unseal`"),
+        Err(e) => tracing::error!("auto-unseal failed, lockbox stays sealed: {e}"),
     }
-    let _ = std::io::stdout().flush();
-    spawn_sighup(signals.hup, Some(path), log, tls.clone());
+    print_started();
+    spawn_sighup(
+        signals.hup,
+        Reloader {
+            path: Some(path),
+            running: Some(config),
+            log,
+            level_pinned_by: logging.pinned_by,
+            tls: tls.clone(),
+            plugins: Some(core.plugin_host().clone()),
+        },
+    );
     let options = ServerOptions {
-        max_request_size: config.request_limit(),
+        max_request_size: limit.unwrap_or(usize::MAX),
         tls,
         ..Default::default()
     };

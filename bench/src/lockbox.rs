@@ -84,6 +84,7 @@ impl DevServer {
             "server",
             "--dev",
             "--dev-tls",
+            "--dev-no-store-token",
             "--dev-root-token-id",
             root_token,
             "--dev-listen-address",

@@ -71,6 +71,7 @@ pub use client::{
 pub use commands::{Io, run, run_with_io, version_text};
 pub use config::{
     DEFAULT_ADDRESS, FlagSettings, Format, Settings, TOKEN_FILE_NAME, TokenSource, resolve,
+    token_file_path, write_token_file,
 };
 pub use duration::GoDuration;
 pub use error::Error;

@@ -137,16 +137,9 @@ pub(super) async fn catalog_endpoint(
                 })?;
                 entry.sha256 = catalog::parse_sha256(sha)?;
                 entry.command = command.unwrap_or(name).to_string();
-                let dir = core
-                    .plugin_host()
-                    .config()
-                    .plugin_directory
-                    .clone()
-                    .ok_or_else(|| {
-                        RequestError::invalid(
-                            crate::plugin::PluginError::NoPluginDirectory.to_string(),
-                        )
-                    })?;
+                let dir = core.plugin_host().plugin_directory().ok_or_else(|| {
+                    RequestError::invalid(crate::plugin::PluginError::NoPluginDirectory.to_string())
+                })?;
                 let path = catalog::resolve_command(&dir, &entry.command)?;
                 match crate::plugin::process::sha256_file_async(&path).await {
                     Ok(actual) => {

@@ -488,6 +488,12 @@ async fn disable(
         b.cleanup().await;
     }
     let removed = route.view.clear().await?;
+    if table == Table::Auth {
+        // As in Vault, tokens issued through the auth method die with it.
+        // The route is gone already, so no login can complete meanwhile.
+        let revoked = active.tokens.revoke_by_path_prefix(&path).await?;
+        tracing::info!(%path, revoked, "tokens issued by the auth method revoked");
+    }
     tracing::info!(%path, removed, "mount disabled and its data removed");
     Ok(None)
 }

@@ -12,12 +12,34 @@
 //! sys/token/parent/<parent>/<child>      parent→child index, for revoking trees
 //! ```
 //!
+//! # Consistency
+//!
 //! Entries are cached in memory (decrypted JSON is not re-parsed on every
-//! request); the cache is updated on every write, and this process is the
-//! only writer.
+//! request); this process is the only writer. As with Vault's token locks,
+//! every change to a token happens under that token's lock (a sharded set of
+//! async mutexes keyed by the token's hash):
+//!
+//! - writers (`use_once`, renewal, revocation) re-read the entry under the
+//!   lock, so they never write back a stale snapshot, and a token revoked
+//!   meanwhile stays revoked (the re-read finds nothing to update);
+//! - the cache is filled only under the lock, and revocation deletes the
+//!   stored entry before evicting the cached one, so a concurrent reader
+//!   cannot put a revoked entry back;
+//! - the last use of a limited-use token marks it used up (`num_uses = -1`,
+//!   persisted) under the lock before its tree is revoked, so exactly
+//!   `num_uses` requests get through.
+//!
+//! At most one token lock is held at a time: shards are shared between
+//! tokens and the mutexes are not reentrant.
+//!
+//! A token is valid only while its whole parent chain is: lookup walks the
+//! chain (cache hits) and revokes the tree of an expired ancestor, so a child
+//! never outlives its parent whatever its own TTL, as in Vault, where the
+//! parent's expiry revokes its tree.
 
 use crate::barrier::{Barrier, BarrierError};
 use crate::logical::{Auth, Operation, Request, RequestError, Response, duration};
+use crate::policy::Capability;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -36,6 +58,11 @@ const PARENT_PREFIX: &str = "sys/token/parent/";
 /// Prefix of service tokens, like Vault's `hvs.`.
 pub const TOKEN_PREFIX: &str = "lbs.";
 const CACHE_LIMIT: usize = 100_000;
+/// Number of token lock shards.
+const LOCK_SHARDS: usize = 256;
+/// Longest parent chain followed on lookup; deeper chains are refused.
+const MAX_CHAIN: usize = 256;
+const CREATE_ORPHAN_PATH: &str = "auth/token/create-orphan";
 
 /// A stored token (without its ID).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,8 +91,11 @@ pub struct TokenEntry {
     pub explicit_max_ttl: u64,
     /// Whether `renew` is allowed.
     pub renewable: bool,
-    /// Unix seconds of the last renewal.
+    /// Unix seconds of issue.
     pub issue_time: i64,
+    /// Unix seconds of the last renewal; `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renewal: Option<i64>,
 }
 
 impl TokenEntry {
@@ -75,6 +105,11 @@ impl TokenEntry {
 
     fn expired(&self, now: i64) -> bool {
         self.expire_time.is_some_and(|t| t <= now)
+    }
+
+    /// Used up: its last use is being (or was) revoked.
+    fn used_up(&self) -> bool {
+        self.num_uses < 0
     }
 
     fn ttl_left(&self, now: i64) -> u64 {
@@ -109,6 +144,10 @@ impl TokenEntry {
         m.insert("explicit_max_ttl".into(), json!(self.explicit_max_ttl));
         m.insert("id".into(), json!(id.unwrap_or("")));
         m.insert("issue_time".into(), Self::rfc3339(self.issue_time));
+        if let Some(t) = self.last_renewal {
+            m.insert("last_renewal".into(), Self::rfc3339(t));
+            m.insert("last_renewal_time".into(), json!(t));
+        }
         m.insert(
             "meta".into(),
             self.meta.clone().map(Value::Object).unwrap_or(Value::Null),
@@ -143,18 +182,37 @@ impl TokenEntry {
 }
 
 /// A token that passed lookup, as the request pipeline sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Resolved {
     /// HMAC of the ID.
     pub hash: String,
     /// The entry.
     pub entry: Arc<TokenEntry>,
+    /// The ID the caller presented (for `lookup-self` and `renew-self`).
+    id: Zeroizing<String>,
+}
+
+impl Resolved {
+    /// The token's ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("hash", &self.hash)
+            .field("entry", &self.entry)
+            .field("id", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Parameters of a token creation.
 #[derive(Debug, Clone, Default)]
 pub struct CreateParams {
-    /// An explicit ID (root only).
+    /// An explicit ID (root or sudo only).
     pub id: Option<String>,
     /// Requested policies; empty inherits the parent's.
     pub policies: Vec<String>,
@@ -178,11 +236,22 @@ pub struct CreateParams {
     pub path: String,
 }
 
+/// What the creator may do beyond a plain child token.
+struct Grant {
+    /// Root or `sudo` on the create path: custom IDs, `no_parent`, policies
+    /// outside the parent's.
+    sudo: bool,
+    /// The display name as is (logins), instead of `token-<name>`.
+    display_name: Option<String>,
+}
+
 /// The store.
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: Zeroizing<Vec<u8>>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Per-token locks, sharded by hash.
+    locks: Box<[tokio::sync::Mutex<()>]>,
     /// System default TTL in seconds for tokens created without one.
     default_ttl: u64,
     /// System max TTL in seconds.
@@ -205,6 +274,25 @@ fn bad_json(what: &str, e: serde_json::Error) -> RequestError {
     RequestError::Internal(format!("stored {what} is corrupt: {e}"))
 }
 
+/// Trimmed, lower-cased, non-empty policy names.
+fn normalize_policies(policies: &[String]) -> Vec<String> {
+    policies
+        .iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The requested policies a parent does not have (`default` is always
+/// allowed).
+fn beyond_parent<'a>(parent: &TokenEntry, policies: &'a [String]) -> Vec<&'a str> {
+    policies
+        .iter()
+        .filter(|p| *p != "default" && !parent.policies.contains(p))
+        .map(String::as_str)
+        .collect()
+}
+
 impl TokenStore {
     /// Opens the store, creating the salt on first use.
     pub async fn open(
@@ -225,6 +313,9 @@ impl TokenStore {
             barrier,
             salt: Zeroizing::new(salt),
             cache: RwLock::new(HashMap::new()),
+            locks: (0..LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             default_ttl,
             max_ttl,
         })
@@ -238,120 +329,226 @@ impl TokenStore {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    async fn load(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
-        if let Some(e) = self
-            .cache
+    /// The lock of the token with this hash (shared with the other tokens
+    /// of its shard: never hold two).
+    fn lock_for(&self, hash: &str) -> &tokio::sync::Mutex<()> {
+        let i = hash.bytes().fold(0usize, |acc, b| {
+            acc.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        &self.locks[i % self.locks.len()]
+    }
+
+    fn cached(&self, hash: &str) -> Option<Arc<TokenEntry>> {
+        self.cache
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(hash)
-        {
-            return Ok(Some(e.clone()));
+            .cloned()
+    }
+
+    /// Inserts into the cache. Only under the token's lock.
+    fn cache_insert(&self, hash: &str, entry: Arc<TokenEntry>) {
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_LIMIT && !cache.contains_key(hash) {
+            cache.clear();
         }
+        cache.insert(hash.to_string(), entry);
+    }
+
+    fn evict(&self, hash: &str) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
+    }
+
+    /// The stored entry, bypassing (and not filling) the cache.
+    async fn read_stored(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
         let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? else {
             return Ok(None);
         };
         let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|e| bad_json("token", e))?;
-        let entry = Arc::new(entry);
-        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(hash.to_string(), entry.clone());
-        Ok(Some(entry))
+        Ok(Some(Arc::new(entry)))
     }
 
-    async fn store(&self, hash: &str, entry: TokenEntry) -> Result<Arc<TokenEntry>, RequestError> {
+    /// The current entry; the caller holds the token's lock.
+    async fn load_locked(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
+        if let Some(e) = self.cached(hash) {
+            return Ok(Some(e));
+        }
+        let entry = self.read_stored(hash).await?;
+        if let Some(e) = &entry {
+            self.cache_insert(hash, e.clone());
+        }
+        Ok(entry)
+    }
+
+    /// The current entry: from the cache, or read under the token's lock so
+    /// that a concurrent revocation cannot be undone by the cache fill.
+    async fn load(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
+        if let Some(e) = self.cached(hash) {
+            return Ok(Some(e));
+        }
+        let _guard = self.lock_for(hash).lock().await;
+        self.load_locked(hash).await
+    }
+
+    /// Writes an entry, then the cache; the caller holds the token's lock.
+    async fn put_locked(
+        &self,
+        hash: &str,
+        entry: TokenEntry,
+    ) -> Result<Arc<TokenEntry>, RequestError> {
         let raw = serde_json::to_vec(&entry).map_err(|e| RequestError::Internal(e.to_string()))?;
         self.barrier
             .put(&format!("{ID_PREFIX}{hash}"), &raw)
             .await?;
         let entry = Arc::new(entry);
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash.to_string(), entry.clone());
+        self.cache_insert(hash, entry.clone());
         Ok(entry)
     }
 
-    /// Resolves a client token. Expired tokens are revoked and refused;
-    /// unknown tokens are refused. Does not consume a use.
-    pub async fn lookup(&self, id: &str) -> Result<Option<Resolved>, RequestError> {
-        let hash = self.hash(id);
-        let Some(entry) = self.load(&hash).await? else {
+    /// The entry of a valid token: present, not expired, not used up, and
+    /// its parent chain likewise. An expired token, or the tree of an
+    /// expired ancestor, is revoked on the way; a token whose parent is gone
+    /// is revoked too.
+    async fn resolve(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
+        let Some(entry) = self.load(hash).await? else {
             return Ok(None);
         };
-        if entry.expired(now()) {
-            self.revoke_tree(&hash).await?;
+        if entry.used_up() {
+            // Its last request is revoking it.
             return Ok(None);
         }
-        Ok(Some(Resolved { hash, entry }))
+        let now = now();
+        if entry.expired(now) {
+            self.revoke_tree(hash).await?;
+            return Ok(None);
+        }
+        let mut next = entry.parent.clone();
+        let mut depth = 0;
+        while let Some(parent) = next {
+            depth += 1;
+            if depth > MAX_CHAIN {
+                return Ok(None);
+            }
+            match self.load(&parent).await? {
+                None => {
+                    // The parent was revoked (its tree was listed before this
+                    // token was indexed, or a revocation was interrupted).
+                    self.revoke_tree(hash).await?;
+                    return Ok(None);
+                }
+                Some(p) if p.used_up() => return Ok(None),
+                Some(p) if p.expired(now) => {
+                    self.revoke_tree(&parent).await?;
+                    return Ok(None);
+                }
+                Some(p) => next = p.parent.clone(),
+            }
+        }
+        Ok(Some(entry))
     }
 
-    /// Consumes one use of a limited-use token, revoking it after the last.
+    /// Resolves a client token. Expired tokens (and tokens with an expired
+    /// or revoked ancestor) are revoked and refused; unknown tokens are
+    /// refused. Does not consume a use.
+    pub async fn lookup(&self, id: &str) -> Result<Option<Resolved>, RequestError> {
+        let hash = self.hash(id);
+        Ok(self.resolve(&hash).await?.map(|entry| Resolved {
+            hash,
+            entry,
+            id: Zeroizing::new(id.to_string()),
+        }))
+    }
+
+    /// Consumes one use of a limited-use token, revoking it after the last;
+    /// refuses a token revoked or used up since its lookup.
     pub async fn use_once(&self, token: &Resolved) -> Result<(), RequestError> {
         if token.entry.num_uses == 0 {
+            // Unlimited: only check it was not revoked since lookup.
+            return match self.load(&token.hash).await? {
+                Some(e) if !e.used_up() => Ok(()),
+                _ => Err(RequestError::PermissionDenied),
+            };
+        }
+        let guard = self.lock_for(&token.hash).lock().await;
+        let Some(current) = self.load_locked(&token.hash).await? else {
+            return Err(RequestError::PermissionDenied);
+        };
+        if current.used_up() || current.expired(now()) {
+            return Err(RequestError::PermissionDenied);
+        }
+        if current.num_uses == 0 {
             return Ok(());
         }
-        let mut entry = (*token.entry).clone();
+        let mut entry = (*current).clone();
         entry.num_uses -= 1;
-        if entry.num_uses <= 0 {
-            // Revoke after this request: mark with -1 so lookups fail at once.
-            self.revoke_tree(&token.hash).await
-        } else {
-            self.store(&token.hash, entry).await.map(|_| ())
+        let last = entry.num_uses == 0;
+        if last {
+            // Used up: every other lookup and use fails from here on.
+            entry.num_uses = -1;
         }
+        self.put_locked(&token.hash, entry).await?;
+        drop(guard);
+        if last {
+            self.revoke_tree(&token.hash).await?;
+        }
+        Ok(())
     }
 
     /// Creates a token under `parent` (or as a root token when `parent` is
-    /// `None`, used by init and dev mode).
+    /// `None`, used by init and dev mode). Custom IDs, orphans and policies
+    /// outside the parent's need a root parent (or no parent).
     pub async fn create(
         &self,
         parent: Option<&Resolved>,
         p: CreateParams,
     ) -> Result<(String, Arc<TokenEntry>), RequestError> {
+        let grant = Grant {
+            sudo: parent.is_none_or(|t| t.entry.is_root()),
+            display_name: None,
+        };
+        self.create_as(parent, p, grant).await
+    }
+
+    async fn create_as(
+        &self,
+        parent: Option<&Resolved>,
+        p: CreateParams,
+        grant: Grant,
+    ) -> Result<(String, Arc<TokenEntry>), RequestError> {
         let parent_is_root = parent.is_none_or(|t| t.entry.is_root());
-        if p.id.is_some() && !parent_is_root {
+        if p.id.is_some() && !grant.sudo {
             return Err(RequestError::invalid(
-                "root or sudo privileges required to specify a token id",
+                "root or sudo privileges required to specify token id",
             ));
         }
-        if p.orphan && !parent_is_root {
+        if p.orphan && p.path != CREATE_ORPHAN_PATH && !grant.sudo {
             return Err(RequestError::invalid(
-                "root or sudo privileges required to create an orphan token",
+                "root or sudo privileges required to create orphan token",
             ));
         }
-        let mut policies: Vec<String> = p
-            .policies
-            .iter()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut policies = normalize_policies(&p.policies);
         if policies.is_empty() {
             policies = match parent {
                 Some(t) => t.entry.policies.clone(),
                 None => vec!["root".into()],
             };
         } else if let Some(t) = parent
-            && !t.entry.is_root()
+            && !grant.sudo
         {
-            let extra: Vec<&String> = policies
-                .iter()
-                .filter(|p| *p != "default" && !t.entry.policies.contains(p))
-                .collect();
+            let extra = beyond_parent(&t.entry, &policies);
             if !extra.is_empty() {
                 return Err(RequestError::invalid(format!(
                     "child policies must be subset of parent: the parent token does not have {}",
-                    extra
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    extra.join(", ")
                 )));
             }
         }
         if policies.iter().any(|p| p == "root") && !parent_is_root {
             return Err(RequestError::invalid(
-                "root policy can only be granted by a root token",
+                "root tokens may not be created without parent token being root",
             ));
         }
         if !p.no_default_policy && !policies.iter().any(|p| p == "root" || p == "default") {
@@ -377,14 +574,9 @@ impl TokenStore {
         if !is_root && self.max_ttl > 0 && ttl > self.max_ttl {
             ttl = self.max_ttl;
         }
-        // A child never outlives its parent.
+        // A child may get a longer TTL than its parent has left (as in
+        // Vault); it still dies with the parent (see `resolve`).
         let now = now();
-        if let Some(parent_exp) = parent.and_then(|t| t.entry.expire_time) {
-            let left = (parent_exp - now).max(0) as u64;
-            if ttl == 0 || ttl > left {
-                ttl = left;
-            }
-        }
 
         let id = match p.id {
             Some(id) if id.is_empty() => {
@@ -394,13 +586,11 @@ impl TokenStore {
             None => format!("{TOKEN_PREFIX}{}", random_string(24)),
         };
         let hash = self.hash(&id);
-        if self.load(&hash).await?.is_some() {
-            return Err(RequestError::invalid("a token with that id already exists"));
-        }
         let accessor = random_string(24);
-        let display_name = match (&p.display_name, is_root && parent.is_none()) {
-            (_, true) => "root".to_string(),
-            (Some(n), _) if !n.is_empty() => format!("token-{n}"),
+        let display_name = match (grant.display_name, &p.display_name) {
+            (Some(n), _) => n,
+            (None, _) if is_root && parent.is_none() => "root".to_string(),
+            (None, Some(n)) if !n.is_empty() => format!("token-{n}"),
             _ => "token".to_string(),
         };
         let entry = TokenEntry {
@@ -425,7 +615,14 @@ impl TokenStore {
             explicit_max_ttl: p.explicit_max_ttl,
             renewable: p.renewable.unwrap_or(true) && ttl != 0,
             issue_time: now,
+            last_renewal: None,
         };
+        let _guard = self.lock_for(&hash).lock().await;
+        if self.load_locked(&hash).await?.is_some() {
+            return Err(RequestError::invalid(
+                "cannot create a token with a duplicate ID",
+            ));
+        }
         if let Some(parent_hash) = &entry.parent {
             self.barrier
                 .put(&format!("{PARENT_PREFIX}{parent_hash}/{hash}"), b"")
@@ -437,7 +634,7 @@ impl TokenStore {
                 hash.as_bytes(),
             )
             .await?;
-        let entry = self.store(&hash, entry).await?;
+        let entry = self.put_locked(&hash, entry).await?;
         Ok((id, entry))
     }
 
@@ -497,11 +694,11 @@ impl TokenStore {
             path: format!("{}{path}", mount.path),
             ..Default::default()
         };
-        let (id, entry) = self.create(None, params).await?;
-        let mut entry_named = (*entry).clone();
-        entry_named.display_name = display;
-        let hash = self.hash(&id);
-        let entry = self.store(&hash, entry_named).await?;
+        let grant = Grant {
+            sudo: true,
+            display_name: Some(display),
+        };
+        let (id, entry) = self.create_as(None, params, grant).await?;
         Ok(entry.auth(&id, now()))
     }
 
@@ -515,8 +712,8 @@ impl TokenStore {
             }
             order.push(h);
         }
-        // Children first, so a crash midway never leaves an orphaned child
-        // whose parent is gone but which still works.
+        // Children first, so a crash midway never leaves a child whose
+        // parent is gone (and such a child is refused anyway, see `resolve`).
         for h in order.into_iter().rev() {
             self.revoke_one(&h).await?;
         }
@@ -524,12 +721,16 @@ impl TokenStore {
     }
 
     async fn revoke_one(&self, hash: &str) -> Result<(), RequestError> {
-        let entry = self.load(hash).await?;
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(hash);
+        let _guard = self.lock_for(hash).lock().await;
+        let entry = match self.cached(hash) {
+            Some(e) => Some(e),
+            None => self.read_stored(hash).await?,
+        };
         if let Some(entry) = entry {
+            // Storage first, then the cache: a reader that misses the cache
+            // takes this lock and then finds nothing to put back.
+            self.barrier.delete(&format!("{ID_PREFIX}{hash}")).await?;
+            self.evict(hash);
             self.barrier
                 .delete(&format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)))
                 .await?;
@@ -542,11 +743,46 @@ impl TokenStore {
         self.barrier
             .delete_prefix(&format!("{PARENT_PREFIX}{hash}/"))
             .await?;
-        self.barrier.delete(&format!("{ID_PREFIX}{hash}")).await?;
         Ok(())
     }
 
-    async fn by_accessor(&self, accessor: &str) -> Result<Option<Resolved>, RequestError> {
+    /// Revokes, each with its children, every token whose creation `path`
+    /// starts with `prefix` (e.g. `auth/userpass/` when that auth mount is
+    /// disabled). Mount paths end with `/`, so `auth/user/` does not match
+    /// `auth/userpass/login/x`. Returns how many matching tokens were
+    /// revoked (children not counted). An empty prefix is refused.
+    ///
+    /// Tokens have no index by path, so this scans every stored entry
+    /// (without filling the cache): O(tokens) reads, acceptable for a rare
+    /// administrative operation. A login that completes during the scan may
+    /// be missed: remove the route first.
+    pub async fn revoke_by_path_prefix(&self, prefix: &str) -> Result<usize, RequestError> {
+        if prefix.is_empty() {
+            return Err(RequestError::invalid(
+                "refusing to revoke by an empty path prefix (that is every token)",
+            ));
+        }
+        let mut revoked = 0;
+        for key in self.barrier.list(ID_PREFIX).await? {
+            let hash = key.trim_end_matches('/');
+            let entry = match self.cached(hash) {
+                Some(e) => Some(e),
+                // Gone already (e.g. a child of an earlier match): skipped.
+                None => self.read_stored(hash).await?,
+            };
+            if entry.is_some_and(|e| e.path.starts_with(prefix)) {
+                self.revoke_tree(hash).await?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The valid token behind an accessor: (hash, entry).
+    async fn by_accessor(
+        &self,
+        accessor: &str,
+    ) -> Result<Option<(String, Arc<TokenEntry>)>, RequestError> {
         let Some(raw) = self
             .barrier
             .get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor)))
@@ -555,22 +791,28 @@ impl TokenStore {
             return Ok(None);
         };
         let hash = String::from_utf8(raw).map_err(|e| RequestError::Internal(e.to_string()))?;
-        Ok(self
-            .load(&hash)
-            .await?
-            .map(|entry| Resolved { hash, entry }))
+        Ok(self.resolve(&hash).await?.map(|entry| (hash, entry)))
     }
 
+    /// Renews the token with this hash, re-read under its lock; `None` when
+    /// it is gone, expired or used up by now.
     async fn renew(
         &self,
-        token: &Resolved,
+        hash: &str,
         increment: u64,
-    ) -> Result<Arc<TokenEntry>, RequestError> {
-        if !token.entry.renewable {
+    ) -> Result<Option<Arc<TokenEntry>>, RequestError> {
+        let _guard = self.lock_for(hash).lock().await;
+        let now = now();
+        let Some(current) = self.load_locked(hash).await? else {
+            return Ok(None);
+        };
+        if current.used_up() || current.expired(now) {
+            return Ok(None);
+        }
+        if !current.renewable {
             return Err(RequestError::invalid("lease is not renewable"));
         }
-        let now = now();
-        let mut entry = (*token.entry).clone();
+        let mut entry = (*current).clone();
         let mut ttl = if increment == 0 {
             entry.creation_ttl
         } else {
@@ -585,8 +827,23 @@ impl TokenStore {
             ttl = ttl.min(cap);
         }
         entry.expire_time = Some(now + ttl as i64);
-        entry.issue_time = now;
-        self.store(&token.hash, entry).await
+        entry.last_renewal = Some(now);
+        self.put_locked(hash, entry).await.map(Some)
+    }
+
+    /// Whether the caller has `sudo` on this request's path.
+    async fn has_sudo(&self, req: &Request, caller: &Resolved) -> Result<bool, RequestError> {
+        if caller.entry.is_root() {
+            return Ok(true);
+        }
+        // The core's policy store is not reachable from here; a fresh one
+        // reads the caller's policies from the barrier. Only custom IDs,
+        // `no_parent` and policies outside the parent's get here.
+        let policies = crate::core::policies::PolicyStore::open(self.barrier.clone()).await?;
+        let acl = policies.acl(&caller.entry.policies).await?;
+        Ok(acl
+            .capabilities(&format!("{}{}", req.mount_point, req.path))
+            .allows(Capability::Sudo))
     }
 
     /// Handles `auth/token/<path>` for an authenticated caller.
@@ -609,50 +866,78 @@ impl TokenStore {
         match (req.path.as_str(), op) {
             ("create" | "create-orphan", _) if write => {
                 let params = create_params(&req.data, req.path == "create-orphan")?;
-                let (id, entry) = self.create(Some(caller), params).await?;
+                if params.id.as_deref().is_some_and(|id| id.contains('.')) {
+                    return Err(RequestError::invalid(
+                        "custom token ID cannot have a '.' in the value",
+                    ));
+                }
+                // Vault: root or sudo on the create path may set the ID,
+                // create orphans with `no_parent`, and grant any policy but
+                // root.
+                let needs_sudo = params.id.is_some()
+                    || (params.orphan && params.path != CREATE_ORPHAN_PATH)
+                    || !beyond_parent(&caller.entry, &normalize_policies(&params.policies))
+                        .is_empty();
+                let sudo = needs_sudo && self.has_sudo(req, caller).await?;
+                let grant = Grant {
+                    sudo: sudo || caller.entry.is_root(),
+                    display_name: None,
+                };
+                let (id, entry) = self.create_as(Some(caller), params, grant).await?;
                 Ok(Some(Response {
-                    auth: Some(entry.auth(&id, now_ts)),
+                    auth: Some(entry.auth(&id, now())),
                     ..Default::default()
                 }))
             }
             ("lookup-self", _) if op == Operation::Read || write => {
-                Ok(Some(Response::data(caller.entry.lookup_data(None, now_ts))))
+                let mut data = caller.entry.lookup_data(Some(caller.id()), now_ts);
+                // This request took one use (the last one shows as -1).
+                let uses = caller.entry.num_uses;
+                if uses > 0 {
+                    data.insert(
+                        "num_uses".into(),
+                        json!(if uses == 1 { -1 } else { uses - 1 }),
+                    );
+                }
+                Ok(Some(Response::data(data)))
             }
             ("lookup", _) if write || op == Operation::Read => {
                 let id = token_arg("token")?;
                 let found = self
                     .lookup(&id)
                     .await?
-                    .ok_or_else(|| RequestError::invalid("bad token"))?;
+                    .ok_or_else(|| RequestError::Denied("bad token".into()))?;
                 Ok(Some(Response::data(
                     found.entry.lookup_data(Some(&id), now_ts),
                 )))
             }
             ("lookup-accessor", _) if write => {
                 let accessor = token_arg("accessor")?;
-                let found = self
+                let (_, entry) = self
                     .by_accessor(&accessor)
                     .await?
                     .ok_or_else(|| RequestError::invalid("invalid accessor"))?;
-                Ok(Some(Response::data(found.entry.lookup_data(None, now_ts))))
+                Ok(Some(Response::data(entry.lookup_data(None, now_ts))))
             }
             ("renew-self", _) if write => {
                 let inc = increment(&req.data)?;
-                let entry = self.renew(caller, inc).await?;
+                let entry = self
+                    .renew(&caller.hash, inc)
+                    .await?
+                    .ok_or(RequestError::PermissionDenied)?;
                 Ok(Some(Response {
-                    auth: Some(entry.auth("", now_ts)),
+                    auth: Some(entry.auth(caller.id(), now())),
                     ..Default::default()
                 }))
             }
             ("renew", _) if write => {
                 let id = token_arg("token")?;
-                let target = self
-                    .lookup(&id)
-                    .await?
-                    .ok_or_else(|| RequestError::invalid("bad token"))?;
-                let entry = self.renew(&target, increment(&req.data)?).await?;
+                let inc = increment(&req.data)?;
+                let not_found = || RequestError::invalid("token not found");
+                let target = self.lookup(&id).await?.ok_or_else(not_found)?;
+                let entry = self.renew(&target.hash, inc).await?.ok_or_else(not_found)?;
                 Ok(Some(Response {
-                    auth: Some(entry.auth(&id, now_ts)),
+                    auth: Some(entry.auth(&id, now())),
                     ..Default::default()
                 }))
             }
@@ -669,10 +954,16 @@ impl TokenStore {
             }
             ("revoke-accessor", _) if write => {
                 let accessor = token_arg("accessor")?;
-                if let Some(target) = self.by_accessor(&accessor).await? {
-                    self.revoke_tree(&target.hash).await?;
+                match self.by_accessor(&accessor).await? {
+                    Some((hash, _)) => {
+                        self.revoke_tree(&hash).await?;
+                        Ok(None)
+                    }
+                    None => Ok(Some(Response {
+                        warnings: vec!["No token found with this accessor".into()],
+                        ..Default::default()
+                    })),
                 }
-                Ok(None)
             }
             (
                 "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
@@ -712,6 +1003,17 @@ fn string_list(field: &str, v: &Value) -> Result<Vec<String>, RequestError> {
         _ => Err(RequestError::invalid(format!(
             "{field}: expected a list of strings"
         ))),
+    }
+}
+
+/// An empty value as Vault's CLI sends for flags left at their default:
+/// null, `""`, `0`, `"0"` or a zero duration.
+fn is_unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => matches!(s.as_str(), "" | "0" | "0s"),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
     }
 }
 
@@ -784,9 +1086,11 @@ pub fn create_params(
                     ));
                 }
             }
+            // Vault's CLI always sends these; only a real value is refused.
+            "period" | "entity_alias" | "role_name" if is_unset(v) => {}
             "period" | "entity_alias" | "role_name" => {
                 return Err(RequestError::invalid(format!(
-                    "{key} is not supported by lockbox's token store yet"
+                    "{key} is not supported by lockbox's token store yet; leave it out"
                 )));
             }
             other => {
@@ -797,4 +1101,149 @@ pub fn create_params(
         }
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::InMemory;
+
+    async fn store() -> TokenStore {
+        let init = Barrier::initialize(Arc::new(InMemory::new()), 1, 1)
+            .await
+            .expect("init barrier");
+        TokenStore::open(Arc::new(init.barrier), 3600, 7200)
+            .await
+            .expect("open store")
+    }
+
+    fn params(path: &str) -> CreateParams {
+        CreateParams {
+            policies: vec!["default".into()],
+            orphan: true,
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    async fn issue(s: &TokenStore, path: &str) -> Resolved {
+        let (id, _) = s.create(None, params(path)).await.expect("create");
+        s.lookup(&id).await.expect("lookup").expect("valid")
+    }
+
+    async fn alive(s: &TokenStore, t: &Resolved) -> bool {
+        s.lookup(t.id()).await.expect("lookup").is_some()
+    }
+
+    #[tokio::test]
+    async fn revoke_by_path_prefix_revokes_matching_trees_only() {
+        let s = store().await;
+        let alice = issue(&s, "auth/userpass/login/alice").await;
+        let bob = issue(&s, "auth/userpass/login/bob").await;
+        let other_mount = issue(&s, "auth/userpass2/login/carol").await;
+        let plain = issue(&s, "auth/token/create").await;
+        // A child of a login token, created through auth/token/create.
+        let child = CreateParams {
+            orphan: false,
+            ..params("auth/token/create")
+        };
+        let (child_id, _) = s.create(Some(&alice), child).await.expect("child");
+        let child = s.lookup(&child_id).await.expect("lookup").expect("valid");
+
+        assert_eq!(
+            s.revoke_by_path_prefix("auth/userpass/")
+                .await
+                .expect("revoke"),
+            2
+        );
+        for t in [&alice, &bob, &child] {
+            assert!(!alive(&s, t).await, "{} survived", t.entry.path);
+        }
+        for t in [&other_mount, &plain] {
+            assert!(alive(&s, t).await, "{} was revoked", t.entry.path);
+        }
+        // Nothing left to match; storage holds no trace of the revoked ones.
+        assert_eq!(
+            s.revoke_by_path_prefix("auth/userpass/")
+                .await
+                .expect("again"),
+            0
+        );
+        for t in [&alice, &bob, &child] {
+            assert!(s.read_stored(&t.hash).await.expect("read").is_none());
+            assert!(
+                s.by_accessor(&t.entry.accessor)
+                    .await
+                    .expect("accessor")
+                    .is_none()
+            );
+        }
+        assert!(s.revoke_by_path_prefix("").await.is_err());
+        assert!(alive(&s, &plain).await);
+    }
+
+    #[tokio::test]
+    async fn writers_never_resurrect_a_revoked_token() {
+        let s = store().await;
+        let renewable = issue(&s, "auth/token/create").await;
+        s.revoke_tree(&renewable.hash).await.expect("revoke");
+        // A renewal or a use holding a snapshot from before the revocation.
+        assert!(s.renew(&renewable.hash, 60).await.expect("renew").is_none());
+        assert!(matches!(
+            s.use_once(&renewable).await,
+            Err(RequestError::PermissionDenied)
+        ));
+        let limited = CreateParams {
+            num_uses: 2,
+            ..params("auth/token/create")
+        };
+        let (id, _) = s.create(None, limited).await.expect("create");
+        let limited = s.lookup(&id).await.expect("lookup").expect("valid");
+        s.revoke_tree(&limited.hash).await.expect("revoke");
+        assert!(s.use_once(&limited).await.is_err());
+        for t in [&renewable, &limited] {
+            assert!(s.read_stored(&t.hash).await.expect("read").is_none());
+            assert!(!alive(&s, t).await);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_cannot_spend_a_use_twice() {
+        let s = store().await;
+        let limited = CreateParams {
+            num_uses: 2,
+            ..params("auth/token/create")
+        };
+        let (id, _) = s.create(None, limited).await.expect("create");
+        // Both requests looked the token up before either used it.
+        let first = s.lookup(&id).await.expect("lookup").expect("valid");
+        let second = s.lookup(&id).await.expect("lookup").expect("valid");
+        let third = s.lookup(&id).await.expect("lookup").expect("valid");
+        assert!(s.use_once(&first).await.is_ok());
+        assert!(s.use_once(&second).await.is_ok());
+        assert!(s.use_once(&third).await.is_err());
+        assert!(s.lookup(&id).await.expect("lookup").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_child_whose_parent_is_gone_is_refused() {
+        let s = store().await;
+        let parent = issue(&s, "auth/token/create").await;
+        let child = CreateParams {
+            orphan: false,
+            ..params("auth/token/create")
+        };
+        let (child_id, _) = s.create(Some(&parent), child).await.expect("child");
+        // The parent index entry is lost (as when the child was indexed
+        // after the parent's tree was listed): revoke the parent alone.
+        s.revoke_one(&parent.hash).await.expect("revoke parent");
+        assert!(s.lookup(&child_id).await.expect("lookup").is_none());
+        assert!(
+            s.read_stored(&s.hash(&child_id))
+                .await
+                .expect("read")
+                .is_none(),
+            "the orphaned child is revoked on lookup"
+        );
+    }
 }

@@ -82,11 +82,20 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> 
 }
 
 /// A TLS acceptor whose certificate can be swapped while serving.
+///
+/// Clones share the state: the server's accept loop holds one, the SIGHUP
+/// handler another. A reload reads and validates the new pair first and
+/// swaps only on success, so a bad file never takes the listener down;
+/// connections already accepted keep the certificate they were served.
 #[derive(Clone)]
 pub struct Reloadable {
+    current: Arc<RwLock<Current>>,
+}
+
+struct Current {
     cert: PathBuf,
     key: PathBuf,
-    current: Arc<RwLock<TlsAcceptor>>,
+    acceptor: TlsAcceptor,
 }
 
 impl Reloadable {
@@ -94,18 +103,37 @@ impl Reloadable {
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         let config = server_config(cert, key)?;
         Ok(Self {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            current: Arc::new(RwLock::new(TlsAcceptor::from(Arc::new(config)))),
+            current: Arc::new(RwLock::new(Current {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                acceptor: TlsAcceptor::from(Arc::new(config)),
+            })),
         })
     }
 
-    /// Re-reads the files; on error the old certificate stays in use.
+    /// Re-reads the current files; on error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.cert, &self.key)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-            TlsAcceptor::from(Arc::new(config));
+        let (cert, key) = self.paths();
+        self.reload_from(&cert, &key)
+    }
+
+    /// Loads the pair from (possibly new) paths and serves it from now on;
+    /// on error the old certificate and paths stay in use.
+    pub fn reload_from(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
+        let config = server_config(cert, key)?;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        *current = Current {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        };
         Ok(())
+    }
+
+    /// The certificate and key files in use.
+    pub fn paths(&self) -> (PathBuf, PathBuf) {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (current.cert.clone(), current.key.clone())
     }
 
     /// The acceptor for a new connection.
@@ -113,6 +141,7 @@ impl Reloadable {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .acceptor
             .clone()
     }
 }

@@ -206,6 +206,8 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
 /// Starts processes, keeps them alive, and hands out mount backends.
 pub struct PluginHost {
     cfg: HostConfig,
+    /// `plugin_directory`, apart from `cfg` because SIGHUP can change it.
+    plugin_directory: std::sync::RwLock<Option<PathBuf>>,
     cache: Option<ResponseCache>,
     events: tokio::sync::broadcast::Sender<PluginEvent>,
     groups: Mutex<HashMap<GroupKey, Weak<Group>>>,
@@ -218,6 +220,7 @@ impl PluginHost {
         Arc::new(Self {
             cache: ResponseCache::new(cfg.response_cache_size),
             events: tokio::sync::broadcast::channel(256).0,
+            plugin_directory: std::sync::RwLock::new(cfg.plugin_directory.clone()),
             cfg,
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
@@ -254,10 +257,28 @@ impl PluginHost {
         &self.cfg
     }
 
+    /// The directory plugin binaries must live in, as configured now.
+    pub fn plugin_directory(&self) -> Option<PathBuf> {
+        self.plugin_directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes `plugin_directory` (SIGHUP). Running processes keep running;
+    /// the next exec of any plugin (start, restart, reload) reads from the
+    /// new directory and verifies its sha256 as always.
+    pub fn set_plugin_directory(&self, dir: Option<PathBuf>) {
+        *self
+            .plugin_directory
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = dir;
+    }
+
     /// The file a catalog entry runs (see [`super::catalog::binary_path`]).
     pub fn binary_path(&self, entry: &CatalogEntry) -> Result<PathBuf, PluginError> {
         super::catalog::binary_path(
-            self.cfg.plugin_directory.as_deref(),
+            self.plugin_directory().as_deref(),
             self.cfg.plugin_cache_directory.as_deref(),
             entry,
         )

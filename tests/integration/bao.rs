@@ -176,7 +176,13 @@ impl Drop for Proc {
 /// the unseal key and the root token (random unless `root` is given).
 fn lockbox_dev(root: Option<&str>) -> Proc {
     let mut cmd = Command::new(lockbox_bin());
-    cmd.args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0"]);
+    cmd.args([
+        "server",
+        "--dev",
+        "--dev-no-store-token",
+        "--dev-listen-address",
+        "127.0.0.1:0",
+    ]);
     if let Some(root) = root {
         cmd.args(["--dev-root-token-id", root]);
     }

@@ -3,6 +3,7 @@
 //! One test binary with a module per area (ripgrep's layout), so the server
 //! library is linked once.
 
+mod bao;
 mod cli;
 mod common;
 mod compat;
@@ -13,5 +14,6 @@ mod plugin_failures;
 mod plugins;
 mod policies;
 mod process;
+mod server_config;
 mod tokens;
 mod walkthrough;

@@ -492,6 +492,26 @@ async fn auth_plugin_login_issues_tokens_with_its_policies() {
         .status,
         403
     );
+
+    // Disabling the auth method revokes the tokens it issued (as Vault
+    // does); other tokens live on.
+    let other = s.token_with(&["dev"]).await;
+    assert_eq!(
+        s.root("DELETE", "sys/auth/userpass", None).await.status,
+        204
+    );
+    let after = s.call("GET", "secret/team", Some(token), None).await;
+    assert_eq!(after.status, 403, "{:?}", after.body);
+    let lookup = s
+        .root("POST", "auth/token/lookup", Some(json!({ "token": token })))
+        .await;
+    assert_eq!(lookup.status, 403, "{:?}", lookup.body);
+    assert_eq!(
+        s.call("GET", "secret/team", Some(&other), None)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

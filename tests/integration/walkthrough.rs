@@ -22,9 +22,12 @@ impl Drop for Server {
     }
 }
 
-fn start(args: &[&str], ready: &str) -> Server {
+/// Starts `lockbox ARGS` with HOME = `home` (dev mode stores the root token
+/// there) and reads stdout up to the line containing `ready`.
+fn start(args: &[&str], home: &Path, ready: &str) -> Server {
     let mut child = Command::new(lockbox_bin())
         .args(args)
+        .env("HOME", home)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -115,12 +118,24 @@ fn seed_walkthrough_dev_server_with_a_plugin_directory() {
             "-dev-plugin-dir",
             plugins.to_str().unwrap(),
         ],
+        dir.path(),
         "Development mode should NOT",
     );
     let home = dir.path();
     let addr = server.addr.clone();
-    // Wait for the plugin list after the warning.
-    std::thread::sleep(Duration::from_millis(200));
+    // As in Vault, the dev plugins are listed before the final warning, and
+    // the root token is already stored for the CLI.
+    assert!(
+        server.banner.iter().any(|l| l == &format!("    - {name}")),
+        "{:#?}",
+        server.banner
+    );
+    let out = ok(&addr, home, &["token", "lookup"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("id") && l.ends_with(" root")),
+        "{out}"
+    );
     let out = ok(&addr, home, &["login", "root"]);
     assert!(out.contains("Success! You are now authenticated"), "{out}");
     let out = ok(&addr, home, &["secrets", "enable", &name]);
@@ -215,6 +230,7 @@ fn seed_walkthrough_register_enable_upgrade_reload() {
     .unwrap();
     let server = start(
         &["server", "-config", config.to_str().unwrap()],
+        dir.path(),
         "lockbox server started",
     );
     let (addr, home) = (server.addr.clone(), dir.path());
@@ -331,6 +347,7 @@ fn plugins_die_with_a_killed_server() {
             "-dev-plugin-dir",
             plugins.to_str().unwrap(),
         ],
+        dir.path(),
         "Development mode should NOT",
     );
     let addr = server.addr.clone();
