@@ -622,14 +622,16 @@ impl Core {
             let route = self.build_route(&barrier, entry).await;
             routes.insert(route.entry.path.clone(), Arc::new(route));
         }
-        Ok(Arc::new(Active {
+        let active = Arc::new(Active {
             barrier,
             tokens,
             policies,
             routes: RwLock::new(Arc::new(routes)),
             mount_lock: tokio::sync::Mutex::new(()),
             migrations: std::sync::Mutex::new(HashMap::new()),
-        }))
+        });
+        spawn_token_expiry(Arc::downgrade(&active));
+        Ok(active)
     }
 
     /// Whether an engine type can be mounted.
@@ -862,6 +864,27 @@ pub async fn create_root_token(core: &Core, id: Option<String>) -> Result<String
         )
         .await?;
     Ok(id)
+}
+
+/// How often expired tokens are removed from storage.
+const TOKEN_EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Revokes expired tokens in the background while this unsealed state
+/// lives; the task ends when the core seals (the state is dropped).
+fn spawn_token_expiry(active: std::sync::Weak<Active>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(TOKEN_EXPIRY_INTERVAL).await;
+            let Some(active) = active.upgrade() else {
+                return;
+            };
+            match active.tokens.revoke_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(revoked = n, "expired tokens revoked"),
+                Err(e) => tracing::warn!("revoking expired tokens failed: {e}"),
+            }
+        }
+    });
 }
 
 /// Removes the data of mounts that are no longer in the mount table. Disable

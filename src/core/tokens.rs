@@ -762,6 +762,24 @@ impl TokenStore {
                 "refusing to revoke by an empty path prefix (that is every token)",
             ));
         }
+        self.revoke_where(|e| e.path.starts_with(prefix)).await
+    }
+
+    /// Revokes every expired token with its children, as Vault's expiration
+    /// manager does in the background; returns how many had expired.
+    /// Requests refuse expired tokens anyway: this keeps storage from
+    /// filling up with them.
+    pub async fn revoke_expired(&self) -> Result<usize, RequestError> {
+        let now = now();
+        self.revoke_where(|e| e.expired(now)).await
+    }
+
+    /// Revokes (with children) every stored token `matches` selects; a scan
+    /// of all token entries that does not fill the cache.
+    async fn revoke_where(
+        &self,
+        matches: impl Fn(&TokenEntry) -> bool,
+    ) -> Result<usize, RequestError> {
         let mut revoked = 0;
         for key in self.barrier.list(ID_PREFIX).await? {
             let hash = key.trim_end_matches('/');
@@ -770,7 +788,7 @@ impl TokenStore {
                 // Gone already (e.g. a child of an earlier match): skipped.
                 None => self.read_stored(hash).await?,
             };
-            if entry.is_some_and(|e| e.path.starts_with(prefix)) {
+            if entry.is_some_and(|e| matches(&e)) {
                 self.revoke_tree(hash).await?;
                 revoked += 1;
             }
@@ -1133,6 +1151,32 @@ mod tests {
 
     async fn alive(s: &TokenStore, t: &Resolved) -> bool {
         s.lookup(t.id()).await.expect("lookup").is_some()
+    }
+
+    #[tokio::test]
+    async fn revoke_expired_removes_expired_trees_from_storage() {
+        let s = store().await;
+        let short = CreateParams {
+            ttl: 1,
+            ..params("auth/token/create")
+        };
+        let (short_id, _) = s.create(None, short).await.expect("short");
+        let short = s.lookup(&short_id).await.expect("lookup").expect("valid");
+        let child = CreateParams {
+            orphan: false,
+            ttl: 3600,
+            ..params("auth/token/create")
+        };
+        let (child_id, _) = s.create(Some(&short), child).await.expect("child");
+        let child = s.lookup(&child_id).await.expect("lookup").expect("valid");
+        let long = issue(&s, "auth/token/create").await;
+        assert_eq!(s.revoke_expired().await.expect("sweep"), 0);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        assert_eq!(s.revoke_expired().await.expect("sweep"), 1);
+        for t in [&short, &child] {
+            assert!(s.read_stored(&t.hash).await.expect("read").is_none());
+        }
+        assert!(alive(&s, &long).await);
     }
 
     #[tokio::test]
