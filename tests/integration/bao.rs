@@ -8,12 +8,11 @@
 //!   real `bao server -dev` and to lockbox; status codes and JSON key sets
 //!   must match except for the documented allow-list.
 
-use crate::common::{Resp, client, lockbox_bin};
+use crate::common::{ConfigServer, Resp, Spawned, client, file_config, lockbox_bin};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -158,18 +157,22 @@ fn keys(v: &Value) -> BTreeSet<String> {
 // Processes
 // ---------------------------------------------------------------------------
 
+/// A dev server (lockbox or bao) with the root token and unseal key from
+/// its banner.
 struct Proc {
-    child: Child,
+    _server: Spawned,
     addr: String,
     root: String,
     unseal_key: String,
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The value after `prefix` in `server`'s banner.
+fn banner_value(server: &Spawned, prefix: &str) -> String {
+    server
+        .banner_value(prefix)
+        .unwrap_or_else(|| panic!("banner has {prefix:?}: {:#?}", server.banner))
+        .trim()
+        .to_string()
 }
 
 /// `lockbox server --dev` on a free port; the banner gives the address,
@@ -186,32 +189,12 @@ fn lockbox_dev(root: Option<&str>) -> Proc {
     if let Some(root) = root {
         cmd.args(["--dev-root-token-id", root]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lockbox");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut key, mut token) = (None, None, None);
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(a) = line.trim().strip_prefix("Api Address: ") {
-            addr = Some(a.to_string());
-        }
-        if let Some(k) = line.strip_prefix("Unseal Key: ") {
-            key = Some(k.trim().to_string());
-        }
-        if let Some(r) = line.strip_prefix("Root Token: ") {
-            token = Some(r.trim().to_string());
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let server = Spawned::start(cmd, "Development mode should NOT");
     Proc {
-        child,
-        addr: addr.expect("banner has Api Address"),
-        root: token.expect("banner has Root Token"),
-        unseal_key: key.expect("banner has Unseal Key"),
+        addr: server.addr.clone(),
+        root: banner_value(&server, "Root Token: "),
+        unseal_key: banner_value(&server, "Unseal Key: "),
+        _server: server,
     }
 }
 
@@ -223,45 +206,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `lockbox server --config` (file storage, plain HTTP), uninitialized.
-fn lockbox_with_config(dir: &Path) -> Proc {
-    let port = free_port();
-    let config = dir.join("config.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(lockbox_bin())
-        .arg("server")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lockbox");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(line)) if line.contains("lockbox server started") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("server exited before starting"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Proc {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-        root: String::new(),
-        unseal_key: String::new(),
-    }
-}
-
 /// A real `bao server -dev` with root token `root`. Dev mode also binds the
 /// cluster port (listen port + 1), so both must be free; retried on a race.
 fn bao_dev_server(home: &Path) -> Proc {
@@ -271,42 +215,20 @@ fn bao_dev_server(home: &Path) -> Proc {
         if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
             continue;
         }
-        let mut child = Command::new(&bin)
-            .args([
-                "server",
-                "-dev",
-                "-dev-root-token-id=root",
-                "-dev-no-store-token",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .env("HOME", home)
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bao server");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut key = None;
-        let mut started = false;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(k) = line.strip_prefix("Unseal Key: ") {
-                key = Some(k.trim().to_string());
-            }
-            if line.starts_with("Development mode should NOT") {
-                started = true;
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-        if !started {
-            let _ = child.kill();
-            let _ = child.wait();
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            "-dev-no-store-token",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .env("HOME", home)
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_ADDR");
+        let Ok(server) = Spawned::try_start(cmd, "Development mode should NOT") else {
             continue;
-        }
+        };
         let addr = format!("http://127.0.0.1:{port}");
         // Wait until it answers and is unsealed.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -319,10 +241,14 @@ fn bao_dev_server(home: &Path) -> Proc {
             std::thread::sleep(Duration::from_millis(100));
         }
         return Proc {
-            child,
             addr,
             root: "root".into(),
-            unseal_key: key.unwrap_or_default(),
+            unseal_key: server
+                .banner_value("Unseal Key: ")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            _server: server,
         };
     }
     panic!("could not start `bao server -dev`");
@@ -909,8 +835,7 @@ fn c_json_sealed(r: &Run) -> Option<bool> {
 /// A fresh (non-dev) server: init, unseal with two of three shares, login.
 #[test]
 fn bao_cli_init_unseal_login() {
-    let dir = tempfile::tempdir().unwrap();
-    let lb = lockbox_with_config(dir.path());
+    let lb = ConfigServer::start(&file_config("{dir}/data"));
     let bao = Bao::new(&lb.addr);
     let mut c = Checks::default();
 
@@ -1320,20 +1245,13 @@ impl Target {
             }
             Body::Raw(s) => req = req.body(*s),
         }
-        let resp = req.send().await.expect("send");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let resp = Resp::read(req.send().await.expect("send")).await;
         for (var, ptr) in st.capture {
-            if let Some(v) = body.pointer(ptr).and_then(Value::as_str) {
+            if let Some(v) = resp.body.pointer(ptr).and_then(Value::as_str) {
                 self.vars.insert(var, v.to_string());
             }
         }
-        Resp { status, body }
+        resp
     }
 }
 

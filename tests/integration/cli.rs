@@ -1,7 +1,7 @@
 //! The `lockbox` CLI binary against a real server: Vault-style commands,
 //! flags in single-dash form, table and JSON output, exit codes.
 
-use crate::common::{TestServer, lockbox_bin};
+use crate::common::{ConfigServer, TestServer, lockbox_bin, tls_config};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Output;
@@ -936,63 +936,6 @@ async fn version_command_and_flags() {
     assert!(seen.iter().all(|t| t == &seen[0]), "{seen:?}");
 }
 
-/// A `lockbox server --config` process with TLS from `cert`/`key` (inmem
-/// storage, port 0); the address comes from the banner.
-struct TlsServer {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_tls_server(
-    dir: &std::path::Path,
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> TlsServer {
-    use std::io::BufRead;
-    let config = dir.join("lockbox.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(lockbox_bin())
-        .args(["server", "--config"])
-        .arg(&config)
-        .env("HOME", dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = None;
-    for line in lines.by_ref().map_while(Result::ok) {
-        if let Some(a) = line.trim().strip_prefix("Api Address: ") {
-            addr = Some(a.to_string());
-        }
-        if line.contains("lockbox server started") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let Some(addr) = addr else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the TLS server did not start");
-    };
-    TlsServer { child, addr }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn openssl_self_signed_certificate_as_vault_cacert() {
     // What `openssl req -x509` makes: a self-signed certificate with
@@ -1028,7 +971,7 @@ async fn openssl_self_signed_certificate_as_vault_cacert() {
         String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
         "the test needs a CA:TRUE certificate"
     );
-    let server = start_tls_server(dir.path(), &cert, &key);
+    let server = ConfigServer::start(&tls_config(&cert, &key));
     assert!(
         server.addr.starts_with("https://127.0.0.1:"),
         "{}",

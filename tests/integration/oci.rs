@@ -10,7 +10,8 @@
 mod registry;
 
 use crate::common::{
-    self, Resp, TestServer, call, client, example_plugins, grep_dir, lockbox_bin, sha256_file,
+    self, ConfigServer, Resp, TestServer, example_plugins, file_config, grep_dir, lockbox_bin,
+    sha256_file,
 };
 use lockbox::core::CoreConfig;
 use lockbox::http::ServerOptions;
@@ -18,7 +19,7 @@ use lockbox::oci::ImageSettings;
 use registry::{Entry, PASSWORD, Registry, TokenServer, USER, image_layout, layer};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn plugin_bin(name: &str) -> PathBuf {
@@ -469,54 +470,19 @@ async fn oversize_images_plain_http_and_missing_manifests_are_refused() {
     );
 }
 
-/// The real `lockbox server` with file storage.
-struct ServerProc {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path, port: u16, insecure: &str) -> ServerProc {
-    use std::io::BufRead;
-    let config = dir.join("config.hcl");
+/// The real `lockbox server` with file storage in `dir/data`, unsealed
+/// from `dir/unseal-keys` if that exists, and nothing from the environment.
+fn start_server(dir: &Path, insecure: &str) -> ConfigServer {
     let keys = dir.join("unseal-keys");
-    let mut text = format!(
-        "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
-        dir.join("data").display()
-    );
+    let mut config = file_config("{dir}/data");
     if keys.exists() {
-        text.push_str(&format!("unseal_keys_file = \"{}\"\n", keys.display()));
+        config.push_str(&format!("unseal_keys_file = \"{}\"\n", keys.display()));
     }
-    std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(lockbox_bin())
-        .args(["server", "--config"])
-        .arg(&config)
-        .arg(format!("--insecure-registry={insecure}"))
+    ConfigServer::builder(&config)
+        .dir(dir)
+        .arg(&format!("--insecure-registry={insecure}"))
         .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn lockbox server");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("lockbox server started") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("lockbox server exited before starting"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    ServerProc {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-    }
+        .start()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -525,60 +491,23 @@ async fn standalone_server_cache_survives_a_restart_with_the_registry_stopped() 
     let (digest, sha) = cli_push(&reg, &plugin_bin("mock"), &reg.repo("plugins/mock:v1"));
     let reference = format!("{}@{digest}", reg.repo("plugins/mock"));
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let http = client();
-    let p = start_server(dir.path(), port, &reg.host);
-    let init = call(
-        &http,
-        &p.addr,
-        "PUT",
-        "sys/init",
-        None,
-        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-    )
-    .await;
-    assert_eq!(init.status, 200, "{:?}", init.body);
-    let key = init.body["keys_base64"][0].as_str().unwrap().to_string();
-    let root = init.body["root_token"].as_str().unwrap().to_string();
-    call(
-        &http,
-        &p.addr,
-        "PUT",
-        "sys/unseal",
-        None,
-        Some(json!({ "key": key })),
-    )
-    .await;
-    let api = |method: &'static str, path: String, body: Option<Value>| {
-        let http = http.clone();
-        let addr = p.addr.clone();
-        let root = root.clone();
-        async move { call(&http, &addr, method, &path, Some(&root), body).await }
-    };
-    let r = api(
-        "PUT",
-        "sys/plugins/catalog/secret/mock".into(),
-        Some(json!({ "oci_image": reference })),
-    )
-    .await;
+    let mut p = start_server(dir.path(), &reg.host);
+    let (root, keys) = p.init_unseal(1, 1).await;
+    let r = p
+        .root(
+            "PUT",
+            "sys/plugins/catalog/secret/mock",
+            Some(json!({ "oci_image": reference })),
+        )
+        .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
-    let r = api(
-        "POST",
-        "sys/mounts/img".into(),
-        Some(json!({"type": "mock"})),
-    )
-    .await;
+    let r = p
+        .root("POST", "sys/mounts/img", Some(json!({"type": "mock"})))
+        .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
-    let r = api(
-        "PUT",
-        "img/kept".into(),
-        Some(json!({"message": "still here"})),
-    )
-    .await;
+    let r = p
+        .root("PUT", "img/kept", Some(json!({"message": "still here"})))
+        .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     // The cache lives in the storage directory by default.
     let cached = dir.path().join("data/plugin-cache/sha256").join(&sha);
@@ -587,23 +516,19 @@ async fn standalone_server_cache_survives_a_restart_with_the_registry_stopped() 
 
     // Restart with the registry stopped: the mount comes back from the cache.
     reg.stop();
-    std::fs::write(dir.path().join("unseal-keys"), &key).unwrap();
-    let p = start_server(dir.path(), port, &reg.host);
-    let api = |method: &'static str, path: String, body: Option<Value>| {
-        let http = http.clone();
-        let addr = p.addr.clone();
-        let root = root.clone();
-        async move { call(&http, &addr, method, &path, Some(&root), body).await }
-    };
-    let read = api("GET", "img/kept".into(), None).await;
+    std::fs::write(dir.path().join("unseal-keys"), &keys[0]).unwrap();
+    let mut p = start_server(dir.path(), &reg.host);
+    p.root_token = root;
+    let read = p.root("GET", "img/kept", None).await;
     assert_eq!(read.status, 200, "{:?}", read.body);
     assert_eq!(read.body["data"]["message"], "still here");
-    let r = api(
-        "PUT",
-        "sys/plugins/catalog/secret/mock-copy".into(),
-        Some(json!({ "oci_image": reference })),
-    )
-    .await;
+    let r = p
+        .root(
+            "PUT",
+            "sys/plugins/catalog/secret/mock-copy",
+            Some(json!({ "oci_image": reference })),
+        )
+        .await;
     assert_eq!(
         r.status, 204,
         "registering a known digest needs no registry: {:?}",
@@ -613,31 +538,28 @@ async fn standalone_server_cache_survives_a_restart_with_the_registry_stopped() 
     // The cached binary disappears while the registry is down: a reload is
     // refused with the reason, and the running version keeps serving.
     std::fs::remove_file(&cached).unwrap();
-    let r = api(
-        "PUT",
-        "sys/plugins/reload/backend".into(),
-        Some(json!({"plugin": "mock"})),
-    )
-    .await;
+    let reload = || {
+        p.root(
+            "PUT",
+            "sys/plugins/reload/backend",
+            Some(json!({"plugin": "mock"})),
+        )
+    };
+    let r = reload().await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert!(
         r.error_text().contains("RegistryUnavailable"),
         "{}",
         r.error_text()
     );
-    assert_eq!(api("GET", "img/kept".into(), None).await.status, 200);
+    assert_eq!(p.root("GET", "img/kept", None).await.status, 200);
     // With the registry back, the reload pulls the pinned digest again.
     reg.resume();
-    let r = api(
-        "PUT",
-        "sys/plugins/reload/backend".into(),
-        Some(json!({"plugin": "mock"})),
-    )
-    .await;
+    let r = reload().await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(sha256_file(&cached), sha);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(api("GET", "img/kept".into(), None).await.status, 200);
+    assert_eq!(p.root("GET", "img/kept", None).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

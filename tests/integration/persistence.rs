@@ -1,143 +1,47 @@
 //! The real binary with a config file and the file backend: persistence
 //! across restarts, `kill -9` durability, and no plaintext on disk.
 
-use crate::common::{Resp, call, client, grep_dir, lockbox_bin};
+use crate::common::{ConfigServer, file_config, grep_dir, lockbox_bin};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Proc {
-    start_with(dir, &dir.join("data"), &[], extra_env)
-}
-
-/// Writes `dir/config.hcl` (file storage in `data`, plain HTTP on a free
-/// port) and runs `lockbox server` with it, behind the command `wrapper`
-/// (e.g. `setpriv ...`) if any; returns once the banner says it started.
-fn start_with(dir: &Path, data: &Path, wrapper: &[&str], extra_env: &[(&str, &str)]) -> Proc {
-    let port = free_port();
-    let config = dir.join("config.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let mut cmd = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(lockbox_bin());
-            c
-        }
-        None => Command::new(lockbox_bin()),
-    };
-    cmd.arg("server")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+/// `lockbox server` with file storage in `dir/data`, its config in `dir`.
+fn start(dir: &Path, extra_env: &[(&str, &str)]) -> ConfigServer {
+    let mut server = ConfigServer::builder(&file_config("{dir}/data")).dir(dir);
     for (k, v) in extra_env {
-        cmd.env(k, v);
+        server = server.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn lockbox");
-    // Wait for the banner's last line.
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        match lines.next() {
-            Some(Ok(line)) if line.contains("lockbox server started") => break,
-            Some(Ok(_)) => continue,
-            _ => panic!("server exited before starting"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Proc {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn api(
-    p: &Proc,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> Resp {
-    call(&client(), &p.addr, method, path, token, body).await
+    server.start()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_kill9_and_no_plaintext_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let p = start(dir.path(), &[]);
-    let st = api(&p, "GET", "sys/seal-status", None, None).await;
+    let mut p = start(dir.path(), &[]);
+    let st = p.call("GET", "sys/seal-status", None, None).await;
     assert_eq!(st.body["initialized"], false);
-    let init = api(
-        &p,
-        "PUT",
-        "sys/init",
-        None,
-        Some(json!({"secret_shares": 3, "secret_threshold": 2})),
-    )
-    .await;
-    assert_eq!(init.status, 200, "{:?}", init.body);
-    let keys: Vec<String> = init.body["keys_base64"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().into())
-        .collect();
-    let root = init.body["root_token"].as_str().unwrap().to_string();
-    for k in &keys[..2] {
-        api(&p, "PUT", "sys/unseal", None, Some(json!({ "key": k }))).await;
-    }
-    let mount = api(
-        &p,
-        "POST",
-        "sys/mounts/secret",
-        Some(&root),
-        Some(json!({"type": "kv"})),
-    )
-    .await;
+    let (root, keys) = p.init_unseal(3, 2).await;
+    let mount = p
+        .call(
+            "POST",
+            "sys/mounts/secret",
+            Some(&root),
+            Some(json!({"type": "kv"})),
+        )
+        .await;
     assert_eq!(mount.status, 204, "{:?}", mount.body);
     let secret = "correct-horse-battery-staple-7f3a";
-    let w = api(
-        &p,
-        "PUT",
-        "secret/prod/db",
-        Some(&root),
-        Some(json!({ "password": secret })),
-    )
-    .await;
+    let w = p
+        .call(
+            "PUT",
+            "secret/prod/db",
+            Some(&root),
+            Some(json!({ "password": secret })),
+        )
+        .await;
     assert_eq!(w.status, 204);
-    api(
-        &p,
+    p.call(
         "PUT",
         "sys/policies/acl/dev",
         Some(&root),
@@ -146,9 +50,8 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
     .await;
 
     // kill -9 right after the acknowledged write.
-    let mut p = p;
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.process.child.kill().unwrap();
+    p.process.child.wait().unwrap();
     drop(p);
 
     // Nothing secret on disk: the value, the root token, the unseal keys.
@@ -172,7 +75,7 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
 
     // Restart: sealed, a wrong key is refused, the right ones unseal, data intact.
     let p = start(dir.path(), &[]);
-    let st = api(&p, "GET", "sys/seal-status", None, None).await;
+    let st = p.call("GET", "sys/seal-status", None, None).await;
     assert_eq!(
         (
             st.body["initialized"].as_bool(),
@@ -181,7 +84,7 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
         (Some(true), Some(true))
     );
     assert_eq!(
-        api(&p, "GET", "secret/prod/db", Some(&root), None)
+        p.call("GET", "secret/prod/db", Some(&root), None)
             .await
             .status,
         503
@@ -189,22 +92,21 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
     let other = lockbox::barrier::shamir::split(&[9u8; 32], 3, 2).unwrap();
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    api(
-        &p,
+    p.call(
         "PUT",
         "sys/unseal",
         None,
         Some(json!({ "key": b64(&other[0]) })),
     )
     .await;
-    let wrong = api(
-        &p,
-        "PUT",
-        "sys/unseal",
-        None,
-        Some(json!({ "key": b64(&other[1]) })),
-    )
-    .await;
+    let wrong = p
+        .call(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(json!({ "key": b64(&other[1]) })),
+        )
+        .await;
     assert_eq!(wrong.status, 400, "{:?}", wrong.body);
     assert!(
         wrong.error_text().contains("do not match"),
@@ -212,19 +114,22 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
         wrong.body
     );
     for k in &keys[1..] {
-        api(&p, "PUT", "sys/unseal", None, Some(json!({ "key": k }))).await;
+        p.call("PUT", "sys/unseal", None, Some(json!({ "key": k })))
+            .await;
     }
-    let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
+    let r = p.call("GET", "secret/prod/db", Some(&root), None).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["data"]["password"], secret);
-    let pol = api(&p, "GET", "sys/policies/acl/dev", Some(&root), None).await;
+    let pol = p
+        .call("GET", "sys/policies/acl/dev", Some(&root), None)
+        .await;
     assert_eq!(pol.status, 200);
     drop(p);
 
     // Auto-unseal from the environment.
     let env_keys = format!("{},{}", keys[0], keys[2]);
     let p = start(dir.path(), &[("LOCKBOX_UNSEAL_KEYS", &env_keys)]);
-    let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
+    let r = p.call("GET", "secret/prod/db", Some(&root), None).await;
     assert_eq!(r.body["data"]["password"], secret);
     drop(p);
 
@@ -235,7 +140,7 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
         dir.path(),
         &[("LOCKBOX_UNSEAL_KEYS_FILE", key_file.to_str().unwrap())],
     );
-    let r = api(&p, "GET", "secret/prod/db", Some(&root), None).await;
+    let r = p.call("GET", "secret/prod/db", Some(&root), None).await;
     assert_eq!(r.body["data"]["password"], secret);
 }
 
@@ -275,26 +180,16 @@ async fn a_writable_data_directory_owned_by_another_user_is_used_as_is() {
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     // Fails unless the server, as uid 65532, starts.
-    let p = start_with(
-        dir,
-        &data,
-        &[
+    let mut p = ConfigServer::builder(&file_config(data.to_str().unwrap()))
+        .dir(dir)
+        .wrapper(&[
             "setpriv",
             "--reuid=65532",
             "--regid=65532",
             "--clear-groups",
-        ],
-        &[],
-    );
-    let init = api(
-        &p,
-        "PUT",
-        "sys/init",
-        None,
-        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-    )
-    .await;
-    assert_eq!(init.status, 200, "{:?}", init.body);
+        ])
+        .start();
+    p.init(1, 1).await;
     let meta = std::fs::metadata(&data).unwrap();
     assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o777));
     let db = std::fs::read_dir(&data)

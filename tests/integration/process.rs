@@ -1,28 +1,33 @@
 //! The `lockbox server` process: dev mode banner and token file, TLS,
 //! signals. Config-file servers are in `server_config`.
 
-use crate::common::{call, client, lockbox_bin};
+use crate::common::{
+    ConfigServer, Spawned, call, client, inmem_config, lockbox_bin, lockbox_cli, signal,
+};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A dev server; dereferences to the process (`addr`, `banner`, `child`).
 struct Dev {
-    child: Child,
-    addr: String,
+    server: Spawned,
     ca: Option<String>,
     root: String,
     unseal_key: String,
-    /// Stdout up to and including "Development mode should NOT ...".
-    banner: Vec<String>,
     /// HOME of the server (where it stores the CLI's token file).
     home: tempfile::TempDir,
 }
 
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Dev {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Dev {
+    fn deref_mut(&mut self) -> &mut Spawned {
+        &mut self.server
     }
 }
 
@@ -33,15 +38,14 @@ fn start_dev(extra: &[&str]) -> Dev {
 }
 
 /// `lockbox server --dev ARGS` with HOME in a fresh temporary directory,
-/// none of the dev environment variables but `env`; reads the banner.
+/// none of the dev environment variables but `env`; reads the banner up to
+/// "Development mode should NOT ...".
 fn spawn_dev(args: &[&str], env: &[(&str, &str)]) -> Dev {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(lockbox_bin());
     cmd.args(["server", "--dev"])
         .args(args)
-        .env("HOME", home.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("HOME", home.path());
     for var in [
         "LOCKBOX_DEV_ROOT_TOKEN_ID",
         "VAULT_DEV_ROOT_TOKEN_ID",
@@ -53,77 +57,26 @@ fn spawn_dev(args: &[&str], env: &[(&str, &str)]) -> Dev {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut ca, mut root, mut key) = (None, None, None, None);
-    let mut banner = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(a) = line.trim().strip_prefix("Api Address: ") {
-            addr = Some(a.to_string());
-        }
-        if let Some(c) = line.trim().strip_prefix("$ export VAULT_CACERT='") {
-            ca = Some(c.trim_end_matches('\'').to_string());
-        }
-        if let Some(r) = line.strip_prefix("Root Token: ") {
-            root = Some(r.to_string());
-        }
-        if let Some(k) = line.strip_prefix("Unseal Key: ") {
-            key = Some(k.to_string());
-        }
-        let done = line.starts_with("Development mode should NOT");
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let mut stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let server = Spawned::start(cmd, "Development mode should NOT");
+    let value = |prefix: &str| {
+        server
+            .banner_value(prefix)
+            .unwrap_or_else(|| panic!("banner has {prefix:?}: {:?}", server.banner))
+            .to_string()
+    };
+    let (root, unseal_key) = (value("Root Token: "), value("Unseal Key: "));
+    let ca = server.banner.iter().find_map(|l| {
+        l.trim()
+            .strip_prefix("$ export VAULT_CACERT='")
+            .map(|c| c.trim_end_matches('\'').to_string())
+    });
     Dev {
-        child,
-        addr: addr.unwrap_or_else(|| panic!("banner has Api Address: {banner:?}")),
+        server,
         ca,
-        root: root.unwrap_or_else(|| panic!("banner has Root Token: {banner:?}")),
-        unseal_key: key.unwrap_or_else(|| panic!("banner has Unseal Key: {banner:?}")),
-        banner,
+        root,
+        unseal_key,
         home,
     }
-}
-
-pub(crate) fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process did not exit in {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The `lockbox` CLI with nothing from the environment but HOME and the
-/// address (no token variable), as a user in a fresh shell.
-fn cli(addr: &str, home: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(lockbox_bin())
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("VAULT_ADDR", addr)
-        .output()
-        .unwrap()
 }
 
 /// Position of the first banner line for which `f` holds.
@@ -214,7 +167,7 @@ fn dev_stores_the_root_token_for_the_cli() {
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "token file readable by others: {mode:o}");
     // No token variable: the CLI uses the stored token.
-    let out = cli(&dev.addr, dev.home.path(), &["token", "lookup"]);
+    let out = lockbox_cli(&dev.addr, dev.home.path(), &["token", "lookup"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -243,7 +196,7 @@ fn dev_stores_the_root_token_for_the_cli() {
         "{:#?}",
         dev.banner
     );
-    let out = cli(&dev.addr, dev.home.path(), &["token", "lookup"]);
+    let out = lockbox_cli(&dev.addr, dev.home.path(), &["token", "lookup"]);
     assert!(!out.status.success());
 }
 
@@ -380,7 +333,7 @@ async fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_ones() {
     let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 204"), "{response}");
-    let status = wait_exit(&mut dev.child, Duration::from_secs(15));
+    let status = dev.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
     assert!(
         client()
@@ -393,54 +346,19 @@ async fn sigterm_lets_an_in_flight_request_finish_and_refuses_new_ones() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_the_log_level() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("c.hcl");
-    let write = |level: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\nlog_level = \"{level}\"\n"
-            ),
-        )
-        .unwrap()
-    };
-    write("info");
-    let mut child = Command::new(lockbox_bin())
-        .args(["server", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in out.by_ref() {
-        if line.unwrap().contains("lockbox server started") {
-            break;
-        }
-    }
-    write("debug");
-    signal(&child, "HUP");
+    let mut server = ConfigServer::start(&inmem_config("log_level = \"info\"\n"));
+    server.write_config(&inmem_config("log_level = \"debug\"\n"));
+    signal(&server.process.child, "HUP");
     std::thread::sleep(Duration::from_millis(500));
     // A debug-level line appears only after the reload: a refused request.
     let _ = client()
-        .get(format!("http://127.0.0.1:{port}/v1/nope"))
+        .get(format!("{}/v1/nope", server.addr))
         .send()
         .await;
     std::thread::sleep(Duration::from_millis(300));
-    signal(&child, "TERM");
-    wait_exit(&mut child, Duration::from_secs(15));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    signal(&server.process.child, "TERM");
+    server.process.wait_exit(Duration::from_secs(15));
+    let stderr = server.process.log().join("\n");
     assert!(stderr.contains("log level reloaded"), "{stderr}");
     assert!(stderr.contains("DEBUG"), "{stderr}");
 }

@@ -1,9 +1,7 @@
 //! The token store over the API.
 
-use crate::common::{Resp, TestServer, call, client, lockbox_bin};
+use crate::common::{Api, ConfigServer, Resp, TestServer, call, client, file_config};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -259,123 +257,27 @@ async fn bad_token_requests() {
 /// The real binary on the persistent file backend (redb), initialized with
 /// one key share and unsealed: the configuration the concurrency findings
 /// were observed with.
-struct FileServer {
-    child: Child,
-    addr: String,
-    root: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
+async fn file_server() -> ConfigServer {
+    let mut s = ConfigServer::start(&file_config("{dir}/data"));
+    s.init_unseal(1, 1).await;
+    s
 }
 
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl FileServer {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let config = dir.path().join("config.hcl");
-        std::fs::write(
-            &config,
-            format!(
-                "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("write config");
-        let mut child = Command::new(lockbox_bin())
-            .arg("server")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn lockbox");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("lockbox server started") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("server exited before starting"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        let mut s = FileServer {
-            child,
-            addr: format!("http://127.0.0.1:{port}"),
-            root: String::new(),
-            client: client(),
-            _dir: dir,
-        };
-        let init = s
-            .call(
-                "PUT",
-                "sys/init",
-                None,
-                Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-            )
-            .await;
-        assert_eq!(init.status, 200, "{:?}", init.body);
-        s.root = init.body["root_token"].as_str().expect("root").to_string();
-        let key = init.body["keys_base64"][0]
-            .as_str()
-            .expect("key")
-            .to_string();
-        let st = s
-            .call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
-            .await;
-        assert_eq!(st.body["sealed"], false, "{:?}", st.body);
-        s
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
-        call(&self.client, &self.addr, method, path, token, body).await
-    }
-
-    async fn root(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        self.call(method, path, Some(&self.root), body).await
-    }
-
-    /// Creates a token as root; returns its ID.
-    async fn create(&self, body: Value) -> String {
-        let r = self.root("POST", "auth/token/create", Some(body)).await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        r.body["auth"]["client_token"]
-            .as_str()
-            .expect("token")
-            .to_string()
-    }
-
-    /// A client with an open connection to the server, so that concurrent
-    /// requests are not spread out by connection setup.
-    async fn warm_client(&self) -> reqwest::Client {
-        let c = client();
-        call(&c, &self.addr, "GET", "sys/health", None, None).await;
-        c
-    }
+/// A client with an open connection to the server, so that concurrent
+/// requests are not spread out by connection setup.
+async fn warm_client(s: &Api) -> reqwest::Client {
+    let c = client();
+    call(&c, &s.addr, "GET", "sys/health", None, None).await;
+    c
 }
 
 /// Sends `n` requests with `token` at the same instant (each on its own
 /// warm connection); returns their statuses.
-async fn burst(s: &FileServer, n: usize, method: &str, path: &str, token: &str) -> Vec<u16> {
+async fn burst(s: &Api, n: usize, method: &str, path: &str, token: &str) -> Vec<u16> {
     let start = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let c = s.warm_client().await;
+        let c = warm_client(s).await;
         let (start, addr) = (start.clone(), s.addr.clone());
         let (method, path, token) = (method.to_string(), path.to_string(), token.to_string());
         tasks.push(tokio::spawn(async move {
@@ -395,11 +297,11 @@ async fn burst(s: &FileServer, n: usize, method: &str, path: &str, token: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limited_use_tokens_are_exact_under_concurrency() {
-    let s = FileServer::start().await;
+    let s = file_server().await;
     for uses in [1usize, 3] {
         for _round in 0..3 {
             let token = s
-                .create(json!({"policies": ["default"], "num_uses": uses}))
+                .create_token(json!({"policies": ["default"], "num_uses": uses}))
                 .await;
             let statuses = burst(&s, 32, "GET", "auth/token/lookup-self", &token).await;
             let ok = statuses.iter().filter(|s| **s == 200).count();
@@ -420,16 +322,16 @@ async fn limited_use_tokens_are_exact_under_concurrency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoked_token_is_refused_at_once_while_in_use() {
-    let s = FileServer::start().await;
+    let s = file_server().await;
     let mut revoked = Vec::new();
     for trial in 0..8 {
         let token = s
-            .create(json!({"policies": ["default"], "ttl": "1h"}))
+            .create_token(json!({"policies": ["default"], "ttl": "1h"}))
             .await;
         let stop = Arc::new(AtomicBool::new(false));
         let mut loops = Vec::new();
         for worker in 0..4 {
-            let c = s.warm_client().await;
+            let c = warm_client(&s).await;
             let (stop, addr, token) = (stop.clone(), s.addr.clone(), token.clone());
             loops.push(tokio::spawn(async move {
                 // Lookups read the entry; renewals write it back.

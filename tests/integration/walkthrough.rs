@@ -3,55 +3,17 @@
 //! dev server with a plugin directory, then a config-file server with
 //! register / enable / upgrade / reload.
 
-use crate::common::{install_plugin, lockbox_bin, sha256_file};
-use std::io::{BufRead, BufReader};
+use crate::common::{ConfigServer, Spawned, install_plugin, lockbox_bin, lockbox_cli, sha256_file};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    addr: String,
-    banner: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `lockbox ARGS` with HOME = `home` (dev mode stores the root token
-/// there) and reads stdout up to the line containing `ready`.
-fn start(args: &[&str], home: &Path, ready: &str) -> Server {
-    let mut child = Command::new(lockbox_bin())
-        .args(args)
-        .env("HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(a) = line.trim().strip_prefix("Api Address: ") {
-            addr = Some(a.to_string());
-        }
-        let done = line.contains(ready);
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        addr: addr.expect("Api Address in banner"),
-        banner,
-    }
+/// Starts `lockbox server --dev ARGS` with HOME = `home` (dev mode stores
+/// the root token there) and reads its banner.
+fn start_dev(args: &[&str], home: &Path) -> Spawned {
+    let mut cmd = Command::new(lockbox_bin());
+    cmd.args(["server", "--dev"]).args(args).env("HOME", home);
+    Spawned::start(cmd, "Development mode should NOT")
 }
 
 /// Processes whose argv[0] is `name` (plugins run with argv[0] = command).
@@ -71,18 +33,8 @@ fn pids_named(name: &str) -> Vec<u32> {
     out
 }
 
-fn cli(addr: &str, home: &Path, args: &[&str]) -> Output {
-    Command::new(lockbox_bin())
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("VAULT_ADDR", addr)
-        .output()
-        .unwrap()
-}
-
 fn ok(addr: &str, home: &Path, args: &[&str]) -> String {
-    let out = cli(addr, home, args);
+    let out = lockbox_cli(addr, home, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -109,27 +61,20 @@ fn seed_walkthrough_dev_server_with_a_plugin_directory() {
     // parallel tests can find this test's processes.
     let name = format!("mock{}", std::process::id());
     install_plugin(&plugins, "mock", &name);
-    let mut server = start(
+    let mut server = start_dev(
         &[
-            "server",
-            "--dev",
             "-dev-root-token-id=root",
             "-dev-listen-address=127.0.0.1:0",
             "-dev-plugin-dir",
             plugins.to_str().unwrap(),
         ],
         dir.path(),
-        "Development mode should NOT",
     );
     let home = dir.path();
     let addr = server.addr.clone();
     // As in Vault, the dev plugins are listed before the final warning, and
     // the root token is already stored for the CLI.
-    assert!(
-        server.banner.iter().any(|l| l == &format!("    - {name}")),
-        "{:#?}",
-        server.banner
-    );
+    server.assert_banner(|l| l == format!("    - {name}"));
     let out = ok(&addr, home, &["token", "lookup"]);
     assert!(
         out.lines()
@@ -187,11 +132,7 @@ fn seed_walkthrough_dev_server_with_a_plugin_directory() {
         .unwrap();
     let _ = server.child.wait();
     wait_gone(&name);
-    assert!(
-        server.banner.iter().any(|l| l.contains("Development mode")),
-        "{:?}",
-        server.banner
-    );
+    server.assert_banner(|l| l.contains("Development mode"));
 }
 
 #[test]
@@ -213,26 +154,12 @@ fn seed_walkthrough_register_enable_upgrade_reload() {
         sha256_file(&plugins.join(&v2)),
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("lockbox.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "plugin_directory = \"{}\"\nstorage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = 1\n}}\n",
-            plugins.display(),
-            dir.path().join("data").display()
-        ),
+    // The tutorial's config file (`tls_disable = 1`).
+    let server = ConfigServer::builder(
+        "plugin_directory = \"{dir}/plugins\"\nstorage \"file\" { path = \"{dir}/data\" }\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n  tls_disable = 1\n}\n",
     )
-    .unwrap();
-    let server = start(
-        &["server", "-config", config.to_str().unwrap()],
-        dir.path(),
-        "lockbox server started",
-    );
+    .dir(dir.path())
+    .start();
     let (addr, home) = (server.addr.clone(), dir.path());
     let init = ok(
         &addr,
@@ -338,17 +265,14 @@ fn plugins_die_with_a_killed_server() {
     std::fs::create_dir(&plugins).unwrap();
     let name = format!("orphan{}", std::process::id());
     install_plugin(&plugins, "mock", &name);
-    let mut server = start(
+    let mut server = start_dev(
         &[
-            "server",
-            "--dev",
             "-dev-root-token-id=root",
             "-dev-listen-address=127.0.0.1:0",
             "-dev-plugin-dir",
             plugins.to_str().unwrap(),
         ],
         dir.path(),
-        "Development mode should NOT",
     );
     let addr = server.addr.clone();
     ok(&addr, dir.path(), &["login", "root"]);

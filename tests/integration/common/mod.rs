@@ -1,7 +1,14 @@
 //! Shared test harness: an in-process server bound to port 0, a tiny Vault
-//! API client, and helpers to run the `lockbox` binary.
+//! API client, and helpers to run the `lockbox` binary (servers in
+//! [`server`]).
 
 #![allow(dead_code)]
+
+mod server;
+
+pub use server::{
+    ConfigServer, Spawned, file_config, inmem_config, lockbox_cli, signal, tls_config,
+};
 
 use lockbox::core::{Core, CoreConfig};
 use lockbox::http::{self, ServerOptions};
@@ -11,15 +18,119 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// A running in-process server.
-pub struct TestServer {
+/// A client for one server's API: its address, the root token (once
+/// known) and a connection pool.
+pub struct Api {
     pub addr: String,
-    pub core: Arc<Core>,
     pub root_token: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(addr: &str) -> Self {
+        Api {
+            addr: addr.to_string(),
+            root_token: String::new(),
+            client: client(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        call(&self.client, &self.addr, method, path, token, body).await
+    }
+
+    /// Calls as root.
+    pub async fn root(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.call(method, path, Some(&self.root_token.clone()), body)
+            .await
+    }
+
+    /// Creates a token as root from `body`; returns its ID.
+    pub async fn create_token(&self, body: Value) -> String {
+        let r = self.root("POST", "auth/token/create", Some(body)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["auth"]["client_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Creates a token with the given policies, returns its ID.
+    pub async fn token_with(&self, policies: &[&str]) -> String {
+        self.create_token(serde_json::json!({ "policies": policies }))
+            .await
+    }
+
+    /// `sys/init` with `shares` and `threshold`, which must succeed; keeps
+    /// the root token and returns it with the keys (base64).
+    pub async fn init(&mut self, shares: u8, threshold: u8) -> (String, Vec<String>) {
+        let init = self
+            .call(
+                "PUT",
+                "sys/init",
+                None,
+                Some(serde_json::json!({"secret_shares": shares, "secret_threshold": threshold})),
+            )
+            .await;
+        assert_eq!(init.status, 200, "{:?}", init.body);
+        let keys = init.body["keys_base64"]
+            .as_array()
+            .expect("keys_base64")
+            .iter()
+            .map(|k| k.as_str().expect("key").to_string())
+            .collect();
+        self.root_token = init.body["root_token"]
+            .as_str()
+            .expect("root_token")
+            .to_string();
+        (self.root_token.clone(), keys)
+    }
+
+    /// Submits `keys` to `sys/unseal`; the server must then be unsealed.
+    pub async fn unseal(&self, keys: &[String]) {
+        let mut last = None;
+        for key in keys {
+            let body = serde_json::json!({ "key": key });
+            last = Some(self.call("PUT", "sys/unseal", None, Some(body)).await);
+        }
+        let last = last.expect("at least one key");
+        assert_eq!(last.body["sealed"], false, "{:?}", last.body);
+    }
+
+    /// [`Api::init`], then unseals with the first `threshold` keys.
+    pub async fn init_unseal(&mut self, shares: u8, threshold: u8) -> (String, Vec<String>) {
+        let (root, keys) = self.init(shares, threshold).await;
+        self.unseal(&keys[..usize::from(threshold)]).await;
+        (root, keys)
+    }
+}
+
+/// A running in-process server; dereferences to its [`Api`].
+pub struct TestServer {
+    pub api: Api,
+    pub core: Arc<Core>,
     pub unseal_keys: Vec<Vec<u8>>,
     pub physical: Arc<InMemory>,
     stop: Option<oneshot::Sender<()>>,
-    pub client: reqwest::Client,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl std::ops::DerefMut for TestServer {
+    fn deref_mut(&mut self) -> &mut Api {
+        &mut self.api
+    }
 }
 
 impl Drop for TestServer {
@@ -38,6 +149,18 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads a response: JSON, or the text as a string.
+    pub async fn read(resp: reqwest::Response) -> Resp {
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp { status, body }
+    }
+
     pub fn errors(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
@@ -61,19 +184,22 @@ impl TestServer {
     }
 
     pub async fn dev_with(options: ServerOptions) -> Self {
-        let mut server = Self::uninitialized_with(options).await;
-        let init = server.core.initialize(1, 1, None).await.expect("init");
+        Self::uninitialized_with(options).await.into_dev().await
+    }
+
+    /// Initializes with one key, unseals and mounts `secret/`.
+    async fn into_dev(mut self) -> Self {
+        let init = self.core.initialize(1, 1, None).await.expect("init");
         for k in &init.keys {
-            server.core.submit_unseal_key(k).await.expect("unseal");
+            self.core.submit_unseal_key(k).await.expect("unseal");
         }
-        server
-            .core
+        self.core
             .enable_mount("secret", "kv", "kv")
             .await
             .expect("mount");
-        server.root_token = init.root_token;
-        server.unseal_keys = init.keys.iter().map(|k| k.to_vec()).collect();
-        server
+        self.root_token = init.root_token;
+        self.unseal_keys = init.keys.iter().map(|k| k.to_vec()).collect();
+        self
     }
 
     /// A fresh, uninitialized server.
@@ -91,19 +217,10 @@ impl TestServer {
             plugins: plugin_config(dir),
             ..CoreConfig::default()
         };
-        let mut server = Self::uninitialized_with_config(ServerOptions::default(), config).await;
-        let init = server.core.initialize(1, 1, None).await.expect("init");
-        for k in &init.keys {
-            server.core.submit_unseal_key(k).await.expect("unseal");
-        }
-        server
-            .core
-            .enable_mount("secret", "kv", "kv")
+        Self::uninitialized_with_config(ServerOptions::default(), config)
             .await
-            .expect("mount");
-        server.root_token = init.root_token;
-        server.unseal_keys = init.keys.iter().map(|k| k.to_vec()).collect();
-        server
+            .into_dev()
+            .await
     }
 
     pub async fn uninitialized_with_config(options: ServerOptions, config: CoreConfig) -> Self {
@@ -118,46 +235,12 @@ impl TestServer {
             let _ = rx.await;
         }));
         TestServer {
-            addr,
+            api: Api::new(&addr),
             core,
-            root_token: String::new(),
             unseal_keys: vec![],
             physical,
             stop: Some(tx),
-            client: client(),
         }
-    }
-
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
-        call(&self.client, &self.addr, method, path, token, body).await
-    }
-
-    /// Calls as root.
-    pub async fn root(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        self.call(method, path, Some(&self.root_token.clone()), body)
-            .await
-    }
-
-    /// Creates a token with the given policies, returns its ID.
-    pub async fn token_with(&self, policies: &[&str]) -> String {
-        let r = self
-            .root(
-                "POST",
-                "auth/token/create",
-                Some(serde_json::json!({ "policies": policies })),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        r.body["auth"]["client_token"]
-            .as_str()
-            .expect("token")
-            .to_string()
     }
 }
 
@@ -184,15 +267,7 @@ pub async fn call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.expect("send");
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Resp { status, body }
+    Resp::read(req.send().await.expect("send")).await
 }
 
 /// Path of the built `lockbox` binary.
