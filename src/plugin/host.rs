@@ -404,14 +404,8 @@ impl PluginHost {
                     groups.remove(&group.key);
                 }
             }
-            let proc = group
-                .current
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(p) = proc {
-                p.stop().await;
-                tracing::info!(plugin = %group.entry.name, pid = p.pid, "plugin process stopped: no mounts left");
+            if let Some(pid) = retire(group).await {
+                tracing::info!(plugin = %group.entry.name, pid, "plugin process stopped: no mounts left");
             }
         }
     }
@@ -514,18 +508,22 @@ impl PluginHost {
 
 /// Stops a group that ended up with no mounts (a failed mount or reload).
 async fn retire_if_empty(group: &Arc<Group>) {
-    if !group.mounts.lock().await.is_empty() {
-        return;
+    if group.mounts.lock().await.is_empty() {
+        retire(group).await;
     }
+}
+
+/// Marks a group retired (its supervisor stops restarting it) and stops its
+/// process; returns the pid stopped.
+async fn retire(group: &Group) -> Option<u32> {
     group.retired.store(true, Ordering::SeqCst);
     let proc = group
         .current
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .take();
-    if let Some(p) = proc {
-        p.stop().await;
-    }
+        .take()?;
+    proc.stop().await;
+    Some(proc.pid)
 }
 
 /// Restarts a group's process whenever it exits, with exponential backoff.
