@@ -499,7 +499,13 @@ async fn disable(
 }
 
 fn tune_data(core: &Core, entry: &MountEntry) -> Map<String, Value> {
-    let (default, max) = core.effective_ttls(entry);
+    // As Vault reports them: each TTL is the mount's own or the system's,
+    // unclamped (leases are clamped to the max when they are issued).
+    let (_, max) = core.effective_ttls(entry);
+    let default = match entry.config.default_lease_ttl {
+        0 => core.config().default_lease_ttl,
+        own => own,
+    };
     let mut m = Map::new();
     m.insert("default_lease_ttl".into(), json!(default));
     m.insert("max_lease_ttl".into(), json!(max));
@@ -637,10 +643,8 @@ async fn remount(
             "cannot move {from}: it is built in"
         )));
     }
-    mounts::check_overlap(
-        &to,
-        routes.keys().filter(|p| **p != from).map(String::as_str),
-    )?;
+    // The source counts too: a mount cannot move onto or into itself.
+    mounts::check_overlap(&to, routes.keys().map(String::as_str))?;
     let mut entry = route.entry.clone();
     entry.path = to.clone();
     let moved = Route {

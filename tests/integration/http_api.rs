@@ -550,6 +550,84 @@ async fn rotate_and_key_status() {
         s.root("GET", "secret/after", None).await.body["data"]["v"],
         "2"
     );
+    // The keyring is persisted: after sealing, both terms still decrypt.
+    assert_eq!(s.root("PUT", "sys/seal", None).await.status, 204);
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+        .await;
+    assert_eq!(r.body["sealed"], false, "{:?}", r.body);
+    let ks = s.root("GET", "sys/key-status", None).await;
+    assert_eq!(ks.body["data"]["term"], 2);
+    for (k, v) in [("before", "1"), ("after", "2")] {
+        let r = s.root("GET", &format!("secret/{k}"), None).await;
+        assert_eq!(r.body["data"]["v"], v, "{k}: {:?}", r.body);
+    }
+}
+
+/// The default limit (Vault's 32 MiB) applies without any configuration.
+#[tokio::test]
+async fn the_default_body_limit_is_32_mib() {
+    let s = TestServer::dev().await;
+    let big = "x".repeat(lockbox::http::DEFAULT_MAX_REQUEST_SIZE + 1);
+    let r = s.root("PUT", "secret/big", Some(json!({ "v": big }))).await;
+    assert_eq!(r.status, 413, "{:?}", r.body);
+    let fits = "x".repeat(1024 * 1024);
+    let r = s
+        .root("PUT", "secret/fits", Some(json!({ "v": fits })))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+}
+
+/// A value storage cannot decrypt is a 500 with Vault's error body, and the
+/// server goes on serving everything else.
+#[tokio::test]
+async fn undecryptable_storage_is_a_500_with_an_error_body() {
+    use lockbox::storage::Physical;
+    let s = TestServer::dev().await;
+    s.root("PUT", "secret/good", Some(json!({"v": "1"}))).await;
+    s.root("PUT", "secret/bad", Some(json!({"v": "2"}))).await;
+    let key = s
+        .physical
+        .dump()
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| k.starts_with("logical/") && k.ends_with("/bad"))
+        .expect("stored key of secret/bad");
+    s.physical
+        .put(&key, b"\x01not a ciphertext".to_vec())
+        .await
+        .unwrap();
+    let r = s.root("GET", "secret/bad", None).await;
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    assert!(!r.errors().is_empty(), "{:?}", r.body);
+    assert_eq!(
+        s.root("GET", "secret/good", None).await.body["data"]["v"],
+        "1"
+    );
+}
+
+/// Tune reads report TTLs as Vault does: the mount's own or the system's,
+/// not clamped to each other.
+#[tokio::test]
+async fn tune_reads_report_unclamped_ttls() {
+    let s = TestServer::dev().await;
+    let t = s
+        .root(
+            "POST",
+            "sys/mounts/secret/tune",
+            Some(json!({"max_lease_ttl": "10h"})),
+        )
+        .await;
+    assert_eq!(t.status, 204, "{:?}", t.body);
+    let r = s.root("GET", "sys/mounts/secret/tune", None).await;
+    assert_eq!(r.body["data"]["max_lease_ttl"], 36000);
+    assert_eq!(r.body["data"]["default_lease_ttl"], 768 * 3600);
+    // A lease is still clamped to the max.
+    s.root("PUT", "secret/x", Some(json!({"v": "1"}))).await;
+    let read = s.root("GET", "secret/x", None).await;
+    assert_eq!(read.body["lease_duration"], 36000);
 }
 
 #[tokio::test]
@@ -779,6 +857,8 @@ async fn bad_remounts_are_400_naming_the_problem() {
         (json!({"from": "missing", "to": "dst"}), "missing"),
         (json!({"from": "sys", "to": "dst"}), "sys/"),
         (json!({"from": "src"}), "to"),
+        (json!({"from": "src", "to": "src"}), "already in use"),
+        (json!({"from": "src", "to": "src/inner"}), "already in use"),
     ];
     for (body, needle) in cases {
         let r = s.root("POST", "sys/remount", Some(body.clone())).await;
