@@ -1,28 +1,31 @@
 //! The `lockbox` CLI binary against a real server: Vault-style commands,
 //! flags in single-dash form, table and JSON output, exit codes.
 
-use crate::common::{ConfigServer, TestServer, lockbox_bin, tls_config};
+use crate::common::{Api, ConfigServer, TestServer, inmem_config, lockbox_bin, tls_config};
+use base64::Engine;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Output;
 
-struct Cli<'a> {
-    server: &'a TestServer,
+/// The CLI pointed at one server (LOCKBOX_ADDR), with a private HOME and,
+/// unless `token` is None, LOCKBOX_TOKEN (the root token to begin with).
+struct Cli {
+    addr: String,
     home: tempfile::TempDir,
     token: Option<String>,
 }
 
-impl<'a> Cli<'a> {
-    fn new(server: &'a TestServer) -> Self {
+impl Cli {
+    fn new(server: &Api) -> Self {
         Self {
-            server,
+            addr: server.addr.clone(),
             home: tempfile::tempdir().unwrap(),
             token: Some(server.root_token.clone()),
         }
     }
 
     async fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut env = vec![("LOCKBOX_ADDR", self.server.addr.as_str())];
+        let mut env = vec![("LOCKBOX_ADDR", self.addr.as_str())];
         if let Some(t) = &self.token {
             env.push(("LOCKBOX_TOKEN", t.as_str()));
         }
@@ -444,7 +447,7 @@ async fn errors_print_the_server_message_and_exit_non_zero() {
 
 /// Creates a token with the `default` policy and a 1h TTL through the CLI;
 /// returns its ID and accessor.
-async fn create_token(cli: &Cli<'_>) -> (String, String) {
+async fn create_token(cli: &Cli) -> (String, String) {
     let v = json_of(
         &cli.ok(&[
             "token",
@@ -1034,4 +1037,288 @@ async fn openssl_self_signed_certificate_as_vault_cacert() {
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert_eq!(stdout(&out), "");
+}
+
+/// Vault's CLI error for a failed API call: what was being done, the
+/// request, the status code and the server's messages.
+fn api_error(doing: &str, request: &str, code: u16, errors: &[&str]) -> String {
+    let errors: String = errors.iter().map(|e| format!("* {e}\n")).collect();
+    format!(
+        "{doing}: Error making API request.\n\nURL: {request}\nCode: {code}. Errors:\n\n{errors}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_server_is_a_server_error_until_unsealed() {
+    let s = TestServer::dev().await;
+    let cli = Cli::new(&s);
+    cli.ok(&["write", "secret/x", "a=b"]).await;
+    let out = cli.ok(&["operator", "seal"]).await;
+    assert_eq!(out, "Success! Lockbox is sealed.\n");
+    assert!(s.core.is_sealed());
+
+    // read: 503 from the server, its message printed, exit 2.
+    let out = cli.run(&["read", "secret/x"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        api_error(
+            "Error reading secret/x",
+            &format!("GET {}/v1/secret/x", s.addr),
+            503,
+            &["lockbox is sealed"],
+        )
+    );
+    // list: the same 503.
+    let out = cli.run(&["list", "secret/"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(err.starts_with("Error listing secret"), "{err}");
+    assert!(
+        err.contains(&format!("{}/v1/secret", s.addr))
+            && err.ends_with("\nCode: 503. Errors:\n\n* lockbox is sealed\n"),
+        "{err}"
+    );
+    // -format=json does not turn the error into an empty document.
+    let out = cli.run(&["read", "-format=json", "secret/x"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("lockbox is sealed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Unsealed through the CLI: the same commands work again.
+    let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
+    let out = cli.ok(&["operator", "unseal", &key]).await;
+    assert_eq!(kv(&out, "Sealed"), "false", "{out}");
+    assert!(!s.core.is_sealed());
+    assert_eq!(cli.ok(&["read", "-field=a", "secret/x"]).await, "b");
+    assert_eq!(cli.ok(&["list", "secret/"]).await, "Keys\n----\nx\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_mount_is_no_value_for_root_and_denied_without_access() {
+    let s = TestServer::dev().await;
+    let mut cli = Cli::new(&s);
+    s.root("PUT", "secret/x", Some(json!({"a": "b"}))).await;
+
+    // Root: the server's 404 is "No value found", exit 2, as `bao read`
+    // prints it.
+    let r = s.root("GET", "nosuch/x", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let out = cli.run(&["read", "nosuch/x"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "No value found at nosuch/x\n");
+
+    // A token with only `default`: 403 for the unknown mount and for a
+    // path it has no policy for, the server's message printed.
+    cli.token = Some(s.token_with(&["default"]).await);
+    for path in ["nosuch/x", "secret/x"] {
+        let out = cli.run(&["read", path]).await;
+        assert_eq!(out.status.code(), Some(2), "{path}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "");
+        assert_eq!(
+            stderr(&out),
+            api_error(
+                &format!("Error reading {path}"),
+                &format!("GET {}/v1/{path}", s.addr),
+                403,
+                &["permission denied"],
+            )
+        );
+    }
+    let out = cli.run(&["list", "secret/"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error listing secret")
+            && err.ends_with("\nCode: 403. Errors:\n\n* permission denied\n"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_write_is_refused_with_the_servers_413() {
+    let mut server = ConfigServer::start(&inmem_config("max_request_size = 1024\n"));
+    server.init_unseal(1, 1).await;
+    let cli = Cli::new(&server);
+    cli.ok(&["secrets", "enable", "-path=secret", "kv"]).await;
+
+    let big = cli.home.path().join("big.txt");
+    std::fs::write(&big, "a".repeat(4096)).unwrap();
+    let arg = format!("v=@{}", big.display());
+    let out = cli.run(&["write", "secret/big", &arg]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    let head = api_error(
+        "Error writing data to secret/big",
+        &format!("PUT {}/v1/secret/big", server.addr),
+        413,
+        &[],
+    );
+    assert!(
+        err.starts_with(&head) && err.ends_with('\n') && err.lines().count() == 6,
+        "{err}"
+    );
+    let message = err.lines().last().unwrap();
+    assert!(
+        message.starts_with("* http: request body too large") && message.contains("1024"),
+        "{err}"
+    );
+    // Nothing was stored.
+    let out = cli.run(&["read", "secret/big"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "No value found at secret/big\n");
+    // The limit is what refused it: a small file goes through.
+    std::fs::write(&big, "small").unwrap();
+    cli.ok(&["write", "secret/big", &arg]).await;
+    assert_eq!(cli.ok(&["read", "-field=v", "secret/big"]).await, "small");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_stdin_json_is_a_usage_error_and_writes_nothing() {
+    let s = TestServer::dev().await;
+    let cli = Cli::new(&s);
+    cli.ok(&["write", "secret/kept", "a=1"]).await;
+    let prefix = "Failed to parse K=V data: invalid key/value pair \"-\": ";
+    for (stdin, problem) in [
+        (
+            r#"{"a": "#,
+            "error decoding JSON from stdin: EOF while parsing",
+        ),
+        ("not json", "error decoding JSON from stdin: expected ident"),
+        (
+            r#"{"a": 1,}"#,
+            "error decoding JSON from stdin: trailing comma",
+        ),
+        ("", "error decoding JSON from stdin: EOF while parsing"),
+        ("[1, 2]", "stdin does not hold a JSON object"),
+    ] {
+        for path in ["secret/new", "secret/kept"] {
+            let out = cli.run_stdin(&["write", path, "-"], Some(stdin)).await;
+            assert_eq!(out.status.code(), Some(1), "{stdin:?}: {}", stdout(&out));
+            assert_eq!(stdout(&out), "", "{stdin:?}");
+            let err = stderr(&out);
+            assert!(
+                err.starts_with(&format!("{prefix}{problem}"))
+                    && err.ends_with('\n')
+                    && err.lines().count() == 1,
+                "{stdin:?}: {err}"
+            );
+        }
+    }
+    // Nothing was written: the new path is absent, the old value intact.
+    let out = cli.run(&["read", "secret/new"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "No value found at secret/new\n");
+    assert_eq!(s.root("GET", "secret/new", None).await.status, 404);
+    let v = json_of(&cli.ok(&["read", "-format=json", "secret/kept"]).await);
+    assert_eq!(v["data"], json!({"a": "1"}), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn use_limited_non_renewable_token() {
+    let s = TestServer::dev().await;
+    let mut cli = Cli::new(&s);
+    let create = [
+        "token",
+        "create",
+        "-use-limit=2",
+        "-renewable=false",
+        "-ttl=10m",
+        "-policy=default",
+        "-format=json",
+    ];
+    let v = json_of(&cli.ok(&create).await);
+    let auth = &v["auth"];
+    assert_eq!(auth["num_uses"], 2, "{v}");
+    assert_eq!(auth["renewable"], false, "{v}");
+    assert_eq!(auth["lease_duration"], 600, "{v}");
+    assert_eq!(auth["policies"], json!(["default"]), "{v}");
+    assert_eq!(v["lease_duration"], 0, "{v}");
+    let token = auth["client_token"].as_str().expect("token").to_string();
+
+    // Looking it up as root uses none of its uses.
+    let out = cli.ok(&["token", "lookup", &token]).await;
+    assert_eq!(kv(&out, "num_uses"), "2", "{out}");
+    assert_eq!(kv(&out, "renewable"), "false", "{out}");
+    assert_eq!(kv(&out, "creation_ttl"), "10m", "{out}");
+
+    // Each lookup-self is a use: 1 left, then -1 (the last use), as Vault
+    // shows them; the third is refused and the token is gone.
+    cli.token = Some(token.clone());
+    let out = cli.ok(&["token", "lookup"]).await;
+    assert_eq!(kv(&out, "id"), token, "{out}");
+    assert_eq!(kv(&out, "num_uses"), "1", "{out}");
+    let out = cli.ok(&["token", "lookup"]).await;
+    assert_eq!(kv(&out, "num_uses"), "-1", "{out}");
+    let out = cli.run(&["token", "lookup"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        api_error(
+            "Error looking up token",
+            &format!("GET {}/v1/auth/token/lookup-self", s.addr),
+            403,
+            &["permission denied"],
+        )
+    );
+    let r = s
+        .root("POST", "auth/token/lookup", Some(json!({"token": token})))
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+
+    // Renewing a non-renewable token: Vault's 400 "lease is not
+    // renewable", exit 2, for renew-self and for renew TOKEN as root.
+    cli.token = Some(s.root_token.clone());
+    let v = json_of(&cli.ok(&create).await);
+    let other = v["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let out = cli.run(&["token", "renew", &other]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error renewing token: Error making API request.\n\nURL: ")
+            && err.ends_with(&format!(
+                " {}/v1/auth/token/renew\nCode: 400. Errors:\n\n* lease is not renewable\n",
+                s.addr
+            )),
+        "{err}"
+    );
+    cli.token = Some(other.clone());
+    let out = cli.run(&["token", "renew"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error renewing token: Error making API request.\n\nURL: ")
+            && err.ends_with(&format!(
+                " {}/v1/auth/token/renew-self\nCode: 400. Errors:\n\n* lease is not renewable\n",
+                s.addr
+            )),
+        "{err}"
+    );
+    // The refused renew-self still counted as a use (as in Vault): this
+    // lookup is the last one, and the TTL was not extended.
+    let v = json_of(&cli.ok(&["token", "lookup", "-format=json"]).await);
+    assert_eq!(v["data"]["num_uses"], -1, "{v}");
+    assert_eq!(v["data"]["renewable"], false, "{v}");
+    assert!(v["data"]["ttl"].as_u64().is_some_and(|t| t <= 600), "{v}");
+    let out = cli.run(&["token", "lookup"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("Code: 403. Errors:\n\n* permission denied\n"),
+        "{}",
+        stderr(&out)
+    );
 }
