@@ -390,7 +390,7 @@ async fn list_keys() {
     let out = run(&["list", "secret/none"], &env, "").await;
     assert_eq!(
         (out.code, out.stderr.as_str()),
-        (2, "No value found at secret/none/\n")
+        (2, "No value found at secret/none\n")
     );
 }
 

@@ -59,7 +59,7 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: ListArgs) -> Result<i32, Error> {
     let secret = client
         .list(&path)
         .await
-        .map_err(|e| e.context(format!("Error listing {path}/")))?;
+        .map_err(|e| e.context(format!("Error listing {path}")))?;
     let keys = secret.as_ref().and_then(|s| match s.field("keys") {
         Some(Value::Array(keys)) => Some(keys.clone()),
         _ => None,
@@ -79,14 +79,14 @@ pub async fn list(ctx: &mut Ctx<'_, '_>, args: ListArgs) -> Result<i32, Error> {
     }
 
     let Some(secret) = secret else {
-        return Err(Error::NotFound(format!("No value found at {path}/")));
+        return Err(Error::NotFound(format!("No value found at {path}")));
     };
     let Some(keys) = keys else {
         if secret.data.is_none() {
             // Nothing but (maybe) warnings: show them.
             return ctx.print_secret(&secret);
         }
-        return Err(Error::NotFound(format!("No entries found at {path}/")));
+        return Err(Error::NotFound(format!("No entries found at {path}")));
     };
     ctx.err(&output::warnings_block(&secret));
     let mut names: Vec<String> = keys.iter().map(output::go_value).collect();
