@@ -631,6 +631,23 @@ impl Core {
             migrations: std::sync::Mutex::new(HashMap::new()),
         });
         spawn_token_expiry(Arc::downgrade(&active));
+        // While unsealed, the plugin supervisor can pull a deleted
+        // image-sourced binary again (the catalog index is in the barrier).
+        let images = self.images.clone();
+        let weak = Arc::downgrade(&active);
+        self.plugins.set_restorer(Some(Arc::new(move |entry| {
+            let images = images.clone();
+            let weak = weak.clone();
+            Box::pin(async move {
+                let active = weak
+                    .upgrade()
+                    .ok_or_else(|| "lockbox is sealed".to_string())?;
+                images
+                    .ensure(&active.barrier, &entry)
+                    .await
+                    .map_err(|e| crate::oci::describe(&e))
+            })
+        })));
         Ok(active)
     }
 

@@ -204,8 +204,18 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
 }
 
 /// Starts processes, keeps them alive, and hands out mount backends.
+/// Puts an image-sourced plugin's binary back into the plugin cache (pull
+/// the pinned digest again) when it is missing; set by the core while
+/// unsealed, used by the supervisor before a restart.
+pub type BinaryRestorer = Arc<
+    dyn Fn(CatalogEntry) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct PluginHost {
     cfg: HostConfig,
+    restorer: RwLock<Option<BinaryRestorer>>,
     /// `plugin_directory`, apart from `cfg` because SIGHUP can change it.
     plugin_directory: std::sync::RwLock<Option<PathBuf>>,
     cache: Option<ResponseCache>,
@@ -221,6 +231,7 @@ impl PluginHost {
             cache: ResponseCache::new(cfg.response_cache_size),
             events: tokio::sync::broadcast::channel(256).0,
             plugin_directory: std::sync::RwLock::new(cfg.plugin_directory.clone()),
+            restorer: RwLock::new(None),
             cfg,
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
@@ -255,6 +266,32 @@ impl PluginHost {
     /// The settings.
     pub fn config(&self) -> &HostConfig {
         &self.cfg
+    }
+
+    /// Sets (or clears) how a missing image-sourced binary is restored.
+    pub fn set_restorer(&self, restorer: Option<BinaryRestorer>) {
+        *self.restorer.write().unwrap_or_else(|e| e.into_inner()) = restorer;
+    }
+
+    /// Restores a missing image-sourced binary before a relaunch; other
+    /// entries, and binaries that are present, need nothing.
+    async fn restore_binary(
+        &self,
+        entry: &CatalogEntry,
+        binary: &std::path::Path,
+    ) -> Result<(), String> {
+        if entry.oci.is_none() || binary.exists() {
+            return Ok(());
+        }
+        let restorer = self
+            .restorer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match restorer {
+            Some(restore) => restore(entry.clone()).await,
+            None => Err(format!("plugin binary {} is missing", binary.display())),
+        }
     }
 
     /// The directory plugin binaries must live in, as configured now.
@@ -589,6 +626,16 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
             tokio::time::sleep(backoff).await;
             if g.retired.load(Ordering::SeqCst) {
                 return;
+            }
+            // An image-sourced binary deleted from the cache meanwhile is
+            // pulled again (pinned digest, same sha256) before the relaunch.
+            if let Err(e) = h.restore_binary(&g.entry, &g.binary).await {
+                tracing::error!(plugin = %g.entry.name, "restart failed: {e}");
+                last_error = e;
+                *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(last_error.clone());
+                failures = failures.saturating_add(1);
+                backoff = (backoff * 2).min(h.cfg.backoff_max);
+                continue;
             }
             // Verified again: the file may have changed since the last start.
             match process::launch(&g.entry, &g.binary, &h.cfg.launch).await {

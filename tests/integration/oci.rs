@@ -198,6 +198,56 @@ async fn push_register_by_digest_mount_and_serve_from_the_cache() {
     assert_eq!(sha256_file(&out_file), sha);
 }
 
+/// A cached binary deleted while its plugin runs does not stop the
+/// supervisor: the next restart pulls the pinned digest again (same
+/// sha256) and serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_binary_deleted_while_running_is_pulled_again_on_restart() {
+    let reg = Registry::start(false);
+    let mock = plugin_bin("mock");
+    let (digest, sha) = cli_push(&reg, &mock, &reg.repo("plugins/mock:v1"));
+    let reference = format!("{}@{digest}", reg.repo("plugins/mock"));
+    let dir = tempfile::tempdir().unwrap();
+    let s = image_server(dir.path(), insecure(&reg)).await;
+    let r = register_image(
+        &s,
+        "mock",
+        json!({ "oci_image": reference, "env": ["MOCK_PLUGIN_TEST_HOOKS=1"] }),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    mount_and_serve(&s, "mock", "img").await;
+    let cached = dir.path().join("cache/sha256").join(&sha);
+    std::fs::remove_file(&cached).unwrap();
+
+    let crashed = s.root("GET", "img/__crash", None).await;
+    assert_eq!(crashed.status, 503, "{:?}", crashed.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // A write always reaches a process (reads may come from the cache).
+    loop {
+        let w = s
+            .root("PUT", "img/after", Some(json!({"v": "restarted"})))
+            .await;
+        if w.status == 204 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not serving after the crash: {:?}",
+            w.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let read = s.root("GET", "img/greeting", None).await;
+    assert_eq!(read.body["data"]["message"], "Hello from an image");
+    assert!(
+        cached.is_file(),
+        "not pulled again into the cache: {:?}",
+        files_in(&dir.path().join("cache/sha256"))
+    );
+    assert_eq!(sha256_file(&cached), sha, "pulled again into the cache");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn skopeo_image_with_layers_whiteouts_and_basic_auth() {
     let reg = Registry::start(true);
