@@ -455,10 +455,6 @@ impl Config {
             "listener tls_disable",
         );
         check(self.storage != new.storage, "storage");
-        check(
-            self.request_limit() != new.request_limit(),
-            "max_request_size",
-        );
         check(self.api_addr != new.api_addr, "api_addr");
         check(
             self.plugin_response_cache_size != new.plugin_response_cache_size,
@@ -693,12 +689,7 @@ colour = "red""#,
         )
         .unwrap();
         let changed = old.changes_needing_restart(&new);
-        for key in [
-            "listener address",
-            "storage",
-            "max_request_size",
-            "plugin_cache_directory",
-        ] {
+        for key in ["listener address", "storage", "plugin_cache_directory"] {
             assert!(changed.contains(&key), "{key} missing from {changed:?}");
         }
         // 0 and the default are the same limit.

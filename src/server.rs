@@ -330,6 +330,8 @@ struct Reloader {
     tls: Option<tls::Reloadable>,
     /// Where a changed `plugin_directory` is applied.
     plugins: Option<Arc<crate::plugin::PluginHost>>,
+    /// Where a changed `max_request_size` is applied.
+    request_limit: Option<http::RequestLimit>,
 }
 
 impl Reloader {
@@ -401,6 +403,17 @@ impl Reloader {
                 None => {
                     tracing::info!("plugin_directory unset: external plugins can no longer start")
                 }
+            }
+        }
+        if new.request_limit() != running.request_limit()
+            && let Some(limit) = &self.request_limit
+        {
+            limit.set(new.request_limit().unwrap_or(usize::MAX));
+            running.max_request_size = new.max_request_size;
+            running.listener.max_request_size = new.listener.max_request_size;
+            match new.request_limit() {
+                Some(bytes) => tracing::info!(bytes, "max_request_size reloaded"),
+                None => tracing::info!("max_request_size reloaded: unlimited"),
             }
         }
         for key in running.changes_needing_restart(&new) {
@@ -661,6 +674,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
             level_pinned_by: logging.pinned_by,
             tls: tls.clone(),
             plugins: None,
+            request_limit: None,
         },
     );
     let options = ServerOptions {
@@ -837,6 +851,7 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
         Err(e) => tracing::error!("auto-unseal failed, lockbox stays sealed: {e}"),
     }
     print_started();
+    let request_limit = http::RequestLimit::new(limit.unwrap_or(usize::MAX));
     spawn_sighup(
         signals.hup,
         Reloader {
@@ -846,10 +861,11 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
             level_pinned_by: logging.pinned_by,
             tls: tls.clone(),
             plugins: Some(core.plugin_host().clone()),
+            request_limit: Some(request_limit.clone()),
         },
     );
     let options = ServerOptions {
-        max_request_size: limit.unwrap_or(usize::MAX),
+        max_request_size: request_limit,
         tls,
         ..Default::default()
     };

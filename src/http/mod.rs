@@ -26,11 +26,39 @@ use tokio::net::TcpListener;
 /// Vault's default `max_request_size`: 32 MiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
+/// The largest accepted request body, shared with whoever may change it
+/// while the server runs (SIGHUP): every request reads the current value.
+#[derive(Clone, Debug)]
+pub struct RequestLimit(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RequestLimit {
+    /// A limit of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicUsize::new(bytes)))
+    }
+
+    /// The limit now.
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes the limit for requests from now on.
+    pub fn set(&self, bytes: usize) {
+        self.0.store(bytes, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl From<usize> for RequestLimit {
+    fn from(bytes: usize) -> Self {
+        Self::new(bytes)
+    }
+}
+
 /// Settings of the API listener.
 #[derive(Clone)]
 pub struct ServerOptions {
     /// Largest accepted request body.
-    pub max_request_size: usize,
+    pub max_request_size: RequestLimit,
     /// TLS; `None` serves plain HTTP.
     pub tls: Option<tls::Reloadable>,
     /// How long to wait for in-flight requests on shutdown.
@@ -40,7 +68,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            max_request_size: RequestLimit::new(DEFAULT_MAX_REQUEST_SIZE),
             tls: None,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -319,9 +347,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let core = core.clone();
-        let limit = options.max_request_size;
+        let limit = options.max_request_size.clone();
         let service = hyper::service::service_fn(move |req| {
             let core = core.clone();
+            let limit = limit.get();
             async move { Ok::<_, std::convert::Infallible>(dispatch(&core, req, limit).await) }
         });
         match &options.tls {

@@ -154,7 +154,7 @@ async fn missing_or_wrong_token_is_403() {
 #[tokio::test]
 async fn oversized_body_is_413_and_writes_nothing() {
     let s = TestServer::dev_with(ServerOptions {
-        max_request_size: 1024,
+        max_request_size: 1024.into(),
         ..Default::default()
     })
     .await;
