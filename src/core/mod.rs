@@ -779,14 +779,19 @@ impl Core {
             };
         }
 
+        // Whether the caller holds `sudo` on this path (the token store
+        // grants more to such callers, as Vault's does).
+        let mut caller_sudo = false;
         if !unauthenticated && let Some(token) = &token {
             let acl = active.policies.acl(&token.entry.policies).await?;
             let mut acl_path = path.clone();
             if request.operation == Operation::List && !acl_path.ends_with('/') {
                 acl_path.push('/');
             }
+            let caps = acl.capabilities(&acl_path);
+            caller_sudo = caps.allows(crate::policy::Capability::Sudo);
             let needs_sudo = SpecialPaths::matches(&special.root, &relative);
-            if !acl.allows(&acl_path, request.operation.capability(), needs_sudo) {
+            if !caps.allows(request.operation.capability()) || (needs_sudo && !caller_sudo) {
                 return Err(RequestError::PermissionDenied);
             }
             active.tokens.use_once(token).await?;
@@ -795,7 +800,7 @@ impl Core {
         let result = match &route.handler {
             Handler::System => sys::handle(self, &active, &request, token.as_ref()).await,
             Handler::Token => match &token {
-                Some(t) => active.tokens.handle(&request, t).await,
+                Some(t) => active.tokens.handle(&request, t, caller_sudo).await,
                 None => Err(RequestError::PermissionDenied),
             },
             Handler::Backend(b) => b.handle(&request, &route.view).await,

@@ -39,7 +39,6 @@
 
 use crate::barrier::{Barrier, BarrierError};
 use crate::logical::{Auth, Operation, Request, RequestError, Response, duration};
-use crate::policy::Capability;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -369,6 +368,14 @@ impl TokenStore {
         };
         let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|e| bad_json("token", e))?;
         Ok(Some(Arc::new(entry)))
+    }
+
+    /// The current entry without filling the cache (scans and revocation).
+    async fn peek(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
+        match self.cached(hash) {
+            Some(e) => Ok(Some(e)),
+            None => self.read_stored(hash).await,
+        }
     }
 
     /// The current entry; the caller holds the token's lock.
@@ -722,10 +729,7 @@ impl TokenStore {
 
     async fn revoke_one(&self, hash: &str) -> Result<(), RequestError> {
         let _guard = self.lock_for(hash).lock().await;
-        let entry = match self.cached(hash) {
-            Some(e) => Some(e),
-            None => self.read_stored(hash).await?,
-        };
+        let entry = self.peek(hash).await?;
         if let Some(entry) = entry {
             // Storage first, then the cache: a reader that misses the cache
             // takes this lock and then finds nothing to put back.
@@ -783,11 +787,8 @@ impl TokenStore {
         let mut revoked = 0;
         for key in self.barrier.list(ID_PREFIX).await? {
             let hash = key.trim_end_matches('/');
-            let entry = match self.cached(hash) {
-                Some(e) => Some(e),
-                // Gone already (e.g. a child of an earlier match): skipped.
-                None => self.read_stored(hash).await?,
-            };
+            // Gone already (e.g. a child of an earlier match): skipped.
+            let entry = self.peek(hash).await?;
             if entry.is_some_and(|e| matches(&e)) {
                 self.revoke_tree(hash).await?;
                 revoked += 1;
@@ -849,26 +850,12 @@ impl TokenStore {
         self.put_locked(hash, entry).await.map(Some)
     }
 
-    /// Whether the caller has `sudo` on this request's path.
-    async fn has_sudo(&self, req: &Request, caller: &Resolved) -> Result<bool, RequestError> {
-        if caller.entry.is_root() {
-            return Ok(true);
-        }
-        // The core's policy store is not reachable from here; a fresh one
-        // reads the caller's policies from the barrier. Only custom IDs,
-        // `no_parent` and policies outside the parent's get here.
-        let policies = crate::core::policies::PolicyStore::open(self.barrier.clone()).await?;
-        let acl = policies.acl(&caller.entry.policies).await?;
-        Ok(acl
-            .capabilities(&format!("{}{}", req.mount_point, req.path))
-            .allows(Capability::Sudo))
-    }
-
     /// Handles `auth/token/<path>` for an authenticated caller.
     pub async fn handle(
         &self,
         req: &Request,
         caller: &Resolved,
+        caller_sudo: bool,
     ) -> Result<Option<Response>, RequestError> {
         let op = req.operation;
         let write = matches!(op, Operation::Create | Operation::Update);
@@ -892,13 +879,8 @@ impl TokenStore {
                 // Vault: root or sudo on the create path may set the ID,
                 // create orphans with `no_parent`, and grant any policy but
                 // root.
-                let needs_sudo = params.id.is_some()
-                    || (params.orphan && params.path != CREATE_ORPHAN_PATH)
-                    || !beyond_parent(&caller.entry, &normalize_policies(&params.policies))
-                        .is_empty();
-                let sudo = needs_sudo && self.has_sudo(req, caller).await?;
                 let grant = Grant {
-                    sudo: sudo || caller.entry.is_root(),
+                    sudo: caller_sudo || caller.entry.is_root(),
                     display_name: None,
                 };
                 let (id, entry) = self.create_as(Some(caller), params, grant).await?;
