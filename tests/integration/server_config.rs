@@ -281,6 +281,18 @@ async fn sighup_applies_a_new_plugin_directory() {
     assert_eq!(r.body["data"]["v"], "1", "{:?}", r.body);
 }
 
+/// A reloaded level takes Vault's names as startup does: `notice` is INFO
+/// (not a target name that would silence everything else).
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_applies_a_vault_level_name() {
+    let server = start(&inmem_config("log_level = \"error\"\n"), &[]);
+    server.write_config(&inmem_config("log_level = \"notice\"\n"));
+    // Logged at INFO once the new level is in place.
+    let from = server.process.sighup("log level reloaded");
+    let line = server.process.wait_log(from, "log level reloaded");
+    assert!(line.contains("INFO"), "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_keeps_a_log_level_chosen_by_the_flag() {
     let server = start(
