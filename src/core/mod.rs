@@ -671,18 +671,22 @@ impl Core {
         factory(&probe).ok().map(|b| b.kind())
     }
 
-    /// The effective TTLs of a mount.
+    /// A mount's (default, max) TTLs: its own, or the system's where it
+    /// sets none; not clamped to each other (what tune reads report).
+    pub(crate) fn configured_ttls(&self, entry: &MountEntry) -> (u64, u64) {
+        let own_or_system = |own: u64, system: u64| if own == 0 { system } else { own };
+        (
+            own_or_system(
+                entry.config.default_lease_ttl,
+                self.config.default_lease_ttl,
+            ),
+            own_or_system(entry.config.max_lease_ttl, self.config.max_lease_ttl),
+        )
+    }
+
+    /// The effective TTLs of a mount: the default clamped to the max.
     pub(crate) fn effective_ttls(&self, entry: &MountEntry) -> (u64, u64) {
-        let max = if entry.config.max_lease_ttl == 0 {
-            self.config.max_lease_ttl
-        } else {
-            entry.config.max_lease_ttl
-        };
-        let default = if entry.config.default_lease_ttl == 0 {
-            self.config.default_lease_ttl
-        } else {
-            entry.config.default_lease_ttl
-        };
+        let (default, max) = self.configured_ttls(entry);
         (default.min(max), max)
     }
 

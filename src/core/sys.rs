@@ -501,11 +501,7 @@ async fn disable(
 fn tune_data(core: &Core, entry: &MountEntry) -> Map<String, Value> {
     // As Vault reports them: each TTL is the mount's own or the system's,
     // unclamped (leases are clamped to the max when they are issued).
-    let (_, max) = core.effective_ttls(entry);
-    let default = match entry.config.default_lease_ttl {
-        0 => core.config().default_lease_ttl,
-        own => own,
-    };
+    let (default, max) = core.configured_ttls(entry);
     let mut m = Map::new();
     m.insert("default_lease_ttl".into(), json!(default));
     m.insert("max_lease_ttl".into(), json!(max));
@@ -537,6 +533,13 @@ async fn tune(
     raw_path: &str,
     req: &Request,
 ) -> Result<Option<Response>, RequestError> {
+    // Read and write only, whatever the path names.
+    if !matches!(
+        req.operation,
+        Operation::Read | Operation::Create | Operation::Update
+    ) {
+        return Err(RequestError::UnsupportedOperation);
+    }
     let normalized = mounts::normalize_path(raw_path)?;
     let path = match table {
         Table::Mounts => normalized,
@@ -835,12 +838,7 @@ pub(super) async fn handle(
     }
     if let Some(rest) = path.strip_prefix("mounts/") {
         if let Some(mount) = rest.strip_suffix("/tune") {
-            return match op {
-                Operation::Read | Operation::Create | Operation::Update => {
-                    tune(core, active, Table::Mounts, mount, req).await
-                }
-                _ => Err(RequestError::UnsupportedOperation),
-            };
+            return tune(core, active, Table::Mounts, mount, req).await;
         }
         return match op {
             Operation::Create | Operation::Update => {
@@ -859,12 +857,7 @@ pub(super) async fn handle(
     }
     if let Some(rest) = path.strip_prefix("auth/") {
         if let Some(mount) = rest.strip_suffix("/tune") {
-            return match op {
-                Operation::Read | Operation::Create | Operation::Update => {
-                    tune(core, active, Table::Auth, mount, req).await
-                }
-                _ => Err(RequestError::UnsupportedOperation),
-            };
+            return tune(core, active, Table::Auth, mount, req).await;
         }
         return match op {
             Operation::Create | Operation::Update => {
