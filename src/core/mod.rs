@@ -701,14 +701,11 @@ impl Core {
             // As in Vault, a path no mount serves is "permission denied"
             // unless the token may use that path: callers without a valid
             // token cannot probe which mounts exist.
-            let token = match req.token.as_deref().filter(|t| !t.is_empty()) {
-                Some(id) => active.tokens.lookup(id).await?,
-                None => None,
-            };
-            let token = token.ok_or(RequestError::PermissionDenied)?;
+            let token = presented_token(&active, &req)
+                .await?
+                .ok_or(RequestError::PermissionDenied)?;
             let acl = active.policies.acl(&token.entry.policies).await?;
-            let caps = acl.capabilities(&path);
-            if caps == crate::policy::Capabilities::NONE || caps.is_deny() {
+            if !acl.capabilities(&path).grants_anything() {
                 return Err(RequestError::PermissionDenied);
             }
             return Err(RequestError::NoHandler { path: path.clone() });
@@ -722,28 +719,18 @@ impl Core {
             Handler::Unavailable(_) => SpecialPaths::default(),
         };
         let unauthenticated = SpecialPaths::matches(&special.unauthenticated, &relative);
-        let token = if unauthenticated {
-            // An unauthenticated endpoint may still answer more to a valid
-            // token (`sys/internal/ui/mounts`); a bad one is simply ignored.
-            match req.token.as_deref().filter(|t| !t.is_empty()) {
-                Some(id) if matches!(route.handler, Handler::System) => {
-                    active.tokens.lookup(id).await?
-                }
-                _ => None,
-            }
-        } else {
-            let id = req
-                .token
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .ok_or(RequestError::PermissionDenied)?;
+        let token = if !unauthenticated {
             Some(
-                active
-                    .tokens
-                    .lookup(id)
+                presented_token(&active, &req)
                     .await?
                     .ok_or(RequestError::PermissionDenied)?,
             )
+        } else if matches!(route.handler, Handler::System) {
+            // An unauthenticated endpoint may still answer more to a valid
+            // token (`sys/internal/ui/mounts`); a bad one is simply ignored.
+            presented_token(&active, &req).await?
+        } else {
+            None
         };
 
         let (default_ttl, max_ttl) = self.effective_ttls(&route.entry);
@@ -890,6 +877,18 @@ pub async fn create_root_token(core: &Core, id: Option<String>) -> Result<String
         )
         .await?;
     Ok(id)
+}
+
+/// The valid token the request presents (`X-Vault-Token` or bearer), if
+/// any; an empty header counts as none.
+async fn presented_token(
+    active: &Active,
+    req: &ApiRequest,
+) -> Result<Option<tokens::Resolved>, RequestError> {
+    match req.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(id) => active.tokens.lookup(id).await,
+        None => Ok(None),
+    }
 }
 
 /// How often expired tokens are removed from storage.

@@ -75,6 +75,11 @@ impl Capabilities {
         !self.is_deny() && self.0 & cap as u16 != 0
     }
 
+    /// Whether the set grants anything: not empty and not a denial.
+    pub fn grants_anything(self) -> bool {
+        self != Self::NONE && !self.is_deny()
+    }
+
     /// Whether the set is an explicit denial.
     pub fn is_deny(self) -> bool {
         self.0 & Capability::Deny as u16 != 0
@@ -467,17 +472,16 @@ impl Acl {
         if self.root {
             return true;
         }
-        let grants = |c: &Capabilities| *c != Capabilities::NONE && !c.is_deny();
         if self
             .exact
             .iter()
-            .any(|(p, c)| p.starts_with(prefix) && grants(c))
+            .any(|(p, c)| p.starts_with(prefix) && c.grants_anything())
         {
             return true;
         }
         self.wildcard
             .iter()
-            .any(|(p, c)| grants(c) && pattern_reaches_under(p, prefix))
+            .any(|(p, c)| c.grants_anything() && pattern_reaches_under(p, prefix))
     }
 
     /// Whether `cap` (and `sudo` when `needs_sudo`) is granted on `path`.
