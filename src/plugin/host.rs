@@ -628,17 +628,15 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
                 return;
             }
             // An image-sourced binary deleted from the cache meanwhile is
-            // pulled again (pinned digest, same sha256) before the relaunch.
-            if let Err(e) = h.restore_binary(&g.entry, &g.binary).await {
-                tracing::error!(plugin = %g.entry.name, "restart failed: {e}");
-                last_error = e;
-                *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(last_error.clone());
-                failures = failures.saturating_add(1);
-                backoff = (backoff * 2).min(h.cfg.backoff_max);
-                continue;
-            }
-            // Verified again: the file may have changed since the last start.
-            match process::launch(&g.entry, &g.binary, &h.cfg.launch).await {
+            // pulled again (pinned digest, same sha256) before the relaunch;
+            // the launch verifies the file again (it may have changed).
+            let launched = match h.restore_binary(&g.entry, &g.binary).await {
+                Ok(()) => process::launch(&g.entry, &g.binary, &h.cfg.launch)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match launched {
                 Ok(p) => {
                     let mounts = g.mounts.lock().await;
                     let mut ok = true;
@@ -661,7 +659,7 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
                 }
                 Err(e) => {
                     tracing::error!(plugin = %g.entry.name, "restart failed: {e}");
-                    last_error = e.to_string();
+                    last_error = e;
                     *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(last_error.clone());
                 }
