@@ -437,8 +437,9 @@ impl Config {
 
     /// The keys that differ between `self` (the running configuration) and
     /// `new` and that only take effect after a restart, named as in the
-    /// file. The log level and the TLS certificate and key files (including
-    /// new paths) are applied on SIGHUP and are not listed.
+    /// file. What SIGHUP applies (the log level, the TLS certificate and
+    /// key files including new paths, `plugin_directory`,
+    /// `max_request_size`) is not listed.
     pub fn changes_needing_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let mut check = |differs: bool, key: &'static str| {

@@ -11,8 +11,9 @@
 //!
 //! SIGHUP re-reads the config file and applies what can change at run time:
 //! the log level (unless `--log-level`, `LOCKBOX_LOG_LEVEL` or `LOCKBOX_LOG`
-//! set it, as at startup) and the TLS certificate and key, including new
-//! paths. Every other changed key is named in a warning ("listener address
+//! set it, as at startup), the TLS certificate and key (including new
+//! paths), `plugin_directory` and `max_request_size`. Every other changed
+//! key is named in a warning ("listener address
 //! changed; restart required"); a file that fails to parse keeps the running
 //! configuration. SIGTERM and SIGINT stop accepting connections, let
 //! in-flight requests finish, and seal.
