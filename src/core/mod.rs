@@ -692,7 +692,7 @@ impl Core {
 
     /// Handles one API request end to end.
     pub async fn handle(&self, req: ApiRequest) -> Result<Reply, RequestError> {
-        let path = req.path.trim_start_matches('/').to_string();
+        let mut path = canonical_request_path(&req.path)?;
         if let Some(reply) = sys::handle_unsealed_exempt(self, &req, &path).await? {
             return Ok(reply);
         }
@@ -710,7 +710,13 @@ impl Core {
             }
             return Err(RequestError::NoHandler { path: path.clone() });
         };
-        let relative = path.strip_prefix(&mount_path).unwrap_or("").to_string();
+        let mut relative = path.strip_prefix(&mount_path).unwrap_or("").to_string();
+        if matches!(route.handler, Handler::System) {
+            // One canonical name per object, decided here, before the ACL:
+            // the ACL and the handler below both see this path.
+            relative = sys::canonical_path(&relative)?;
+            path = format!("{mount_path}{relative}");
+        }
 
         let special = match &route.handler {
             Handler::System => sys::special_paths(),
@@ -877,6 +883,41 @@ pub async fn create_root_token(core: &Core, id: Option<String>) -> Result<String
         )
         .await?;
     Ok(id)
+}
+
+/// Checks the parts every request path must satisfy and returns it without
+/// leading slashes.
+///
+/// Segments `.` and `..`, empty segments (`a//b`) and control characters
+/// are refused with a 400: an engine or plugin that cleaned such a path
+/// would act on another object than the one the ACL was checked against.
+/// A single trailing `/` is kept (lists).
+pub fn canonical_request_path(raw: &str) -> Result<String, RequestError> {
+    let path = raw.trim_start_matches('/');
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(RequestError::invalid(format!(
+            "invalid request path {path:?}: control character {c:?} is not allowed"
+        )));
+    }
+    let inner = path.strip_suffix('/').unwrap_or(path);
+    if !inner.is_empty() {
+        for segment in inner.split('/') {
+            match segment {
+                "" => {
+                    return Err(RequestError::invalid(format!(
+                        "invalid request path {path:?}: empty path segment (\"//\"); remove the extra slash"
+                    )));
+                }
+                "." | ".." => {
+                    return Err(RequestError::invalid(format!(
+                        "invalid request path {path:?}: `.` and `..` segments are not allowed"
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(path.to_string())
 }
 
 /// The valid token the request presents (`X-Vault-Token` or bearer), if

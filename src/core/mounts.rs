@@ -127,8 +127,14 @@ const RESERVED: [&str; 4] = ["sys/", "auth/", "cubbyhole/", "identity/"];
 
 /// Normalizes and validates a user-supplied mount path (without `auth/` for
 /// auth mounts). Returns the path with exactly one trailing `/`.
+///
+/// The only change made to the name is the leading and trailing `/` (both
+/// spellings name the same mount, as in Vault). Anything else that could
+/// make two spellings name one mount (surrounding whitespace, case is kept
+/// as is) is refused rather than rewritten: the ACL is checked on the path
+/// the client sent, so the handler must act on exactly that name.
 pub fn normalize_path(raw: &str) -> Result<String, RequestError> {
-    let trimmed = raw.trim().trim_start_matches('/');
+    let trimmed = raw.trim_start_matches('/');
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     if trimmed.is_empty() {
         return Err(RequestError::invalid(
@@ -152,7 +158,7 @@ pub fn normalize_path(raw: &str) -> Result<String, RequestError> {
     }
     if let Some(c) = trimmed
         .chars()
-        .find(|c| c.is_control() || matches!(c, '*' | '+' | '?' | '#' | '%'))
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, '*' | '+' | '?' | '#' | '%'))
     {
         return Err(RequestError::invalid(format!(
             "invalid mount path {raw:?}: character {c:?} is not allowed in mount paths"

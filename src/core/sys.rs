@@ -79,6 +79,91 @@ pub(super) fn injects_data_into_top_level(path: &str) -> bool {
     })
 }
 
+/// The canonical spelling of a `sys/` path (relative to `sys/`).
+///
+/// The request pipeline calls this once, before the ACL check, and hands
+/// the result to both the ACL and the handler, so the two always concern
+/// the same object. Every endpoint that takes a name is listed here: the
+/// name is either rewritten to its one canonical form (policy names are
+/// case-insensitive, as in Vault; a trailing `/` is dropped) or refused
+/// with a 400 naming the problem. Handlers never rewrite a name again.
+pub(super) fn canonical_path(path: &str) -> Result<String, RequestError> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if let Some(rest) = path.strip_prefix("mounts/") {
+        let (name, tune) = split_suffix(rest, "/tune");
+        return Ok(format!(
+            "mounts/{}{tune}",
+            canonical_mount_name(name, Table::Mounts)?
+        ));
+    }
+    if let Some(rest) = path.strip_prefix("auth/") {
+        let (name, tune) = split_suffix(rest, "/tune");
+        return Ok(format!(
+            "auth/{}{tune}",
+            canonical_mount_name(name, Table::Auth)?
+        ));
+    }
+    for prefix in ["policies/acl/", "policy/"] {
+        if let Some(name) = path.strip_prefix(prefix) {
+            return Ok(format!(
+                "{prefix}{}",
+                super::policies::canonical_name(name)?
+            ));
+        }
+    }
+    if let Some(rest) = path.strip_prefix("plugins/catalog/") {
+        match rest.split_once('/') {
+            Some((kind, name)) => {
+                crate::plugin::catalog::PluginType::parse(kind)?;
+                crate::plugin::catalog::validate_name(name)?;
+            }
+            None => {
+                crate::plugin::catalog::PluginType::parse(rest)?;
+            }
+        }
+    }
+    if let Some(rest) = path.strip_prefix("plugins/reload/")
+        && !matches!(rest, "backend" | "backend/status")
+    {
+        let (kind, name) = rest.split_once('/').ok_or_else(|| {
+            RequestError::invalid(format!(
+                "use sys/plugins/reload/<type>/<name> or sys/plugins/reload/backend (got sys/plugins/reload/{rest})"
+            ))
+        })?;
+        crate::plugin::catalog::PluginType::parse(kind)?;
+        crate::plugin::catalog::validate_name(name)?;
+    }
+    Ok(path.to_string())
+}
+
+/// `("team/kv", "/tune")` for `"team/kv/tune"`; `(rest, "")` otherwise.
+fn split_suffix<'a>(rest: &'a str, suffix: &'static str) -> (&'a str, &'static str) {
+    match rest.strip_suffix(suffix) {
+        Some(name) => (name, suffix),
+        None => (rest, ""),
+    }
+}
+
+/// Prefixes that are never secrets engines: `sys/mounts/auth/x` must not
+/// reach the auth method `auth/x/` (which `sys/auth/x` guards with sudo).
+const NOT_SECRETS_ENGINES: [&str; 3] = ["auth/", "cubbyhole/", "identity/"];
+
+/// The canonical name of a mount in `sys/mounts/:path` or `sys/auth/:path`:
+/// validated, without surrounding slashes.
+fn canonical_mount_name(name: &str, table: Table) -> Result<String, RequestError> {
+    let normalized = mounts::normalize_path(name)?;
+    if table == Table::Mounts
+        && let Some(prefix) = NOT_SECRETS_ENGINES
+            .iter()
+            .find(|p| normalized.starts_with(**p))
+    {
+        return Err(RequestError::invalid(format!(
+            "sys/mounts/{name}: the prefix {prefix:?} is reserved and holds no secrets engines; auth methods are managed under sys/auth/"
+        )));
+    }
+    Ok(normalized.trim_end_matches('/').to_string())
+}
+
 pub(super) fn str_field<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     data.get(key).and_then(Value::as_str)
 }
@@ -471,7 +556,11 @@ async fn disable(
     };
     let _guard = active.mount_lock.lock().await;
     let routes = active.routes();
-    let Some(route) = routes.get(&path).cloned() else {
+    let Some(route) = routes
+        .get(&path)
+        .cloned()
+        .filter(|r| r.entry.table == table)
+    else {
         // Vault answers success for a mount that does not exist.
         return Ok(None);
     };
@@ -488,9 +577,10 @@ async fn disable(
         b.cleanup().await;
     }
     let removed = route.view.clear().await?;
-    if table == Table::Auth {
-        // As in Vault, tokens issued through the auth method die with it.
-        // The route is gone already, so no login can complete meanwhile.
+    if route.entry.table == Table::Auth {
+        // As in Vault, tokens issued through the auth method die with it,
+        // whichever route disabled it. The route is gone already, so no
+        // login can complete meanwhile.
         let revoked = active.tokens.revoke_by_path_prefix(&path).await?;
         tracing::info!(%path, revoked, "tokens issued by the auth method revoked");
     }
@@ -548,6 +638,7 @@ async fn tune(
     let routes = active.routes();
     let route = routes
         .get(&path)
+        .filter(|r| r.entry.table == table)
         .cloned()
         .ok_or_else(|| RequestError::invalid(format!("no mount at {path}: enable one first")))?;
     if req.operation == Operation::Read {
@@ -596,7 +687,7 @@ async fn tune(
     }
     let _guard = active.mount_lock.lock().await;
     let routes = active.routes();
-    let Some(current) = routes.get(&path) else {
+    let Some(current) = routes.get(&path).filter(|r| r.entry.table == table) else {
         return Err(RequestError::invalid(format!("no mount at {path}")));
     };
     let new_route = Route {
@@ -660,6 +751,13 @@ async fn remount(
     new_routes.insert(to.clone(), Arc::new(moved));
     save_tables(active, &new_routes).await?;
     *active.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new_routes);
+    if route.entry.table == Table::Auth {
+        // Tokens name the path they were issued under; once the method has
+        // moved, disabling it could no longer find them. As Vault did before
+        // lease migration, they are revoked with the move.
+        let revoked = active.tokens.revoke_by_path_prefix(&from).await?;
+        tracing::info!(%from, %to, revoked, "tokens issued under the old auth path revoked");
+    }
     let id = super::new_uuid();
     let info = json!({
         "source_mount": from,
@@ -684,8 +782,8 @@ async fn policy_endpoint(
 ) -> Result<Option<Response>, RequestError> {
     match req.operation {
         Operation::Read => {
-            let name = super::policies::normalize_name(name)?;
-            let Some(p) = active.policies.get(&name).await? else {
+            // `name` is canonical: the pipeline rewrote it before the ACL.
+            let Some(p) = active.policies.get(name).await? else {
                 return Ok(None);
             };
             let mut m = Map::new();
@@ -847,10 +945,14 @@ pub(super) async fn handle(
             Operation::Delete => disable(active, Table::Mounts, rest).await,
             Operation::Read => {
                 let path = mounts::normalize_path(rest)?;
-                Ok(active.routes().get(&path).map(|r| {
-                    let v = mount_to_api(r);
-                    Response::data(v.as_object().cloned().unwrap_or_default())
-                }))
+                Ok(active
+                    .routes()
+                    .get(&path)
+                    .filter(|r| r.entry.table == Table::Mounts)
+                    .map(|r| {
+                        let v = mount_to_api(r);
+                        Response::data(v.as_object().cloned().unwrap_or_default())
+                    }))
             }
             Operation::List => Err(RequestError::UnsupportedOperation),
         };

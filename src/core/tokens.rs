@@ -525,6 +525,14 @@ impl TokenStore {
         p: CreateParams,
         grant: Grant,
     ) -> Result<(String, Arc<TokenEntry>), RequestError> {
+        if parent.is_some_and(|t| t.entry.num_uses != 0) {
+            // As Vault and OpenBao: a limited-use token cannot create tokens
+            // at all, whatever it asks for (a child could otherwise outlive
+            // the parent's use limit, or have none).
+            return Err(RequestError::invalid(
+                "restricted use token cannot generate child tokens",
+            ));
+        }
         let parent_is_root = parent.is_none_or(|t| t.entry.is_root());
         if p.id.is_some() && !grant.sudo {
             return Err(RequestError::invalid(

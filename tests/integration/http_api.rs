@@ -1,6 +1,6 @@
 //! The HTTP API: envelope shapes, methods, errors and status codes.
 
-use crate::common::TestServer;
+use crate::common::{TestServer, raw, raw_request};
 use lockbox::http::ServerOptions;
 use serde_json::json;
 
@@ -186,45 +186,6 @@ async fn raw_chunked_put(addr: &str, path: &str, token: &str, size: usize) -> u1
     )
     .await
     .0
-}
-
-/// Sends a request with a Content-Length over a raw socket (no URL
-/// normalization on the way) and returns the status and body.
-async fn raw_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: &str,
-) -> (u16, String) {
-    let header = format!("Content-Length: {}\r\n", body.len());
-    raw(addr, method, path, token, &header, body).await
-}
-
-async fn raw(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: &str,
-    headers: &str,
-    body: &str,
-) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = addr.trim_start_matches("http://");
-    let mut sock = tokio::net::TcpStream::connect(host).await.unwrap();
-    let req = format!(
-        "{method} /v1/{path} HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {token}\r\n{headers}Connection: close\r\n\r\n{body}"
-    );
-    sock.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let _ = sock.read_to_end(&mut out).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! One test binary with a module per area (ripgrep's layout), so the server
 //! library is linked once.
 
+mod acl_names;
 mod bao;
 mod cli;
 mod common;

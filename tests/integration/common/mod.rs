@@ -270,6 +270,45 @@ pub async fn call(
     Resp::read(req.send().await.expect("send")).await
 }
 
+/// Sends a request with a Content-Length over a raw socket (no URL
+/// normalization on the way) and returns the status and body.
+pub async fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    let header = format!("Content-Length: {}\r\n", body.len());
+    raw(addr, method, path, token, &header, body).await
+}
+
+pub async fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = addr.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!(
+        "{method} /v1/{path} HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {token}\r\n{headers}Connection: close\r\n\r\n{body}"
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = sock.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 /// Path of the built `lockbox` binary.
 pub fn lockbox_bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockbox")
