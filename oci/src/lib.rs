@@ -12,9 +12,13 @@
 //! * [`layout`]: the pure rules: manifest parsing, which layers are tar
 //!   layers, entry-name normalization (no `..`), overlay merging with
 //!   whiteouts, and link resolution that refuses links escaping the image.
-//! * [`registry`]: talking to a registry through `oci-client`: pull a
-//!   binary (manifest and every blob verified against its digest while it
-//!   streams, size limits enforced) and push one as an OCI artifact.
+//! * [`registry`]: talking to a registry: pull a binary (manifest and
+//!   every blob verified against its digest while it streams, size limits
+//!   enforced) and push one as an OCI artifact (through `oci-client`).
+//! * `fetch`: the HTTP side of pulls: registry token auth and reads that
+//!   stop as soon as a body passes its limit (manifests and indexes 4 MiB,
+//!   token answers, error bodies), so a hostile registry cannot make a pull
+//!   buffer an endless answer.
 //! * [`cache`]: the content-addressed cache of verified binaries
 //!   (`<dir>/sha256/<hex>`), re-verification, and size-bounded pruning.
 //!
@@ -25,6 +29,7 @@
 
 pub mod auth;
 pub mod cache;
+mod fetch;
 pub mod layout;
 pub mod reference;
 pub mod registry;
@@ -199,6 +204,21 @@ impl OciError {
             source,
         }
     }
+}
+
+/// The error chain of an error, joined with `: `.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// Lower-case hex sha256 of bytes.

@@ -1,8 +1,10 @@
 //! Talking to a registry: pull a plugin binary, push one as an artifact.
 //!
-//! Pull: authenticate → fetch the manifest (its sha256 must equal the
-//! pinned digest; an index is resolved to this platform's manifest, also
-//! verified) → check declared sizes against the limit → stream every blob
+//! Pull (over [`crate::fetch`], which bounds every body it reads):
+//! authenticate → fetch the manifest, refused as soon as it passes 4 MiB
+//! (its sha256 must equal the pinned digest; an index is resolved to this
+//! platform's manifest, read and verified the same way) → check declared
+//! sizes against the limit → stream every blob
 //! into a temporary file while hashing it, refusing it as soon as it runs
 //! past its declared size or the limit and when its digest differs → find
 //! the binary (the blob itself for an artifact; `path` across the layer
@@ -13,14 +15,13 @@
 
 use crate::auth::Credentials;
 use crate::cache::Cache;
+use crate::fetch::{Auth, Fetcher, MAX_MANIFEST_BYTES};
 use crate::layout::{self, EntryKind, Manifest, Overlay, Plan};
 use crate::reference::ImageRef;
-use crate::{OciError, sha256_hex};
-use futures_util::StreamExt;
+use crate::{OciError, chain, sha256_hex};
 use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use sha2::Digest;
 use std::io::{Read, Write};
@@ -28,15 +29,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// Manifests larger than this are refused (real ones are a few KiB).
-const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// Chunk size for uploads.
 const PUSH_CHUNK: usize = 4 * 1024 * 1024;
 
-/// A registry client.
+/// A registry client: pulls through [`Fetcher`] (bounded reads), pushes
+/// through `oci-client`.
 #[derive(Clone)]
 pub struct Registry {
     client: oci_client::Client,
+    fetcher: Fetcher,
     insecure: Vec<String>,
 }
 
@@ -95,21 +96,6 @@ fn random_name(ext: &str) -> String {
     format!("{n:016x}.{ext}")
 }
 
-/// The error chain of an error, joined with `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 impl Registry {
     /// A client reaching registries over HTTPS, except the `HOST:PORT`
     /// names in `insecure`, reached over plain HTTP.
@@ -132,6 +118,7 @@ impl Registry {
         })?;
         Ok(Self {
             client,
+            fetcher: Fetcher::new(insecure)?,
             insecure: insecure.to_vec(),
         })
     }
@@ -246,26 +233,20 @@ impl Registry {
         Ok(auth)
     }
 
-    /// Fetches a manifest and checks it against `expected` (`sha256:<hex>`)
-    /// when given. Returns the body and its digest.
+    /// Fetches a manifest (or index), refused as soon as it passes
+    /// [`MAX_MANIFEST_BYTES`], and checks it against `expected`
+    /// (`sha256:<hex>`) when given. Returns it parsed, with its digest.
     async fn manifest(
         &self,
         image: &ImageRef,
-        auth: &RegistryAuth,
+        auth: &Auth,
         expected: Option<&str>,
     ) -> Result<(Manifest, String), OciError> {
-        let (body, _) = self
-            .client
-            .pull_manifest_raw(image.inner(), auth, &layout::ACCEPTED_MANIFESTS)
-            .await
-            .map_err(|e| self.map_err(e, image, "manifest"))?;
-        if body.len() > MAX_MANIFEST_BYTES {
-            return Err(OciError::TooLarge {
-                what: format!("the manifest of {image}"),
-                size: body.len() as u64,
-                limit: MAX_MANIFEST_BYTES as u64,
-            });
-        }
+        let body = self
+            .fetcher
+            .manifest(image, auth, &layout::ACCEPTED_MANIFESTS)
+            .await?;
+        debug_assert!(body.len() as u64 <= MAX_MANIFEST_BYTES);
         let digest = format!("sha256:{}", sha256_hex(&body));
         if let Some(expected) = expected
             && expected != digest
@@ -282,9 +263,7 @@ impl Registry {
     /// Resolves a reference to its manifest digest (`sha256:<hex>`),
     /// verifying the manifest's content.
     pub async fn resolve(&self, image: &ImageRef, creds: &Credentials) -> Result<String, OciError> {
-        let auth = self
-            .authenticate(image, creds, RegistryOperation::Pull)
-            .await?;
+        let auth = self.fetcher.authorize(image, creds).await?;
         let (_, digest) = self.manifest(image, &auth, image.digest()).await?;
         Ok(digest)
     }
@@ -294,6 +273,7 @@ impl Registry {
     async fn fetch_blob(
         &self,
         image: &ImageRef,
+        auth: &Auth,
         desc: &layout::Descriptor,
         dest: &Path,
         limit: u64,
@@ -306,18 +286,8 @@ impl Registry {
                 limit,
             });
         }
-        let oci_desc = OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.clone(),
-            size: desc.size,
-            ..Default::default()
-        };
-        let mut stream = self
-            .client
-            .pull_blob_stream(image.inner(), &oci_desc)
-            .await
-            .map_err(|e| self.map_err(e, image, "blob"))?;
-        if let Some(len) = stream.content_length
+        let mut resp = self.fetcher.blob(image, auth, &desc.digest).await?;
+        if let Some(len) = resp.content_length()
             && len > declared
         {
             return Err(OciError::TooLarge {
@@ -334,17 +304,11 @@ impl Registry {
             .map_err(|e| OciError::io(dest, e))?;
         let mut hasher = sha2::Sha256::new();
         let mut count = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
                 Err(e) => {
-                    // oci-client's own verification fires at the end of the
-                    // stream; report it as what it is.
-                    if let Some(DigestError::VerificationError { .. }) =
-                        e.get_ref().and_then(|i| i.downcast_ref::<DigestError>())
-                    {
-                        break;
-                    }
                     return Err(OciError::Registry {
                         registry: image.registry().to_string(),
                         detail: format!("download of blob {} failed: {}", desc.digest, chain(&e)),
@@ -400,9 +364,7 @@ impl Registry {
             reference: image.as_given().to_string(),
             detail,
         })?;
-        let auth = self
-            .authenticate(image, creds, RegistryOperation::Pull)
-            .await?;
+        let auth = self.fetcher.authorize(image, creds).await?;
         let (mut manifest, manifest_digest) = self.manifest(image, &auth, image.digest()).await?;
         if manifest.is_index() {
             let entry =
@@ -443,7 +405,7 @@ impl Registry {
         match layout::plan(&manifest, &path, image.as_given())? {
             Plan::RawLayer(i) => {
                 let desc = &manifest.layers[i];
-                self.fetch_blob(image, desc, &binary_tmp, opts.max_size)
+                self.fetch_blob(image, &auth, desc, &binary_tmp, opts.max_size)
                     .await?;
             }
             Plan::Tarballs => {
@@ -451,7 +413,8 @@ impl Registry {
                 for desc in &manifest.layers {
                     let p = tmp_dir.join(random_name("layer"));
                     temps.0.push(p.clone());
-                    self.fetch_blob(image, desc, &p, opts.max_size).await?;
+                    self.fetch_blob(image, &auth, desc, &p, opts.max_size)
+                        .await?;
                     layers.push(p);
                 }
                 let reference = image.as_given().to_string();
@@ -961,5 +924,264 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.reason(), "TooLarge", "{e}");
+    }
+}
+
+/// Pulls from a hostile registry on loopback (a small HTTP server in the
+/// test) that answers with endless bodies: every read stops at its limit,
+/// so memory stays bounded and the pull ends with an error instead of
+/// buffering the answer. Each endless answer sends up to [`CAP`] bytes
+/// before closing, and counts what the socket accepted: a client that reads
+/// whole bodies (as `oci-client`'s manifest pull did) takes all of it.
+#[cfg(test)]
+mod hostile_registry {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The most an endless answer sends.
+    const CAP: u64 = 256 * 1024 * 1024;
+    /// What a bounded client may cost: the limit plus what the kernel's
+    /// socket buffers accept before the client closes (a few MiB), far
+    /// below [`CAP`].
+    const BOUND: u64 = 64 * 1024 * 1024;
+
+    /// An answer of the fake registry.
+    #[derive(Clone)]
+    enum Answer {
+        /// Status, headers and a body with its length.
+        Fixed(u16, Vec<String>, Vec<u8>),
+        /// Status and headers, then zeros until [`CAP`] or the client leaves.
+        Endless(u16, Vec<String>),
+    }
+
+    struct Server {
+        host: String,
+        /// Bytes of endless bodies the clients' sockets accepted.
+        sent: Arc<AtomicU64>,
+        /// Set when an endless answer ended.
+        ended: Arc<AtomicBool>,
+    }
+
+    impl Server {
+        async fn wait_ended(&self) {
+            // A guard against a hang, not a timing assertion.
+            for _ in 0..600 {
+                if self.ended.load(Ordering::SeqCst) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the endless answer never ended");
+        }
+    }
+
+    async fn serve(route: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let sent = Arc::new(AtomicU64::new(0));
+        let ended = Arc::new(AtomicBool::new(false));
+        let route = Arc::new(route);
+        let (s, e) = (sent.clone(), ended.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (route, sent, ended) = (route.clone(), s.clone(), e.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let target = head.split_whitespace().nth(1).unwrap_or("/");
+                    let path = target.split('?').next().unwrap_or(target);
+                    match route(path) {
+                        Answer::Fixed(status, headers, body) => {
+                            let mut out = format!(
+                                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                                body.len()
+                            );
+                            for h in headers {
+                                out.push_str(&h);
+                                out.push_str("\r\n");
+                            }
+                            out.push_str("\r\n");
+                            let _ = conn.write_all(out.as_bytes()).await;
+                            let _ = conn.write_all(&body).await;
+                        }
+                        Answer::Endless(status, headers) => {
+                            let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+                            for h in headers {
+                                out.push_str(&h);
+                                out.push_str("\r\n");
+                            }
+                            out.push_str("\r\n");
+                            if conn.write_all(out.as_bytes()).await.is_ok() {
+                                let chunk = vec![b'0'; 64 * 1024];
+                                let mut total = 0u64;
+                                while total < CAP {
+                                    match conn.write(&chunk).await {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(n) => {
+                                            total += n as u64;
+                                            sent.fetch_add(n as u64, Ordering::SeqCst);
+                                        }
+                                    }
+                                }
+                            }
+                            ended.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Server { host, sent, ended }
+    }
+
+    fn no_challenge() -> Answer {
+        Answer::Fixed(200, vec![], b"{}".to_vec())
+    }
+
+    fn registry(s: &Server) -> Registry {
+        Registry::new(std::slice::from_ref(&s.host)).unwrap()
+    }
+
+    fn assert_bounded(s: &Server) {
+        let sent = s.sent.load(Ordering::SeqCst);
+        assert!(
+            sent < BOUND,
+            "the client took {sent} bytes of an endless answer (bound {BOUND})"
+        );
+    }
+
+    /// An endless manifest: `TooLarge` once past 4 MiB.
+    #[tokio::test]
+    async fn an_endless_manifest_is_refused_at_the_limit() {
+        let s = serve(|path| match path {
+            "/v2/" => no_challenge(),
+            _ => Answer::Endless(200, vec![format!("Content-Type: {}", layout::OCI_MANIFEST)]),
+        })
+        .await;
+        let image = ImageRef::parse(&format!("{}/plugins/evil:v1", s.host)).unwrap();
+        let e = registry(&s)
+            .resolve(&image, &Credentials::Anonymous)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "TooLarge", "{e}");
+        let OciError::TooLarge { size, limit, .. } = &e else {
+            unreachable!()
+        };
+        assert_eq!(*limit, MAX_MANIFEST_BYTES);
+        assert!(*size <= MAX_MANIFEST_BYTES + 4 * 1024 * 1024, "{e}");
+        s.wait_ended().await;
+        assert_bounded(&s);
+    }
+
+    /// An index whose platform manifest is endless: the same bound for the
+    /// second document.
+    #[tokio::test]
+    async fn an_endless_platform_manifest_behind_an_index_is_refused() {
+        let platform = format!("sha256:{}", sha256_hex(b"the platform manifest"));
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": layout::OCI_INDEX,
+            "manifests": [{
+                "mediaType": layout::OCI_MANIFEST,
+                "digest": platform,
+                "size": 1000,
+                "platform": {"architecture": arch, "os": "linux"},
+            }],
+        }))
+        .unwrap();
+        let index_digest = format!("sha256:{}", sha256_hex(&index));
+        let (i, p) = (index_digest.clone(), platform.clone());
+        let s = serve(move |path| {
+            if path == "/v2/" {
+                no_challenge()
+            } else if path.ends_with(&i) {
+                Answer::Fixed(
+                    200,
+                    vec![format!("Content-Type: {}", layout::OCI_INDEX)],
+                    index.clone(),
+                )
+            } else if path.ends_with(&p) {
+                Answer::Endless(200, vec![format!("Content-Type: {}", layout::OCI_MANIFEST)])
+            } else {
+                Answer::Fixed(404, vec![], vec![])
+            }
+        })
+        .await;
+        let image = ImageRef::parse(&format!("{}/plugins/evil@{index_digest}", s.host)).unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(cache_dir.path(), crate::DEFAULT_MAX_SIZE);
+        let opts = PullOptions {
+            path: crate::DEFAULT_PATH.into(),
+            expected_sha256: None,
+            max_size: crate::DEFAULT_MAX_SIZE,
+        };
+        let e = registry(&s)
+            .pull_binary(&image, &Credentials::Anonymous, &opts, &cache)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "TooLarge", "{e}");
+        assert!(e.to_string().contains(&platform), "{e}");
+        s.wait_ended().await;
+        assert_bounded(&s);
+    }
+
+    /// An endless answer from the token service the registry's challenge
+    /// names, and an endless error body: both end without buffering them.
+    #[tokio::test]
+    async fn endless_token_and_error_answers_are_bounded() {
+        // The realm names the server itself, known once it listens.
+        let host_cell = Arc::new(std::sync::OnceLock::<String>::new());
+        let hc = host_cell.clone();
+        let s = serve(move |path| match path {
+            "/v2/" => Answer::Fixed(
+                401,
+                vec![format!(
+                    r#"WWW-Authenticate: Bearer realm="http://{}/token",service="evil""#,
+                    hc.get().map(String::as_str).unwrap_or("")
+                )],
+                vec![],
+            ),
+            _ => Answer::Endless(200, vec!["Content-Type: application/json".into()]),
+        })
+        .await;
+        let _ = host_cell.set(s.host.clone());
+        let image = ImageRef::parse(&format!("{}/plugins/evil:v1", s.host)).unwrap();
+        let e = registry(&s)
+            .resolve(&image, &Credentials::Anonymous)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "TooLarge", "{e}");
+        assert!(e.to_string().contains("token service"), "{e}");
+        s.wait_ended().await;
+        assert_bounded(&s);
+
+        let s = serve(|path| match path {
+            "/v2/" => no_challenge(),
+            _ => Answer::Endless(500, vec!["Content-Type: text/plain".into()]),
+        })
+        .await;
+        let image = ImageRef::parse(&format!("{}/plugins/evil:v1", s.host)).unwrap();
+        let e = registry(&s)
+            .resolve(&image, &Credentials::Anonymous)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "RegistryUnavailable", "{e}");
+        assert!(e.to_string().contains("HTTP 500"), "{e}");
+        s.wait_ended().await;
+        assert_bounded(&s);
     }
 }

@@ -426,6 +426,7 @@ impl Core {
             seal_wrap: false,
             plugin_version: String::new(),
             builtin_fixed: true,
+            owner: String::new(),
         }
     }
 
@@ -667,6 +668,7 @@ impl Core {
             seal_wrap: false,
             plugin_version: String::new(),
             builtin_fixed: false,
+            owner: String::new(),
         };
         factory(&probe).ok().map(|b| b.kind())
     }

@@ -506,6 +506,7 @@ pub(super) async fn enable(
         seal_wrap: bool_field(data, "seal_wrap")?,
         plugin_version: str_field(data, "plugin_version").unwrap_or("").to_string(),
         builtin_fixed: false,
+        owner: mounts::parse_owner(data.get(mounts::OWNER_FIELD))?,
     };
 
     let _guard = active.mount_lock.lock().await;
@@ -646,8 +647,13 @@ async fn tune(
     }
     let mut entry = route.entry.clone();
     let mut config_input = Map::new();
+    let mut owner_set = false;
     for (k, v) in &req.data {
         match k.as_str() {
+            mounts::OWNER_FIELD => {
+                entry.owner = mounts::parse_owner(Some(v))?;
+                owner_set = true;
+            }
             "description" => {
                 entry.description = v
                     .as_str()
@@ -690,6 +696,10 @@ async fn tune(
     let Some(current) = routes.get(&path).filter(|r| r.entry.table == table) else {
         return Err(RequestError::invalid(format!("no mount at {path}")));
     };
+    if !owner_set {
+        // The owner as it is now, not as it was before the lock.
+        entry.owner = current.entry.owner.clone();
+    }
     let new_route = Route {
         entry,
         handler: current.handler.clone(),
@@ -870,6 +880,19 @@ pub(super) async fn handle(
     let path = req.path.as_str();
     let op = req.operation;
     let write = matches!(op, Operation::Create | Operation::Update);
+    // A mount's `owner` (the operator's record of which object a mount
+    // belongs to) is a lockbox extension only a root token may set.
+    if write
+        && (path.starts_with("mounts/") || path.starts_with("auth/"))
+        && req.data.contains_key(mounts::OWNER_FIELD)
+        && !token.is_some_and(|t| t.entry.policies.iter().any(|p| p == "root"))
+    {
+        return Err(RequestError::invalid(format!(
+            "{}: only a root token may set a mount's owner (a lockbox extension the \
+             operator uses); remove the field",
+            mounts::OWNER_FIELD
+        )));
+    }
     match path {
         "mounts" if op == Operation::Read => {
             return Ok(Some(mounts_listing(active, Table::Mounts)));

@@ -1,6 +1,7 @@
 //! Reconciling a [`PluginCatalogEntry`] into lockbox's plugin catalog.
 //!
-//! Apply: validate → resolve env (Secrets in the operator's namespace) →
+//! Apply: validate → resolve env (Secrets in the operator's namespace
+//! labelled `lockbox.dev/plugin-env: "true"`, never the operator's own) →
 //! hash the binary in the plugin directory and compare with
 //! `spec.binary.sha256`, or, for `spec.image`, pull the image inside the
 //! operator's pod with the pull secrets' credentials into the
@@ -19,6 +20,12 @@
 //!   (if any) stays, and mounts keep running what they run.
 //! - Env values go only into the core's catalog; never into status, events
 //!   or logs (messages name the Secret and key, not the value).
+//! - Only Secrets marked for plugin use are read for env values: a Secret
+//!   without the label `lockbox.dev/plugin-env: "true"`, the operator's own
+//!   (`lockbox-unseal-keys`, `lockbox-root-token`, even labelled) or a
+//!   ServiceAccount token is `InvalidSpec` and nothing is registered, so a
+//!   catalog entry cannot make the operator hand its other Secrets to a
+//!   plugin (RBAC cannot restrict reads by label; this check does).
 //! - Idempotent: a resync of an unchanged entry re-registers the same entry
 //!   and reloads nothing.
 //!
@@ -33,7 +40,7 @@ use super::crd::{
     BinarySource, CONDITION_READY, CONDITION_VERIFIED, ImageSource, PluginCatalogEntry,
     PluginCatalogEntryStatus, REASON_INVALID_SPEC, SecretsMount,
 };
-use super::validate::{message, validate_catalog_entry};
+use super::validate::{check_env_secret, message, validate_catalog_entry};
 use crate::core::Method;
 use crate::oci::ImageRequest;
 use crate::plugin::catalog::{CatalogEntry, OciSource};
@@ -102,10 +109,12 @@ impl PluginCatalogEntry {
             return Ok(Action::await_change());
         }
 
-        // Env values: literal or from a Secret in the operator's namespace.
+        // Env values: literal or from a Secret in the operator's namespace
+        // that is marked for plugin use (never the operator's own).
         let mut env = Vec::new();
+        let mut refused = Vec::new();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        for var in self.spec.env.iter().flatten() {
+        for (i, var) in self.spec.env.iter().flatten().enumerate() {
             let value = match (&var.value, &var.value_from) {
                 (Some(v), _) => v.clone(),
                 (None, Some(from)) => {
@@ -114,6 +123,19 @@ impl PluginCatalogEntry {
                         .get_opt(&r.name)
                         .await
                         .map_err(Error::kube("GetSecret"))?;
+                    if let Some(s) = &secret
+                        && let Err(e) = check_env_secret(
+                            i,
+                            &ctx.namespace,
+                            &r.name,
+                            s.metadata.labels.as_ref(),
+                            s.type_.as_deref(),
+                        )
+                    {
+                        // Not read: its data never leaves this object.
+                        refused.push(e);
+                        continue;
+                    }
                     let value = secret
                         .as_ref()
                         .and_then(|s| s.data.as_ref())
@@ -143,6 +165,21 @@ impl PluginCatalogEntry {
                 (None, None) => return Err(Error::MissingField("spec.env[].value")),
             };
             env.push(format!("{}={value}", var.name));
+        }
+        if !refused.is_empty() {
+            ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
+            self.not_ready(
+                ctx,
+                NotReady {
+                    reason: REASON_INVALID_SPEC,
+                    message: message(&refused),
+                    verified: None,
+                    requeue: None,
+                },
+            )
+            .await?;
+            // Labelling the Secret changes it, which re-checks this entry.
+            return Ok(Action::await_change());
         }
 
         // The binary: pulled from an image into the cache, or read from the

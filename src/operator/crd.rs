@@ -45,6 +45,13 @@ pub const CONDITION_VERIFIED: &str = "Verified";
 /// every problem. Retrying does not help until the spec changes.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 
+/// Label that marks a Secret in the operator's namespace as a source of
+/// plugin environment values (`env[].valueFrom.secretKeyRef`); the value
+/// must be [`PLUGIN_ENV_LABEL_VALUE`]. Unlabelled Secrets are refused.
+pub const PLUGIN_ENV_LABEL: &str = "lockbox.dev/plugin-env";
+/// The value of [`PLUGIN_ENV_LABEL`] that allows plugin use.
+pub const PLUGIN_ENV_LABEL_VALUE: &str = "true";
+
 /// Number of hex digits of the sha256 shown in the catalog's printer column.
 pub const SHA256_PREFIX_LEN: usize = 12;
 
@@ -281,8 +288,10 @@ impl fmt::Debug for EnvVar {
 #[serde(rename_all = "camelCase")]
 pub struct EnvVarSource {
     /// A key of a Secret in the operator's own namespace (catalog entries are
-    /// cluster-scoped, so the Secret lives next to the operator; grant the
-    /// operator `get` on it).
+    /// cluster-scoped, so the Secret lives next to the operator). The Secret
+    /// must be labelled `lockbox.dev/plugin-env: "true"`; the operator's own
+    /// Secrets (`lockbox-unseal-keys`, `lockbox-root-token`) and
+    /// ServiceAccount tokens are refused even when labelled.
     pub secret_key_ref: SecretKeySelector,
 }
 
@@ -387,7 +396,10 @@ pub struct SecretsMountSpec {
     /// Mount path in lockbox, relative (`team-a/kv`, no leading `/`, no
     /// `..`). Default when unset: `<namespace>/<name>`. Paths outside
     /// `<namespace>/` are refused unless the lockbox administrator allowed
-    /// the prefix for this namespace.
+    /// the prefix for this namespace. A path where lockbox already has a
+    /// mount this object did not create (made through the API, or kept by
+    /// another SecretsMount's `Retain`) is `PathConflict` and left untouched
+    /// until a lockbox administrator hands it over.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = RELATIVE_PATH_PATTERN), length(max = PATH_MAX_LEN))]
     pub path: Option<String>,
@@ -443,13 +455,15 @@ pub struct MountConfigSpec {
 
 /// What deleting the SecretsMount does in lockbox: `Retain` (the default
 /// when unset) leaves the mount and its data in place; `Delete` disables the
-/// mount and removes its data.
+/// mount and removes its data, if this SecretsMount created it (lockbox
+/// records its UID as the mount's owner).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum DeletionPolicy {
     /// Keep the mount and its data (the default).
     #[default]
     Retain,
-    /// Disable the mount and delete its data.
+    /// Disable the mount and delete its data (only a mount this object
+    /// created).
     Delete,
 }
 

@@ -107,6 +107,30 @@ async fn expect(
     body
 }
 
+/// Takes the next request: an event in `namespace` of `type_` and
+/// `reason`; returns its note.
+async fn expect_event(
+    handle: &mut ApiHandle,
+    namespace: &str,
+    type_: &str,
+    reason: &str,
+) -> String {
+    let event = expect(
+        handle,
+        "POST",
+        &format!("/apis/events.k8s.io/v1/namespaces/{namespace}/events"),
+        StatusCode::CREATED,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some(type_), Some(reason)),
+        "{event}"
+    );
+    event["note"].as_str().unwrap_or_default().to_string()
+}
+
 /// Fails if the API server receives any further request (within 200 ms).
 async fn no_more_requests(handle: &mut ApiHandle, what: &str) {
     let next = tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await;
@@ -274,7 +298,7 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
         );
     };
 
-    // No cache: one LIST, then the status.
+    // No cache: one LIST, then a Warning event and the status.
     let dir = tempfile::tempdir().unwrap();
     let (ctx, mut api, _) = context(dir.path()).await;
     let (obj, reply) = (newer.clone(), serde_json::to_value(&newer).unwrap());
@@ -287,6 +311,7 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
             list,
         )
         .await;
+        expect_event(&mut api, "team-a", "Warning", "PathConflict").await;
         let patch = expect(&mut api, "PATCH", status_path, StatusCode::OK, reply).await;
         (patch, api)
     });
@@ -295,7 +320,7 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
     check(&patch);
     no_more_requests(&mut api, "an unexpected request").await;
 
-    // With the cache: the status patch only.
+    // With the cache: the event and the status patch only.
     let dir = tempfile::tempdir().unwrap();
     let (ctx, mut api, _) = context(dir.path()).await;
     let (reader, mut writer) = reflector::store::<super::crd::SecretsMount>();
@@ -306,6 +331,7 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
     ctx.set_mount_store(reader);
     let reply = serde_json::to_value(&newer).unwrap();
     let server = tokio::spawn(async move {
+        expect_event(&mut api, "team-a", "Warning", "PathConflict").await;
         let patch = expect(&mut api, "PATCH", status_path, StatusCode::OK, reply).await;
         (patch, api)
     });
@@ -313,4 +339,410 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
     let (patch, mut api) = server.await.unwrap();
     check(&patch);
     no_more_requests(&mut api, "an unexpected request").await;
+}
+
+/// A root call into the core; panics on failure.
+async fn core_call(
+    ctx: &Context,
+    root: &str,
+    method: Method,
+    path: &str,
+    data: Value,
+) -> Option<serde_json::Map<String, Value>> {
+    let reply = ctx
+        .core
+        .handle(ApiRequest {
+            method,
+            path: path.into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            token: Some(root.into()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    match reply {
+        crate::core::Reply::Envelope { response, .. } => response.data,
+        _ => None,
+    }
+}
+
+/// The core's `sys/mounts` entry at `path` (with its trailing `/`).
+async fn live_mount(ctx: &Context, path: &str) -> Option<Value> {
+    ctx.mounts().await.unwrap().get(path).cloned()
+}
+
+/// A SecretsMount `team-a/<name>` of the built-in `kv` engine (so the
+/// unit tier can enable it without a plugin process) at `spec.path` `path`.
+fn kv_mount(name: &str, path: &str, extra: Value) -> super::crd::SecretsMount {
+    let mut spec = json!({"plugin": "kv", "path": path});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "lockbox.dev/v1alpha1",
+        "kind": "SecretsMount",
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "uid": format!("uid-{name}"),
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "finalizers": [super::mount::FINALIZER],
+        },
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// The registered catalog entry `kv` the mount controller asks for.
+fn kv_entry() -> Value {
+    let mut e = entry(&"0".repeat(64));
+    e.metadata.name = Some("kv".into());
+    e.status = Some(super::crd::PluginCatalogEntryStatus {
+        version: Some("1.0.0".into()),
+        ..Default::default()
+    });
+    serde_json::to_value(&e).unwrap()
+}
+
+/// A context whose SecretsMount cache holds exactly `mounts`.
+fn with_store(ctx: &Context, mounts: &[&super::crd::SecretsMount]) {
+    use kube::runtime::{reflector, watcher};
+    let (reader, mut writer) = reflector::store::<super::crd::SecretsMount>();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for m in mounts {
+        writer.apply_watcher_event(&watcher::Event::InitApply((*m).clone()));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    ctx.set_mount_store(reader);
+}
+
+const ENTRY_PATH: &str = "/apis/lockbox.dev/v1alpha1/plugincatalogentries/kv";
+
+fn status_path(name: &str) -> String {
+    format!("/apis/lockbox.dev/v1alpha1/namespaces/team-a/secretsmounts/{name}/status")
+}
+
+/// The attack: a SecretsMount points `spec.path` at a mount made through
+/// the API (no owner). It is `PathConflict` with a Warning event, the mount
+/// is not tuned, and deleting the object with `deletionPolicy: Delete`
+/// leaves the mount and its data in place.
+#[tokio::test]
+async fn a_mount_made_through_the_api_is_a_conflict_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, root) = context(dir.path()).await;
+    core_call(
+        &ctx,
+        &root,
+        Method::Write,
+        "sys/mounts/team-a/kv",
+        json!({"type": "kv", "description": "made through the API"}),
+    )
+    .await;
+    core_call(
+        &ctx,
+        &root,
+        Method::Write,
+        "team-a/kv/db",
+        json!({"password": "p"}),
+    )
+    .await;
+    let before = live_mount(&ctx, "team-a/kv/").await.unwrap();
+
+    let obj = kv_mount(
+        "intruder",
+        "team-a/kv",
+        json!({"description": "taken over", "deletionPolicy": "Delete",
+               "config": {"defaultLeaseTTL": "1m"}}),
+    );
+    with_store(&ctx, &[&obj]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::OK, kv_entry()).await;
+        let note = expect_event(&mut api, "team-a", "Warning", "PathConflict").await;
+        let patch = expect(
+            &mut api,
+            "PATCH",
+            &status_path("intruder"),
+            StatusCode::OK,
+            reply,
+        )
+        .await;
+        (note, patch, api)
+    });
+    obj.reconcile(&ctx).await.expect("reconcile");
+    let (note, patch, mut api) = server.await.unwrap();
+    no_more_requests(&mut api, "an unexpected request").await;
+    let c = condition(&patch["status"], "Ready");
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("False"), Some("PathConflict")),
+        "{c}"
+    );
+    let msg = c["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("team-a/kv/")
+            && msg.contains("enabled through the API")
+            && msg.contains("lockbox write sys/mounts/team-a/kv/tune owner=uid-intruder"),
+        "{msg}"
+    );
+    assert_eq!(note, msg);
+    assert_eq!(
+        live_mount(&ctx, "team-a/kv/").await.as_ref(),
+        Some(&before),
+        "the mount was changed"
+    );
+
+    // Deleted with deletionPolicy Delete: the mount stays, with its data.
+    let mut deleted = obj.clone();
+    deleted.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
+    let server = tokio::spawn(async move {
+        expect_event(&mut api, "team-a", "Normal", "MountKept").await;
+        api
+    });
+    deleted.cleanup(&ctx).await.expect("cleanup");
+    let mut api = server.await.unwrap();
+    no_more_requests(&mut api, "an unexpected request").await;
+    assert_eq!(live_mount(&ctx, "team-a/kv/").await.as_ref(), Some(&before));
+    let data = core_call(&ctx, &root, Method::Read, "team-a/kv/db", Value::Null).await;
+    assert_eq!(data.unwrap()["password"], "p");
+}
+
+/// Cleanup decides by the live owner, not by what status claims: a status
+/// saying `Mounted` at a path (stale, or written by someone else) does not
+/// let `deletionPolicy: Delete` disable a mount this object does not own,
+/// whether the mount has no owner or another object's.
+#[tokio::test]
+async fn cleanup_never_disables_a_mount_it_does_not_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, root) = context(dir.path()).await;
+    for (path, owner) in [
+        ("team-a/api", None),
+        ("team-a/other", Some("uid-someone-else")),
+    ] {
+        let mut body = json!({"type": "kv"});
+        if let Some(o) = owner {
+            body["owner"] = json!(o);
+        }
+        core_call(
+            &ctx,
+            &root,
+            Method::Write,
+            &format!("sys/mounts/{path}"),
+            body,
+        )
+        .await;
+        let name = path.replace('/', "-");
+        let mut obj = kv_mount(&name, path, json!({"deletionPolicy": "Delete"}));
+        obj.status = Some(
+            serde_json::from_value(json!({
+                "observedGeneration": 1,
+                "path": format!("{path}/"),
+                "accessor": "kv_00000000",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Mounted",
+                    "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    "observedGeneration": 1}],
+            }))
+            .unwrap(),
+        );
+        let server = tokio::spawn(async move {
+            expect_event(&mut api, "team-a", "Normal", "MountKept").await;
+            api
+        });
+        obj.cleanup(&ctx).await.expect("cleanup");
+        api = server.await.unwrap();
+        let live = live_mount(&ctx, &format!("{path}/")).await;
+        assert!(live.is_some(), "{path} was disabled");
+    }
+    no_more_requests(&mut api, "an unexpected request").await;
+}
+
+/// A mount kept by `deletionPolicy: Retain` keeps its deleted owner's UID:
+/// a new SecretsMount at that path (a new UID) is `PathConflict`, told how
+/// an administrator hands the mount over; after the hand-over (root tunes
+/// the owner) the same object reconciles it as its own.
+#[tokio::test]
+async fn a_retained_mount_is_not_adopted_without_a_hand_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, root) = context(dir.path()).await;
+    core_call(
+        &ctx,
+        &root,
+        Method::Write,
+        "sys/mounts/team-a/kept",
+        json!({"type": "kv", "description": "old", "owner": "uid-deleted"}),
+    )
+    .await;
+    let obj = kv_mount("newcomer", "team-a/kept", json!({"description": "new"}));
+    with_store(&ctx, &[&obj]);
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::OK, kv_entry()).await;
+        expect_event(&mut api, "team-a", "Warning", "PathConflict").await;
+        let patch = expect(
+            &mut api,
+            "PATCH",
+            &status_path("newcomer"),
+            StatusCode::OK,
+            reply,
+        )
+        .await;
+        (patch, api)
+    });
+    obj.reconcile(&ctx).await.expect("reconcile");
+    let (patch, mut api) = server.await.unwrap();
+    let msg = condition(&patch["status"], "Ready")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("a deleted SecretsMount (uid uid-deleted)")
+            && msg.contains("owner=uid-newcomer"),
+        "{msg}"
+    );
+    let live = live_mount(&ctx, "team-a/kept/").await.unwrap();
+    assert_eq!(
+        (live["owner"].as_str(), live["description"].as_str()),
+        (Some("uid-deleted"), Some("old"))
+    );
+
+    // The hand-over: root records the new owner; the next reconcile tunes it.
+    core_call(
+        &ctx,
+        &root,
+        Method::Write,
+        "sys/mounts/team-a/kept/tune",
+        json!({"owner": "uid-newcomer"}),
+    )
+    .await;
+    let reply = serde_json::to_value(&obj).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::OK, kv_entry()).await;
+        expect_event(&mut api, "team-a", "Normal", "Tuned").await;
+        expect(
+            &mut api,
+            "PATCH",
+            &status_path("newcomer"),
+            StatusCode::OK,
+            reply,
+        )
+        .await;
+        api
+    });
+    obj.reconcile(&ctx).await.expect("reconcile");
+    let mut api = server.await.unwrap();
+    no_more_requests(&mut api, "an unexpected request").await;
+    let live = live_mount(&ctx, "team-a/kept/").await.unwrap();
+    assert_eq!(
+        (live["owner"].as_str(), live["description"].as_str()),
+        (Some("uid-newcomer"), Some("new"))
+    );
+}
+
+/// A new mount is enabled with this object's UID as its owner; a mount an
+/// older operator enabled for this object (no owner, but the object's
+/// status records its path and accessor) is adopted; an ownerless mount
+/// whose accessor the status does not record is not.
+#[tokio::test]
+async fn enable_records_the_owner_and_pre_owner_mounts_are_adopted_by_their_object_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, root) = context(dir.path()).await;
+    let fresh = kv_mount("fresh", "team-a/fresh", json!({}));
+    with_store(&ctx, &[&fresh]);
+    let reply = serde_json::to_value(&fresh).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::OK, kv_entry()).await;
+        expect_event(&mut api, "team-a", "Normal", "Mounted").await;
+        expect(
+            &mut api,
+            "PATCH",
+            &status_path("fresh"),
+            StatusCode::OK,
+            reply,
+        )
+        .await;
+        api
+    });
+    fresh.reconcile(&ctx).await.expect("reconcile");
+    let mut api = server.await.unwrap();
+    let live = live_mount(&ctx, "team-a/fresh/").await.unwrap();
+    assert_eq!(live["owner"], "uid-fresh", "{live}");
+
+    // Enabled by an older operator: no owner recorded.
+    core_call(
+        &ctx,
+        &root,
+        Method::Write,
+        "sys/mounts/team-a/legacy",
+        json!({"type": "kv"}),
+    )
+    .await;
+    let accessor = live_mount(&ctx, "team-a/legacy/").await.unwrap()["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let with_status = |name: &str, accessor: &str| {
+        let mut m = kv_mount(name, "team-a/legacy", json!({}));
+        m.status = Some(
+            serde_json::from_value(json!({
+                "observedGeneration": 1,
+                "path": "team-a/legacy/",
+                "accessor": accessor,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Mounted",
+                    "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    "observedGeneration": 1}],
+            }))
+            .unwrap(),
+        );
+        m
+    };
+    // Another object whose status names a different accessor: a conflict.
+    let stranger = with_status("stranger", "kv_12345678");
+    with_store(&ctx, &[&stranger]);
+    let reply = serde_json::to_value(&stranger).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::OK, kv_entry()).await;
+        expect_event(&mut api, "team-a", "Warning", "PathConflict").await;
+        expect(
+            &mut api,
+            "PATCH",
+            &status_path("stranger"),
+            StatusCode::OK,
+            reply,
+        )
+        .await;
+        api
+    });
+    stranger.reconcile(&ctx).await.expect("reconcile");
+    let mut api = server.await.unwrap();
+    assert!(
+        live_mount(&ctx, "team-a/legacy/")
+            .await
+            .unwrap()
+            .get("owner")
+            .is_none()
+    );
+
+    // Its own object: adopted.
+    let own = with_status("legacy", &accessor);
+    with_store(&ctx, &[&own]);
+    let reply = serde_json::to_value(&own).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::OK, kv_entry()).await;
+        expect_event(&mut api, "team-a", "Normal", "Adopted").await;
+        expect(
+            &mut api,
+            "PATCH",
+            &status_path("legacy"),
+            StatusCode::OK,
+            reply,
+        )
+        .await;
+        api
+    });
+    own.reconcile(&ctx).await.expect("reconcile");
+    let mut api = server.await.unwrap();
+    no_more_requests(&mut api, "an unexpected request").await;
+    let live = live_mount(&ctx, "team-a/legacy/").await.unwrap();
+    assert_eq!(live["owner"], "uid-legacy", "{live}");
+    assert_eq!(live["accessor"], accessor.as_str());
 }

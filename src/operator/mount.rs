@@ -7,16 +7,34 @@
 //! the difference with the core's mount table requires → status from
 //! `GET sys/mounts`.
 //!
-//! A changed `spec.path` of a mount this object held moves the mount with
-//! its data (`sys/remount`).
+//! # Ownership
+//!
+//! Every mount the operator enables records its owner in the core's mount
+//! table: the SecretsMount's `metadata.uid` (`owner`, a field only a root
+//! token can set). The operator tunes, reloads, moves or disables only a
+//! mount whose owner is this object; a mount at the path with any other
+//! owner, or none (made through the API), is `PathConflict` (condition and
+//! a Warning event) and left untouched, so a SecretsMount cannot take over
+//! a mount it did not create. A mount left by `deletionPolicy: Retain` keeps
+//! the deleted object's UID: a new SecretsMount at that path (another
+//! namespace or the same name again, a new UID either way) is a conflict
+//! until a lockbox administrator hands the mount over with the root token
+//! (`lockbox write sys/mounts/PATH/tune owner=NEW-UID`; the conflict
+//! message prints the command). Mounts from before owners were recorded
+//! have none; such a mount is adopted (its owner set) only by the object
+//! whose status already records that mount's accessor at that path, which
+//! only the operator writes.
+//!
+//! A changed `spec.path` of a mount this object owns moves the mount with
+//! its data (`sys/remount`; the owner moves with it).
 //!
 //! Drift (a mount disabled or tuned through the HTTP API) is corrected on
 //! the next reconcile: every reconcile compares against the live table, and
 //! every object is reconciled at least once per resync period.
 //!
 //! Cleanup (the finalizer): `deletionPolicy: Retain` leaves the mount;
-//! `Delete` disables it (and so removes its data), unless this object never
-//! owned the path (`PathConflict`, `InvalidSpec`).
+//! `Delete` disables it (and so removes its data) only if this object owns
+//! it.
 
 use super::conditions::{condition, reason_of};
 use super::context::{Context, Error, apply_status};
@@ -51,6 +69,31 @@ pub const REASON_PLUGIN_CHANGED: &str = "PluginChanged";
 pub const REASON_MOUNT_FAILED: &str = "MountFailed";
 
 const RECHECK: Duration = Duration::from_secs(15);
+
+/// Request and `sys/mounts` field holding a mount's owner.
+const OWNER: &str = crate::core::mounts::OWNER_FIELD;
+
+/// Whether `live` (a `sys/mounts` entry) belongs to the object with `uid`:
+/// its recorded owner is `uid`.
+fn owned_by(live: &Map<String, Value>, uid: &str) -> bool {
+    !uid.is_empty() && str_of(live, OWNER) == uid
+}
+
+/// Whether `live`, at `path`, has no owner but is the mount `status`
+/// records for this object (same path and accessor): a mount an operator
+/// enabled for this object before owners were recorded.
+fn created_before_owners(
+    live: &Map<String, Value>,
+    path: &str,
+    status: Option<&SecretsMountStatus>,
+) -> bool {
+    let accessor = str_of(live, "accessor");
+    str_of(live, OWNER).is_empty()
+        && !accessor.is_empty()
+        && status.is_some_and(|s| {
+            s.path.as_deref() == Some(path) && s.accessor.as_deref() == Some(accessor)
+        })
+}
 
 fn str_of<'a>(m: &'a Map<String, Value>, key: &str) -> &'a str {
     m.get(key).and_then(Value::as_str).unwrap_or("")
@@ -103,15 +146,19 @@ impl SecretsMount {
             }
         };
 
+        let uid = self
+            .metadata
+            .uid
+            .clone()
+            .ok_or(Error::MissingField("metadata.uid"))?;
+
         // Path conflicts: the oldest SecretsMount holding a path wins.
         if let Some(holder) = self.conflicting_holder(ctx, &want.path).await? {
             let msg = format!(
                 "path {} is already held by SecretsMount {holder}; choose another spec.path",
                 want.path
             );
-            return self
-                .report(ctx, Some(&want.path), REASON_PATH_CONFLICT, msg, RECHECK)
-                .await;
+            return self.conflict(ctx, &want.path, msg).await;
         }
 
         // The catalog entry must exist and have been registered.
@@ -160,10 +207,39 @@ impl SecretsMount {
         let mut mounts = ctx.mounts().await?;
         let reference = self.object_ref(&());
 
-        // spec.path changed on a mount this object held: move it (and its
+        // A mount an operator enabled for this object before owners were
+        // recorded: record this object as its owner first (see module docs).
+        let old_path = self.status.as_ref().and_then(|s| s.path.clone());
+        if let Some(old) = &old_path
+            && mounts
+                .get(old)
+                .and_then(Value::as_object)
+                .is_some_and(|m| created_before_owners(m, old, self.status.as_ref()))
+        {
+            let tune = format!("sys/mounts/{}/tune", old.trim_end_matches('/'));
+            if let Err(e) = ctx
+                .call("AdoptMount", Method::Write, &tune, owner_body(&uid))
+                .await
+            {
+                return self.core_refused(ctx, &want.path, e).await;
+            }
+            tracing::info!(mount = %old, "recorded the SecretsMount as the owner of its mount");
+            ctx.event(
+                &reference,
+                EventType::Normal,
+                "Adopted",
+                format!(
+                    "recorded this SecretsMount as the owner of {old}, which the operator \
+                     enabled for it before owners were recorded"
+                ),
+            )
+            .await;
+            mounts = ctx.mounts().await?;
+        }
+
+        // spec.path changed on a mount this object owns: move it (and its
         // data) with sys/remount rather than leaving an orphan behind.
         let conds = self.status.as_ref().and_then(|s| s.conditions.as_deref());
-        let old_path = self.status.as_ref().and_then(|s| s.path.clone());
         if let Some(old) = old_path
             && old != want.path
             && reason_of(conds, CONDITION_READY) == Some(REASON_MOUNTED)
@@ -171,7 +247,7 @@ impl SecretsMount {
             && mounts
                 .get(&old)
                 .and_then(Value::as_object)
-                .is_some_and(|m| str_of(m, "type") == want.plugin)
+                .is_some_and(|m| owned_by(m, &uid) && str_of(m, "type") == want.plugin)
         {
             let body = json!({ "from": old, "to": want.path });
             if let Err(e) = ctx
@@ -202,6 +278,7 @@ impl SecretsMount {
                     },
                     "options": want.options,
                     "plugin_version": pin,
+                    OWNER: uid,
                 });
                 if let Err(e) = ctx
                     .call("EnableMount", Method::Write, &mount_api, body)
@@ -224,6 +301,12 @@ impl SecretsMount {
                     .await;
             }
             Some(live) => {
+                if !owned_by(live, &uid) {
+                    let msg = self
+                        .foreign_mount_message(ctx, &want.path, live, &uid)
+                        .await?;
+                    return self.conflict(ctx, &want.path, msg).await;
+                }
                 if str_of(live, "type") != want.plugin {
                     let msg = format!(
                         "lockbox already has a mount at {} running plugin {:?}; a mount's plugin \
@@ -346,15 +429,31 @@ impl SecretsMount {
         Ok(Action::requeue(ctx.resync))
     }
 
-    /// Disables the mount when `deletionPolicy: Delete` (see module docs).
+    /// Disables the mount when `deletionPolicy: Delete` and this object owns
+    /// it (see module docs).
     pub async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
         let policy = self.spec.deletion_policy.unwrap_or_default();
-        let conds = self.status.as_ref().and_then(|s| s.conditions.as_deref());
-        let owned = !matches!(
-            reason_of(conds, CONDITION_READY),
-            Some(REASON_PATH_CONFLICT | REASON_INVALID_SPEC) | None
-        );
         let path = self.status.as_ref().and_then(|s| s.path.clone());
+        let mut owned = false;
+        if let (DeletionPolicy::Delete, Some(path), Some(uid)) =
+            (policy, &path, self.metadata.uid.as_deref())
+        {
+            let mounts = ctx.mounts().await?;
+            if let Some(live) = mounts.get(path).and_then(Value::as_object) {
+                owned =
+                    owned_by(live, uid) || created_before_owners(live, path, self.status.as_ref());
+                if !owned {
+                    let msg = format!(
+                        "deletionPolicy Delete: the mount at {path} is not this SecretsMount's \
+                         (its owner is {:?}); left untouched",
+                        str_of(live, OWNER)
+                    );
+                    tracing::info!(mount = %path, "{msg}");
+                    ctx.event(&self.object_ref(&()), EventType::Normal, "MountKept", msg)
+                        .await;
+                }
+            }
+        }
         match (policy, path) {
             (DeletionPolicy::Delete, Some(path)) if owned => {
                 // Disabling a missing mount succeeds, so this is idempotent.
@@ -410,6 +509,68 @@ impl SecretsMount {
             }
         }
         Ok(holder.map(|(_, ns, name)| format!("{ns}/{name}")))
+    }
+
+    /// The `PathConflict` message for a mount at `path` that is not this
+    /// object's (`uid`): whose it is, and how an administrator hands it
+    /// over.
+    async fn foreign_mount_message(
+        &self,
+        ctx: &Context,
+        path: &str,
+        live: &Map<String, Value>,
+        uid: &str,
+    ) -> Result<String, Error> {
+        let owner = str_of(live, OWNER);
+        let whose = if owner.is_empty() {
+            "no SecretsMount owns (it was enabled through the API, or before owners were \
+             recorded)"
+                .to_string()
+        } else {
+            let all = ctx.all_mounts().await?;
+            match all
+                .iter()
+                .find(|m| m.metadata.uid.as_deref() == Some(owner))
+            {
+                Some(m) => format!(
+                    "SecretsMount {}/{} owns",
+                    m.namespace().unwrap_or_default(),
+                    m.name_any()
+                ),
+                None => format!(
+                    "a deleted SecretsMount (uid {owner}) owns; it was kept by deletionPolicy \
+                     Retain"
+                ),
+            }
+        };
+        Ok(format!(
+            "lockbox already has a mount at {path} that {whose}; it is left untouched. Choose \
+             another spec.path, or ask a lockbox administrator to hand the mount over with the \
+             root token: lockbox write sys/mounts/{}/tune owner={uid}",
+            path.trim_end_matches('/')
+        ))
+    }
+
+    /// Reports `PathConflict`: the condition, and a Warning event once per
+    /// generation.
+    async fn conflict(&self, ctx: &Context, path: &str, msg: String) -> Result<Action, Error> {
+        let status = self.status.as_ref();
+        let reported = reason_of(
+            status.and_then(|s| s.conditions.as_deref()),
+            CONDITION_READY,
+        ) == Some(REASON_PATH_CONFLICT)
+            && status.and_then(|s| s.observed_generation) == self.metadata.generation;
+        if !reported {
+            ctx.event(
+                &self.object_ref(&()),
+                EventType::Warning,
+                REASON_PATH_CONFLICT,
+                msg.clone(),
+            )
+            .await;
+        }
+        self.report(ctx, Some(path), REASON_PATH_CONFLICT, msg, RECHECK)
+            .await
     }
 
     /// Maps a core refusal to a status reason; other failures are errors.
@@ -482,6 +643,13 @@ impl SecretsMount {
         let api: Api<SecretsMount> = Api::namespaced(ctx.client.clone(), &ns);
         apply_status(&api, &self.name_any(), status, "PatchSecretsMountStatus").await
     }
+}
+
+/// A tune body setting the mount's owner to `uid`.
+fn owner_body(uid: &str) -> Value {
+    let mut m = Map::new();
+    m.insert(OWNER.into(), Value::String(uid.into()));
+    Value::Object(m)
 }
 
 /// Controller entry point: the finalizer around apply/cleanup.

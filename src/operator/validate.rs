@@ -16,9 +16,10 @@
 //!   message.
 
 use super::crd::{
-    DeletionPolicy, EnvVar, ImageSource, OBJECT_NAME_MAX_LEN, PATH_MAX_LEN, PluginCatalogEntrySpec,
-    SecretsMountSpec,
+    DeletionPolicy, EnvVar, ImageSource, OBJECT_NAME_MAX_LEN, PATH_MAX_LEN, PLUGIN_ENV_LABEL,
+    PLUGIN_ENV_LABEL_VALUE, PluginCatalogEntrySpec, SecretsMountSpec,
 };
+use super::run::{ROOT_TOKEN_SECRET, UNSEAL_SECRET};
 use crate::core::mounts;
 use crate::logical::duration;
 use lockbox_plugin_proto as proto;
@@ -35,6 +36,25 @@ const RESERVED_ENV: [&str; 6] = [
     proto::NAME_KEY,
     proto::VERSION_KEY,
 ];
+
+/// The operator's own Secrets (the unseal key and the root token) and what
+/// they hold: never a source of plugin env values or pull credentials,
+/// whatever their labels say.
+const OPERATOR_SECRETS: [(&str, &str); 2] = [
+    (UNSEAL_SECRET, "lockbox's unseal key"),
+    (ROOT_TOKEN_SECRET, "lockbox's root token"),
+];
+
+/// Secret type of ServiceAccount tokens: never given to a plugin.
+const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+
+/// What an operator Secret holds, if `name` is one of them.
+fn operator_secret(name: &str) -> Option<&'static str> {
+    OPERATOR_SECRETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, what)| *what)
+}
 
 /// One problem in a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +122,10 @@ pub struct ValidMount {
 /// `image.pullSecrets` are Secret names; no argument contains a NUL byte; `env` names
 /// are valid, unique and not set by the host (`LOCKBOX_PLUGIN_NAME`, ...;
 /// `LOCKBOX_PLUGIN_LOG` is the plugin's own and allowed), and each entry has exactly one of
-/// `value` / `valueFrom` with a valid Secret name and key.
+/// `value` / `valueFrom` with a valid Secret name and key. Neither
+/// `valueFrom` nor `pullSecrets` may name the operator's own Secrets
+/// (`lockbox-unseal-keys`, `lockbox-root-token`); the Secrets themselves are
+/// checked when read ([`check_env_secret`]).
 pub fn validate_catalog_entry(spec: &PluginCatalogEntrySpec) -> Result<(), Vec<SpecError>> {
     let mut errs = Vec::new();
 
@@ -175,7 +198,15 @@ fn check_image(image: &ImageSource, errs: &mut Vec<SpecError>) {
     }
     let mut seen = HashSet::new();
     for (i, name) in image.pull_secrets.iter().flatten().enumerate() {
-        if !is_object_name(name) {
+        if let Some(what) = operator_secret(name) {
+            errs.push(SpecError::new(
+                format!("spec.image.pullSecrets[{i}]"),
+                format!(
+                    "{name:?} is the operator's own Secret ({what}), not registry credentials: \
+                     name a kubernetes.io/dockerconfigjson Secret"
+                ),
+            ));
+        } else if !is_object_name(name) {
             errs.push(SpecError::new(
                 format!("spec.image.pullSecrets[{i}]"),
                 format!(
@@ -245,7 +276,17 @@ fn check_env<'a>(
         (None, Some(from)) => {
             let r = &from.secret_key_ref;
             let f = format!("{field}.valueFrom.secretKeyRef");
-            if !is_object_name(&r.name) {
+            if let Some(what) = operator_secret(&r.name) {
+                errs.push(SpecError::new(
+                    format!("{f}.name"),
+                    format!(
+                        "{:?} is the operator's own Secret ({what}) and is never given to a \
+                         plugin, labelled or not: put the value in a Secret of its own labelled \
+                         {PLUGIN_ENV_LABEL}={PLUGIN_ENV_LABEL_VALUE}",
+                        r.name
+                    ),
+                ));
+            } else if !is_object_name(&r.name) {
                 errs.push(SpecError::new(
                     format!("{f}.name"),
                     format!(
@@ -273,6 +314,59 @@ fn check_env<'a>(
             }
         }
     }
+}
+
+/// Whether the Secret an env value comes from may be read for a plugin:
+/// `spec.env[index]` names Secret `namespace/name` (the operator's
+/// namespace), which has `labels` and type `secret_type`.
+///
+/// Rule: the Secret must carry the label
+/// `lockbox.dev/plugin-env: "true"` (whoever creates a catalog entry must
+/// not be able to hand the operator's other Secrets to a plugin they
+/// choose), and it is neither one of the operator's own Secrets nor a
+/// ServiceAccount token, even when labelled. RBAC cannot grant reads by
+/// label, so this check is what enforces it.
+pub fn check_env_secret(
+    index: usize,
+    namespace: &str,
+    name: &str,
+    labels: Option<&BTreeMap<String, String>>,
+    secret_type: Option<&str>,
+) -> Result<(), SpecError> {
+    let field = format!("spec.env[{index}].valueFrom.secretKeyRef.name");
+    if let Some(what) = operator_secret(name) {
+        return Err(SpecError::new(
+            field,
+            format!(
+                "Secret {namespace}/{name} is the operator's own Secret ({what}) and is never \
+                 given to a plugin, labelled or not: put the value in a Secret of its own \
+                 labelled {PLUGIN_ENV_LABEL}={PLUGIN_ENV_LABEL_VALUE}"
+            ),
+        ));
+    }
+    if secret_type == Some(SERVICE_ACCOUNT_TOKEN_TYPE) {
+        return Err(SpecError::new(
+            field,
+            format!(
+                "Secret {namespace}/{name} is a ServiceAccount token \
+                 ({SERVICE_ACCOUNT_TOKEN_TYPE}) and is never given to a plugin, labelled or not"
+            ),
+        ));
+    }
+    let labelled = labels
+        .and_then(|l| l.get(PLUGIN_ENV_LABEL))
+        .is_some_and(|v| v == PLUGIN_ENV_LABEL_VALUE);
+    if !labelled {
+        return Err(SpecError::new(
+            field,
+            format!(
+                "Secret {namespace}/{name} is not marked for plugin use: if its values may be \
+                 given to plugins, label it: kubectl label secret -n {namespace} {name} \
+                 {PLUGIN_ENV_LABEL}={PLUGIN_ENV_LABEL_VALUE}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a SecretsMount spec and applies the defaults.
@@ -890,6 +984,72 @@ mod tests {
         let mut ok = entry();
         ok.env = Some(vec![from_secret("A", "mock.creds-1", "tls.key_2-x")]);
         assert_eq!(validate_catalog_entry(&ok), Ok(()));
+    }
+
+    /// The operator's own Secrets are refused by name in the spec, for env
+    /// values and pull secrets alike, before anything is read.
+    #[test]
+    fn the_operators_own_secrets_are_refused_in_the_spec() {
+        for own in ["lockbox-unseal-keys", "lockbox-root-token"] {
+            let e = entry_err(|e| e.env = Some(vec![from_secret("A", own, "token")]));
+            assert_eq!(e.field, "spec.env[0].valueFrom.secretKeyRef.name");
+            assert!(
+                e.message.contains(own) && e.message.contains("lockbox.dev/plugin-env=true"),
+                "{e}"
+            );
+            let mut spec = image_entry(&format!("registry.example/p@sha256:{SHA}"));
+            if let Some(i) = spec.image.as_mut() {
+                i.pull_secrets = Some(vec![own.into()]);
+            }
+            let e = one(validate_catalog_entry(&spec));
+            assert_eq!(e.field, "spec.image.pullSecrets[0]");
+            assert!(e.message.contains(own), "{e}");
+        }
+    }
+
+    /// Only Secrets labelled `lockbox.dev/plugin-env: "true"` feed env
+    /// values; the operator's own Secrets and ServiceAccount tokens never
+    /// do, labelled or not. Messages name the Secret and the label to add.
+    #[test]
+    fn env_secrets_need_the_plugin_env_label() {
+        let labelled: BTreeMap<String, String> =
+            [("lockbox.dev/plugin-env".to_string(), "true".to_string())].into();
+        let ns = "lockbox-system";
+        assert_eq!(
+            check_env_secret(0, ns, "creds", Some(&labelled), Some("Opaque")),
+            Ok(())
+        );
+        let other: BTreeMap<String, String> =
+            [("lockbox.dev/plugin-env".to_string(), "yes".to_string())].into();
+        for labels in [None, Some(&BTreeMap::new()), Some(&other)] {
+            let e = check_env_secret(2, ns, "creds", labels, None).unwrap_err();
+            assert_eq!(e.field, "spec.env[2].valueFrom.secretKeyRef.name");
+            assert!(
+                e.message
+                    .contains("Secret lockbox-system/creds is not marked")
+                    && e.message.contains(
+                        "kubectl label secret -n lockbox-system creds lockbox.dev/plugin-env=true"
+                    ),
+                "{e}"
+            );
+        }
+        for own in ["lockbox-unseal-keys", "lockbox-root-token"] {
+            let e = check_env_secret(0, ns, own, Some(&labelled), None).unwrap_err();
+            assert!(
+                e.message.contains(&format!("{ns}/{own}"))
+                    && e.message.contains("operator's own Secret"),
+                "{e}"
+            );
+        }
+        let e = check_env_secret(
+            0,
+            ns,
+            "sa-token",
+            Some(&labelled),
+            Some("kubernetes.io/service-account-token"),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("ServiceAccount token"), "{e}");
     }
 
     #[test]

@@ -890,3 +890,145 @@ async fn unseal_removes_data_of_mounts_not_in_the_table() {
         "1"
     );
 }
+
+/// A mount's `owner` (lockbox's extension for the operator): only a root
+/// token may set it, at enable or tune; a token with every capability on
+/// `sys/mounts/*` but not root gets a 400 naming the field and changes
+/// nothing. `sys/mounts` shows it only when set; tune and remount keep it,
+/// and it survives a seal/unseal (it is in the stored table).
+#[tokio::test]
+async fn only_root_sets_a_mount_owner_and_remount_and_tune_keep_it() {
+    let s = TestServer::dev().await;
+    let r = s
+        .root(
+            "PUT",
+            "sys/policies/acl/mount-admin",
+            Some(json!({"policy": r#"path "sys/mounts/*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }
+path "sys/mounts" { capabilities = ["read"] }
+path "sys/remount" { capabilities = ["update", "sudo"] }"#})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let admin = s.token_with(&["mount-admin"]).await;
+
+    // Not root: refused, nothing enabled.
+    let r = s
+        .call(
+            "POST",
+            "sys/mounts/team-a/kv",
+            Some(&admin),
+            Some(json!({"type": "kv", "owner": "uid-forged"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.error_text().contains("owner"), "{:?}", r.body);
+    let list = s.call("GET", "sys/mounts", Some(&admin), None).await;
+    assert!(
+        list.body["data"].get("team-a/kv/").is_none(),
+        "{}",
+        list.body
+    );
+
+    // Without owner the same token enables as before; no owner key shown.
+    let r = s
+        .call(
+            "POST",
+            "sys/mounts/team-a/kv",
+            Some(&admin),
+            Some(json!({"type": "kv"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let list = s.root("GET", "sys/mounts", None).await;
+    assert!(
+        list.body["data"]["team-a/kv/"].get("owner").is_none(),
+        "{}",
+        list.body
+    );
+    // ... and cannot claim it by tune either.
+    let r = s
+        .call(
+            "POST",
+            "sys/mounts/team-a/kv/tune",
+            Some(&admin),
+            Some(json!({"owner": "uid-forged", "description": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let m = s.root("GET", "sys/mounts/team-a/kv", None).await;
+    assert!(m.body["data"].get("owner").is_none(), "{}", m.body);
+    assert_eq!(m.body["data"]["description"], "", "{}", m.body);
+
+    // Root sets it at enable; it shows in sys/mounts and sys/mounts/PATH.
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/team-b/kv",
+            Some(json!({"type": "kv", "owner": "5f1e-uid"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let list = s.root("GET", "sys/mounts", None).await;
+    assert_eq!(list.body["data"]["team-b/kv/"]["owner"], "5f1e-uid");
+    // A non-root tune and a remount keep it.
+    let r = s
+        .call(
+            "POST",
+            "sys/mounts/team-b/kv/tune",
+            Some(&admin),
+            Some(json!({"description": "tuned"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = s
+        .call(
+            "POST",
+            "sys/remount",
+            Some(&admin),
+            Some(json!({"from": "team-b/kv", "to": "team-b/moved"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let m = s.root("GET", "sys/mounts/team-b/moved", None).await;
+    assert_eq!(
+        (
+            m.body["data"]["owner"].clone(),
+            m.body["data"]["description"].clone()
+        ),
+        (json!("5f1e-uid"), json!("tuned")),
+        "{}",
+        m.body
+    );
+    // Root hands it over by tune; bad owners are refused.
+    let r = s
+        .root(
+            "POST",
+            "sys/mounts/team-b/moved/tune",
+            Some(json!({"owner": "new-uid"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    for bad in [json!("has space"), json!(7), json!("x".repeat(254))] {
+        let r = s
+            .root(
+                "POST",
+                "sys/mounts/team-c/kv",
+                Some(json!({"type": "kv", "owner": bad})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+        assert!(r.error_text().contains("owner"), "{:?}", r.body);
+    }
+
+    // Stored with the table: unchanged after seal and unseal.
+    assert_eq!(s.root("PUT", "sys/seal", None).await.status, 204);
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(&s.unseal_keys[0]);
+    let r = s
+        .call("PUT", "sys/unseal", None, Some(json!({ "key": key })))
+        .await;
+    assert_eq!(r.body["sealed"], false, "{:?}", r.body);
+    let list = s.root("GET", "sys/mounts", None).await;
+    assert_eq!(list.body["data"]["team-b/moved/"]["owner"], "new-uid");
+    assert!(list.body["data"]["team-a/kv/"].get("owner").is_none());
+}

@@ -37,6 +37,14 @@ fn catalog_entry_and_mount_lifecycle() {
         &s.op_ns,
         &format!("--from-literal=marker={marker}"),
     ]);
+    c.must(&[
+        "label",
+        "secret",
+        "mock-env",
+        "-n",
+        &s.op_ns,
+        "lockbox.dev/plugin-env=true",
+    ]);
     let env = "  env:\n  - name: MOCK_PLUGIN_MARKER\n    valueFrom:\n      secretKeyRef:\n        name: mock-env\n        key: marker\n";
     c.apply(&format!(
         "{}{env}",
@@ -92,7 +100,7 @@ fn catalog_entry_and_mount_lifecycle() {
     // Changing the Secret reloads the plugin with the new value.
     let marker2 = "marker-value-second-81b2";
     c.apply(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mock-env\n  namespace: {}\nstringData:\n  marker: {marker2}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mock-env\n  namespace: {}\n  labels:\n    lockbox.dev/plugin-env: \"true\"\nstringData:\n  marker: {marker2}\n",
         s.op_ns
     ));
     eventually(
@@ -1262,5 +1270,306 @@ fn an_oversize_plugin_image_is_refused() {
     // With room for it, the same entry is pulled and Ready.
     let op = s.operator_with(&["--insecure-registry", &reg.host]);
     c.wait(&["pce/mock-big"], "condition=Ready", WAIT);
+    op.stop();
+}
+
+/// The Ready reason and message of a SecretsMount.
+fn mount_reason(c: &harness::Cluster, ns: &str, name: &str) -> (String, String) {
+    let obj = format!("smount/{name}");
+    let what = ["-n", ns, obj.as_str()];
+    (
+        c.get(&what, r#"{.status.conditions[?(@.type=="Ready")].reason}"#),
+        c.get(&what, r#"{.status.conditions[?(@.type=="Ready")].message}"#),
+    )
+}
+
+/// Finding 6 (issue 10), env: a catalog entry cannot make the operator
+/// hand its own Secrets, or any Secret not marked for plugin use, to a
+/// plugin. `valueFrom` naming `lockbox-unseal-keys` or `lockbox-root-token`
+/// (even labelled) or an unlabelled Secret is `InvalidSpec` naming the
+/// Secret and the label, and nothing is registered or run; labelling the
+/// Secret makes the same entry Ready and the value reaches the plugin.
+#[test]
+fn env_secrets_must_be_marked_for_plugins_and_never_the_operators_own() {
+    let s = Scenario::start("envsec", &["envsec-a"], &[]);
+    let c = cluster();
+    let op = s.operator();
+    let token = s.root_token();
+    let env = |secret: &str, key: &str| {
+        format!(
+            "  env:\n  - name: MOCK_PLUGIN_MARKER\n    valueFrom:\n      secretKeyRef:\n        name: {secret}\n        key: {key}\n"
+        )
+    };
+    let entry = |name: &str, secret: &str, key: &str| {
+        format!(
+            "{}{}",
+            s.entry_yaml(name, "lockbox-plugin-mock", &s.mock_sha, "1.0.0"),
+            env(secret, key)
+        )
+    };
+    let refused = |name: &str, needles: &[&str]| {
+        let what = format!("pce/{name}");
+        c.wait(&[&what], "condition=Ready=false", WAIT);
+        assert_eq!(ready_reason(c, &what), "InvalidSpec");
+        let msg = c.get(
+            &[&what],
+            r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+        );
+        for n in needles {
+            assert!(msg.contains(n), "{name}: {n:?} missing from {msg}");
+        }
+        let (code, _) = api(
+            &op,
+            &token,
+            "GET",
+            &format!("sys/plugins/catalog/secret/{name}?version=1.0.0"),
+            None,
+        );
+        assert_eq!(code, 404, "{name} was registered");
+    };
+
+    // The operator's own Secrets, even when someone labels them.
+    c.must(&[
+        "label",
+        "secret",
+        "lockbox-root-token",
+        "-n",
+        &s.op_ns,
+        "lockbox.dev/plugin-env=true",
+    ]);
+    c.apply(&entry("mock-roottoken", "lockbox-root-token", "token"));
+    refused(
+        "mock-roottoken",
+        &["lockbox-root-token", "lockbox.dev/plugin-env=true"],
+    );
+    c.apply(&entry(
+        "mock-unsealkey",
+        "lockbox-unseal-keys",
+        "unseal-key",
+    ));
+    refused(
+        "mock-unsealkey",
+        &["lockbox-unseal-keys", "lockbox.dev/plugin-env=true"],
+    );
+
+    // A Secret that is not marked for plugin use.
+    let marker = "unlabelled-value-0c4e1d";
+    c.must(&[
+        "create",
+        "secret",
+        "generic",
+        "plain",
+        "-n",
+        &s.op_ns,
+        &format!("--from-literal=marker={marker}"),
+    ]);
+    c.apply(&entry("mock-plain", "plain", "marker"));
+    refused(
+        "mock-plain",
+        &[
+            &format!("Secret {}/plain", s.op_ns),
+            &format!(
+                "kubectl label secret -n {} plain lockbox.dev/plugin-env=true",
+                s.op_ns
+            ),
+        ],
+    );
+    assert!(
+        op.children().is_empty(),
+        "a plugin ran: {:?}",
+        op.children()
+    );
+
+    // Marked for plugin use: the same entry turns Ready and the value
+    // reaches the plugin (the mock echoes it as served_by).
+    c.must(&[
+        "label",
+        "secret",
+        "plain",
+        "-n",
+        &s.op_ns,
+        "lockbox.dev/plugin-env=true",
+    ]);
+    c.wait(&["pce/mock-plain"], "condition=Ready", WAIT);
+    c.apply(&s.mount_yaml("envsec-a", "kv", "mock-plain", ""));
+    c.wait(&["-n", "envsec-a", "smount/kv"], "condition=Ready", WAIT);
+    let (code, _) = api(&op, &token, "POST", "envsec-a/kv/x", Some(r#"{"v":"1"}"#));
+    assert!(code == 200 || code == 204, "write: {code}");
+    let (_, body) = api(&op, &token, "GET", "envsec-a/kv/x", None);
+    assert_eq!(body["data"]["served_by"], marker, "{body}");
+    // The refused entries still registered nothing.
+    for name in ["mock-roottoken", "mock-unsealkey"] {
+        assert_eq!(ready_reason(c, &format!("pce/{name}")), "InvalidSpec");
+    }
+    op.stop();
+    let logs = s.logs();
+    assert!(
+        !logs.contains(&token),
+        "the root token leaked into the logs"
+    );
+}
+
+/// Finding 6 (issue 10), mounts: the operator only changes or deletes a
+/// mount it enabled for the same object (its UID is the mount's owner).
+/// A mount made through the API, or kept by a deleted object's
+/// `deletionPolicy: Retain`, is `PathConflict` (Warning event) for a new
+/// SecretsMount, in the same namespace or another, and stays untouched:
+/// not tuned, not deleted with `deletionPolicy: Delete`. A root-token
+/// hand-over (`owner=<uid>`) lets the new object adopt it with its data;
+/// create, adopt-own and delete still work.
+#[test]
+fn mounts_belong_to_the_object_that_created_them() {
+    let s = Scenario::start(
+        "owner",
+        &["owner-a", "owner-b"],
+        &["owner-a=shared", "owner-b=shared"],
+    );
+    let c = cluster();
+    let op = s.operator();
+    let token = s.root_token();
+    c.apply(&s.entry_yaml("mock-owner", "lockbox-plugin-mock", &s.mock_sha, "1.0.0"));
+    c.wait(&["pce/mock-owner"], "condition=Ready", WAIT);
+    let live = |path: &str| {
+        let (_, m) = api(&op, &token, "GET", "sys/mounts", None);
+        m["data"][path].clone()
+    };
+    let conflict = |ns: &str, name: &str| -> String {
+        eventually(
+            &format!("PathConflict on {ns}/{name}"),
+            Duration::from_secs(60),
+            || {
+                let (reason, msg) = mount_reason(c, ns, name);
+                (reason == "PathConflict").then_some(msg)
+            },
+        )
+    };
+
+    // 1. A mount made through the API.
+    let (code, body) = api(
+        &op,
+        &token,
+        "POST",
+        "sys/mounts/owner-a/api",
+        Some(r#"{"type":"mock-owner","description":"made through the API"}"#),
+    );
+    assert_eq!(code, 204, "{body}");
+    let (code, _) = api(&op, &token, "POST", "owner-a/api/x", Some(r#"{"v":"api"}"#));
+    assert!(code == 200 || code == 204, "write: {code}");
+    let before = live("owner-a/api/");
+    c.apply(&s.mount_yaml(
+        "owner-a",
+        "intruder",
+        "mock-owner",
+        "  path: owner-a/api\n  description: taken over\n  deletionPolicy: Delete\n  config:\n    maxLeaseTTL: 1h\n",
+    ));
+    let msg = conflict("owner-a", "intruder");
+    assert!(msg.contains("enabled through the API"), "{msg}");
+    let events = eventually("the PathConflict event", Duration::from_secs(30), || {
+        let (_, ev, _) = c.kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "owner-a",
+            "-o",
+            r#"jsonpath={range .items[?(@.regarding.name=="intruder")]}{.reason}:{.type}{"\n"}{end}"#,
+        ]);
+        ev.contains("PathConflict").then_some(ev)
+    });
+    assert!(events.contains("PathConflict:Warning"), "{events}");
+    // Several resyncs later it is still untouched.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(live("owner-a/api/"), before, "the API mount was tuned");
+    c.must(&[
+        "delete",
+        "-n",
+        "owner-a",
+        "smount/intruder",
+        "--timeout=60s",
+    ]);
+    assert_eq!(live("owner-a/api/"), before, "the API mount was deleted");
+    let (code, body) = api(&op, &token, "GET", "owner-a/api/x", None);
+    assert_eq!(
+        (code, body["data"]["v"].clone()),
+        (200, "api".into()),
+        "{body}"
+    );
+
+    // 2. A mount kept by Retain: owned by the deleted object's UID.
+    c.apply(&s.mount_yaml(
+        "owner-a",
+        "first",
+        "mock-owner",
+        "  path: shared/kv\n  deletionPolicy: Retain\n",
+    ));
+    c.wait(&["-n", "owner-a", "smount/first"], "condition=Ready", WAIT);
+    let first_uid = c.get(&["-n", "owner-a", "smount/first"], "{.metadata.uid}");
+    assert_eq!(live("shared/kv/")["owner"], first_uid.as_str());
+    let (code, _) = api(&op, &token, "POST", "shared/kv/x", Some(r#"{"v":"kept"}"#));
+    assert!(code == 200 || code == 204, "write: {code}");
+    c.must(&["delete", "-n", "owner-a", "smount/first", "--timeout=60s"]);
+    let kept = live("shared/kv/");
+    assert_eq!(kept["owner"], first_uid.as_str(), "{kept}");
+
+    // Another namespace's SecretsMount at that path: a conflict, untouched,
+    // and its deletion with Delete leaves the mount.
+    c.apply(&s.mount_yaml(
+        "owner-b",
+        "second",
+        "mock-owner",
+        "  path: shared/kv\n  description: mine now\n  deletionPolicy: Delete\n",
+    ));
+    let second_uid = c.get(&["-n", "owner-b", "smount/second"], "{.metadata.uid}");
+    let msg = conflict("owner-b", "second");
+    assert!(
+        msg.contains(&format!("a deleted SecretsMount (uid {first_uid})"))
+            && msg.contains(&format!("owner={second_uid}")),
+        "{msg}"
+    );
+    c.must(&["delete", "-n", "owner-b", "smount/second", "--timeout=60s"]);
+    assert_eq!(
+        live("shared/kv/"),
+        kept,
+        "another namespace changed the mount"
+    );
+
+    // The same name again in the same namespace is a new object (new UID):
+    // still a conflict until an administrator hands the mount over.
+    c.apply(&s.mount_yaml(
+        "owner-a",
+        "first",
+        "mock-owner",
+        "  path: shared/kv\n  description: adopted\n  deletionPolicy: Delete\n",
+    ));
+    let new_uid = c.get(&["-n", "owner-a", "smount/first"], "{.metadata.uid}");
+    assert_ne!(new_uid, first_uid);
+    conflict("owner-a", "first");
+    assert_eq!(live("shared/kv/"), kept);
+    let (code, body) = api(
+        &op,
+        &token,
+        "POST",
+        "sys/mounts/shared/kv/tune",
+        Some(&format!(r#"{{"owner":"{new_uid}"}}"#)),
+    );
+    assert_eq!(code, 204, "{body}");
+    c.wait(&["-n", "owner-a", "smount/first"], "condition=Ready", WAIT);
+    eventually(
+        "the adopted mount to be tuned",
+        Duration::from_secs(30),
+        || (live("shared/kv/")["description"] == "adopted").then_some(()),
+    );
+    assert_eq!(live("shared/kv/")["accessor"], kept["accessor"]);
+    let (code, body) = api(&op, &token, "GET", "shared/kv/x", None);
+    assert_eq!(
+        (code, body["data"]["v"].clone()),
+        (200, "kept".into()),
+        "{body}"
+    );
+
+    // Its own mount, deletionPolicy Delete: removed with its data.
+    c.must(&["delete", "-n", "owner-a", "smount/first", "--timeout=60s"]);
+    assert!(live("shared/kv/").is_null(), "{}", live("shared/kv/"));
+    // The API-made mount survived all of it.
+    assert_eq!(live("owner-a/api/"), before);
     op.stop();
 }
