@@ -13,8 +13,10 @@
 //! * connections: at most `max_connections` at once (more are accepted and
 //!   closed at once); each one has Vault's timeouts (header, body, write,
 //!   idle, whole request; see [`conn`]);
-//! * bodies: a body is read up to `max_request_size` within
-//!   `http_read_timeout`, and its JSON shape is checked before it is
+//! * bodies: a request that needs a token and has no valid one is refused
+//!   (403, or 503 while sealed) from its headers, before any of its body is
+//!   read ([`Core::precheck`]); a body is read up to `max_request_size`
+//!   within `http_read_timeout`, and its JSON shape is checked before it is
 //!   parsed ([`json`]), so parsing costs about the body's size.
 
 pub mod conn;
@@ -406,6 +408,12 @@ async fn dispatch_inner(
         return Err(RequestError::TooLarge { limit }.into());
     }
     let token = token_of(&req);
+    let reads_body = matches!(method, Method::Write | Method::Delete);
+    if reads_body && !req.body().is_end_stream() {
+        // Refused from the headers: a caller without a valid token cannot
+        // make the server read (and hold) its body.
+        core.precheck(&path, token.as_deref()).await?;
+    }
     let data = match method {
         Method::Write => read_body(req.into_body(), bounds).await?,
         Method::Delete => {

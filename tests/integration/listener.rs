@@ -1,7 +1,8 @@
 //! The API listener under attack, against the real `lockbox` binary:
 //! unfinished headers, stalled bodies, idle keep-alive connections, a
-//! slowloris run, the connection limit, and bodies of many tiny JSON values
-//! (refused before parsing), with the server's memory read from
+//! slowloris run, the connection limit, and oversized bodies (unauthenticated
+//! ones refused from their headers, authenticated ones of many tiny JSON
+//! values refused before parsing), with the server's memory read from
 //! `/proc/<pid>/status`.
 
 use crate::common::ConfigServer;
@@ -177,6 +178,84 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn unauthenticated_bodies_are_refused_unread_with_bounded_memory() {
+    const SIZE: usize = 8 << 20;
+    let mut server = start("");
+    let body = tiny_values_body(SIZE);
+    let head = |path: &str| {
+        format!(
+            "POST /v1/{path} HTTP/1.1\r\nHost: lockbox\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    // Sealed: 503 from the headers alone (64 KiB of the body sent).
+    let mut c = connect(&server);
+    c.write_all(head("secret/x").as_bytes()).unwrap();
+    c.write_all(&body[..65536]).unwrap();
+    let (status, text) = read_response(&mut c);
+    assert!(status.starts_with("HTTP/1.1 503"), "{status} {text}");
+
+    server.init_unseal(1, 1).await;
+    let r = server
+        .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let hwm_before = status_kb(&server, "VmHWM");
+
+    // No token, and a wrong one: 403 while 8 MiB minus 64 KiB of the body
+    // are still unsent.
+    for token in ["", "X-Vault-Token: lbs.not-a-token\r\n"] {
+        let mut c = connect(&server);
+        let h = head("secret/x").replace("\r\n\r\n", &format!("\r\n{token}\r\n"));
+        c.write_all(h.as_bytes()).unwrap();
+        c.write_all(&body[..65536]).unwrap();
+        let (status, text) = read_response(&mut c);
+        assert!(status.starts_with("HTTP/1.1 403"), "{status} {text}");
+        assert!(text.contains("permission denied"), "{text}");
+    }
+
+    // 32 such requests at once, each sending all 8 MiB.
+    let addr = host(&server);
+    let attackers: Vec<_> = (0..32)
+        .map(|i| {
+            let (addr, head, body) = (addr.clone(), head("secret/x"), body.clone());
+            std::thread::spawn(move || {
+                let mut c = TcpStream::connect(&addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut w = c.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    // The server stops reading: the write fails, as expected.
+                    let _ = w.write_all(head.as_bytes());
+                    let _ = w.write_all(&body);
+                });
+                let reply = match read_to_close(&mut c) {
+                    End::Closed(r) => r,
+                    End::Open => panic!("attacker {i}: no answer"),
+                };
+                drop(c);
+                let _ = writer.join();
+                reply
+            })
+        })
+        .collect();
+    for a in attackers {
+        let reply = a.join().unwrap();
+        assert!(reply.starts_with("HTTP/1.1 403"), "{reply:?}");
+    }
+    let grown_mb = (status_kb(&server, "VmHWM").saturating_sub(hwm_before)) / 1024;
+    eprintln!("peak RSS growth for 34 unauthenticated 8 MiB bodies: {grown_mb} MB");
+    assert!(
+        grown_mb < 20,
+        "the server's peak RSS grew by {grown_mb} MB for refused bodies"
+    );
+    // Still serving, and a valid token still writes.
+    let ok = server
+        .root("PUT", "secret/x", Some(json!({"v": "fine"})))
+        .await;
+    assert_eq!(ok.status, 204, "{:?}", ok.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn authenticated_bodies_of_tiny_values_are_refused_before_parsing() {
     let mut server = start("");
     server.init_unseal(1, 1).await;
@@ -318,23 +397,22 @@ async fn connections_beyond_max_connections_are_closed_until_slots_free() {
     server.process.wait_log(0, "max_connections (4) reached");
     // The held ones still work.
     assert_eq!(get(&mut held[0], "sys/seal-status").0, "HTTP/1.1 200 OK");
-    // Once they go, new connections are served again.
+    // Once they go (the server notices the closes shortly), four new
+    // connections are served again, at the same time.
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut c = connect(&server);
-        let _ = c.write_all(b"GET /v1/sys/seal-status HTTP/1.1\r\nHost: lockbox\r\n\r\n");
-        let mut first = [0u8; 12];
-        if c.read_exact(&mut first).is_ok() {
-            assert_eq!(&first, b"HTTP/1.1 200");
+        let mut again: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
+        let served = again.iter_mut().all(|c| {
+            let _ = c.write_all(b"GET /v1/sys/seal-status HTTP/1.1\r\nHost: lockbox\r\n\r\n");
+            let mut first = [0u8; 12];
+            c.read_exact(&mut first).is_ok() && &first == b"HTTP/1.1 200"
+        });
+        if served {
             break;
         }
         assert!(Instant::now() < deadline, "slots were not freed");
+        drop(again);
         std::thread::sleep(Duration::from_millis(50));
-    }
-    // All four slots again.
-    let mut again: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
-    for c in &mut again {
-        assert_eq!(get(c, "sys/seal-status").0, "HTTP/1.1 200 OK");
     }
 }
