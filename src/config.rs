@@ -6,6 +6,13 @@
 //!   address       = "0.0.0.0:8200"
 //!   tls_cert_file = "/etc/lockbox/tls.crt"
 //!   tls_key_file  = "/etc/lockbox/tls.key"
+//!   # Vault's timeouts (seconds or "10s", "500ms", "5m"; 0 = the default):
+//!   http_read_header_timeout = "10s"
+//!   http_read_timeout        = "30s"
+//!   http_write_timeout       = 0      # default: none
+//!   http_idle_timeout        = "5m"
+//!   max_request_duration     = "90s"  # overrides default_max_request_duration
+//!   max_connections          = 4096   # lockbox's own; 0 = the default
 //! }
 //! api_addr         = "https://lockbox.example:8200"
 //! plugin_directory = "/etc/lockbox/plugins"
@@ -21,6 +28,7 @@
 
 use crate::logical::duration;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Errors reading or validating the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,20 @@ pub struct ListenerConfig {
     pub tls_key_file: Option<PathBuf>,
     /// Overrides the top-level `max_request_size` (same meaning).
     pub max_request_size: Option<i64>,
+    /// `http_read_header_timeout`; unset or 0 is Vault's default (10s).
+    pub http_read_header_timeout: Option<Duration>,
+    /// `http_read_timeout`; unset or 0 is Vault's default (30s).
+    pub http_read_timeout: Option<Duration>,
+    /// `http_write_timeout`; unset or 0 is Vault's default (none).
+    pub http_write_timeout: Option<Duration>,
+    /// `http_idle_timeout`; unset or 0 is Vault's default (5m).
+    pub http_idle_timeout: Option<Duration>,
+    /// `max_request_duration`; unset or 0 is the top-level
+    /// `default_max_request_duration`.
+    pub max_request_duration: Option<Duration>,
+    /// `max_connections` (lockbox's own key): connections served at once;
+    /// unset or 0 is [`crate::http::conn::DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
 }
 
 /// The whole file.
@@ -84,6 +106,8 @@ pub struct Config {
     /// default ([`crate::http::DEFAULT_MAX_REQUEST_SIZE`]), a negative number
     /// means no limit. See [`Config::request_limit`].
     pub max_request_size: i64,
+    /// `default_max_request_duration`; unset or 0 is Vault's default (90s).
+    pub default_max_request_duration: Option<Duration>,
     /// Size bound of the plugin read-response cache in bytes; 0 turns it off.
     pub plugin_response_cache_size: u64,
     /// `trace`, `debug`, `info`, `warn` or `error` (normalized by
@@ -192,6 +216,34 @@ pub fn parse_log_format(format: &str) -> Result<&'static str, String> {
     }
 }
 
+/// A duration as Vault reads listener durations (`parseutil.ParseDurationSecond`):
+/// a number of seconds (`10`, `"10"`) or a duration with units (`"10s"`,
+/// `"500ms"`, `"5m"`, `"1h30m"`).
+fn as_duration(key: &str, v: &hcl::Value) -> Result<Duration, ConfigError> {
+    const FORMS: &str =
+        "use a number of seconds or a duration such as \"10s\", \"500ms\", \"5m\" or \"1h30m\"";
+    let s = match v {
+        hcl::Value::String(s) => s.clone(),
+        hcl::Value::Number(n) => n.to_string(),
+        other => {
+            return Err(invalid(format!(
+                "{key}: expected a duration, got {other}; {FORMS}"
+            )));
+        }
+    };
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| invalid(format!("{key}: invalid duration {s:?} ({e}); {FORMS}")))
+}
+
+/// A configured duration, or `default` when unset or 0 (as Vault does).
+fn or_default(value: Option<Duration>, default: Option<Duration>) -> Option<Duration> {
+    value.filter(|d| !d.is_zero()).or(default)
+}
+
 fn as_size(key: &str, v: &hcl::Value) -> Result<usize, ConfigError> {
     let s = as_string(key, v)?;
     s.parse::<usize>()
@@ -226,10 +278,17 @@ impl Config {
                 tls_cert_file: None,
                 tls_key_file: None,
                 max_request_size: None,
+                http_read_header_timeout: None,
+                http_read_timeout: None,
+                http_write_timeout: None,
+                http_idle_timeout: None,
+                max_request_duration: None,
+                max_connections: None,
             },
             api_addr: None,
             plugin_directory: None,
             max_request_size: 0,
+            default_max_request_duration: None,
             plugin_response_cache_size: crate::plugin::cache::DEFAULT_SIZE,
             log_level: "info".into(),
             log_format: "standard".into(),
@@ -252,6 +311,9 @@ impl Config {
                     cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?))
                 }
                 "max_request_size" => cfg.max_request_size = as_signed_size(key, &v)?,
+                "default_max_request_duration" => {
+                    cfg.default_max_request_duration = Some(as_duration(key, &v)?)
+                }
                 "plugin_response_cache_size" => {
                     cfg.plugin_response_cache_size = as_size(key, &v)? as u64
                 }
@@ -368,7 +430,23 @@ impl Config {
                             "max_request_size" => {
                                 l.max_request_size = Some(as_signed_size(key, &v)?)
                             }
-                            "cluster_address" | "tls_min_version" | "max_request_duration" => {}
+                            "http_read_header_timeout" => {
+                                l.http_read_header_timeout = Some(as_duration(key, &v)?)
+                            }
+                            "http_read_timeout" => {
+                                l.http_read_timeout = Some(as_duration(key, &v)?)
+                            }
+                            "http_write_timeout" => {
+                                l.http_write_timeout = Some(as_duration(key, &v)?)
+                            }
+                            "http_idle_timeout" => {
+                                l.http_idle_timeout = Some(as_duration(key, &v)?)
+                            }
+                            "max_request_duration" => {
+                                l.max_request_duration = Some(as_duration(key, &v)?)
+                            }
+                            "max_connections" => l.max_connections = Some(as_size(key, &v)?),
+                            "cluster_address" | "tls_min_version" => {}
                             other => {
                                 return Err(invalid(format!(
                                     "listener \"tcp\": unknown key {other:?}"
@@ -435,11 +513,45 @@ impl Config {
         }
     }
 
+    /// The listener's timeouts: each configured value, or Vault's default
+    /// when unset or 0; the listener's `max_request_duration` wins over
+    /// `default_max_request_duration`.
+    pub fn listener_timeouts(&self) -> crate::http::Timeouts {
+        use crate::http::conn;
+        let l = &self.listener;
+        crate::http::Timeouts {
+            read_header: or_default(
+                l.http_read_header_timeout,
+                Some(conn::DEFAULT_READ_HEADER_TIMEOUT),
+            ),
+            read: or_default(l.http_read_timeout, Some(conn::DEFAULT_READ_TIMEOUT)),
+            write: or_default(l.http_write_timeout, None),
+            idle: or_default(l.http_idle_timeout, Some(conn::DEFAULT_IDLE_TIMEOUT)),
+            max_request_duration: or_default(
+                l.max_request_duration,
+                or_default(
+                    self.default_max_request_duration,
+                    Some(conn::DEFAULT_MAX_REQUEST_DURATION),
+                ),
+            ),
+        }
+    }
+
+    /// The listener's `max_connections`, or the default when unset or 0.
+    pub fn max_connections(&self) -> usize {
+        self.listener
+            .max_connections
+            .filter(|n| *n > 0)
+            .unwrap_or(crate::http::conn::DEFAULT_MAX_CONNECTIONS)
+    }
+
     /// The keys that differ between `self` (the running configuration) and
     /// `new` and that only take effect after a restart, named as in the
     /// file. What SIGHUP applies (the log level, the TLS certificate and
     /// key files including new paths, `plugin_directory`,
-    /// `max_request_size`) is not listed.
+    /// `max_request_size`) is not listed. The listener's timeouts and
+    /// `max_connections` are listed: as in Vault, listener settings apply
+    /// when the server starts.
     pub fn changes_needing_restart(&self, new: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let mut check = |differs: bool, key: &'static str| {
@@ -454,6 +566,22 @@ impl Config {
         check(
             self.listener.tls_disable != new.listener.tls_disable,
             "listener tls_disable",
+        );
+        let (old_t, new_t) = (self.listener_timeouts(), new.listener_timeouts());
+        check(
+            old_t.read_header != new_t.read_header,
+            "listener http_read_header_timeout",
+        );
+        check(old_t.read != new_t.read, "listener http_read_timeout");
+        check(old_t.write != new_t.write, "listener http_write_timeout");
+        check(old_t.idle != new_t.idle, "listener http_idle_timeout");
+        check(
+            old_t.max_request_duration != new_t.max_request_duration,
+            "max_request_duration",
+        );
+        check(
+            self.max_connections() != new.max_connections(),
+            "listener max_connections",
         );
         check(self.storage != new.storage, "storage");
         check(self.api_addr != new.api_addr, "api_addr");
@@ -671,6 +799,109 @@ colour = "red""#,
         );
         let e = Config::parse(&format!("{PLAIN}log_format = \"xml\"\n")).unwrap_err();
         assert!(e.to_string().contains("standard, json"), "{e}");
+    }
+
+    #[test]
+    fn listener_timeouts_follow_vault() {
+        use crate::http::conn::{
+            DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_DURATION,
+            DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
+        };
+        let listener = |keys: &str| {
+            Config::parse(&format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n tls_disable = 1\n{keys}\n}}\n"
+            ))
+        };
+        // Unset: Vault's defaults.
+        let d = listener("").unwrap();
+        let t = d.listener_timeouts();
+        assert_eq!(t.read_header, Some(DEFAULT_READ_HEADER_TIMEOUT));
+        assert_eq!(t.read, Some(DEFAULT_READ_TIMEOUT));
+        assert_eq!(t.write, None);
+        assert_eq!(t.idle, Some(DEFAULT_IDLE_TIMEOUT));
+        assert_eq!(t.max_request_duration, Some(DEFAULT_MAX_REQUEST_DURATION));
+        assert_eq!(t, crate::http::Timeouts::default());
+        assert_eq!(d.max_connections(), DEFAULT_MAX_CONNECTIONS);
+        // Seconds as numbers or strings, Go-style units, sub-second values.
+        let c = listener(
+            "http_read_header_timeout = 2\nhttp_read_timeout = \"45\"\nhttp_write_timeout = \"500ms\"\nhttp_idle_timeout = \"1m30s\"\nmax_request_duration = \"2h\"\nmax_connections = 100",
+        )
+        .unwrap();
+        let t = c.listener_timeouts();
+        assert_eq!(t.read_header, Some(Duration::from_secs(2)));
+        assert_eq!(t.read, Some(Duration::from_secs(45)));
+        assert_eq!(t.write, Some(Duration::from_millis(500)));
+        assert_eq!(t.idle, Some(Duration::from_secs(90)));
+        assert_eq!(t.max_request_duration, Some(Duration::from_secs(7200)));
+        assert_eq!(c.max_connections(), 100);
+        // 0 keeps the default, as in Vault.
+        let z = listener(
+            "http_read_header_timeout = 0\nhttp_idle_timeout = \"0s\"\nmax_request_duration = 0\nmax_connections = 0",
+        )
+        .unwrap();
+        assert_eq!(z.listener_timeouts(), crate::http::Timeouts::default());
+        assert_eq!(z.max_connections(), DEFAULT_MAX_CONNECTIONS);
+        // The top-level default_max_request_duration, overridden by the listener's.
+        let top =
+            Config::parse(&format!("{PLAIN}default_max_request_duration = \"30s\"\n")).unwrap();
+        assert_eq!(
+            top.listener_timeouts().max_request_duration,
+            Some(Duration::from_secs(30))
+        );
+        let both = Config::parse(
+            "storage \"inmem\" {}\ndefault_max_request_duration = 30\nlistener \"tcp\" {\n tls_disable = 1\n max_request_duration = 5\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            both.listener_timeouts().max_request_duration,
+            Some(Duration::from_secs(5))
+        );
+        // Bad values name the key and the accepted forms.
+        for (keys, key) in [
+            (
+                "http_read_header_timeout = \"soon\"",
+                "http_read_header_timeout",
+            ),
+            ("http_read_timeout = \"-5s\"", "http_read_timeout"),
+            ("http_idle_timeout = \"5 parsecs\"", "http_idle_timeout"),
+            ("http_write_timeout = true", "http_write_timeout"),
+            ("max_request_duration = \"1.5\"", "max_request_duration"),
+        ] {
+            let e = listener(keys).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("\"10s\""), "{keys}: {e}");
+        }
+        let e = listener("max_connections = \"many\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_connections"), "{e}");
+        let e = listener("http_timeout = 5").unwrap_err().to_string();
+        assert!(e.contains("unknown key \"http_timeout\""), "{e}");
+    }
+
+    #[test]
+    fn listener_limits_need_a_restart() {
+        let old = Config::parse(PLAIN).unwrap();
+        // Spelling out a default is no change.
+        let same = Config::parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = 1\n http_read_header_timeout = \"10s\"\n max_connections = 0\n}\n",
+        )
+        .unwrap();
+        assert!(old.changes_needing_restart(&same).is_empty());
+        let new = Config::parse(
+            "storage \"inmem\" {}\ndefault_max_request_duration = \"1m\"\nlistener \"tcp\" {\n tls_disable = 1\n http_read_header_timeout = 1\n http_read_timeout = 2\n http_write_timeout = 3\n http_idle_timeout = 4\n max_connections = 5\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            old.changes_needing_restart(&new),
+            vec![
+                "listener http_read_header_timeout",
+                "listener http_read_timeout",
+                "listener http_write_timeout",
+                "listener http_idle_timeout",
+                "max_request_duration",
+                "listener max_connections",
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! the log level (unless `--log-level`, `LOCKBOX_LOG_LEVEL` or `LOCKBOX_LOG`
 //! set it, as at startup), the TLS certificate and key (including new
 //! paths), `plugin_directory` and `max_request_size`. Every other changed
-//! key is named in a warning ("listener address
+//! key (the listener's timeouts and `max_connections` too, as in Vault) is
+//! named in a warning ("listener address
 //! changed; restart required"); a file that fails to parse keeps the running
 //! configuration. SIGTERM and SIGINT stop accepting connections, let
 //! in-flight requests finish, and seal.
@@ -473,9 +474,20 @@ fn print_started() {
     let _ = out.flush();
 }
 
-fn listener_line(local: SocketAddr, limit: Option<usize>, tls: bool) -> String {
+/// Vault's listener line: `tcp (addr: "...", max_request_duration: "1m30s",
+/// max_request_size: "...", tls: "...")`.
+fn listener_line(
+    local: SocketAddr,
+    limit: Option<usize>,
+    max_request_duration: Option<std::time::Duration>,
+    tls: bool,
+) -> String {
     format!(
-        "tcp (addr: \"{local}\", max_request_size: \"{}\", tls: \"{}\")",
+        "tcp (addr: \"{local}\", max_request_duration: \"{}\", max_request_size: \"{}\", tls: \"{}\")",
+        max_request_duration.map_or_else(
+            || "none".to_string(),
+            |d| crate::logical::duration::format(d.as_secs())
+        ),
         limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
         if tls { "enabled" } else { "disabled" }
     )
@@ -650,7 +662,12 @@ async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
         ("Api Address", addr.clone()),
         (
             "Listener 1",
-            listener_line(local, Some(http::DEFAULT_MAX_REQUEST_SIZE), tls.is_some()),
+            listener_line(
+                local,
+                Some(http::DEFAULT_MAX_REQUEST_SIZE),
+                http::Timeouts::default().max_request_duration,
+                tls.is_some(),
+            ),
         ),
         ("Log Level", logging.level.to_string()),
         ("Storage", "inmem".into()),
@@ -838,7 +855,15 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
                 .clone()
                 .unwrap_or_else(|| format!("{scheme}://{local}")),
         ),
-        ("Listener 1", listener_line(local, limit, tls.is_some())),
+        (
+            "Listener 1",
+            listener_line(
+                local,
+                limit,
+                config.listener_timeouts().max_request_duration,
+                tls.is_some(),
+            ),
+        ),
         ("Log Level", logging.level.to_string()),
         ("Storage", storage_desc),
         ("Version", format!("lockbox v{}", crate::core::VERSION)),
@@ -853,6 +878,8 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
     }
     print_started();
     let request_limit = http::RequestLimit::new(limit.unwrap_or(usize::MAX));
+    let (listener_timeouts, max_connections) =
+        (config.listener_timeouts(), config.max_connections());
     spawn_sighup(
         signals.hup,
         Reloader {
@@ -868,6 +895,8 @@ async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> 
     let options = ServerOptions {
         max_request_size: request_limit,
         tls,
+        timeouts: listener_timeouts,
+        max_connections,
         ..Default::default()
     };
     http::serve(

@@ -976,3 +976,47 @@ async fn sweep_orphaned_mount_data(
     }
     Ok(())
 }
+
+impl Core {
+    /// An early refusal from a request's path and token alone, before its
+    /// body is read (the listener calls it for requests with a body): a
+    /// path that needs a token (every path except the unauthenticated
+    /// special paths of its handler, e.g. `sys/unseal` or a plugin's
+    /// `login`) without a valid one is `PermissionDenied`; while sealed,
+    /// every path except those answered sealed is `Sealed`.
+    ///
+    /// Passing it decides nothing: [`Core::handle`] makes every check again.
+    pub async fn precheck(&self, path: &str, token: Option<&str>) -> Result<(), RequestError> {
+        let path = path.trim_start_matches('/');
+        let sys_unauthenticated = |path: &str| {
+            path.strip_prefix("sys/")
+                .is_some_and(|p| SpecialPaths::matches(&sys::special_paths().unauthenticated, p))
+        };
+        let Some(active) = self.active() else {
+            return if sys_unauthenticated(path) {
+                Ok(())
+            } else {
+                Err(RequestError::Sealed)
+            };
+        };
+        let needs_token = match active.route(path) {
+            None => true,
+            Some((mount_path, route)) => {
+                let relative = path.strip_prefix(&mount_path).unwrap_or("");
+                let special = match &route.handler {
+                    Handler::System => sys::special_paths(),
+                    Handler::Backend(b) => b.special_paths(),
+                    Handler::Token | Handler::Unavailable(_) => SpecialPaths::default(),
+                };
+                !SpecialPaths::matches(&special.unauthenticated, relative)
+            }
+        };
+        if !needs_token {
+            return Ok(());
+        }
+        match token.filter(|t| !t.is_empty()) {
+            Some(id) if active.tokens.lookup(id).await?.is_some() => Ok(()),
+            _ => Err(RequestError::PermissionDenied),
+        }
+    }
+}

@@ -6,21 +6,37 @@
 //! the token (`X-Vault-Token` or `Authorization: Bearer`), and the JSON body
 //! (limited to `max_request_size`, 413 beyond) or the query parameters for
 //! reads. Replies use Vault's envelope and `{"errors": [...]}` for errors.
+//!
+//! What a client can make the listener spend is bounded before the core
+//! sees anything:
+//!
+//! * connections: at most `max_connections` at once (more are accepted and
+//!   closed at once); each one has Vault's timeouts (header, body, write,
+//!   idle, whole request; see [`conn`]);
+//! * bodies: a request that needs a token and has no valid one is refused
+//!   (403, or 503 while sealed) from its headers, before any of its body is
+//!   read ([`Core::precheck`]); a body is read up to `max_request_size`
+//!   within `http_read_timeout`, and its JSON shape is checked before it is
+//!   parsed ([`json`]), so parsing costs about the body's size.
 
+pub mod conn;
+pub mod json;
 pub mod tls;
 
 use crate::core::{ApiRequest, Core, Method, Reply};
 use crate::logical::RequestError;
 use bytes::Bytes;
+pub use conn::Timeouts;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 /// Vault's default `max_request_size`: 32 MiB.
@@ -63,6 +79,11 @@ pub struct ServerOptions {
     pub tls: Option<tls::Reloadable>,
     /// How long to wait for in-flight requests on shutdown.
     pub shutdown_grace: Duration,
+    /// Vault's listener timeouts (default: Vault's values).
+    pub timeouts: Timeouts,
+    /// The most connections served at once; more are closed as soon as
+    /// they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -71,7 +92,36 @@ impl Default for ServerOptions {
             max_request_size: RequestLimit::new(DEFAULT_MAX_REQUEST_SIZE),
             tls: None,
             shutdown_grace: Duration::from_secs(10),
+            timeouts: Timeouts::default(),
+            max_connections: conn::DEFAULT_MAX_CONNECTIONS,
         }
+    }
+}
+
+/// The bounds of one request's handling.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestBounds {
+    /// Largest accepted body.
+    pub max_request_size: usize,
+    /// `http_read_timeout`: the whole body must arrive within this.
+    pub read_timeout: Option<Duration>,
+    /// `max_request_duration`: the whole handling, body included.
+    pub max_request_duration: Option<Duration>,
+}
+
+/// Why a request failed in the listener or the core.
+enum Failure {
+    /// The core's (or the body parser's) refusal.
+    Request(RequestError),
+    /// The body did not arrive within `http_read_timeout` (408).
+    BodyTimeout(Duration),
+    /// The request took longer than `max_request_duration` (503).
+    Deadline(Duration),
+}
+
+impl From<RequestError> for Failure {
+    fn from(e: RequestError) -> Self {
+        Failure::Request(e)
     }
 }
 
@@ -85,6 +135,30 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
         .header(header::CACHE_CONTROL, "no-store")
         .body(Full::new(Bytes::from(bytes)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn failure_response(failure: &Failure) -> Response<Body> {
+    match failure {
+        Failure::Request(e) => error_response(e),
+        Failure::BodyTimeout(limit) => {
+            tracing::debug!("request body not received within {limit:?}");
+            json_response(
+                408,
+                &json!({ "errors": [format!(
+                    "timed out reading the request body: it did not arrive within {limit:?} (http_read_timeout)"
+                )] }),
+            )
+        }
+        Failure::Deadline(limit) => {
+            tracing::warn!("request cancelled after max_request_duration ({limit:?})");
+            json_response(
+                503,
+                &json!({ "errors": [format!(
+                    "request cancelled: it took longer than max_request_duration ({limit:?})"
+                )] }),
+            )
+        }
+    }
 }
 
 fn error_response(err: &RequestError) -> Response<Body> {
@@ -217,24 +291,46 @@ fn token_of(req: &Request<Incoming>) -> Option<String> {
         .then(|| rest.trim().to_string())
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Map<String, Value>, RequestError> {
-    let bytes = Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                RequestError::TooLarge { limit }
-            } else {
-                RequestError::invalid(format!("failed to read request body: {e}"))
+/// Reads a body of at most `limit` bytes within `timeout`, with one copy.
+async fn read_bytes(
+    mut body: Incoming,
+    limit: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<u8>, Failure> {
+    // Content-Length (already checked against the limit) sizes the buffer,
+    // up to 1 MiB up front: the rest is allocated as it arrives.
+    let expected = body.size_hint().exact().unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(1 << 20));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| RequestError::invalid(format!("failed to read request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len().saturating_add(data.len()) > limit {
+                    return Err(RequestError::TooLarge { limit });
+                }
+                bytes.extend_from_slice(&data);
             }
-        })?
-        .to_bytes();
+        }
+        Ok(())
+    };
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, read)
+            .await
+            .map_err(|_| Failure::BodyTimeout(limit))??,
+        None => read.await?,
+    }
+    Ok(bytes)
+}
+
+/// Parses a request body: empty or `null` is no data, otherwise a JSON
+/// object whose shape passed [`json::check_shape`].
+fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, RequestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    json::check_shape(bytes).map_err(|e| RequestError::invalid(e.to_string()))?;
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
         Ok(other) => Err(RequestError::invalid(format!(
@@ -253,26 +349,40 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Map<String, Value>, R
     }
 }
 
-/// Turns an HTTP request into a core request and the core's reply into HTTP.
+async fn read_body(body: Incoming, bounds: &RequestBounds) -> Result<Map<String, Value>, Failure> {
+    let bytes = read_bytes(body, bounds.max_request_size, bounds.read_timeout).await?;
+    Ok(parse_body(&bytes)?)
+}
+
+/// Turns an HTTP request into a core request and the core's reply into
+/// HTTP, within `bounds.max_request_duration`.
 pub async fn dispatch(
     core: &Core,
     req: Request<Incoming>,
-    max_request_size: usize,
+    bounds: RequestBounds,
 ) -> Response<Body> {
-    match dispatch_inner(core, req, max_request_size).await {
+    let handled = dispatch_inner(core, req, &bounds);
+    let result = match bounds.max_request_duration {
+        Some(limit) => tokio::time::timeout(limit, handled)
+            .await
+            .unwrap_or(Err(Failure::Deadline(limit))),
+        None => handled.await,
+    };
+    match result {
         Ok(reply) => render(reply),
-        Err(e) => error_response(&e),
+        Err(e) => failure_response(&e),
     }
 }
 
 async fn dispatch_inner(
     core: &Core,
     req: Request<Incoming>,
-    limit: usize,
-) -> Result<Reply, RequestError> {
+    bounds: &RequestBounds,
+) -> Result<Reply, Failure> {
+    let limit = bounds.max_request_size;
     let uri_path = req.uri().path().to_string();
     let Some(path) = uri_path.strip_prefix("/v1/") else {
-        return Err(RequestError::NoHandler { path: uri_path });
+        return Err(RequestError::NoHandler { path: uri_path }.into());
     };
     let path = percent_decode(path, false);
     let query = query_map(req.uri().query());
@@ -286,7 +396,7 @@ async fn dispatch_inner(
         "PUT" | "POST" => Method::Write,
         "DELETE" => Method::Delete,
         "LIST" => Method::List,
-        _ => return Err(RequestError::UnsupportedOperation),
+        _ => return Err(RequestError::UnsupportedOperation.into()),
     };
     if let Some(len) = req
         .headers()
@@ -295,13 +405,19 @@ async fn dispatch_inner(
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
-        return Err(RequestError::TooLarge { limit });
+        return Err(RequestError::TooLarge { limit }.into());
     }
     let token = token_of(&req);
+    let reads_body = matches!(method, Method::Write | Method::Delete);
+    if reads_body && !req.body().is_end_stream() {
+        // Refused from the headers: a caller without a valid token cannot
+        // make the server read (and hold) its body.
+        core.precheck(&path, token.as_deref()).await?;
+    }
     let data = match method {
-        Method::Write => read_body(req.into_body(), limit).await?,
+        Method::Write => read_body(req.into_body(), bounds).await?,
         Method::Delete => {
-            let mut m = read_body(req.into_body(), limit).await?;
+            let mut m = read_body(req.into_body(), bounds).await?;
             for (k, v) in query {
                 m.entry(k).or_insert(v);
             }
@@ -313,13 +429,80 @@ async fn dispatch_inner(
             q
         }
     };
-    core.handle(ApiRequest {
-        method,
-        path,
-        data,
-        token,
-    })
-    .await
+    Ok(core
+        .handle(ApiRequest {
+            method,
+            path,
+            data,
+            token,
+        })
+        .await?)
+}
+
+/// Logs refused connections at most every 10 s (a flood must not flood the
+/// log too).
+struct RefusalLog {
+    refused: u64,
+    last: Option<tokio::time::Instant>,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, limit: usize) {
+        self.refused += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                refused = self.refused,
+                "max_connections ({limit}) reached: closing new connections until some end"
+            );
+            self.refused = 0;
+            self.last = Some(now);
+        }
+    }
+}
+
+/// Serves one accepted (and, for TLS, handshaken) connection until it ends,
+/// or until its watchdog finds it idle or stuck in a request head.
+async fn serve_connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    core: Arc<Core>,
+    options: &ServerOptions,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = conn::Activity::new(options.timeouts);
+    let io = TokioIo::new(conn::Monitored::new(stream, activity.clone()));
+    let limit = options.max_request_size.clone();
+    let timeouts = options.timeouts;
+    let requests = activity.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let guard = requests.request_started(req.version());
+        let core = core.clone();
+        let bounds = RequestBounds {
+            max_request_size: limit.get(),
+            read_timeout: timeouts.read,
+            max_request_duration: timeouts.max_request_duration,
+        };
+        async move {
+            let response = dispatch(&core, req, bounds).await;
+            Ok::<_, std::convert::Infallible>(response.map(|body| conn::Tracked::new(body, guard)))
+        }
+    });
+    let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
+    tokio::select! {
+        result = connection => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection error: {e}");
+            }
+        }
+        why = activity.expired() => tracing::debug!(%peer, "connection closed: {why}"),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then waits up
@@ -331,7 +514,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header and idle timeouts are the connection watchdog's (see
+    // `conn`): hyper's own header timer would also cut idle keep-alive
+    // connections.
+    builder.http1().header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let options = Arc::new(options);
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let mut refusals = RefusalLog {
+        refused: 0,
+        last: None,
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -345,56 +543,45 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: close it now rather than leave it queued; the loop
+            // only runs when a connection arrives, so it does not spin.
+            drop(stream);
+            refusals.refused(options.max_connections);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let core = core.clone();
-        let limit = options.max_request_size.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let core = core.clone();
-            let limit = limit.get();
-            async move { Ok::<_, std::convert::Infallible>(dispatch(&core, req, limit).await) }
+        let options = options.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            match &options.tls {
+                None => serve_connection(stream, peer, core, &options, &builder, watcher).await,
+                Some(tls) => {
+                    let handshake_limit = options
+                        .timeouts
+                        .read_header
+                        .unwrap_or(conn::DEFAULT_READ_HEADER_TIMEOUT);
+                    let stream =
+                        match tokio::time::timeout(handshake_limit, tls.acceptor().accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    serve_connection(stream, peer, core, &options, &builder, watcher).await
+                }
+            }
         });
-        match &options.tls {
-            None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, "connection error: {e}");
-                    }
-                });
-            }
-            Some(tls) => {
-                let acceptor = tls.acceptor();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, "connection error: {e}");
-                    }
-                });
-            }
-        }
     }
     drop(listener);
     tokio::select! {

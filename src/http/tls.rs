@@ -156,6 +156,75 @@ pub struct DevCerts {
     pub key: PathBuf,
 }
 
+/// Creates a new file with `mode` set by the open call itself (exclusive
+/// create, so an existing file or a planted symlink is never opened); the
+/// umask can only remove bits, and they are put back on the open handle
+/// before anything is written.
+pub fn create_private(path: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok(file)
+}
+
+/// Writes `contents` to `path` with exactly `mode` from the first byte on:
+/// into a new file made by [`create_private`], which then replaces `path`
+/// (so an older file at `path`, whatever its mode, is never written
+/// through).
+pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = create_private(&tmp, mode).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The directory for the dev certificates: created 0700 if missing; an
+/// existing one must be ours and writable by nobody else (the default
+/// `$TMPDIR/lockbox-dev-tls-<pid>` has a predictable name, and whoever owns
+/// the directory can swap the files the server and its clients trust).
+fn private_dir(dir: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let err = |source| TlsError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
+            return Ok(());
+        }
+        Err(e) => return Err(err(e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(err)?;
+    let ours = meta.uid() == rustix::process::geteuid().as_raw();
+    if !meta.is_dir() || !ours || meta.mode() & 0o022 != 0 {
+        return Err(TlsError::Generate(format!(
+            "{} already exists and is not a directory of this user that only it can write; remove it or choose another --dev-tls-cert-dir",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Generates a throwaway CA and a server certificate for `127.0.0.1` and
 /// `localhost` into `dir`, like Vault's `-dev-tls`.
 pub fn generate_dev(dir: &Path) -> Result<DevCerts, TlsError> {
@@ -177,21 +246,13 @@ pub fn generate_dev(dir: &Path) -> Result<DevCerts, TlsError> {
         .distinguished_name
         .push(DnType::CommonName, "lockbox dev server");
     let server_cert = params.signed_by(&server_key, &issuer).map_err(g)?;
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    private_dir(dir)?;
     let write = |name: &str, contents: String, mode: u32| -> Result<PathBuf, TlsError> {
         let path = dir.join(name);
-        std::fs::write(&path, contents).map_err(|source| TlsError::Read {
+        write_new_file(&path, contents.as_bytes(), mode).map_err(|source| TlsError::Read {
             path: path.clone(),
             source,
         })?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
-        }
         Ok(path)
     };
     Ok(DevCerts {
@@ -199,4 +260,74 @@ pub fn generate_dev(dir: &Path) -> Result<DevCerts, TlsError> {
         cert: write("cert.pem", server_cert.pem(), 0o644)?,
         key: write("key.pem", server_key.serialize_pem(), 0o600)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_dev_key_is_created_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        // An older, world-readable key at the same name (a reused
+        // --dev-tls-cert-dir) must not keep its mode.
+        std::fs::write(dir.path().join("key.pem"), "old").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("key.pem"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let certs = generate_dev(dir.path()).unwrap();
+        assert_eq!(mode(&certs.key), 0o600);
+        assert_eq!(mode(&certs.ca), 0o644);
+        assert!(
+            std::fs::read_to_string(&certs.key)
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
+        // Nothing is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn the_key_file_has_its_mode_from_the_open_call() {
+        let dir = tempfile::tempdir().unwrap();
+        // Right after creation, before a byte is written: already 0600.
+        let path = dir.path().join("key.pem");
+        let file = create_private(&path, 0o600).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(file.metadata().unwrap().len(), 0);
+        // An existing file (or a symlink planted at the name) is refused,
+        // never opened.
+        let e = create_private(&path, 0o600).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("link")).unwrap();
+        assert!(create_private(&dir.path().join("link"), 0o600).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    }
+
+    #[test]
+    fn a_dev_cert_dir_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = generate_dev(&shared).err().expect("refused").to_string();
+        assert!(e.contains("--dev-tls-cert-dir"), "{e}");
+        // A new directory is made 0700.
+        let fresh = dir.path().join("a/b");
+        generate_dev(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+    }
 }

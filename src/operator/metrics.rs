@@ -179,17 +179,46 @@ impl Metrics {
     }
 }
 
+/// The most connections the health server serves at once (kubelet probes
+/// and a scraper need a few); more are closed as soon as they are accepted.
+const MAX_HEALTH_CONNECTIONS: usize = 64;
+
 /// Serves `/healthz` (process alive), `/readyz` (core unsealed) and
-/// `/metrics` on `listener` until `shutdown` resolves.
+/// `/metrics` on `listener` until `shutdown` resolves. Like the API
+/// listener, its connections have Vault's default header and idle timeouts
+/// (see [`crate::http::conn`]) and their number is capped, so clients that
+/// reach the port cannot hold the process's connections (it shares the file
+/// descriptor limit with the API).
 pub async fn serve_health(
     listener: tokio::net::TcpListener,
     core: Arc<Core>,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    serve_health_with(
+        listener,
+        core,
+        metrics,
+        shutdown,
+        crate::http::Timeouts::default(),
+        MAX_HEALTH_CONNECTIONS,
+    )
+    .await
+}
+
+async fn serve_health_with(
+    listener: tokio::net::TcpListener,
+    core: Arc<Core>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()>,
+    timeouts: crate::http::Timeouts,
+    max_connections: usize,
+) {
+    use crate::http::conn::{Activity, Monitored, Tracked};
     use http_body_util::Full;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -203,10 +232,20 @@ pub async fn serve_health(
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                "health server full ({max_connections} connections): closing a new one"
+            );
+            continue;
+        };
         let core = core.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let activity = Activity::new(timeouts);
+            let requests = activity.clone();
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let guard = requests.request_started(req.version());
                 let (status, ctype, body) = match req.uri().path() {
                     "/healthz" => (200, "text/plain", "ok\n".to_string()),
                     "/readyz" if !core.is_sealed() => (200, "text/plain", "ok\n".to_string()),
@@ -221,12 +260,17 @@ pub async fn serve_health(
                 let resp = hyper::Response::builder()
                     .status(status)
                     .header("content-type", ctype)
-                    .body(Full::new(bytes::Bytes::from(body)));
+                    .body(Tracked::new(Full::new(bytes::Bytes::from(body)), guard));
                 std::future::ready(resp)
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let io = TokioIo::new(Monitored::new(stream, activity.clone()));
+            let connection = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(None)
+                .serve_connection(io, svc);
+            tokio::select! {
+                _ = connection => {}
+                why = activity.expired() => tracing::debug!("health connection closed: {why}"),
+            }
         });
     }
 }
@@ -234,6 +278,65 @@ pub async fn serve_health(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_health_server_cuts_slow_heads_and_caps_connections() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let core = Arc::new(Core::new(
+            Arc::new(crate::storage::InMemory::new()),
+            crate::core::CoreConfig::default(),
+        ));
+        let timeouts = crate::http::Timeouts {
+            read_header: Some(Duration::from_millis(300)),
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve_health_with(
+            listener,
+            core,
+            Arc::new(Metrics::default()),
+            async {
+                let _ = stopped.await;
+            },
+            timeouts,
+            2,
+        ));
+        let read_all = |mut s: tokio::net::TcpStream| async move {
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+                .await
+                .expect("the server must close the connection")
+                .map(|_| String::from_utf8_lossy(&out).into_owned())
+                .unwrap_or_default()
+        };
+        // Two unfinished heads hold both slots ...
+        let mut slow = Vec::new();
+        for _ in 0..2 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            slow.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // ... so a third connection is closed unanswered,
+        let third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(read_all(third).await, "");
+        // the slow ones are cut by the header timeout,
+        for s in slow {
+            assert_eq!(read_all(s).await, "");
+        }
+        // and then the server answers again.
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let reply = read_all(ok).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let _ = stop.send(());
+    }
 
     #[test]
     fn escapes_label_values() {

@@ -784,19 +784,7 @@ impl PluginBackend {
     /// A plugin's response as the core's, refusing what the plugin may not
     /// return (invalid data, login data from a secrets engine).
     fn convert(&self, name: &str, resp: v1::Response) -> Result<logical::Response, RequestError> {
-        let data = if resp.data_json.is_empty() {
-            None
-        } else {
-            match serde_json::from_slice::<serde_json::Value>(&resp.data_json) {
-                Ok(serde_json::Value::Object(m)) => Some(m),
-                Ok(serde_json::Value::Null) => None,
-                _ => {
-                    return Err(RequestError::Internal(format!(
-                        "plugin {name} returned invalid data: expected a JSON object"
-                    )));
-                }
-            }
-        };
+        let data = plugin_data(name, &resp.data_json)?;
         let login = resp.auth.map(|a| logical::LoginAuth {
             policies: a.policies,
             metadata: a.metadata.into_iter().collect(),
@@ -819,6 +807,28 @@ impl PluginBackend {
             renewable: resp.renewable,
             ..Default::default()
         })
+    }
+}
+
+/// A plugin's `data_json` as response data: empty or `null` is none,
+/// otherwise a JSON object. A plugin is not trusted, so the shape check of
+/// client bodies ([`crate::http::json::check_shape`]) bounds what parsing
+/// its answer costs.
+fn plugin_data(
+    name: &str,
+    raw: &[u8],
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, RequestError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |what: String| {
+        RequestError::Internal(format!("plugin {name} returned invalid data: {what}"))
+    };
+    crate::http::json::check_shape(raw).map_err(|e| invalid(e.to_string()))?;
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+        Ok(serde_json::Value::Null) => Ok(None),
+        _ => Err(invalid("expected a JSON object".into())),
     }
 }
 
@@ -972,6 +982,30 @@ impl logical::Backend for PluginBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_data_is_an_object_of_bounded_shape() {
+        assert_eq!(plugin_data("p", b"").unwrap(), None);
+        assert_eq!(plugin_data("p", b"null").unwrap(), None);
+        let m = plugin_data("p", br#"{"k":"v"}"#).unwrap().unwrap();
+        assert_eq!(m["k"], "v");
+        let e = plugin_data("p", b"[1]").unwrap_err().to_string();
+        assert!(
+            e.contains("plugin p returned invalid data: expected a JSON object"),
+            "{e}"
+        );
+        // A hostile plugin's answer of tiny values is refused unparsed.
+        let mut flood = b"{\"a\":[0".to_vec();
+        for _ in 0..crate::http::json::MAX_JSON_NODES {
+            flood.extend_from_slice(b",0");
+        }
+        flood.extend_from_slice(b"]}");
+        let e = plugin_data("p", &flood).unwrap_err().to_string();
+        assert!(
+            e.contains("plugin p returned invalid data") && e.contains("JSON values"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn crash_loops_are_reported_at_the_threshold_then_every_tenth_failure() {

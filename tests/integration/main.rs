@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod compat;
 mod http_api;
+mod listener;
 mod oci;
 mod persistence;
 mod plugin_failures;
