@@ -246,7 +246,7 @@ impl LogSettings {
 fn env_var(names: &[&str]) -> Option<String> {
     names
         .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        .find_map(|n| crate::hardening::secret_env(n).filter(|v| !v.trim().is_empty()))
 }
 
 /// Stores the dev root token in the CLI's token file, as Vault's dev mode
@@ -268,7 +268,7 @@ fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
         })?;
         keys.extend(text.split_whitespace().map(str::to_string));
     }
-    if let Ok(env) = std::env::var("LOCKBOX_UNSEAL_KEYS") {
+    if let Some(env) = crate::hardening::secret_env("LOCKBOX_UNSEAL_KEYS") {
         keys.extend(
             env.split([',', ' ', '\n'])
                 .filter(|s| !s.is_empty())
