@@ -709,6 +709,9 @@ fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError {
             path: path.to_string(),
         },
         Ok(v1::ErrorKind::UnsupportedOperation) => RequestError::UnsupportedOperation,
+        Ok(v1::ErrorKind::Unavailable) => {
+            RequestError::Unavailable(format!("plugin {name}: {}", e.message))
+        }
         _ => RequestError::Internal(format!("plugin {name}: {}", e.message)),
     }
 }
