@@ -11,6 +11,7 @@ mod http_api;
 mod oci;
 mod persistence;
 mod plugin_failures;
+mod plugin_isolation;
 mod plugins;
 mod policies;
 mod process;
