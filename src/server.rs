@@ -87,7 +87,12 @@ struct TempCacheDir(PathBuf);
 
 impl TempCacheDir {
     fn new() -> Self {
-        Self(std::env::temp_dir().join(format!("lockbox-plugin-cache-{}", std::process::id())))
+        // Unpredictable, like the plugin runtime directory (issue 10).
+        Self(std::env::temp_dir().join(format!(
+            "lockbox-plugin-cache-{}-{}",
+            std::process::id(),
+            crate::plugin::process::random_suffix()
+        )))
     }
 }
 
