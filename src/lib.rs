@@ -7,6 +7,7 @@ pub mod barrier;
 pub mod builtin;
 pub mod config;
 pub mod core;
+pub mod hardening;
 pub mod http;
 pub mod logical;
 pub mod oci;

@@ -72,6 +72,11 @@ fn main() -> ExitCode {
             return ExitCode::from(lockbox_cli::clap_exit_code(&e) as u8);
         }
     };
+    if matches!(cli.command, Command::Server(_))
+        && let Err(code) = harden()
+    {
+        return code;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +109,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Server processes (server, operator) make themselves non-dumpable and
+/// take secrets out of their environment before any other thread exists.
+fn harden() -> Result<(), ExitCode> {
+    // SAFETY: called from `main` before the runtime (or any thread) starts.
+    unsafe { lockbox::hardening::harden_process() }.map_err(|e| {
+        eprintln!("Error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn run_operator(argv: Vec<std::ffi::OsString>) -> ExitCode {
     let cli = match OperatorCli::try_parse_from(argv) {
         Ok(cli) => cli,
@@ -112,6 +127,9 @@ fn run_operator(argv: Vec<std::ffi::OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Err(code) = harden() {
+        return code;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -88,7 +88,12 @@ struct TempCacheDir(PathBuf);
 
 impl TempCacheDir {
     fn new() -> Self {
-        Self(std::env::temp_dir().join(format!("lockbox-plugin-cache-{}", std::process::id())))
+        // Unpredictable, like the plugin runtime directory (issue 10).
+        Self(std::env::temp_dir().join(format!(
+            "lockbox-plugin-cache-{}-{}",
+            std::process::id(),
+            crate::plugin::process::random_suffix()
+        )))
     }
 }
 
@@ -247,7 +252,7 @@ impl LogSettings {
 fn env_var(names: &[&str]) -> Option<String> {
     names
         .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        .find_map(|n| crate::hardening::secret_env(n).filter(|v| !v.trim().is_empty()))
 }
 
 /// Stores the dev root token in the CLI's token file, as Vault's dev mode
@@ -269,7 +274,7 @@ fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
         })?;
         keys.extend(text.split_whitespace().map(str::to_string));
     }
-    if let Ok(env) = std::env::var("LOCKBOX_UNSEAL_KEYS") {
+    if let Some(env) = crate::hardening::secret_env("LOCKBOX_UNSEAL_KEYS") {
         keys.extend(
             env.split([',', ' ', '\n'])
                 .filter(|s| !s.is_empty())

@@ -22,6 +22,11 @@ pub const PROTOCOL_VERSIONS_KEY: &str = "LOCKBOX_PLUGIN_PROTOCOL_VERSIONS";
 pub const SOCKET_DIR_KEY: &str = "LOCKBOX_PLUGIN_SOCKET_DIR";
 /// The host's storage socket for this process.
 pub const HOST_SOCKET_KEY: &str = "LOCKBOX_PLUGIN_HOST_SOCKET";
+/// The per-launch secret the plugin presents to the host's storage service.
+pub const HOST_TOKEN_KEY: &str = "LOCKBOX_PLUGIN_HOST_TOKEN";
+/// The gRPC metadata key carrying [`HOST_TOKEN_KEY`]'s value on every
+/// host `Storage` call.
+pub const HOST_TOKEN_METADATA: &str = "lockbox-host-token";
 /// The plugin's catalog name.
 pub const NAME_KEY: &str = "LOCKBOX_PLUGIN_NAME";
 /// The plugin's catalog version.

@@ -11,6 +11,7 @@
 //! | [`Error::UnsupportedPath`] | `ERROR_KIND_UNSUPPORTED_PATH` | 404 |
 //! | [`Error::UnsupportedOperation`] | `ERROR_KIND_UNSUPPORTED_OPERATION` | 405 |
 //! | [`Error::Storage`], [`Error::Internal`] | `ERROR_KIND_INTERNAL` | 500 |
+//! | [`Error::Unavailable`] | `ERROR_KIND_UNAVAILABLE` | 503 |
 //!
 //! Logical errors always travel in the reply's `ResponseError`, never as a
 //! gRPC status: a gRPC status tells the host the plugin itself is broken.
@@ -40,6 +41,9 @@ pub enum Error {
     /// Anything else that is the plugin's fault (500).
     #[error("{0}")]
     Internal(String),
+    /// The plugin is overloaded for now; the client may retry later (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -58,6 +62,11 @@ impl Error {
         Error::Internal(message.into())
     }
 
+    /// A 503 with `message`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable(message.into())
+    }
+
     /// The wire kind of this error.
     pub fn kind(&self) -> pb::ErrorKind {
         match self {
@@ -66,6 +75,7 @@ impl Error {
             Error::UnsupportedPath(_) => pb::ErrorKind::UnsupportedPath,
             Error::UnsupportedOperation(_) => pb::ErrorKind::UnsupportedOperation,
             Error::Storage(_) | Error::Internal(_) => pb::ErrorKind::Internal,
+            Error::Unavailable(_) => pb::ErrorKind::Unavailable,
         }
     }
 
@@ -87,6 +97,7 @@ impl Error {
             Ok(pb::ErrorKind::PermissionDenied) => Error::PermissionDenied(message),
             Ok(pb::ErrorKind::UnsupportedPath) => Error::UnsupportedPath(message),
             Ok(pb::ErrorKind::UnsupportedOperation) => Error::UnsupportedOperation(message),
+            Ok(pb::ErrorKind::Unavailable) => Error::Unavailable(message),
             Ok(pb::ErrorKind::Internal | pb::ErrorKind::Unspecified) | Err(_) => {
                 Error::Internal(message)
             }
@@ -106,6 +117,7 @@ mod tests {
             Error::UnsupportedPath("where".into()),
             Error::UnsupportedOperation("how".into()),
             Error::internal("oops"),
+            Error::unavailable("busy"),
         ] {
             let back = Error::from_wire(&e.to_wire());
             assert_eq!(back.kind(), e.kind());

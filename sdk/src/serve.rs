@@ -9,7 +9,9 @@
 //!                     1. bind $LOCKBOX_PLUGIN_SOCKET_DIR/plugin.sock
 //!                     2. serve Backend + grpc.health.v1.Health ("" = SERVING)
 //!                     3. print `1|1|unix|<abs socket path>|grpc|` on stdout, flush
-//!                     4. Storage client → $LOCKBOX_PLUGIN_HOST_SOCKET (lazy connect)
+//!                     4. Storage client → $LOCKBOX_PLUGIN_HOST_SOCKET (lazy connect),
+//!                        every call carrying $LOCKBOX_PLUGIN_HOST_TOKEN as
+//!                        `lockbox-host-token` metadata
 //!                     5. on the signal: health NOT_SERVING, stop accepting,
 //!                        finish in-flight requests (≤ drain timeout), exit 0
 //! ```
@@ -92,6 +94,11 @@ pub enum ServeError {
     /// The handshake line could not be written.
     #[error("cannot write the handshake line to stdout: {0}")]
     Handshake(#[source] std::io::Error),
+    /// `LOCKBOX_PLUGIN_HOST_TOKEN` cannot be sent as gRPC metadata.
+    #[error(
+        "{0} is not a valid gRPC metadata value; the lockbox host sets it when it starts a plugin"
+    )]
+    HostToken(&'static str),
     /// The host storage socket path is not usable as an endpoint.
     #[error("invalid host storage socket {}: {source}", path.display())]
     HostSocket {
@@ -121,6 +128,10 @@ pub struct PluginEnv {
     pub socket_dir: PathBuf,
     /// The host's storage socket (`LOCKBOX_PLUGIN_HOST_SOCKET`).
     pub host_socket: PathBuf,
+    /// The secret to present to the host's storage service
+    /// (`LOCKBOX_PLUGIN_HOST_TOKEN`); sent as gRPC metadata on every
+    /// storage call.
+    pub host_token: Option<String>,
     /// The catalog name, for logs (`LOCKBOX_PLUGIN_NAME`).
     pub name: Option<String>,
     /// The catalog version, for logs (`LOCKBOX_PLUGIN_VERSION`).
@@ -176,6 +187,7 @@ impl PluginEnv {
             app_protocol: ours,
             socket_dir,
             host_socket,
+            host_token: lookup(proto::HOST_TOKEN_KEY).filter(|v| !v.is_empty()),
             name: lookup(proto::NAME_KEY).filter(|v| !v.is_empty()),
             version: lookup(proto::VERSION_KEY).filter(|v| !v.is_empty()),
         })
@@ -254,6 +266,9 @@ pub fn serve(backend: impl Backend) -> ExitCode {
 
 /// Like [`serve`], with a [`Factory`] that makes a backend per mount.
 pub fn serve_with(factory: impl Factory) -> ExitCode {
+    // Same-user processes (other plugins) cannot read this process's
+    // memory or environment (which holds the host token) from now on.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let env = match PluginEnv::from_env() {
         Ok(env) => env,
         Err(e) => {
@@ -364,7 +379,10 @@ pub async fn run(
             source,
         },
     )?;
-    let transport = Arc::new(GrpcTransport::new(endpoint.connect_lazy()));
+    let transport = Arc::new(GrpcTransport::new(
+        endpoint.connect_lazy(),
+        env.host_token.as_deref(),
+    )?);
     let service = PluginService::new(Arc::new(factory), transport);
 
     let (reporter, health) = tonic_health::server::health_reporter();

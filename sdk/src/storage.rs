@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// A storage call failed.
@@ -69,19 +72,44 @@ pub(crate) trait Transport: Send + Sync + 'static {
     async fn list(&self, mount_id: &str, prefix: &str) -> Result<Vec<String>, StorageError>;
 }
 
+/// Adds the host token to every storage call: the host answers only the
+/// process it launched, and only with the token it handed over.
+#[derive(Debug, Clone)]
+pub(crate) struct HostToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for HostToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            req.metadata_mut()
+                .insert(lockbox_plugin_proto::HOST_TOKEN_METADATA, token.clone());
+        }
+        Ok(req)
+    }
+}
+
 /// The host's `Storage` service over a (lazily connected) channel.
 #[derive(Debug, Clone)]
 pub(crate) struct GrpcTransport {
-    client: StorageClient<Channel>,
+    client: StorageClient<InterceptedService<Channel, HostToken>>,
 }
 
 impl GrpcTransport {
-    pub(crate) fn new(channel: Channel) -> Self {
-        GrpcTransport {
-            client: StorageClient::new(channel)
+    pub(crate) fn new(
+        channel: Channel,
+        token: Option<&str>,
+    ) -> Result<Self, crate::serve::ServeError> {
+        let token = token
+            .map(|t| {
+                t.parse::<MetadataValue<Ascii>>().map_err(|_| {
+                    crate::serve::ServeError::HostToken(lockbox_plugin_proto::HOST_TOKEN_KEY)
+                })
+            })
+            .transpose()?;
+        Ok(GrpcTransport {
+            client: StorageClient::with_interceptor(channel, HostToken(token))
                 .max_decoding_message_size(crate::serve::MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(crate::serve::MAX_MESSAGE_SIZE),
-        }
+        })
     }
 }
 

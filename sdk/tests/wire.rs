@@ -45,6 +45,16 @@ impl pb::storage_server::Storage for FakeHostStorage {
         &self,
         r: tonic::Request<pb::StoragePutArgs>,
     ) -> Result<tonic::Response<pb::Empty>, tonic::Status> {
+        // The SDK presents the host token on every storage call.
+        let token = r
+            .metadata()
+            .get(lockbox_plugin_proto::HOST_TOKEN_METADATA)
+            .and_then(|v| v.to_str().ok());
+        if token != Some("wire-token") {
+            return Err(tonic::Status::permission_denied(format!(
+                "host token {token:?}"
+            )));
+        }
         let r = r.into_inner();
         if r.mount_id != "m-1" {
             return Err(tonic::Status::permission_denied("not your mount"));
@@ -164,6 +174,7 @@ async fn serves_backend_and_health_over_unix_sockets() {
         app_protocol: 1,
         socket_dir: socket_dir.clone(),
         host_socket: host_socket.clone(),
+        host_token: Some("wire-token".into()),
         name: Some("wire".into()),
         version: Some("v-wire".into()),
     };
@@ -330,6 +341,7 @@ async fn bind_failure_is_reported() {
         app_protocol: 1,
         socket_dir: "/nonexistent/lockbox/plugin".into(),
         host_socket: "/nonexistent/host.sock".into(),
+        host_token: None,
         name: None,
         version: None,
     };

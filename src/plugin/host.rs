@@ -61,8 +61,13 @@ impl Default for HostConfig {
             plugin_directory: None,
             plugin_cache_directory: None,
             launch: LaunchConfig {
-                runtime_dir: std::env::temp_dir()
-                    .join(format!("lockbox-plugins-{}", std::process::id())),
+                // Unpredictable, created 0700 and checked at each launch
+                // (`process::ensure_private_dir`).
+                runtime_dir: std::env::temp_dir().join(format!(
+                    "lockbox-plugins-{}-{}",
+                    std::process::id(),
+                    process::random_suffix()
+                )),
                 handshake_timeout: Duration::from_secs(10),
                 stop_grace: Duration::from_secs(5),
             },
@@ -704,6 +709,9 @@ fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError {
             path: path.to_string(),
         },
         Ok(v1::ErrorKind::UnsupportedOperation) => RequestError::UnsupportedOperation,
+        Ok(v1::ErrorKind::Unavailable) => {
+            RequestError::Unavailable(format!("plugin {name}: {}", e.message))
+        }
         _ => RequestError::Internal(format!("plugin {name}: {}", e.message)),
     }
 }

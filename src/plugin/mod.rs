@@ -6,11 +6,13 @@
 //! * [`process`]: one verified process: memfd exec, handshake, gRPC, host storage service.
 //! * [`host`]: groups of mounts per process, restart with backoff, reload.
 //! * [`cache`]: the read-response cache of plugin mounts (answers the plugin marks cacheable).
+//! * [`sandbox`]: what a plugin process can reach (capabilities, `no_new_privs`, Landlock).
 
 pub mod cache;
 pub mod catalog;
 pub mod host;
 pub mod process;
+pub mod sandbox;
 
 pub use host::{HostConfig, PluginBackend, PluginEvent, PluginEventKind, PluginHost};
 
@@ -61,6 +63,14 @@ pub enum PluginError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// The runtime directory of plugin sockets is not private to us.
+    #[error("plugin runtime directory {path} is not safe to use: {reason}")]
+    RuntimeDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
     },
     /// The handshake failed.
     #[error("plugin {name} failed the handshake: {reason}{}", if stderr.is_empty() { String::new() } else { format!("; last stderr lines: {}", stderr.join(" | ")) })]

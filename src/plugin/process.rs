@@ -9,11 +9,25 @@
 //! The child gets a clean environment (the catalog entry's `env` plus the
 //! protocol variables and `PATH`), so host secrets such as unseal keys in
 //! the server's environment never reach plugins. It is killed if the host
-//! dies (`PR_SET_PDEATHSIG`) and on drop.
+//! dies (`PR_SET_PDEATHSIG`) and on drop, and it runs in the sandbox of
+//! [`super::sandbox`] (no capabilities, `no_new_privs`, Landlock).
+//!
+//! The host's `Storage` service of a process answers only that process:
+//! every call must carry the per-launch secret handed to the child in
+//! `LOCKBOX_PLUGIN_HOST_TOKEN` (gRPC metadata `lockbox-host-token`,
+//! compared in constant time) and come from a connection whose peer
+//! (`SO_PEERCRED`) is the plugin's own process ID. Threads of the plugin
+//! share its process ID; its child processes do not and are refused, so a
+//! plugin that forks helpers must call storage from the plugin process.
+//!
+//! Plugin output is read in lines of at most [`MAX_LINE`] bytes (the rest
+//! of a longer line is discarded), so a plugin printing without newlines
+//! cannot grow the host's memory; the handshake line is read the same way.
 
 use super::PluginError;
 use super::cache::MountGeneration;
 use super::catalog::CatalogEntry;
+use super::sandbox::Sandbox;
 use crate::barrier::{Storage as _, View};
 use lockbox_plugin_proto as proto;
 use proto::v1::{self, backend_client::BackendClient};
@@ -22,14 +36,18 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 const STDERR_TAIL: usize = 20;
+/// Longest line of plugin output (stdout, stderr, the handshake line) the
+/// host keeps; the rest of a longer line is discarded.
+pub const MAX_LINE: usize = 16 * 1024;
 /// Largest gRPC message either side accepts: above the 32 MiB default
 /// `max_request_size`, matching the SDK's limit.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -45,14 +63,69 @@ pub struct LaunchConfig {
     pub stop_grace: Duration,
 }
 
-/// The host's `Storage` service for one process: only the mounts assigned
-/// to that process are reachable.
-#[derive(Default)]
+/// The host's `Storage` service for one process: only that process may
+/// call it (see [`HostStorage::authorize`]), and only the mounts assigned
+/// to it are reachable.
 pub struct HostStorage {
     mounts: RwLock<HashMap<String, (View, Arc<MountGeneration>)>>,
+    /// The per-launch secret the caller must present.
+    token: zeroize::Zeroizing<String>,
+    /// The plugin's process ID, once spawned; nothing is answered before.
+    pid: OnceLock<u32>,
 }
 
 impl HostStorage {
+    /// A service for one launch, answering callers that present `token`.
+    pub fn new(token: String) -> Self {
+        HostStorage {
+            mounts: RwLock::default(),
+            token: zeroize::Zeroizing::new(token),
+            pid: OnceLock::new(),
+        }
+    }
+
+    /// Records the process ID of the launched plugin: the only peer whose
+    /// calls are answered.
+    pub fn set_pid(&self, pid: u32) {
+        let _ = self.pid.set(pid);
+    }
+
+    /// Checks the caller of a storage call: the host token in the
+    /// `lockbox-host-token` metadata (constant-time comparison) and the
+    /// connection's peer process (`SO_PEERCRED`), which must be the plugin
+    /// process itself. Anything else is `permission_denied`.
+    pub fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let peer = req
+            .extensions()
+            .get::<tonic::transport::server::UdsConnectInfo>()
+            .and_then(|info| info.peer_cred)
+            .and_then(|cred| cred.pid());
+        self.check_caller(
+            req.metadata()
+                .get(proto::HOST_TOKEN_METADATA)
+                .map(|v| v.as_bytes()),
+            peer,
+        )
+    }
+
+    fn check_caller(&self, token: Option<&[u8]>, peer_pid: Option<i32>) -> Result<(), Status> {
+        let token_ok = token.is_some_and(|t| bool::from(t.ct_eq(self.token.as_bytes())));
+        if !token_ok {
+            return Err(Status::permission_denied(format!(
+                "missing or wrong {} metadata: this storage service answers only the plugin process lockbox started with it",
+                proto::HOST_TOKEN_METADATA
+            )));
+        }
+        let expected = self.pid.get().copied();
+        match (peer_pid, expected) {
+            (Some(peer), Some(pid)) if u32::try_from(peer) == Ok(pid) => Ok(()),
+            (peer, _) => Err(Status::permission_denied(format!(
+                "the caller (pid {}) is not the plugin process this storage service belongs to; only the plugin process itself may call it, not its children or other processes",
+                peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+            ))),
+        }
+    }
+
     /// Grants the process access to a mount's view; its writes bump the
     /// mount's cache generation.
     pub fn assign(&self, mount_id: &str, view: View, generation: Arc<MountGeneration>) {
@@ -99,6 +172,7 @@ impl v1::storage_server::Storage for HostStorage {
         &self,
         req: Request<v1::StorageGetArgs>,
     ) -> Result<Response<v1::StorageGetReply>, Status> {
+        self.authorize(&req)?;
         let a = req.into_inner();
         let value = self
             .view(&a.mount_id, &a.key)?
@@ -113,6 +187,7 @@ impl v1::storage_server::Storage for HostStorage {
     }
 
     async fn put(&self, req: Request<v1::StoragePutArgs>) -> Result<Response<v1::Empty>, Status> {
+        self.authorize(&req)?;
         let a = req.into_inner();
         if a.key.is_empty() {
             return Err(Status::invalid_argument("storage key is empty"));
@@ -129,6 +204,7 @@ impl v1::storage_server::Storage for HostStorage {
         &self,
         req: Request<v1::StorageDeleteArgs>,
     ) -> Result<Response<v1::Empty>, Status> {
+        self.authorize(&req)?;
         let a = req.into_inner();
         let (view, generation) = self.view(&a.mount_id, &a.key)?;
         let result = view.delete(&a.key).await;
@@ -141,6 +217,7 @@ impl v1::storage_server::Storage for HostStorage {
         &self,
         req: Request<v1::StorageListArgs>,
     ) -> Result<Response<v1::StorageListReply>, Status> {
+        self.authorize(&req)?;
         let a = req.into_inner();
         let keys = self
             .view(&a.mount_id, &a.prefix)?
@@ -255,7 +332,155 @@ impl PluginProcess {
     }
 }
 
-fn random_suffix() -> String {
+/// A line of plugin output, at most [`MAX_LINE`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// The line without its newline (invalid UTF-8 replaced).
+    pub text: String,
+    /// Whether the line was longer and its rest discarded.
+    pub truncated: bool,
+}
+
+impl OutputLine {
+    /// The text, with a marker when it was truncated.
+    pub fn for_log(self) -> String {
+        if self.truncated {
+            format!(
+                "{} [line truncated: plugin output lines are capped at {MAX_LINE} bytes]",
+                self.text
+            )
+        } else {
+            self.text
+        }
+    }
+}
+
+/// Splits plugin output into lines of at most `cap` bytes without ever
+/// holding more than `cap` bytes of a line: a longer line is returned
+/// truncated as soon as the cap is reached, and its rest is skipped up to
+/// the next newline.
+pub struct CappedLines<R> {
+    reader: R,
+    cap: usize,
+    skipping: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> CappedLines<R> {
+    /// Lines of `reader`, each at most `cap` bytes.
+    pub fn new(reader: R, cap: usize) -> Self {
+        CappedLines {
+            reader,
+            cap,
+            skipping: false,
+        }
+    }
+
+    /// The next line; `None` at the end of the stream.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<OutputLine>> {
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                return Ok((!buf.is_empty()).then(|| line_of(buf, false)));
+            }
+            let newline = available.iter().position(|&b| b == b'\n');
+            if self.skipping {
+                let n = newline.map_or(available.len(), |i| i + 1);
+                self.skipping = newline.is_none();
+                self.reader.consume(n);
+                continue;
+            }
+            let room = self.cap - buf.len();
+            match newline {
+                Some(i) if i <= room => {
+                    buf.extend_from_slice(&available[..i]);
+                    self.reader.consume(i + 1);
+                    return Ok(Some(line_of(buf, false)));
+                }
+                Some(i) => {
+                    buf.extend_from_slice(&available[..room]);
+                    self.reader.consume(i + 1);
+                    return Ok(Some(line_of(buf, true)));
+                }
+                None if available.len() <= room => {
+                    let n = available.len();
+                    buf.extend_from_slice(available);
+                    self.reader.consume(n);
+                }
+                None => {
+                    let n = available.len();
+                    buf.extend_from_slice(&available[..room]);
+                    self.reader.consume(n);
+                    self.skipping = true;
+                    return Ok(Some(line_of(buf, true)));
+                }
+            }
+        }
+    }
+}
+
+fn line_of(mut bytes: Vec<u8>, truncated: bool) -> OutputLine {
+    if !truncated && bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    OutputLine {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        truncated,
+    }
+}
+
+/// Creates `dir` with mode 0700 if it does not exist, then refuses it
+/// unless it is a real directory (not a symlink) owned by this process's
+/// user with no access for group or others. A directory someone else made
+/// in a shared `$TMPDIR` is never used.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create its parent {}: {e}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // The umask may have taken bits away; set exactly 0700.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot set its mode to 0700: {e}"))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create it: {e}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot inspect it: {e}"))?;
+    let me = rustix::process::geteuid().as_raw();
+    let fix = "remove it or set TMPDIR to a private directory";
+    if !meta.file_type().is_dir() {
+        return Err(format!(
+            "it exists and is not a directory (a symlink or file); {fix}"
+        ));
+    }
+    if meta.uid() != me {
+        return Err(format!(
+            "it is owned by uid {}, not by this server's uid {me}; {fix}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "its mode is {:04o}, but it must be 0700 (no access for group or others); {fix}",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh per-launch secret for the host storage service (256 bits, hex).
+fn random_token() -> zeroize::Zeroizing<String> {
+    use rand::RngCore;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+    zeroize::Zeroizing::new(hex::encode(bytes.as_ref()))
+}
+
+/// 64 random bits in hex: unpredictable directory names.
+pub(crate) fn random_suffix() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().r#gen();
     format!("{n:016x}")
@@ -386,7 +611,10 @@ pub async fn launch(
         });
     }
 
-    std::fs::create_dir_all(&cfg.runtime_dir).map_err(exec_err)?;
+    ensure_private_dir(&cfg.runtime_dir).map_err(|reason| PluginError::RuntimeDir {
+        path: cfg.runtime_dir.clone(),
+        reason,
+    })?;
     let socket_dir = cfg.runtime_dir.join(format!("p-{}", random_suffix()));
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -399,7 +627,8 @@ pub async fn launch(
     let cleanup_dir = scopeguard(socket_dir.clone());
 
     // The host's Storage service for this process.
-    let storage = Arc::new(HostStorage::default());
+    let token = random_token();
+    let storage = Arc::new(HostStorage::new(token.to_string()));
     let host_sock = socket_dir.join("host.sock");
     let listener = tokio::net::UnixListener::bind(&host_sock).map_err(exec_err)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
@@ -439,45 +668,59 @@ pub async fn launch(
         )
         .env(proto::SOCKET_DIR_KEY, &socket_dir)
         .env(proto::HOST_SOCKET_KEY, &host_sock)
+        .env(proto::HOST_TOKEN_KEY, token.as_str())
         .env(proto::NAME_KEY, &entry.name)
         .env(proto::VERSION_KEY, &entry.version);
+    let sandbox = Sandbox::for_plugin(&socket_dir).map_err(|e| {
+        exec_err(std::io::Error::other(format!(
+            "cannot build the plugin sandbox for {}: {e}",
+            socket_dir.display()
+        )))
+    })?;
+    let mut enter_sandbox = sandbox.child_hook();
     // SAFETY: the closure runs in the forked child before exec and only
-    // calls async-signal-safe syscalls (fcntl, prctl).
+    // makes async-signal-safe system calls (fcntl, prctl, capset,
+    // landlock_restrict_self); see `sandbox::enter`.
     unsafe {
         cmd.pre_exec(move || {
             let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-            Ok(())
+            enter_sandbox()
         });
     }
     let mut child = cmd.spawn().map_err(exec_err)?;
     drop(memfd);
+    drop(sandbox);
     let pid = child.id().unwrap_or(0);
+    storage.set_pid(pid);
 
     // Output forwarding: the first stdout line is the handshake.
     let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
-    let (line_tx, line_rx) = oneshot::channel::<String>();
+    let (line_tx, line_rx) = oneshot::channel::<OutputLine>();
     if let Some(stdout) = child.stdout.take() {
         let (n, v) = (entry.name.clone(), entry.version.clone());
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
+            let mut lines = CappedLines::new(BufReader::new(stdout), MAX_LINE);
             let mut first = Some(line_tx);
             while let Ok(Some(line)) = lines.next_line().await {
                 match first.take() {
                     Some(tx) => {
                         let _ = tx.send(line);
                     }
-                    None => tracing::info!(plugin = %n, version = %v, pid, "{line}"),
+                    None => tracing::info!(plugin = %n, version = %v, pid, "{}", line.for_log()),
                 }
             }
         });
     }
+    let (stderr_done_tx, stderr_done) = watch::channel(false);
     if let Some(stderr) = child.stderr.take() {
         let (n, v, tail) = (entry.name.clone(), entry.version.clone(), tail.clone());
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
+            let _done = DoneOnDrop(stderr_done_tx);
+            let mut lines = CappedLines::new(BufReader::new(stderr), MAX_LINE);
             while let Ok(Some(line)) = lines.next_line().await {
+                let line = line.for_log();
                 tracing::info!(plugin = %n, version = %v, pid, stream = "stderr", "{line}");
                 let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
                 if t.len() == STDERR_TAIL {
@@ -536,26 +779,37 @@ pub async fn launch(
             Ok(Ok(line)) => line,
             Ok(Err(_)) => {
                 let _ = stop_tx.send(());
-                // Let the exit and stderr readers catch up for the report.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                settle(&exit_rx, &stderr_done, grace).await;
                 let why = exit_rx.borrow().clone().unwrap_or_else(|| "closed stdout".into());
                 return Err(fail(format!("plugin exited before the handshake ({why})"), &tail));
             }
             Err(_) => {
                 let _ = stop_tx.send(());
+                settle(&exit_rx, &stderr_done, grace).await;
                 return Err(fail(format!("no handshake line within {:?}", cfg.handshake_timeout), &tail));
             }
         },
         () = process_exit => {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            settle(&exit_rx, &stderr_done, grace).await;
             let why = exit_rx.borrow().clone().unwrap_or_default();
             return Err(fail(format!("plugin exited before the handshake ({why})"), &tail));
         }
     };
-    let socket = match parse_handshake(&line, &[proto::APP_PROTOCOL_VERSION], &socket_dir) {
+    if line.truncated {
+        let _ = stop_tx.send(());
+        settle(&exit_rx, &stderr_done, grace).await;
+        return Err(fail(
+            format!(
+                "the handshake line is longer than {MAX_LINE} bytes (expected CORE-PROTOCOL|APP-PROTOCOL|unix|SOCKET-PATH|grpc|)"
+            ),
+            &tail,
+        ));
+    }
+    let socket = match parse_handshake(&line.text, &[proto::APP_PROTOCOL_VERSION], &socket_dir) {
         Ok(s) => s,
         Err(reason) => {
             let _ = stop_tx.send(());
+            settle(&exit_rx, &stderr_done, grace).await;
             return Err(fail(reason, &tail));
         }
     };
@@ -599,10 +853,12 @@ pub async fn launch(
         Ok(Ok(x)) => x,
         Ok(Err(reason)) => {
             let _ = stop_tx.send(());
+            settle(&exit_rx, &stderr_done, grace).await;
             return Err(fail(reason, &tail));
         }
         Err(_) => {
             let _ = stop_tx.send(());
+            settle(&exit_rx, &stderr_done, grace).await;
             return Err(fail(
                 "connecting and health checking timed out".into(),
                 &tail,
@@ -626,6 +882,34 @@ pub async fn launch(
         socket_dir,
         _host_server: host_server,
     }))
+}
+
+/// Sets a flag when dropped (the end of an output reader task).
+struct DoneOnDrop(watch::Sender<bool>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// After a failed handshake: waits for the stopped process to exit (at most
+/// its stop grace and a second), then briefly for its stderr to end, so the
+/// report holds every line the plugin wrote before it failed. (A child the
+/// plugin left running may hold stderr open; that wait is bounded.)
+async fn settle(
+    exit: &watch::Receiver<Option<String>>,
+    stderr_done: &watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut exit = exit.clone();
+    let _ = tokio::time::timeout(
+        grace + Duration::from_secs(1),
+        exit.wait_for(|e| e.is_some()),
+    )
+    .await;
+    let mut done = stderr_done.clone();
+    let _ = tokio::time::timeout(Duration::from_millis(200), done.wait_for(|d| *d)).await;
 }
 
 /// Removes a directory on drop unless defused.
@@ -652,6 +936,75 @@ impl Drop for DirGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn output_lines_are_capped_across_buffer_boundaries() {
+        let input = format!(
+            "short\n{}\nafter\r\nexact-8!\n{}",
+            "x".repeat(30),
+            "tail-no-newline"
+        );
+        for capacity in [1, 3, 4, 64] {
+            let reader = BufReader::with_capacity(capacity, input.as_bytes());
+            let mut lines = CappedLines::new(reader, 8);
+            let mut got = Vec::new();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                got.push((line.text, line.truncated));
+            }
+            let want = [
+                ("short", false),
+                ("xxxxxxxx", true),
+                ("after", false),
+                ("exact-8!", false),
+                ("tail-no-", true),
+            ];
+            let want: Vec<(String, bool)> = want.iter().map(|(t, b)| (t.to_string(), *b)).collect();
+            assert_eq!(got, want, "buffer capacity {capacity}");
+        }
+        let marked = OutputLine {
+            text: "abc".into(),
+            truncated: true,
+        }
+        .for_log();
+        assert!(marked.starts_with("abc [line truncated"), "{marked}");
+    }
+
+    #[test]
+    fn storage_answers_only_its_process_with_its_token() {
+        let s = HostStorage::new("right".into());
+        let denied = |r: Result<(), Status>| r.unwrap_err().code() == tonic::Code::PermissionDenied;
+        // Before the pid is known nothing is answered.
+        assert!(denied(s.check_caller(Some(b"right"), Some(42))));
+        s.set_pid(42);
+        assert!(s.check_caller(Some(b"right"), Some(42)).is_ok());
+        assert!(denied(s.check_caller(None, Some(42))));
+        assert!(denied(s.check_caller(Some(b"wrong"), Some(42))));
+        assert!(denied(s.check_caller(Some(b"righ"), Some(42))));
+        assert!(denied(s.check_caller(Some(b"right"), Some(43))));
+        assert!(denied(s.check_caller(Some(b"right"), None)));
+    }
+
+    #[test]
+    fn runtime_dir_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("a/b");
+        ensure_private_dir(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Again: ours, fine.
+        ensure_private_dir(&fresh).unwrap();
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let e = ensure_private_dir(&fresh).unwrap_err();
+        assert!(e.contains("0750"), "{e}");
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            ensure_private_dir(&file)
+                .unwrap_err()
+                .contains("not a directory")
+        );
+    }
 
     #[test]
     fn handshake_line_rules() {

@@ -13,6 +13,7 @@ mod listener;
 mod oci;
 mod persistence;
 mod plugin_failures;
+mod plugin_isolation;
 mod plugins;
 mod policies;
 mod process;

@@ -43,49 +43,64 @@ async fn enable_fails(s: &TestServer, name: &str) -> String {
 async fn handshake_failures_are_reported_with_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::dev_with_plugins(dir.path()).await;
-    let pids = dir.path().join("pids");
-    std::fs::create_dir(&pids).unwrap();
-    let p = pids.display();
+    // Each script reports its pid on stderr (the sandbox lets a plugin
+    // write nowhere but its own socket directory), and stderr lines are
+    // part of the error, so the pid comes back with it.
+    let pid = "echo \"pid $$\" >&2";
     let cases = [
         (
             "garbage",
-            format!("echo $$ > {p}/garbage\necho 'hello, I am not a plugin'\nsleep 30"),
+            format!("{pid}\necho 'hello, I am not a plugin'\nsleep 30"),
             "malformed handshake line",
         ),
         (
             "early-exit",
-            format!("echo $$ > {p}/early\necho 'fatal: missing config' >&2\nexit 3"),
+            format!("{pid}\necho 'fatal: missing config' >&2\nexit 3"),
             "exited before the handshake",
         ),
         (
             "silent",
-            format!("echo $$ > {p}/silent\necho 'starting...' >&2\nsleep 30"),
+            format!("{pid}\necho 'starting...' >&2\nsleep 30"),
             "no handshake line within",
         ),
         (
             "wrong-version",
             format!(
-                "echo $$ > {p}/wrong\necho \"1|9|unix|$LOCKBOX_PLUGIN_SOCKET_DIR/plugin.sock|grpc|\"\nsleep 30"
+                "{pid}\necho \"1|9|unix|$LOCKBOX_PLUGIN_SOCKET_DIR/plugin.sock|grpc|\"\nsleep 30"
             ),
             "unsupported app protocol version 9",
         ),
         (
             "escape",
-            format!("echo $$ > {p}/escape\necho '1|1|unix|/tmp/elsewhere.sock|grpc|'\nsleep 30"),
+            format!("{pid}\necho '1|1|unix|/tmp/elsewhere.sock|grpc|'\nsleep 30"),
             "outside the plugin's socket directory",
         ),
         (
             "tcp",
-            format!("echo $$ > {p}/tcp\necho '1|1|tcp|127.0.0.1:9|grpc|'\nsleep 30"),
+            format!("{pid}\necho '1|1|tcp|127.0.0.1:9|grpc|'\nsleep 30"),
             "unix socket",
         ),
+        (
+            "long-line",
+            format!("{pid}\nhead -c 100000 /dev/zero | tr '\\0' x\necho\nsleep 30"),
+            "longer than 16384 bytes",
+        ),
     ];
+    let mut pids = Vec::new();
     for (name, body, needle) in &cases {
         let path = write_script(dir.path(), name, body);
         register(&s, name, &sha256_file(&path)).await;
         let err = enable_fails(&s, name).await;
         assert!(err.contains(needle), "{name}: {err}");
         assert!(err.contains(name), "error should name the plugin: {err}");
+        // Every handshake failure here reports stderr (the pid line) too.
+        let pid: u32 = err
+            .split("pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no pid in the error: {err}"));
+        pids.push(pid);
     }
     let early = enable_fails(&s, "early-exit").await;
     assert!(
@@ -94,12 +109,7 @@ async fn handshake_failures_are_reported_with_stderr() {
     );
     // No plugin process is left behind.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    for f in std::fs::read_dir(&pids).unwrap() {
-        let pid: u32 = std::fs::read_to_string(f.unwrap().path())
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+    for pid in pids {
         assert!(!pid_alive(pid), "plugin process {pid} still running");
     }
 }

@@ -277,6 +277,8 @@ pub enum ErrorKind {
     UnsupportedOperation = 4,
     /// 500.
     Internal = 5,
+    /// 503: temporarily unable (overloaded); the client may retry later.
+    Unavailable = 6,
 }
 impl ErrorKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -291,6 +293,7 @@ impl ErrorKind {
             Self::UnsupportedPath => "ERROR_KIND_UNSUPPORTED_PATH",
             Self::UnsupportedOperation => "ERROR_KIND_UNSUPPORTED_OPERATION",
             Self::Internal => "ERROR_KIND_INTERNAL",
+            Self::Unavailable => "ERROR_KIND_UNAVAILABLE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -302,6 +305,7 @@ impl ErrorKind {
             "ERROR_KIND_UNSUPPORTED_PATH" => Some(Self::UnsupportedPath),
             "ERROR_KIND_UNSUPPORTED_OPERATION" => Some(Self::UnsupportedOperation),
             "ERROR_KIND_INTERNAL" => Some(Self::Internal),
+            "ERROR_KIND_UNAVAILABLE" => Some(Self::Unavailable),
             _ => None,
         }
     }

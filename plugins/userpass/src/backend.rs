@@ -12,6 +12,13 @@
 //! password) is a 403 with the same message either way, and an unknown user
 //! costs one hash verification too, so timing does not reveal which users
 //! exist.
+//!
+//! Logins are unauthenticated and each costs an argon2 verification (19 MiB
+//! of memory, tens of milliseconds of CPU), so [`LoginLimiter`] bounds them:
+//! at most `USERPASS_MAX_CONCURRENT_LOGINS` (default: the CPU count) verify
+//! at once, at most `USERPASS_MAX_QUEUED_LOGINS` (default: 8 per running
+//! slot) wait for a turn, and any login beyond that is refused at once with
+//! a 503 ("too many logins in progress; retry later").
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -20,7 +27,8 @@ use lockbox_sdk::{Auth, Error, Kind, Operation, Request, Response, Storage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The version `Info` reports.
@@ -148,9 +156,98 @@ async fn read_user(
     }))))
 }
 
-async fn login(_req: Request, fields: Fields, storage: Storage) -> Result<Option<Response>, Error> {
+/// Bounds concurrent logins (see the module documentation): `concurrent`
+/// run, up to `queued` more wait in line, the rest are refused with 503.
+#[derive(Debug)]
+pub struct LoginLimiter {
+    running: tokio::sync::Semaphore,
+    admitted: AtomicUsize,
+    concurrent: usize,
+    queued: usize,
+}
+
+/// A login's turn; admission ends when it is dropped.
+#[derive(Debug)]
+pub struct LoginTurn<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    admitted: &'a AtomicUsize,
+}
+
+impl Drop for LoginTurn<'_> {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Undoes an admission whose wait was cancelled (the request went away).
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl LoginLimiter {
+    /// `concurrent` logins at once (at least 1), `queued` more waiting.
+    pub fn new(concurrent: usize, queued: usize) -> Self {
+        let concurrent = concurrent.max(1);
+        LoginLimiter {
+            running: tokio::sync::Semaphore::new(concurrent),
+            admitted: AtomicUsize::new(0),
+            concurrent,
+            queued,
+        }
+    }
+
+    /// Limits from `USERPASS_MAX_CONCURRENT_LOGINS` and
+    /// `USERPASS_MAX_QUEUED_LOGINS` (the catalog entry's `env`), else the
+    /// CPU count and 8 waiting per running slot.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        };
+        let concurrent = var("USERPASS_MAX_CONCURRENT_LOGINS")
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let queued = var("USERPASS_MAX_QUEUED_LOGINS").unwrap_or(8 * concurrent.max(1));
+        Self::new(concurrent, queued)
+    }
+
+    /// Waits for a turn, or refuses at once when `concurrent + queued`
+    /// logins are already admitted.
+    pub async fn admit(&self) -> Result<LoginTurn<'_>, Error> {
+        let capacity = self.concurrent + self.queued;
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= capacity {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::unavailable(format!(
+                "too many logins in progress ({} verifying, {} waiting); retry later",
+                self.concurrent, self.queued
+            )));
+        }
+        let admission = Admission(&self.admitted);
+        let permit = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("the login limiter is closed"))?;
+        std::mem::forget(admission);
+        Ok(LoginTurn {
+            _permit: permit,
+            admitted: &self.admitted,
+        })
+    }
+}
+
+async fn login(
+    limiter: Arc<LoginLimiter>,
+    fields: Fields,
+    storage: Storage,
+) -> Result<Option<Response>, Error> {
     let username = username_of(&fields)?;
     let password = fields.require_str("password")?.to_string();
+    let _turn = limiter.admit().await?;
     let user: Option<User> = storage.get_json(&user_key(&username)).await?;
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
@@ -170,8 +267,14 @@ async fn login(_req: Request, fields: Fields, storage: Storage) -> Result<Option
     })))
 }
 
-/// The backend.
+/// The backend, its login limits from the environment.
 pub fn backend() -> PathBackend {
+    backend_with(LoginLimiter::from_env())
+}
+
+/// The backend with the given login limits.
+pub fn backend_with(limiter: LoginLimiter) -> PathBackend {
+    let limiter = Arc::new(limiter);
     PathBackend::new(Kind::Credential, VERSION)
         .help("userpass authenticates users with a username and password.")
         .unauthenticated_paths(["login/*"])
@@ -223,7 +326,7 @@ pub fn backend() -> PathBackend {
                         .sensitive()
                         .description("The password."),
                 )
-                .update(login),
+                .update(move |_, fields, s| login(limiter.clone(), fields, s)),
         )
 }
 
@@ -235,6 +338,50 @@ mod tests {
 
     async fn harness() -> Harness {
         Harness::new(backend()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn logins_beyond_the_limits_wait_then_are_refused_with_503() {
+        let limiter = Arc::new(LoginLimiter::new(1, 1));
+        let first = limiter.admit().await.unwrap();
+        // The second waits for the running one.
+        let l = limiter.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn(async move {
+            let turn = l.admit().await;
+            let _ = tx.send(turn.is_ok());
+        });
+        while limiter.admitted.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The third finds the line full and is refused without waiting.
+        let e = limiter.admit().await.unwrap_err();
+        assert!(matches!(e, Error::Unavailable(_)), "{e}");
+        assert!(e.to_string().contains("retry later"), "{e}");
+        assert_eq!(e.kind(), lockbox_sdk::Error::unavailable("").kind());
+        // The running one finishes: the waiting one gets its turn.
+        drop(first);
+        assert!(rx.await.unwrap());
+        waiter.await.unwrap();
+        assert_eq!(limiter.admitted.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_gives_its_place_back() {
+        let limiter = Arc::new(LoginLimiter::new(1, 1));
+        let first = limiter.admit().await.unwrap();
+        let l = limiter.clone();
+        let waiter = tokio::spawn(async move {
+            let _turn = l.admit().await;
+        });
+        while limiter.admitted.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(limiter.admitted.load(Ordering::SeqCst), 1);
+        drop(first);
+        let _again = limiter.admit().await.unwrap();
     }
 
     #[tokio::test]

@@ -347,7 +347,8 @@ pub fn write_script(dir: &std::path::Path, name: &str, body: &str) -> std::path:
     path
 }
 
-/// Builds the example plugins once per test run and returns the directory
+/// Builds the example plugins (and the hostile test plugin of
+/// `plugin_isolation`) once per test run and returns the directory
 /// holding the binaries (`target/<profile>`).
 pub fn example_plugins() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -363,6 +364,8 @@ pub fn example_plugins() -> std::path::PathBuf {
                     "lockbox-plugin-passgen",
                     "-p",
                     "lockbox-plugin-userpass",
+                    "-p",
+                    "lockbox-hostile-plugin",
                 ])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
