@@ -130,6 +130,18 @@ pub(crate) enum Handler {
     Unavailable(String),
 }
 
+impl Handler {
+    /// The paths of this handler that need no token, and those that need
+    /// `sudo`.
+    fn special_paths(&self) -> SpecialPaths {
+        match self {
+            Handler::System => sys::special_paths(),
+            Handler::Backend(b) => b.special_paths(),
+            Handler::Token | Handler::Unavailable(_) => SpecialPaths::default(),
+        }
+    }
+}
+
 /// A routing table entry.
 pub(crate) struct Route {
     pub entry: MountEntry,
@@ -720,12 +732,7 @@ impl Core {
             path = format!("{mount_path}{relative}");
         }
 
-        let special = match &route.handler {
-            Handler::System => sys::special_paths(),
-            Handler::Token => SpecialPaths::default(),
-            Handler::Backend(b) => b.special_paths(),
-            Handler::Unavailable(_) => SpecialPaths::default(),
-        };
+        let special = route.handler.special_paths();
         let unauthenticated = SpecialPaths::matches(&special.unauthenticated, &relative);
         let token = if !unauthenticated {
             Some(
@@ -1003,12 +1010,7 @@ impl Core {
             None => true,
             Some((mount_path, route)) => {
                 let relative = path.strip_prefix(&mount_path).unwrap_or("");
-                let special = match &route.handler {
-                    Handler::System => sys::special_paths(),
-                    Handler::Backend(b) => b.special_paths(),
-                    Handler::Token | Handler::Unavailable(_) => SpecialPaths::default(),
-                };
-                !SpecialPaths::matches(&special.unauthenticated, relative)
+                !SpecialPaths::matches(&route.handler.special_paths().unauthenticated, relative)
             }
         };
         if !needs_token {

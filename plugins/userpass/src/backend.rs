@@ -6,7 +6,9 @@
 //! | `users/{username}` | create, update, read, delete | `password` (required on create), `policies`, `ttl`; reads never return the hash |
 //! | `login/{username}` | update (unauthenticated: `login/*`) | `password` → `auth` with the user's policies |
 //!
-//! Usernames are case-insensitive (stored lower-case, as in Vault).
+//! Usernames are stored lower case; logins are case-insensitive (as in
+//! Vault), but `users/{username}` takes the lower-case name only, so the
+//! user it changes is the one the host's ACL was checked against.
 //! Passwords are stored only as argon2id PHC strings with a random salt;
 //! hashing runs on the blocking pool. A failed login (unknown user or wrong
 //! password) is a 403 with the same message either way, and an unknown user
@@ -54,8 +56,25 @@ fn user_key(username: &str) -> String {
     format!("users/{username}")
 }
 
-fn username_of(fields: &Fields) -> Result<String, Error> {
+/// The user a login names: usernames are case-insensitive at login, as in
+/// Vault.
+fn login_username(fields: &Fields) -> Result<String, Error> {
     Ok(fields.require_str("username")?.to_lowercase())
+}
+
+/// The user `users/{username}` names, which must already be lower case:
+/// the host checked the ACL on this exact path, so the plugin must act on
+/// exactly this name, not on a lower-cased other one (`users/ADMIN` would
+/// otherwise change `admin` past a deny rule on `users/admin`).
+fn username_of(fields: &Fields) -> Result<String, Error> {
+    let name = fields.require_str("username")?;
+    let canonical = name.to_lowercase();
+    if canonical != name {
+        return Err(Error::invalid(format!(
+            "username {name:?} is not in canonical form: usernames are lower case, use users/{canonical}"
+        )));
+    }
+    Ok(canonical)
 }
 
 /// Hashes `password` with a fresh salt (argon2id, default parameters).
@@ -245,7 +264,7 @@ async fn login(
     fields: Fields,
     storage: Storage,
 ) -> Result<Option<Response>, Error> {
-    let username = username_of(&fields)?;
+    let username = login_username(&fields)?;
     let password = fields.require_str("password")?.to_string();
     let _turn = limiter.admit().await?;
     let user: Option<User> = storage.get_json(&user_key(&username)).await?;
@@ -298,7 +317,8 @@ pub fn backend_with(limiter: LoginLimiter) -> PathBackend {
                     "Reads never return the password or its hash.",
                 )
                 .field(
-                    Field::string("username").description("Name of the user (case-insensitive)."),
+                    Field::string("username")
+                        .description("Name of the user, lower case (logins are case-insensitive)."),
                 )
                 .field(
                     Field::string("password")
@@ -394,8 +414,16 @@ mod tests {
     #[tokio::test]
     async fn create_login_update_delete() {
         let h = harness().await;
+        // The ACL was checked on `users/Alice`: the plugin must not act on
+        // `users/alice` instead (issue 10, finding 1, in a plugin).
+        let e = h
+            .write("users/Alice", json!({"password": "x"}))
+            .await
+            .expect_err("a non-canonical username is refused");
+        assert!(e.to_string().contains("users/alice"), "{e}");
+        assert!(h.read_data("users/alice").await.unwrap().is_none());
         h.write(
-            "users/Alice",
+            "users/alice",
             json!({"password": "s3cret", "policies": "dev, ops", "ttl": "1h"}),
         )
         .await
