@@ -15,6 +15,6 @@ fn generated_code_matches_the_protos() {
     let committed = std::fs::read_to_string(committed_dir.join(name)).unwrap_or_default();
     assert!(
         fresh == committed,
-        "plugin-proto/src/generated/{name} is stale: run `cargo run -p lockbox-plugin-proto --example generate` and commit the result"
+        "crates/plugin-proto/src/generated/{name} is stale: run `cargo run -p lockbox-plugin-proto --example generate` and commit the result"
     );
 }

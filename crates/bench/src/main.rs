@@ -48,7 +48,7 @@ use crate::http::Endpoint;
 use crate::load::{Timing, Workload};
 use crate::report::Row;
 
-const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 #[derive(Parser)]
 #[command(name = "lockbox-bench", version, about = "Load benchmarks for lockbox")]

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 pub fn generate(out_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let file = root.join("lockbox/plugin/v1/plugin.proto");
     let descriptors = protox::compile([&file], [&root])?;
     std::fs::create_dir_all(out_dir)?;

@@ -1559,7 +1559,7 @@ fn section(r: &Results<'_>) -> String {
     );
     let _ = writeln!(
         w,
-        "**What it measures.** `lockbox-bench operator` (crate `bench/`) starts a fresh etcd + \
+        "**What it measures.** `lockbox-bench operator` (crate `crates/bench/`) starts a fresh etcd + \
          kube-apiserver on loopback (`tests/harness/kube-up.sh`), applies `crds/` with \
          `kubectl apply --server-side` and waits until they are Established, and starts \
          `target/release/lockbox operator run --data-dir D --plugin-directory P --namespace \

@@ -997,7 +997,7 @@ fn section(r: &Results<'_>) -> String {
     );
     let _ = writeln!(
         w,
-        "**What it measures.** `lockbox-bench plugins` (crate `bench/`) starts \
+        "**What it measures.** `lockbox-bench plugins` (crate `crates/bench/`) starts \
          `target/release/lockbox server --dev --dev-tls --dev-root-token-id root \
          --dev-listen-address 127.0.0.1:0 --dev-plugin-dir DIR`, where DIR is a temporary \
          directory holding a copy of `target/release/lockbox-plugin-mock` (registered by the \
