@@ -1,6 +1,8 @@
 //! The `lockbox` binary: parses arguments and hands off to the library
-//! (`server`) or to the client commands (`lockbox-cli`). Vault's single-dash
-//! flags (`-format=json`) are normalized before parsing.
+//! crates (`lockbox-server` for `server` and `operator run`,
+//! `lockbox-operator` for `crds`) or to the client commands
+//! (`lockbox-cli`). Vault's single-dash flags (`-format=json`) are
+//! normalized before parsing.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ struct Cli {
 )]
 struct OperatorCli {
     #[command(flatten)]
-    args: lockbox::operator::OperatorArgs,
+    args: lockbox_operator::OperatorArgs,
 }
 
 /// The operator's arguments (program name first) if `argv` invokes it.
@@ -53,9 +55,9 @@ fn operator_invocation(argv: &[std::ffi::OsString]) -> Option<Vec<std::ffi::OsSt
 #[derive(Subcommand)]
 enum Command {
     /// Run the secrets server.
-    Server(lockbox::server::ServerArgs),
+    Server(lockbox_server::ServerArgs),
     /// Print the CustomResourceDefinitions as YAML (or write them with --write DIR).
-    Crds(lockbox::operator::CrdsArgs),
+    Crds(lockbox_operator::CrdsArgs),
     #[command(flatten)]
     Client(lockbox_cli::Command),
 }
@@ -88,14 +90,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server(args) => match runtime.block_on(lockbox::server::run(args)) {
+        Command::Server(args) => match runtime.block_on(lockbox_server::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");
                 ExitCode::FAILURE
             }
         },
-        Command::Crds(args) => match lockbox::operator::run_crds(&args) {
+        Command::Crds(args) => match lockbox_operator::run_crds(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -113,7 +115,7 @@ fn main() -> ExitCode {
 /// take secrets out of their environment before any other thread exists.
 fn harden() -> Result<(), ExitCode> {
     // SAFETY: called from `main` before the runtime (or any thread) starts.
-    unsafe { lockbox::hardening::harden_process() }.map_err(|e| {
+    unsafe { lockbox_server::hardening::harden_process() }.map_err(|e| {
         eprintln!("Error: {e}");
         ExitCode::FAILURE
     })
@@ -140,7 +142,7 @@ fn run_operator(argv: Vec<std::ffi::OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(lockbox::operator::run(cli.args)) {
+    match runtime.block_on(lockbox_server::run_operator(cli.args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");

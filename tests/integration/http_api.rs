@@ -1,7 +1,7 @@
 //! The HTTP API: envelope shapes, methods, errors and status codes.
 
 use crate::common::{TestServer, raw, raw_request};
-use lockbox::http::ServerOptions;
+use lockbox_http::ServerOptions;
 use serde_json::json;
 
 #[tokio::test]
@@ -531,7 +531,7 @@ async fn rotate_and_key_status() {
 #[tokio::test]
 async fn the_default_body_limit_is_32_mib() {
     let s = TestServer::dev().await;
-    let big = "x".repeat(lockbox::http::DEFAULT_MAX_REQUEST_SIZE + 1);
+    let big = "x".repeat(lockbox_http::DEFAULT_MAX_REQUEST_SIZE + 1);
     let r = s.root("PUT", "secret/big", Some(json!({ "v": big }))).await;
     assert_eq!(r.status, 413, "{:?}", r.body);
     let fits = "x".repeat(1024 * 1024);
@@ -545,7 +545,7 @@ async fn the_default_body_limit_is_32_mib() {
 /// server goes on serving everything else.
 #[tokio::test]
 async fn undecryptable_storage_is_a_500_with_an_error_body() {
-    use lockbox::storage::Physical;
+    use lockbox_storage::Physical;
     let s = TestServer::dev().await;
     s.root("PUT", "secret/good", Some(json!({"v": "1"}))).await;
     s.root("PUT", "secret/bad", Some(json!({"v": "2"}))).await;
@@ -867,7 +867,7 @@ async fn health_status_codes_and_overrides() {
 /// touches nothing that a mount owns.
 #[tokio::test]
 async fn unseal_removes_data_of_mounts_not_in_the_table() {
-    use lockbox::storage::Physical;
+    use lockbox_storage::Physical;
     let s = TestServer::dev().await;
     s.root("PUT", "secret/keep", Some(json!({"v": "1"}))).await;
     assert_eq!(s.root("PUT", "sys/seal", None).await.status, 204);

@@ -13,9 +13,9 @@ use crate::common::{
     self, ConfigServer, Resp, TestServer, example_plugins, file_config, grep_dir, lockbox_bin,
     sha256_file,
 };
-use lockbox::core::CoreConfig;
-use lockbox::http::ServerOptions;
-use lockbox::oci::ImageSettings;
+use lockbox_http::ServerOptions;
+use lockbox_plugin_host::NodeConfig;
+use lockbox_plugin_host::images::ImageSettings;
 use registry::{Entry, PASSWORD, Registry, TokenServer, USER, image_layout, layer};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -57,10 +57,10 @@ async fn image_server(dir: &Path, images: ImageSettings) -> TestServer {
     std::fs::create_dir_all(&plugin_dir).unwrap();
     let mut plugins = common::plugin_config(&plugin_dir);
     plugins.plugin_cache_directory = Some(dir.join("cache"));
-    let config = CoreConfig {
+    let config = NodeConfig {
         plugins,
         images,
-        ..CoreConfig::default()
+        ..NodeConfig::default()
     };
     let mut s = TestServer::uninitialized_with_config(ServerOptions::default(), config).await;
     let init = s.core.initialize(1, 1, None).await.expect("init");
@@ -253,7 +253,7 @@ async fn skopeo_image_with_layers_whiteouts_and_basic_auth() {
     let reg = Registry::start(true);
     let mock = std::fs::read(plugin_bin("mock")).unwrap();
     let passgen = std::fs::read(plugin_bin("passgen")).unwrap();
-    let mock_sha = lockbox::plugin::process::sha256_hex(&mock);
+    let mock_sha = lockbox_core::catalog::sha256_hex(&mock);
     // Layer 0 has a decoy at /plugin and /decoy; layer 1 turns /plugin into
     // a symlink to the real binary and deletes /decoy with a whiteout.
     let layers = [

@@ -89,7 +89,7 @@ async fn restart_kill9_and_no_plaintext_on_disk() {
             .status,
         503
     );
-    let other = lockbox::barrier::shamir::split(&[9u8; 32], 3, 2).unwrap();
+    let other = lockbox_core::barrier::shamir::split(&[9u8; 32], 3, 2).unwrap();
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     p.call(

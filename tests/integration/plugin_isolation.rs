@@ -12,7 +12,7 @@ use crate::common::{
     ConfigServer, TestServer, example_plugins, file_config, inmem_config, install_plugin,
     sha256_file,
 };
-use lockbox::plugin::sandbox::{self, LandlockSupport};
+use lockbox_plugin_host::sandbox::{self, LandlockSupport};
 use lockbox_plugin_proto::v1::{StorageGetArgs, storage_client::StorageClient};
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
@@ -390,10 +390,10 @@ async fn plugin_output_without_newlines_cannot_grow_host_memory() {
     );
 }
 
-fn entry(name: &str, sha256: String) -> lockbox::plugin::catalog::CatalogEntry {
-    lockbox::plugin::catalog::CatalogEntry {
+fn entry(name: &str, sha256: String) -> lockbox_core::catalog::CatalogEntry {
+    lockbox_core::catalog::CatalogEntry {
         name: name.into(),
-        kind: lockbox::plugin::catalog::PluginType::Secret,
+        kind: lockbox_core::catalog::PluginType::Secret,
         version: String::new(),
         command: name.into(),
         args: vec![],
@@ -410,7 +410,7 @@ async fn a_runtime_directory_that_is_not_ours_alone_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let sha = install_plugin(dir.path(), "mock", "mock");
     let binary = dir.path().join("mock");
-    let launch = |runtime_dir: PathBuf| lockbox::plugin::process::LaunchConfig {
+    let launch = |runtime_dir: PathBuf| lockbox_plugin_host::process::LaunchConfig {
         runtime_dir,
         handshake_timeout: Duration::from_secs(10),
         stop_grace: Duration::from_secs(2),
@@ -421,7 +421,7 @@ async fn a_runtime_directory_that_is_not_ours_alone_is_refused() {
     let open = dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let err = lockbox::plugin::process::launch(&e, &binary, &launch(open.clone()))
+    let err = lockbox_plugin_host::process::launch(&e, &binary, &launch(open.clone()))
         .await
         .err()
         .expect("a 0777 runtime directory is refused");
@@ -441,7 +441,7 @@ async fn a_runtime_directory_that_is_not_ours_alone_is_refused() {
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let err = lockbox::plugin::process::launch(&e, &binary, &launch(link))
+    let err = lockbox_plugin_host::process::launch(&e, &binary, &launch(link))
         .await
         .err()
         .expect("a symlinked runtime directory is refused");
@@ -453,7 +453,7 @@ async fn a_runtime_directory_that_is_not_ours_alone_is_refused() {
         std::fs::create_dir(&theirs).unwrap();
         std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
-        let err = lockbox::plugin::process::launch(&e, &binary, &launch(theirs))
+        let err = lockbox_plugin_host::process::launch(&e, &binary, &launch(theirs))
             .await
             .err()
             .expect("another user's runtime directory is refused");
@@ -462,7 +462,7 @@ async fn a_runtime_directory_that_is_not_ours_alone_is_refused() {
 
     // A directory that does not exist yet is created 0700 and used.
     let fresh = dir.path().join("fresh");
-    let p = lockbox::plugin::process::launch(&e, &binary, &launch(fresh.clone()))
+    let p = lockbox_plugin_host::process::launch(&e, &binary, &launch(fresh.clone()))
         .await
         .expect("a fresh runtime directory works");
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;

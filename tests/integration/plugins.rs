@@ -851,7 +851,7 @@ async fn cacheable_reads_come_from_memory_until_the_mount_storage_changes() {
 /// the plugin, its mounts and the reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_crashes_are_reported_as_a_crash_loop() {
-    use lockbox::plugin::PluginEventKind;
+    use lockbox_plugin_host::PluginEventKind;
     let (_dir, s, sha) = mock_mounted(&["MOCK_PLUGIN_TEST_HOOKS=1"]).await;
     s.root("PUT", "mock/k", Some(json!({"v": "1"}))).await;
     let mut events = s.core.plugin_host().subscribe();

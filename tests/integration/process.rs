@@ -265,7 +265,7 @@ async fn dev_tls_serves_https_with_a_verifiable_ca() {
     assert!(dev.addr.starts_with("https://127.0.0.1:"), "{}", dev.addr);
     assert_eq!(dev.root, "root");
     let ca = std::fs::read(dev.ca.as_ref().expect("CA path printed")).unwrap();
-    lockbox::http::tls::install_crypto_provider();
+    lockbox_http::tls::install_crypto_provider();
     let cert = reqwest::Certificate::from_pem(&ca).unwrap();
     let https = reqwest::Client::builder()
         .tls_certs_only([cert])

@@ -38,7 +38,7 @@ fn der(pem_file: &Path) -> Vec<u8> {
 /// The certificate the server presents to a new connection, verified
 /// against any of `cas`.
 async fn peer_cert(addr: &str, cas: &[&Path]) -> Vec<u8> {
-    lockbox::http::tls::install_crypto_provider();
+    lockbox_http::tls::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         roots.add(der(ca).into()).unwrap();
@@ -68,8 +68,8 @@ async fn wait_for_cert(addr: &str, cas: &[&Path], want: &[u8]) {
 }
 
 /// A CA and a leaf for 127.0.0.1 (CA:FALSE) in `dir`: ca.pem, cert.pem, key.pem.
-fn certs(dir: &Path) -> lockbox::http::tls::DevCerts {
-    lockbox::http::tls::generate_dev(dir).unwrap()
+fn certs(dir: &Path) -> lockbox_http::tls::DevCerts {
+    lockbox_http::tls::generate_dev(dir).unwrap()
 }
 
 /// TLS from `cert` and `key`, requests up to 1 KiB.
@@ -78,7 +78,7 @@ fn tls_config(cert: &Path, key: &Path) -> String {
 }
 
 fn https_client(cas: &[&Path]) -> reqwest::Client {
-    lockbox::http::tls::install_crypto_provider();
+    lockbox_http::tls::install_crypto_provider();
     let certs = cas
         .iter()
         .map(|ca| reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
@@ -331,7 +331,7 @@ async fn max_request_size_zero_is_the_default_and_negative_is_unlimited() {
     server.process.assert_banner(|l| {
         l.contains(&format!(
             "max_request_size: \"{}\"",
-            lockbox::http::DEFAULT_MAX_REQUEST_SIZE
+            lockbox_http::DEFAULT_MAX_REQUEST_SIZE
         ))
     });
     let r = c.put(&url).body(init_body(2048)).send().await.unwrap();
@@ -349,7 +349,7 @@ async fn max_request_size_zero_is_the_default_and_negative_is_unlimited() {
     let url = format!("{}/v1/sys/init", server.addr);
     let r = c
         .put(&url)
-        .body(init_body(lockbox::http::DEFAULT_MAX_REQUEST_SIZE + 1024))
+        .body(init_body(lockbox_http::DEFAULT_MAX_REQUEST_SIZE + 1024))
         .send()
         .await
         .unwrap();

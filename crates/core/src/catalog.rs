@@ -9,13 +9,14 @@
 //! `command` must name a regular file inside `plugin_directory`: no absolute
 //! paths, no `..`, and no symlink that resolves outside the directory. An
 //! entry with an OCI source ([`OciSource`]) instead runs the binary of that
-//! sha256 from the plugin cache (see `crate::oci`), and its `command` is the
+//! sha256 from the plugin cache (the plugin host's `images`), and its `command` is the
 //! path of the binary inside the image.
 
 use crate::barrier::Barrier;
 use crate::logical::RequestError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
 
 const PREFIX: &str = "core/plugin-catalog/";
@@ -112,26 +113,28 @@ impl CatalogEntry {
     }
 }
 
-/// The file a catalog entry runs: `command` inside `plugin_directory`, or,
-/// for an image-sourced entry, `<plugin cache>/sha256/<sha256>`. Either way
-/// the process launcher hashes the bytes again before exec.
-pub fn binary_path(
-    plugin_directory: Option<&Path>,
-    plugin_cache_directory: Option<&Path>,
-    entry: &CatalogEntry,
-) -> Result<PathBuf, crate::plugin::PluginError> {
-    if entry.oci.is_some() {
-        let cache = plugin_cache_directory.ok_or_else(|| crate::plugin::PluginError::Command {
-            name: entry.name.clone(),
-            message: "the plugin comes from an OCI image but no plugin cache directory is configured (plugin_cache_directory)".into(),
-        })?;
-        return Ok(lockbox_oci::Cache::new(cache, 0).path_for(&entry.sha256));
-    }
-    let dir = plugin_directory.ok_or(crate::plugin::PluginError::NoPluginDirectory)?;
-    resolve_command(dir, &entry.command).map_err(|e| crate::plugin::PluginError::Command {
-        name: entry.name.clone(),
-        message: e.to_string(),
-    })
+/// Why a plugin cannot start or be registered without a plugin directory
+/// (the plugin host's `PluginError::NoPluginDirectory` says the same).
+pub const NO_PLUGIN_DIRECTORY: &str = "plugin_directory is not set: external plugins are disabled; set plugin_directory in the config file (or use --dev-plugin-dir)";
+
+/// Hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Hex sha256 of a file, read in 64 KiB steps (never whole in memory).
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// [`sha256_file`] on the blocking pool.
+pub async fn sha256_file_async(path: &Path) -> std::io::Result<String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || sha256_file(&path))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 /// Checks a plugin name: letters, digits, `-`, `_`, `.`.

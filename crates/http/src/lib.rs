@@ -17,14 +17,11 @@
 //!   (403, or 503 while sealed) from its headers, before any of its body is
 //!   read ([`Core::precheck`]); a body is read up to `max_request_size`
 //!   within `http_read_timeout`, and its JSON shape is checked before it is
-//!   parsed ([`json`]), so parsing costs about the body's size.
+//!   parsed (`lockbox_core::json`), so parsing costs about the body's size.
 
 pub mod conn;
-pub mod json;
 pub mod tls;
 
-use crate::core::{ApiRequest, Core, Method, Reply};
-use crate::logical::RequestError;
 use bytes::Bytes;
 pub use conn::Timeouts;
 use http::{Request, Response, StatusCode, header};
@@ -32,6 +29,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use lockbox_core::core::{ApiRequest, Core, Method, Reply};
+use lockbox_core::logical::RequestError;
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::sync::Arc;
@@ -173,7 +172,7 @@ fn error_response(err: &RequestError) -> Response<Body> {
 
 fn envelope(
     request_id: String,
-    response: crate::logical::Response,
+    response: lockbox_core::logical::Response,
     mount_type: String,
     flatten: bool,
 ) -> Value {
@@ -324,12 +323,12 @@ async fn read_bytes(
 }
 
 /// Parses a request body: empty or `null` is no data, otherwise a JSON
-/// object whose shape passed [`json::check_shape`].
+/// object whose shape passed [`lockbox_core::json::check_shape`].
 fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, RequestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    json::check_shape(bytes).map_err(|e| RequestError::invalid(e.to_string()))?;
+    lockbox_core::json::check_shape(bytes).map_err(|e| RequestError::invalid(e.to_string()))?;
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
@@ -613,7 +612,7 @@ mod tests {
         data.insert("k".into(), json!("v"));
         let v = envelope(
             "id".into(),
-            crate::logical::Response::data(data),
+            lockbox_core::logical::Response::data(data),
             "kv".into(),
             false,
         );

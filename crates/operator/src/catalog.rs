@@ -5,7 +5,7 @@
 //! hash the binary in the plugin directory and compare with
 //! `spec.binary.sha256`, or, for `spec.image`, pull the image inside the
 //! operator's pod with the pull secrets' credentials into the
-//! content-addressed cache (verified by digest; see `crate::oci`) →
+//! content-addressed cache (verified by digest; see `lockbox_plugin_host::images`) →
 //! register (`PUT sys/plugins/catalog/TYPE/NAME`, with `oci_image` pinned by
 //! digest so the core finds the binary in the cache) → reload the mounts
 //! whose running process differs from the registration.
@@ -41,15 +41,15 @@ use super::crd::{
     PluginCatalogEntryStatus, REASON_INVALID_SPEC, SecretsMount,
 };
 use super::validate::{check_env_secret, message, validate_catalog_entry};
-use crate::core::Method;
-use crate::oci::ImageRequest;
-use crate::plugin::catalog::{CatalogEntry, OciSource};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
+use lockbox_core::catalog::{CatalogEntry, OciSource};
+use lockbox_core::core::Method;
 use lockbox_oci::Credentials;
+use lockbox_plugin_host::images::ImageRequest;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,7 +231,10 @@ impl PluginCatalogEntry {
             .await
         {
             if let Error::Core { source, .. } = &e
-                && matches!(source, crate::logical::RequestError::InvalidRequest(_))
+                && matches!(
+                    source,
+                    lockbox_core::logical::RequestError::InvalidRequest(_)
+                )
             {
                 return self
                     .report(
@@ -358,25 +361,25 @@ impl PluginCatalogEntry {
         ctx: &Context,
         binary: &BinarySource,
     ) -> Result<Result<String, Action>, Error> {
-        let path =
-            match crate::plugin::catalog::resolve_command(&ctx.plugin_directory, &binary.path) {
-                Ok(p) => p,
-                Err(e) => {
-                    return self
-                        .report(
-                            ctx,
-                            NotReady {
-                                reason: REASON_BINARY_UNREADABLE,
-                                message: format!("spec.binary.path {:?}: {e}", binary.path),
-                                verified: Some(false),
-                                requeue: Some(RECHECK),
-                            },
-                        )
-                        .await
-                        .map(Err);
-                }
-            };
-        let actual = match crate::plugin::process::sha256_file_async(&path).await {
+        let path = match lockbox_core::catalog::resolve_command(&ctx.plugin_directory, &binary.path)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                return self
+                    .report(
+                        ctx,
+                        NotReady {
+                            reason: REASON_BINARY_UNREADABLE,
+                            message: format!("spec.binary.path {:?}: {e}", binary.path),
+                            verified: Some(false),
+                            requeue: Some(RECHECK),
+                        },
+                    )
+                    .await
+                    .map(Err);
+            }
+        };
+        let actual = match lockbox_core::catalog::sha256_file_async(&path).await {
             Ok(hex) => hex,
             Err(e) => {
                 return self

@@ -1,17 +1,18 @@
 //! What every reconcile shares ([`Context`]), the reconcile error type
 //! ([`Error`]) and the per-object retry backoff used by `error_policy`.
 //!
-//! The operator drives lockbox through [`Core::handle`] with the root token,
+//! The operator drives lockbox through [`lockbox_core::core::Core::handle`] with the root token,
 //! exactly as an HTTP client would (`sys/plugins/catalog/...`,
 //! `sys/mounts/...`), so the operator and the API can never disagree about
 //! the rules.
 
 use super::crd::SecretsMount;
 use super::metrics::Metrics;
-use crate::core::{ApiRequest, Core, Method, Reply};
-use crate::logical::RequestError;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder};
+use lockbox_core::core::{ApiRequest, Method, Reply};
+use lockbox_core::logical::RequestError;
+use lockbox_plugin_host::Node;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -35,8 +36,8 @@ pub struct Context {
     /// Kubernetes client (the operator's own identity).
     pub client: Client,
     /// The lockbox core the operator runs.
-    pub core: Arc<Core>,
-    /// Root token for [`Core::handle`]; never logged.
+    pub core: Arc<Node>,
+    /// Root token for [`lockbox_core::core::Core::handle`]; never logged.
     root_token: Zeroizing<String>,
     /// The operator's namespace (Secrets for env values, the Lease).
     pub namespace: String,
@@ -141,7 +142,7 @@ impl Context {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
-        core: Arc<Core>,
+        core: Arc<Node>,
         root_token: Zeroizing<String>,
         namespace: String,
         plugin_directory: PathBuf,

@@ -9,14 +9,14 @@
 //! in their own namespace. Requests to those mounts fail fast with 503
 //! meanwhile; the host keeps restarting with backoff.
 //!
-//! [`PluginHost::subscribe`]: crate::plugin::PluginHost::subscribe
+//! [`PluginHost::subscribe`]: lockbox_plugin_host::PluginHost::subscribe
 
 use super::context::Context;
 use super::crd::PluginCatalogEntry;
-use crate::plugin::{PluginEvent, PluginEventKind};
 use kube::api::Api;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
+use lockbox_plugin_host::{PluginEvent, PluginEventKind};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 

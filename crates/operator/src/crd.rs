@@ -192,11 +192,11 @@ impl fmt::Display for PluginType {
     }
 }
 
-impl From<PluginType> for crate::plugin::catalog::PluginType {
+impl From<PluginType> for lockbox_core::catalog::PluginType {
     fn from(t: PluginType) -> Self {
         match t {
-            PluginType::Secret => crate::plugin::catalog::PluginType::Secret,
-            PluginType::Auth => crate::plugin::catalog::PluginType::Auth,
+            PluginType::Secret => lockbox_core::catalog::PluginType::Secret,
+            PluginType::Auth => lockbox_core::catalog::PluginType::Auth,
         }
     }
 }

@@ -2,9 +2,12 @@
 //! catalog and secrets mounts.
 //!
 //! Modules: the resource types ([`crd`]), their validation ([`validate`]),
-//! CRD generation (`lockbox crds`, [`run_crds`]), and `lockbox operator`
-//! ([`run`]): startup and leader election ([`leader`]), the controllers
-//! ([`catalog`], [`mount`]) sharing a [`context::Context`], status
+//! CRD generation (`lockbox crds`, [`run_crds`]), and the parts of
+//! `lockbox operator` (composed with the server assembly by
+//! `lockbox-server`): flags and errors ([`args`]), CRD check and
+//! init/unseal from Secrets ([`bootstrap`]), leader election ([`leader`],
+//! [`controllers::lead`]), the controllers ([`catalog`], [`mount`]) sharing
+//! a [`context::Context`], status
 //! conditions ([`conditions`]), metrics/health ([`metrics`]) and
 //! crash-loop events ([`crashloop`]).
 //!
@@ -40,18 +43,20 @@
 //! - `crds/*.yaml` in the repository are exactly what [`crd_files`]
 //!   produces; a unit test fails when they are stale.
 
+pub mod args;
+pub mod bootstrap;
 pub mod catalog;
 pub mod conditions;
 pub mod context;
+pub mod controllers;
 pub mod crashloop;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
 pub mod mount;
-pub mod run;
 pub mod validate;
 
-pub use run::{OperatorArgs, OperatorError, run};
+pub use args::{OperatorArgs, OperatorError};
 
 pub use crd::{
     PluginCatalogEntry, PluginCatalogEntrySpec, PluginCatalogEntryStatus, SecretsMount,

@@ -5,7 +5,7 @@
 //! do not justify a metrics framework. Label values are escaped as the
 //! format requires (`\\`, `\"`, `\n`).
 
-use crate::core::Core;
+use lockbox_plugin_host::Node;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +75,7 @@ impl Metrics {
     }
 
     /// The exposition text, including the plugin host's processes.
-    pub fn render(&self, core: &Core) -> String {
+    pub fn render(&self, core: &Node) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -186,12 +186,12 @@ const MAX_HEALTH_CONNECTIONS: usize = 64;
 /// Serves `/healthz` (process alive), `/readyz` (core unsealed) and
 /// `/metrics` on `listener` until `shutdown` resolves. Like the API
 /// listener, its connections have Vault's default header and idle timeouts
-/// (see [`crate::http::conn`]) and their number is capped, so clients that
+/// (see [`lockbox_http::conn`]) and their number is capped, so clients that
 /// reach the port cannot hold the process's connections (it shares the file
 /// descriptor limit with the API).
 pub async fn serve_health(
     listener: tokio::net::TcpListener,
-    core: Arc<Core>,
+    core: Arc<Node>,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -200,7 +200,7 @@ pub async fn serve_health(
         core,
         metrics,
         shutdown,
-        crate::http::Timeouts::default(),
+        lockbox_http::Timeouts::default(),
         MAX_HEALTH_CONNECTIONS,
     )
     .await
@@ -208,16 +208,16 @@ pub async fn serve_health(
 
 async fn serve_health_with(
     listener: tokio::net::TcpListener,
-    core: Arc<Core>,
+    core: Arc<Node>,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()>,
-    timeouts: crate::http::Timeouts,
+    timeouts: lockbox_http::Timeouts,
     max_connections: usize,
 ) {
-    use crate::http::conn::{Activity, Monitored, Tracked};
     use http_body_util::Full;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
+    use lockbox_http::conn::{Activity, Monitored, Tracked};
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -284,11 +284,11 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let core = Arc::new(Core::new(
-            Arc::new(crate::storage::InMemory::new()),
-            crate::core::CoreConfig::default(),
+        let core = Arc::new(Node::new(
+            Arc::new(lockbox_storage::InMemory::new()),
+            lockbox_plugin_host::NodeConfig::default(),
         ));
-        let timeouts = crate::http::Timeouts {
+        let timeouts = lockbox_http::Timeouts {
             read_header: Some(Duration::from_millis(300)),
             ..Default::default()
         };
@@ -348,9 +348,9 @@ mod tests {
         let m = Metrics::default();
         m.reconciled("SecretsMount", Duration::from_millis(30));
         m.failed("SecretsMount", "CoreApi");
-        let core = Core::new(
-            Arc::new(crate::storage::InMemory::new()),
-            crate::core::CoreConfig::default(),
+        let core = Node::new(
+            Arc::new(lockbox_storage::InMemory::new()),
+            lockbox_plugin_host::NodeConfig::default(),
         );
         let text = m.render(&core);
         assert!(text.contains("lockbox_operator_reconciles_total{kind=\"SecretsMount\"} 1"));

@@ -8,12 +8,13 @@ use super::catalog::{FINALIZER, REASON_DIGEST_MISMATCH};
 use super::context::Context;
 use super::crd::{BinarySource, PluginCatalogEntry, PluginCatalogEntrySpec, PluginType};
 use super::metrics::Metrics;
-use crate::core::{ApiRequest, Core, CoreConfig, Method};
-use crate::storage::InMemory;
 use http::{Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
 use kube::runtime::controller::Action;
+use lockbox_core::core::{ApiRequest, Method};
+use lockbox_plugin_host::{Node, NodeConfig};
+use lockbox_storage::InMemory;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +29,10 @@ async fn context(dir: &std::path::Path) -> (Arc<Context>, ApiHandle, String) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     std::fs::write(dir.join("lockbox-plugin-mock"), b"#!/bin/false\n").unwrap();
-    let core = Arc::new(Core::new(
+    let core = Arc::new(Node::new(
         Arc::new(InMemory::new()),
-        CoreConfig {
-            plugins: crate::plugin::HostConfig {
+        NodeConfig {
+            plugins: lockbox_plugin_host::HostConfig {
                 plugin_directory: Some(dir.to_path_buf()),
                 ..Default::default()
             },
@@ -153,7 +154,7 @@ async fn digest_mismatch_event_then_status_and_nothing_registered() {
     let dir = tempfile::tempdir().unwrap();
     let (ctx, mut api, root) = context(dir.path()).await;
     let wrong = "0".repeat(64);
-    let actual = crate::plugin::process::sha256_hex(b"#!/bin/false\n");
+    let actual = lockbox_core::catalog::sha256_hex(b"#!/bin/false\n");
     let obj = entry(&wrong);
     let object = serde_json::to_value(&obj).unwrap();
     let server = tokio::spawn(async move {
@@ -203,7 +204,7 @@ async fn digest_mismatch_event_then_status_and_nothing_registered() {
         })
         .await;
     assert!(
-        matches!(read, Ok(crate::core::Reply::NotFound) | Err(_)),
+        matches!(read, Ok(lockbox_core::core::Reply::NotFound) | Err(_)),
         "registered anyway: {read:?}"
     );
     assert!(ctx.core.plugin_host().groups().is_empty(), "a process ran");
@@ -360,7 +361,7 @@ async fn core_call(
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"));
     match reply {
-        crate::core::Reply::Envelope { response, .. } => response.data,
+        lockbox_core::core::Reply::Envelope { response, .. } => response.data,
         _ => None,
     }
 }

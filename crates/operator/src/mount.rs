@@ -43,11 +43,11 @@ use super::crd::{
     SecretsMountStatus,
 };
 use super::validate::{ValidMount, message, validate_mount};
-use crate::core::Method;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
+use lockbox_core::core::Method;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +71,7 @@ pub const REASON_MOUNT_FAILED: &str = "MountFailed";
 const RECHECK: Duration = Duration::from_secs(15);
 
 /// Request and `sys/mounts` field holding a mount's owner.
-const OWNER: &str = crate::core::mounts::OWNER_FIELD;
+const OWNER: &str = lockbox_core::core::mounts::OWNER_FIELD;
 
 /// Whether `live` (a `sys/mounts` entry) belongs to the object with `uid`:
 /// its recorded owner is `uid`.
@@ -577,7 +577,7 @@ impl SecretsMount {
     async fn core_refused(&self, ctx: &Context, path: &str, e: Error) -> Result<Action, Error> {
         match &e {
             Error::Core {
-                source: crate::logical::RequestError::InvalidRequest(msg),
+                source: lockbox_core::logical::RequestError::InvalidRequest(msg),
                 ..
             } => {
                 let reason = if msg.contains("plugin not found in the catalog") {

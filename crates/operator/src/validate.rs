@@ -19,9 +19,9 @@ use super::crd::{
     DeletionPolicy, EnvVar, ImageSource, OBJECT_NAME_MAX_LEN, PATH_MAX_LEN, PLUGIN_ENV_LABEL,
     PLUGIN_ENV_LABEL_VALUE, PluginCatalogEntrySpec, SecretsMountSpec,
 };
-use super::run::{ROOT_TOKEN_SECRET, UNSEAL_SECRET};
-use crate::core::mounts;
-use crate::logical::duration;
+use crate::args::{ROOT_TOKEN_SECRET, UNSEAL_SECRET};
+use lockbox_core::core::mounts;
+use lockbox_core::logical::duration;
 use lockbox_plugin_proto as proto;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -675,9 +675,7 @@ fn is_env_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::crd::{
-        BinarySource, EnvVarSource, MountConfigSpec, PluginType, SecretKeySelector,
-    };
+    use crate::crd::{BinarySource, EnvVarSource, MountConfigSpec, PluginType, SecretKeySelector};
 
     const SHA: &str = "3b9f2a6c5d0e1f4a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c";
 

@@ -26,7 +26,7 @@
 //! it is served; it never touches disk. `plugin_response_cache_size = 0`
 //! turns it off.
 
-use crate::logical;
+use lockbox_core::logical;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -21,11 +21,12 @@
 
 use super::PluginError;
 use super::cache::{self, MountGeneration, ResponseCache};
-use super::catalog::CatalogEntry;
 use super::process::{self, LaunchConfig, PluginProcess};
-use crate::barrier::View;
-use crate::logical::{self, BackendKind, RequestError, SpecialPaths};
 use async_trait::async_trait;
+use lockbox_core::barrier::View;
+use lockbox_core::catalog::{CatalogEntry, resolve_command};
+use lockbox_core::logical::{self, BackendKind, RequestError, SpecialPaths};
+use lockbox_core::runtime::{BinaryRestorer, MountSpec, PluginRuntime};
 use lockbox_plugin_proto::v1;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -209,16 +210,9 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
 }
 
 /// Starts processes, keeps them alive, and hands out mount backends.
-/// Puts an image-sourced plugin's binary back into the plugin cache (pull
-/// the pinned digest again) when it is missing; set by the core while
-/// unsealed, used by the supervisor before a restart.
-pub type BinaryRestorer = Arc<
-    dyn Fn(CatalogEntry) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-        + Send
-        + Sync,
->;
-
 pub struct PluginHost {
+    /// This host, for the [`PluginRuntime`] methods that start groups.
+    this: Weak<PluginHost>,
     cfg: HostConfig,
     restorer: RwLock<Option<BinaryRestorer>>,
     /// `plugin_directory`, apart from `cfg` because SIGHUP can change it.
@@ -232,7 +226,8 @@ pub struct PluginHost {
 impl PluginHost {
     /// A host with no processes yet.
     pub fn new(cfg: HostConfig) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             cache: ResponseCache::new(cfg.response_cache_size),
             events: tokio::sync::broadcast::channel(256).0,
             plugin_directory: std::sync::RwLock::new(cfg.plugin_directory.clone()),
@@ -317,13 +312,24 @@ impl PluginHost {
             .unwrap_or_else(|e| e.into_inner()) = dir;
     }
 
-    /// The file a catalog entry runs (see [`super::catalog::binary_path`]).
+    /// The file a catalog entry runs: `command` inside `plugin_directory`,
+    /// or, for an image-sourced entry, `<plugin cache>/sha256/<sha256>`.
+    /// Either way the process launcher hashes the bytes again before exec.
     pub fn binary_path(&self, entry: &CatalogEntry) -> Result<PathBuf, PluginError> {
-        super::catalog::binary_path(
-            self.plugin_directory().as_deref(),
-            self.cfg.plugin_cache_directory.as_deref(),
-            entry,
-        )
+        if entry.oci.is_some() {
+            let cache = self.cfg.plugin_cache_directory.as_deref().ok_or_else(|| PluginError::Command {
+                name: entry.name.clone(),
+                message: "the plugin comes from an OCI image but no plugin cache directory is configured (plugin_cache_directory)".into(),
+            })?;
+            return Ok(lockbox_oci::Cache::new(cache, 0).path_for(&entry.sha256));
+        }
+        let dir = self
+            .plugin_directory()
+            .ok_or(PluginError::NoPluginDirectory)?;
+        resolve_command(&dir, &entry.command).map_err(|e| PluginError::Command {
+            name: entry.name.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// Live groups, for status and metrics.
@@ -820,7 +826,7 @@ impl PluginBackend {
 
 /// A plugin's `data_json` as response data: empty or `null` is none,
 /// otherwise a JSON object. A plugin is not trusted, so the shape check of
-/// client bodies ([`crate::http::json::check_shape`]) bounds what parsing
+/// client bodies ([`lockbox_core::json::check_shape`]) bounds what parsing
 /// its answer costs.
 fn plugin_data(
     name: &str,
@@ -832,7 +838,7 @@ fn plugin_data(
     let invalid = |what: String| {
         RequestError::Internal(format!("plugin {name} returned invalid data: {what}"))
     };
-    crate::http::json::check_shape(raw).map_err(|e| invalid(e.to_string()))?;
+    lockbox_core::json::check_shape(raw).map_err(|e| invalid(e.to_string()))?;
     match serde_json::from_slice::<serde_json::Value>(raw) {
         Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
         Ok(serde_json::Value::Null) => Ok(None),
@@ -877,7 +883,7 @@ impl logical::Backend for PluginBackend {
     async fn exists(
         &self,
         req: &logical::Request,
-        _storage: &dyn crate::barrier::Storage,
+        _storage: &dyn lockbox_core::barrier::Storage,
     ) -> Result<Option<bool>, RequestError> {
         let args = to_args(&self.mount_id, req)?;
         let (reply, group) = self
@@ -897,7 +903,7 @@ impl logical::Backend for PluginBackend {
     async fn handle(
         &self,
         req: &logical::Request,
-        _storage: &dyn crate::barrier::Storage,
+        _storage: &dyn lockbox_core::barrier::Storage,
     ) -> Result<Option<logical::Response>, RequestError> {
         let args = to_args(&self.mount_id, req)?;
         // Reads the plugin marked cacheable are answered from memory while
@@ -981,9 +987,81 @@ impl logical::Backend for PluginBackend {
     fn running_sha256(&self) -> String {
         self.group().entry.sha256.clone()
     }
+}
 
-    fn as_plugin(&self) -> Option<&PluginBackend> {
-        Some(self)
+fn setup_request(m: MountSpec) -> v1::SetupRequest {
+    v1::SetupRequest {
+        mount_id: m.mount_id,
+        mount_path: m.mount_path,
+        mount_accessor: m.mount_accessor,
+        mount_type: m.mount_type,
+        options: m.options,
+        default_lease_ttl_seconds: m.default_lease_ttl,
+        max_lease_ttl_seconds: m.max_lease_ttl,
+    }
+}
+
+/// The core's view of the host: plugin mounts, reloads, the running
+/// binaries and the image restorer.
+#[async_trait]
+impl PluginRuntime for PluginHost {
+    async fn mount(
+        &self,
+        entry: &CatalogEntry,
+        mount: MountSpec,
+        view: View,
+    ) -> Result<Arc<dyn logical::Backend>, String> {
+        let host = self
+            .this
+            .upgrade()
+            .ok_or("the plugin host is shutting down")?;
+        let backend = host
+            .mount(entry, setup_request(mount), view)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(backend)
+    }
+
+    fn serves(&self, backend: &dyn logical::Backend) -> bool {
+        let any: &dyn std::any::Any = backend;
+        any.downcast_ref::<PluginBackend>()
+            .is_some_and(|b| std::ptr::eq(b.host.as_ptr(), self.this.as_ptr()))
+    }
+
+    async fn reload(
+        &self,
+        mounts: &[Arc<dyn logical::Backend>],
+        entry: &CatalogEntry,
+    ) -> Result<(), String> {
+        let host = self
+            .this
+            .upgrade()
+            .ok_or("the plugin host is shutting down")?;
+        let backends: Vec<&PluginBackend> = mounts
+            .iter()
+            .filter_map(|b| {
+                let any: &dyn std::any::Any = b.as_ref();
+                any.downcast_ref::<PluginBackend>()
+            })
+            .collect();
+        host.reload_many(&backends, entry)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn plugin_directory(&self) -> Option<PathBuf> {
+        PluginHost::plugin_directory(self)
+    }
+
+    fn running_sha256s(&self) -> Vec<String> {
+        self.groups()
+            .iter()
+            .map(|g| g.entry().sha256.clone())
+            .collect()
+    }
+
+    fn set_restorer(&self, restorer: Option<BinaryRestorer>) {
+        PluginHost::set_restorer(self, restorer)
     }
 }
 
@@ -1004,7 +1082,7 @@ mod tests {
         );
         // A hostile plugin's answer of tiny values is refused unparsed.
         let mut flood = b"{\"a\":[0".to_vec();
-        for _ in 0..crate::http::json::MAX_JSON_NODES {
+        for _ in 0..lockbox_core::json::MAX_JSON_NODES {
             flood.extend_from_slice(b",0");
         }
         flood.extend_from_slice(b"]}");

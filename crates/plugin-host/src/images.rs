@@ -1,13 +1,15 @@
 //! Plugin images in the server: turning a catalog entry's `oci_image` into a
 //! verified binary in the content-addressed cache, so the ordinary
-//! verify-before-exec path ([`crate::plugin::process`]) runs it.
+//! verify-before-exec path ([`crate::process`]) runs it.
 //!
 //! This module owns the server's side of OCI: the settings (cache
 //! directory, insecure registries, size limits, the registry auth file),
 //! the barrier-stored index from (manifest digest, path) to binary sha256,
 //! and the rules for when the network is needed. The registry protocol,
 //! the image layout rules and the cache itself are the `lockbox-oci` crate
-//! (`oci/`), shared with `lockbox plugin push|pull`.
+//! (`crates/oci/`), shared with `lockbox plugin push|pull`. The core reaches
+//! this module through its [`ImageStore`] trait, with image references as
+//! plain strings: it parses none of them.
 //!
 //! When is the registry contacted?
 //! * registering a digest-pinned image whose (manifest, path) pair was
@@ -24,8 +26,10 @@
 //! `registry_auth_file` (Docker config JSON, read at each pull) or, for the
 //! operator, from pull secrets read from the Kubernetes API for each pull.
 
-use crate::barrier::Barrier;
-use crate::plugin::catalog::{Catalog, CatalogEntry, OciSource, PluginType};
+use async_trait::async_trait;
+use lockbox_core::barrier::Barrier;
+use lockbox_core::catalog::{Catalog, CatalogEntry, OciSource, PluginType};
+use lockbox_core::runtime::{FetchedImage, ImageError, ImageSpec, ImageStore};
 use lockbox_oci::{Cache, Credentials, ImageRef, OciError, PullOptions, Registry};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -347,6 +351,38 @@ pub fn source(req: &ImageRequest, fetched: &Fetched) -> OciSource {
 /// `reason: message` for API errors.
 pub fn describe(e: &OciError) -> String {
     format!("{} ({})", e, e.reason())
+}
+
+/// The core's view of plugin images: references as the user gave them,
+/// errors as the API shows them (`message (Reason)`).
+#[async_trait]
+impl ImageStore for PluginImages {
+    async fn fetch(
+        &self,
+        barrier: &Barrier,
+        image: ImageSpec<'_>,
+    ) -> Result<FetchedImage, ImageError> {
+        let req = ImageRequest::parse(image.image, image.path, image.sha256)
+            .map_err(|e| ImageError::Invalid(describe(&e)))?;
+        let fetched = PluginImages::fetch(self, barrier, &req, None)
+            .await
+            .map_err(|e| ImageError::Fetch(describe(&e)))?;
+        Ok(FetchedImage {
+            source: source(&req, &fetched),
+            path: req.path,
+            sha256: fetched.sha256,
+        })
+    }
+
+    async fn ensure(&self, barrier: &Barrier, entry: &CatalogEntry) -> Result<(), String> {
+        PluginImages::ensure(self, barrier, entry)
+            .await
+            .map_err(|e| describe(&e))
+    }
+
+    async fn prune(&self, barrier: &Barrier, running: Vec<String>) {
+        PluginImages::prune(self, barrier, running).await
+    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,27 @@
-//! External plugins: the catalog, verified process launch, supervision,
-//! multiplexing and reload. The wire contract is the `lockbox-plugin-proto`
-//! crate (see `docs/plugin-protocol.md`).
+//! lockbox's plugin runtime: verified process launch, supervision,
+//! multiplexing, reload, and plugin images. It implements the core's
+//! [`lockbox_core::runtime::PluginRuntime`] ([`PluginHost`]) and
+//! [`lockbox_core::runtime::ImageStore`] ([`images::PluginImages`]); a
+//! [`Node`] is a core with both plugged in. The catalog (which binaries may
+//! run) is the core's (`lockbox_core::catalog`); the wire contract is the
+//! `lockbox-plugin-proto` crate (see `docs/plugin-protocol.md`).
 //!
-//! * [`catalog`]: registered plugins, pinned by sha256 (pure rules + barrier storage).
 //! * [`process`]: one verified process: memfd exec, handshake, gRPC, host storage service.
 //! * [`host`]: groups of mounts per process, restart with backoff, reload.
 //! * [`cache`]: the read-response cache of plugin mounts (answers the plugin marks cacheable).
 //! * [`sandbox`]: what a plugin process can reach (capabilities, `no_new_privs`, Landlock).
+//! * [`images`]: plugin images in the server (OCI pulls into the binary cache, the barrier-stored index).
+//! * [`node`]: a core assembled with this runtime (what the server and the operator run).
 
 pub mod cache;
-pub mod catalog;
 pub mod host;
+pub mod images;
+pub mod node;
 pub mod process;
 pub mod sandbox;
 
 pub use host::{HostConfig, PluginBackend, PluginEvent, PluginEventKind, PluginHost};
+pub use node::{Node, NodeConfig};
 
 use std::path::PathBuf;
 
@@ -22,9 +29,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// No `plugin_directory` is configured.
-    #[error(
-        "plugin_directory is not set: external plugins are disabled; set plugin_directory in the config file (or use --dev-plugin-dir)"
-    )]
+    #[error("{}", lockbox_core::catalog::NO_PLUGIN_DIRECTORY)]
     NoPluginDirectory,
     /// The command does not resolve inside the plugin directory.
     #[error("plugin {name}: {message}")]

@@ -26,9 +26,9 @@
 
 use super::PluginError;
 use super::cache::MountGeneration;
-use super::catalog::CatalogEntry;
 use super::sandbox::Sandbox;
-use crate::barrier::{Storage as _, View};
+use lockbox_core::barrier::{Storage as _, View};
+use lockbox_core::catalog::CatalogEntry;
 use lockbox_plugin_proto as proto;
 use proto::v1::{self, backend_client::BackendClient};
 use sha2::{Digest, Sha256};
@@ -162,7 +162,7 @@ impl HostStorage {
     }
 }
 
-fn storage_status(e: crate::barrier::BarrierError) -> Status {
+fn storage_status(e: lockbox_core::barrier::BarrierError) -> Status {
     Status::internal(format!("storage error: {e}"))
 }
 
@@ -227,26 +227,6 @@ impl v1::storage_server::Storage for HostStorage {
             .map_err(storage_status)?;
         Ok(Response::new(v1::StorageListReply { keys }))
     }
-}
-
-/// Hex sha256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Hex sha256 of a file, read in 64 KiB steps (never whole in memory).
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// [`sha256_file`] on the blocking pool.
-pub async fn sha256_file_async(path: &Path) -> std::io::Result<String> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || sha256_file(&path))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 /// A running, handshaken, healthy plugin process.
@@ -480,7 +460,7 @@ fn random_token() -> zeroize::Zeroizing<String> {
 }
 
 /// 64 random bits in hex: unpredictable directory names.
-pub(crate) fn random_suffix() -> String {
+pub fn random_suffix() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().r#gen();
     format!("{n:016x}")

@@ -26,7 +26,7 @@
 //! have no meaning here (`ui`, `disable_mlock`, ...) are accepted and ignored
 //! so existing Vault configs load.
 
-use crate::logical::duration;
+use lockbox_core::logical::duration;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ pub struct ListenerConfig {
     /// `default_max_request_duration`.
     pub max_request_duration: Option<Duration>,
     /// `max_connections` (lockbox's own key): connections served at once;
-    /// unset or 0 is [`crate::http::conn::DEFAULT_MAX_CONNECTIONS`].
+    /// unset or 0 is [`lockbox_http::conn::DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: Option<usize>,
 }
 
@@ -103,7 +103,7 @@ pub struct Config {
     /// Where plugin binaries must live.
     pub plugin_directory: Option<PathBuf>,
     /// Largest request body in bytes, as Vault reads it: 0 means the
-    /// default ([`crate::http::DEFAULT_MAX_REQUEST_SIZE`]), a negative number
+    /// default ([`lockbox_http::DEFAULT_MAX_REQUEST_SIZE`]), a negative number
     /// means no limit. See [`Config::request_limit`].
     pub max_request_size: i64,
     /// `default_max_request_duration`; unset or 0 is Vault's default (90s).
@@ -289,17 +289,17 @@ impl Config {
             plugin_directory: None,
             max_request_size: 0,
             default_max_request_duration: None,
-            plugin_response_cache_size: crate::plugin::cache::DEFAULT_SIZE,
+            plugin_response_cache_size: lockbox_plugin_host::cache::DEFAULT_SIZE,
             log_level: "info".into(),
             log_format: "standard".into(),
-            default_lease_ttl: crate::core::SYSTEM_TTL,
-            max_lease_ttl: crate::core::SYSTEM_TTL,
+            default_lease_ttl: lockbox_core::core::SYSTEM_TTL,
+            max_lease_ttl: lockbox_core::core::SYSTEM_TTL,
             unseal_keys_file: None,
             cluster_name: "lockbox".into(),
             plugin_cache_directory: None,
             insecure_registries: Vec::new(),
-            plugin_image_max_size: crate::oci::DEFAULT_MAX_SIZE,
-            plugin_cache_max_size: crate::oci::DEFAULT_CACHE_MAX_BYTES,
+            plugin_image_max_size: lockbox_plugin_host::images::DEFAULT_MAX_SIZE,
+            plugin_cache_max_size: lockbox_plugin_host::images::DEFAULT_CACHE_MAX_BYTES,
             registry_auth_file: None,
         };
         for attr in body.attributes() {
@@ -507,7 +507,7 @@ impl Config {
             .max_request_size
             .unwrap_or(self.max_request_size)
         {
-            0 => Some(crate::http::DEFAULT_MAX_REQUEST_SIZE),
+            0 => Some(lockbox_http::DEFAULT_MAX_REQUEST_SIZE),
             n if n < 0 => None,
             n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         }
@@ -516,10 +516,10 @@ impl Config {
     /// The listener's timeouts: each configured value, or Vault's default
     /// when unset or 0; the listener's `max_request_duration` wins over
     /// `default_max_request_duration`.
-    pub fn listener_timeouts(&self) -> crate::http::Timeouts {
-        use crate::http::conn;
+    pub fn listener_timeouts(&self) -> lockbox_http::Timeouts {
+        use lockbox_http::conn;
         let l = &self.listener;
-        crate::http::Timeouts {
+        lockbox_http::Timeouts {
             read_header: or_default(
                 l.http_read_header_timeout,
                 Some(conn::DEFAULT_READ_HEADER_TIMEOUT),
@@ -542,7 +542,7 @@ impl Config {
         self.listener
             .max_connections
             .filter(|n| *n > 0)
-            .unwrap_or(crate::http::conn::DEFAULT_MAX_CONNECTIONS)
+            .unwrap_or(lockbox_http::conn::DEFAULT_MAX_CONNECTIONS)
     }
 
     /// The keys that differ between `self` (the running configuration) and
@@ -662,7 +662,7 @@ mod tests {
         let default = Config::parse(plain).unwrap();
         assert_eq!(
             default.plugin_response_cache_size,
-            crate::plugin::cache::DEFAULT_SIZE
+            lockbox_plugin_host::cache::DEFAULT_SIZE
         );
         let bad =
             Config::parse(&format!("{plain}plugin_response_cache_size = \"lots\"\n")).unwrap_err();
@@ -752,11 +752,11 @@ colour = "red""#,
         let with = |extra: &str| Config::parse(&format!("{PLAIN}{extra}")).unwrap();
         assert_eq!(
             with("").request_limit(),
-            Some(crate::http::DEFAULT_MAX_REQUEST_SIZE)
+            Some(lockbox_http::DEFAULT_MAX_REQUEST_SIZE)
         );
         assert_eq!(
             with("max_request_size = 0\n").request_limit(),
-            Some(crate::http::DEFAULT_MAX_REQUEST_SIZE)
+            Some(lockbox_http::DEFAULT_MAX_REQUEST_SIZE)
         );
         assert_eq!(with("max_request_size = -1\n").request_limit(), None);
         assert_eq!(with("max_request_size = \"-5\"\n").request_limit(), None);
@@ -803,7 +803,7 @@ colour = "red""#,
 
     #[test]
     fn listener_timeouts_follow_vault() {
-        use crate::http::conn::{
+        use lockbox_http::conn::{
             DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_DURATION,
             DEFAULT_READ_HEADER_TIMEOUT, DEFAULT_READ_TIMEOUT,
         };
@@ -820,7 +820,7 @@ colour = "red""#,
         assert_eq!(t.write, None);
         assert_eq!(t.idle, Some(DEFAULT_IDLE_TIMEOUT));
         assert_eq!(t.max_request_duration, Some(DEFAULT_MAX_REQUEST_DURATION));
-        assert_eq!(t, crate::http::Timeouts::default());
+        assert_eq!(t, lockbox_http::Timeouts::default());
         assert_eq!(d.max_connections(), DEFAULT_MAX_CONNECTIONS);
         // Seconds as numbers or strings, Go-style units, sub-second values.
         let c = listener(
@@ -839,7 +839,7 @@ colour = "red""#,
             "http_read_header_timeout = 0\nhttp_idle_timeout = \"0s\"\nmax_request_duration = 0\nmax_connections = 0",
         )
         .unwrap();
-        assert_eq!(z.listener_timeouts(), crate::http::Timeouts::default());
+        assert_eq!(z.listener_timeouts(), lockbox_http::Timeouts::default());
         assert_eq!(z.max_connections(), DEFAULT_MAX_CONNECTIONS);
         // The top-level default_max_request_duration, overridden by the listener's.
         let top =

@@ -10,7 +10,7 @@
 //!   was acknowledged to a client survives `kill -9` or power loss.
 //!
 //! Nothing here knows about encryption: everything stored through this layer
-//! by the rest of lockbox has already passed through [`crate::barrier`], so
+//! by the rest of lockbox has already passed through the core's barrier (`lockbox_core::barrier`), so
 //! these backends only ever see ciphertext (plus the non-secret seal
 //! configuration).
 //!

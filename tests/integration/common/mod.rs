@@ -10,9 +10,9 @@ pub use server::{
     ConfigServer, Spawned, file_config, inmem_config, lockbox_cli, signal, tls_config,
 };
 
-use lockbox::core::{Core, CoreConfig};
-use lockbox::http::{self, ServerOptions};
-use lockbox::storage::{InMemory, Physical};
+use lockbox_http::{self as http, ServerOptions};
+use lockbox_plugin_host::{Node, NodeConfig};
+use lockbox_storage::{InMemory, Physical};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
@@ -114,7 +114,8 @@ impl Api {
 /// A running in-process server; dereferences to its [`Api`].
 pub struct TestServer {
     pub api: Api,
-    pub core: Arc<Core>,
+    /// The core with its plugin runtime (dereferences to the `Core`).
+    pub core: Arc<Node>,
     pub unseal_keys: Vec<Vec<u8>>,
     pub physical: Arc<InMemory>,
     stop: Option<oneshot::Sender<()>>,
@@ -208,14 +209,14 @@ impl TestServer {
     }
 
     pub async fn uninitialized_with(options: ServerOptions) -> Self {
-        Self::uninitialized_with_config(options, CoreConfig::default()).await
+        Self::uninitialized_with_config(options, NodeConfig::default()).await
     }
 
     /// Dev-like server whose plugin directory is `dir`, with short timeouts.
     pub async fn dev_with_plugins(dir: &std::path::Path) -> Self {
-        let config = CoreConfig {
+        let config = NodeConfig {
             plugins: plugin_config(dir),
-            ..CoreConfig::default()
+            ..NodeConfig::default()
         };
         Self::uninitialized_with_config(ServerOptions::default(), config)
             .await
@@ -223,15 +224,15 @@ impl TestServer {
             .await
     }
 
-    pub async fn uninitialized_with_config(options: ServerOptions, config: CoreConfig) -> Self {
+    pub async fn uninitialized_with_config(options: ServerOptions, config: NodeConfig) -> Self {
         let physical = Arc::new(InMemory::new());
-        let core = Arc::new(Core::new(physical.clone() as Arc<dyn Physical>, config));
+        let core = Arc::new(Node::new(physical.clone() as Arc<dyn Physical>, config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(http::serve(listener, core.clone(), options, async {
+        tokio::spawn(http::serve(listener, core.core().clone(), options, async {
             let _ = rx.await;
         }));
         TestServer {
@@ -246,7 +247,7 @@ impl TestServer {
 
 /// A reqwest client (rustls with ring, installed once).
 pub fn client() -> reqwest::Client {
-    lockbox::http::tls::install_crypto_provider();
+    lockbox_http::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -316,12 +317,12 @@ pub fn lockbox_bin() -> &'static str {
 
 /// Plugin host settings for tests: the given plugin directory, a private
 /// runtime directory, and short timeouts so failure paths are quick.
-pub fn plugin_config(dir: &std::path::Path) -> lockbox::plugin::HostConfig {
+pub fn plugin_config(dir: &std::path::Path) -> lockbox_plugin_host::HostConfig {
     use std::time::Duration;
-    let defaults = lockbox::plugin::HostConfig::default();
-    lockbox::plugin::HostConfig {
+    let defaults = lockbox_plugin_host::HostConfig::default();
+    lockbox_plugin_host::HostConfig {
         plugin_directory: Some(dir.to_path_buf()),
-        launch: lockbox::plugin::process::LaunchConfig {
+        launch: lockbox_plugin_host::process::LaunchConfig {
             runtime_dir: dir.join(".run"),
             handshake_timeout: Duration::from_secs(3),
             stop_grace: Duration::from_secs(2),
@@ -335,7 +336,7 @@ pub fn plugin_config(dir: &std::path::Path) -> lockbox::plugin::HostConfig {
 
 /// Hex sha256 of a file.
 pub fn sha256_file(path: &std::path::Path) -> String {
-    lockbox::plugin::process::sha256_hex(&std::fs::read(path).expect("read plugin"))
+    lockbox_core::catalog::sha256_hex(&std::fs::read(path).expect("read plugin"))
 }
 
 /// Writes an executable script into `dir`.

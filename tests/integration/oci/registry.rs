@@ -255,7 +255,7 @@ pub fn layer(entries: &[Entry<'_>]) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn sha(bytes: &[u8]) -> String {
-    lockbox::plugin::process::sha256_hex(bytes)
+    lockbox_core::catalog::sha256_hex(bytes)
 }
 
 fn put_blob(layout: &Path, bytes: &[u8]) -> String {

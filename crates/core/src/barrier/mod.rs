@@ -20,10 +20,10 @@
 
 pub mod shamir;
 
-use crate::storage::{Physical, StorageError};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
+use lockbox_storage::{Physical, StorageError};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -570,7 +570,7 @@ impl Storage for View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::InMemory;
+    use lockbox_storage::InMemory;
 
     async fn fresh() -> (Arc<InMemory>, Initialized) {
         let mem = Arc::new(InMemory::new());

@@ -22,7 +22,8 @@ use crate::builtin;
 use crate::logical::{
     Backend, BackendKind, Operation, Request, RequestError, Response, SpecialPaths,
 };
-use crate::storage::Physical;
+use crate::runtime::{ImageStore, MountSpec, NoPlugins, PluginRuntime};
+use lockbox_storage::Physical;
 use mounts::{MountEntry, Table};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -38,27 +39,20 @@ pub const SYSTEM_TTL: u64 = 768 * 3600;
 /// Static settings of a core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
-    /// The plugin host's settings (plugin directory, timeouts).
-    pub plugins: crate::plugin::HostConfig,
     /// System default lease TTL, seconds.
     pub default_lease_ttl: u64,
     /// System max lease TTL, seconds.
     pub max_lease_ttl: u64,
     /// Name shown as `cluster_name`.
     pub cluster_name: String,
-    /// Plugin images (registries, size limits); the cache directory is
-    /// `plugins.plugin_cache_directory`.
-    pub images: crate::oci::ImageSettings,
 }
 
 impl Default for CoreConfig {
     fn default() -> Self {
         Self {
-            plugins: crate::plugin::HostConfig::default(),
             default_lease_ttl: SYSTEM_TTL,
             max_lease_ttl: SYSTEM_TTL,
             cluster_name: "lockbox".into(),
-            images: crate::oci::ImageSettings::default(),
         }
     }
 }
@@ -192,8 +186,10 @@ pub struct Core {
     /// Serializes init, unseal and seal.
     lifecycle: tokio::sync::Mutex<()>,
     engines: HashMap<String, EngineFactory>,
-    plugins: Arc<crate::plugin::PluginHost>,
-    images: Arc<crate::oci::PluginImages>,
+    /// Serves plugin mounts (the plugin host, injected by the server).
+    plugins: Arc<dyn PluginRuntime>,
+    /// Plugin images (injected by the server).
+    images: Arc<dyn ImageStore>,
 }
 
 /// Errors of seal lifecycle operations used outside HTTP (server startup).
@@ -243,18 +239,27 @@ fn new_uuid() -> String {
 }
 
 impl Core {
-    /// A sealed core over `physical`, with the built-in engines registered.
+    /// A sealed core over `physical`, with the built-in engines registered
+    /// and no plugin runtime (plugin mounts cannot start).
     pub fn new(physical: Arc<dyn Physical>, config: CoreConfig) -> Self {
+        let none = Arc::new(NoPlugins);
+        Self::with_plugins(physical, config, none.clone(), none)
+    }
+
+    /// A sealed core whose plugin mounts run on `plugins` and whose plugin
+    /// images come from `images` (the server assembly passes the plugin
+    /// host's implementations).
+    pub fn with_plugins(
+        physical: Arc<dyn Physical>,
+        config: CoreConfig,
+        plugins: Arc<dyn PluginRuntime>,
+        images: Arc<dyn ImageStore>,
+    ) -> Self {
         let mut engines: HashMap<String, EngineFactory> = HashMap::new();
         engines.insert(
             "kv".into(),
             Arc::new(|_| Ok(Arc::new(builtin::kv::Kv) as Arc<dyn Backend>)),
         );
-        let plugins = crate::plugin::PluginHost::new(config.plugins.clone());
-        let images = Arc::new(crate::oci::PluginImages::new(
-            config.plugins.plugin_cache_directory.clone(),
-            config.images.clone(),
-        ));
         Self {
             physical,
             config,
@@ -274,6 +279,12 @@ impl Core {
 
     pub(crate) fn active(&self) -> Option<Arc<Active>> {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The barrier while unsealed (`None` when sealed): for the layers
+    /// above that keep their own records in it (the plugin image index).
+    pub fn barrier(&self) -> Option<Arc<Barrier>> {
+        self.active().map(|a| a.barrier.clone())
     }
 
     /// Whether the core is sealed.
@@ -479,7 +490,7 @@ impl Core {
         entry: &MountEntry,
         view: &View,
     ) -> Result<Arc<dyn Backend>, String> {
-        use crate::plugin::catalog::{Catalog, PluginType};
+        use crate::catalog::{Catalog, PluginType};
         let ptype = match entry.table {
             Table::Mounts => PluginType::Secret,
             Table::Auth => PluginType::Auth,
@@ -503,22 +514,18 @@ impl Core {
         self.images
             .ensure(barrier, &cat)
             .await
-            .map_err(|e| format!("plugin {}: {}", cat.name, crate::oci::describe(&e)))?;
+            .map_err(|e| format!("plugin {}: {e}", cat.name))?;
         let (default_ttl, max_ttl) = self.effective_ttls(entry);
-        let setup = lockbox_plugin_proto::v1::SetupRequest {
+        let spec = MountSpec {
             mount_id: entry.uuid.clone(),
             mount_path: entry.path.clone(),
             mount_accessor: entry.accessor.clone(),
             mount_type: entry.kind.clone(),
             options: entry.options.clone().into_iter().collect(),
-            default_lease_ttl_seconds: default_ttl,
-            max_lease_ttl_seconds: max_ttl,
+            default_lease_ttl: default_ttl,
+            max_lease_ttl: max_ttl,
         };
-        let backend = self
-            .plugins
-            .mount(&cat, setup, view.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let backend = self.plugins.mount(&cat, spec, view.clone()).await?;
         let expected = match entry.table {
             Table::Mounts => BackendKind::Secret,
             Table::Auth => BackendKind::Credential,
@@ -573,50 +580,28 @@ impl Core {
     /// Registers a plugin in the catalog directly (dev mode, operator).
     pub async fn register_plugin(
         &self,
-        entry: &crate::plugin::catalog::CatalogEntry,
+        entry: &crate::catalog::CatalogEntry,
     ) -> Result<(), RequestError> {
         let active = self.active().ok_or(RequestError::Sealed)?;
-        crate::plugin::catalog::Catalog::new(&active.barrier)
+        crate::catalog::Catalog::new(&active.barrier)
             .put(entry)
             .await
     }
 
-    /// The plugin host.
-    pub fn plugin_host(&self) -> &Arc<crate::plugin::PluginHost> {
+    /// The plugin runtime serving plugin mounts.
+    pub(crate) fn plugin_runtime(&self) -> &Arc<dyn PluginRuntime> {
         &self.plugins
     }
 
-    /// The plugin-image service (OCI pulls and the cache).
-    pub fn plugin_images(&self) -> &Arc<crate::oci::PluginImages> {
+    /// The plugin image store.
+    pub(crate) fn image_store(&self) -> &Arc<dyn ImageStore> {
         &self.images
-    }
-
-    /// Makes an image's plugin binary available in the cache (pulling only
-    /// when needed) with explicit credentials; the operator calls this with
-    /// its pull secrets before registering the entry.
-    pub async fn fetch_plugin_image(
-        &self,
-        req: &crate::oci::ImageRequest,
-        creds: Option<&lockbox_oci::Credentials>,
-    ) -> Result<crate::oci::Fetched, lockbox_oci::OciError> {
-        let active = self
-            .active()
-            .ok_or_else(|| lockbox_oci::OciError::Registry {
-                registry: req.image.registry().to_string(),
-                detail: "lockbox is sealed".into(),
-            })?;
-        self.images.fetch(&active.barrier, req, creds).await
     }
 
     /// Prunes the plugin cache, keeping what the catalog references and
     /// what runs.
     pub(crate) async fn prune_plugin_cache(&self, barrier: &Barrier) {
-        let running: Vec<String> = self
-            .plugins
-            .groups()
-            .iter()
-            .map(|g| g.entry().sha256.clone())
-            .collect();
+        let running = self.plugins.running_sha256s();
         self.images.prune(barrier, running).await;
     }
 
@@ -655,10 +640,7 @@ impl Core {
                 let active = weak
                     .upgrade()
                     .ok_or_else(|| "lockbox is sealed".to_string())?;
-                images
-                    .ensure(&active.barrier, &entry)
-                    .await
-                    .map_err(|e| crate::oci::describe(&e))
+                images.ensure(&active.barrier, &entry).await
             })
         })));
         Ok(active)

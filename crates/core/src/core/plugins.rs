@@ -3,8 +3,9 @@
 
 use super::sys::{bool_field, str_field};
 use super::{Active, Core, Handler};
+use crate::catalog::{self, Catalog, CatalogEntry, PluginType};
 use crate::logical::{Operation, Request, RequestError, Response};
-use crate::plugin::catalog::{self, Catalog, CatalogEntry, PluginType};
+use crate::runtime::{ImageError, ImageSpec};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -114,21 +115,24 @@ pub(super) async fn catalog_endpoint(
             if let Some(image) = oci_image {
                 // The binary comes from an image: pull (or find in the cache)
                 // and verify it now, so a bad image never enters the catalog.
-                let oci_req = crate::oci::ImageRequest::parse(image, command, sha)
-                    .map_err(|e| RequestError::invalid(crate::oci::describe(&e)))?;
+                let spec = ImageSpec {
+                    image,
+                    path: command,
+                    sha256: sha,
+                };
                 let fetched = core
-                    .plugin_images()
-                    .fetch(&active.barrier, &oci_req, None)
+                    .image_store()
+                    .fetch(&active.barrier, spec)
                     .await
-                    .map_err(|e| {
-                        RequestError::invalid(format!(
-                            "cannot use image {image}: {}",
-                            crate::oci::describe(&e)
-                        ))
+                    .map_err(|e| match e {
+                        ImageError::Invalid(msg) => RequestError::invalid(msg),
+                        ImageError::Fetch(msg) => {
+                            RequestError::invalid(format!("cannot use image {image}: {msg}"))
+                        }
                     })?;
-                entry.command = oci_req.path.clone();
-                entry.sha256 = fetched.sha256.clone();
-                entry.oci = Some(crate::oci::source(&oci_req, &fetched));
+                entry.command = fetched.path;
+                entry.sha256 = fetched.sha256;
+                entry.oci = Some(fetched.source);
             } else {
                 let sha = sha.ok_or_else(|| {
                     RequestError::invalid(
@@ -137,11 +141,12 @@ pub(super) async fn catalog_endpoint(
                 })?;
                 entry.sha256 = catalog::parse_sha256(sha)?;
                 entry.command = command.unwrap_or(name).to_string();
-                let dir = core.plugin_host().plugin_directory().ok_or_else(|| {
-                    RequestError::invalid(crate::plugin::PluginError::NoPluginDirectory.to_string())
-                })?;
+                let dir = core
+                    .plugin_runtime()
+                    .plugin_directory()
+                    .ok_or_else(|| RequestError::invalid(catalog::NO_PLUGIN_DIRECTORY))?;
                 let path = catalog::resolve_command(&dir, &entry.command)?;
-                match crate::plugin::process::sha256_file_async(&path).await {
+                match catalog::sha256_file_async(&path).await {
                     Ok(actual) => {
                         if actual != entry.sha256 {
                             warnings.push(format!(
@@ -243,20 +248,21 @@ pub(super) async fn reload_backend(
         }
     }
     for (entry, routes) in batches {
-        core.plugin_images()
+        core.image_store()
             .ensure(&active.barrier, &entry)
             .await
             .map_err(|e| {
                 RequestError::invalid(format!(
-                    "reload failed, mounts keep their running version: plugin {}: {}",
+                    "reload failed, mounts keep their running version: plugin {}: {e}",
                     entry.name,
-                    crate::oci::describe(&e)
                 ))
             })?;
         let mut backends = Vec::new();
         for r in &routes {
             match &r.handler {
-                Handler::Backend(b) if b.as_plugin().is_some() => backends.push(b.clone()),
+                Handler::Backend(b) if core.plugin_runtime().serves(b.as_ref()) => {
+                    backends.push(b.clone())
+                }
                 Handler::Unavailable(_) => {
                     // A mount whose plugin could not start: retry it from scratch.
                     core.restart_route(active, &r.entry.path).await?;
@@ -269,10 +275,8 @@ pub(super) async fn reload_backend(
                 }
             }
         }
-        let plugins: Vec<&crate::plugin::PluginBackend> =
-            backends.iter().filter_map(|b| b.as_plugin()).collect();
-        core.plugin_host()
-            .reload_many(&plugins, &entry)
+        core.plugin_runtime()
+            .reload(&backends, &entry)
             .await
             .map_err(|e| {
                 RequestError::invalid(format!(

@@ -204,8 +204,8 @@ impl PolicyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{InMemory, Physical, StorageError};
     use async_trait::async_trait;
+    use lockbox_storage::{InMemory, Physical, StorageError};
     use tokio::sync::{Notify, Semaphore};
 
     /// In-memory storage whose next read of one key waits until released:

@@ -114,11 +114,11 @@ pub(super) fn canonical_path(path: &str) -> Result<String, RequestError> {
     if let Some(rest) = path.strip_prefix("plugins/catalog/") {
         match rest.split_once('/') {
             Some((kind, name)) => {
-                crate::plugin::catalog::PluginType::parse(kind)?;
-                crate::plugin::catalog::validate_name(name)?;
+                crate::catalog::PluginType::parse(kind)?;
+                crate::catalog::validate_name(name)?;
             }
             None => {
-                crate::plugin::catalog::PluginType::parse(rest)?;
+                crate::catalog::PluginType::parse(rest)?;
             }
         }
     }
@@ -130,8 +130,8 @@ pub(super) fn canonical_path(path: &str) -> Result<String, RequestError> {
                 "use sys/plugins/reload/<type>/<name> or sys/plugins/reload/backend (got sys/plugins/reload/{rest})"
             ))
         })?;
-        crate::plugin::catalog::PluginType::parse(kind)?;
-        crate::plugin::catalog::validate_name(name)?;
+        crate::catalog::PluginType::parse(kind)?;
+        crate::catalog::validate_name(name)?;
     }
     Ok(path.to_string())
 }
@@ -442,11 +442,11 @@ pub(super) async fn enable(
     match core.engine_kind(&kind) {
         None => {
             let ptype = match table {
-                Table::Mounts => crate::plugin::catalog::PluginType::Secret,
-                Table::Auth => crate::plugin::catalog::PluginType::Auth,
+                Table::Mounts => crate::catalog::PluginType::Secret,
+                Table::Auth => crate::catalog::PluginType::Auth,
             };
             let version = str_field(data, "plugin_version").unwrap_or("");
-            let found = crate::plugin::catalog::Catalog::new(&active.barrier)
+            let found = crate::catalog::Catalog::new(&active.barrier)
                 .resolve(ptype, &kind, version)
                 .await?;
             if found.is_none() {

@@ -1114,7 +1114,7 @@ pub fn create_params(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::InMemory;
+    use lockbox_storage::InMemory;
 
     async fn store() -> TokenStore {
         let init = Barrier::initialize(Arc::new(InMemory::new()), 1, 1)

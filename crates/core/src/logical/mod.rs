@@ -256,7 +256,7 @@ pub enum BackendKind {
 
 /// A secrets engine or auth method.
 #[async_trait]
-pub trait Backend: Send + Sync {
+pub trait Backend: std::any::Any + Send + Sync {
     /// Secret engine or auth method.
     fn kind(&self) -> BackendKind;
 
@@ -299,10 +299,5 @@ pub trait Backend: Send + Sync {
     /// The sha256 of the running plugin binary (`running_sha256`).
     fn running_sha256(&self) -> String {
         String::new()
-    }
-
-    /// The plugin-backed implementation, for reloads.
-    fn as_plugin(&self) -> Option<&crate::plugin::PluginBackend> {
-        None
     }
 }

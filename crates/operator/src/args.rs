@@ -1,0 +1,161 @@
+//! The operator's flags, the Secrets it keeps its unseal key and root
+//! token in, and the errors that stop it.
+
+use lockbox_http::tls;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Secret holding the unseal key (base64, data key [`UNSEAL_KEY`]).
+pub const UNSEAL_SECRET: &str = "lockbox-unseal-keys";
+/// Data key of the unseal key in [`UNSEAL_SECRET`].
+pub const UNSEAL_KEY: &str = "unseal-key";
+/// Secret holding the root token (data key [`ROOT_TOKEN_KEY`]).
+pub const ROOT_TOKEN_SECRET: &str = "lockbox-root-token";
+/// Data key of the root token in [`ROOT_TOKEN_SECRET`].
+pub const ROOT_TOKEN_KEY: &str = "token";
+
+/// Flags of `lockbox operator`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    /// Directory of the lockbox storage (redb file backend).
+    #[arg(long, value_name = "DIR", env = "LOCKBOX_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Directory plugin binaries are read from (`spec.binary.path` is relative to it).
+    #[arg(long, value_name = "DIR", env = "LOCKBOX_PLUGIN_DIRECTORY")]
+    pub plugin_directory: PathBuf,
+    /// Address of the lockbox HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8200", value_name = "HOST:PORT")]
+    pub api_address: String,
+    /// TLS certificate for the API (plain HTTP unless both TLS flags are given).
+    #[arg(long, requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key for the API.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The operator's own namespace (its Secrets and Lease).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "lockbox-system")]
+    pub namespace: String,
+    /// Address serving /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub health_address: String,
+    /// Every object is reconciled at least this often (drift correction).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync_period: Duration,
+    /// Extra mount path prefix for a namespace, `NS=PREFIX` (repeatable).
+    #[arg(long = "allowed-path-prefix", value_name = "NS=PREFIX", value_parser = parse_prefix)]
+    pub allowed_path_prefix: Vec<(String, String)>,
+    /// Log level (or LOCKBOX_LOG with an EnvFilter directive).
+    #[arg(long, default_value = "info", env = "LOCKBOX_LOG_LEVEL")]
+    pub log_level: String,
+    /// Log format: `json` (one object per line, for log collectors) or `standard`.
+    #[arg(long, default_value = "json", value_parser = ["json", "standard"], env = "LOCKBOX_LOG_FORMAT")]
+    pub log_format: String,
+    /// Reach this registry (HOST:PORT) over plain HTTP instead of HTTPS when
+    /// pulling plugin images; repeat for several.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT",
+          value_parser = lockbox_oci::reference::parse_insecure_registry)]
+    pub insecure_registries: Vec<String>,
+    /// Largest plugin image (sum of its blobs) and binary, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = lockbox_plugin_host::images::DEFAULT_MAX_SIZE)]
+    pub plugin_image_max_size: u64,
+    /// Unused cached plugin binaries are pruned beyond this many bytes. The
+    /// cache is `<data-dir>/plugin-cache`.
+    #[arg(long, value_name = "BYTES", default_value_t = lockbox_plugin_host::images::DEFAULT_CACHE_MAX_BYTES)]
+    pub plugin_cache_max_size: u64,
+}
+
+fn parse_prefix(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((ns, p)) if !ns.is_empty() && !p.trim_matches('/').is_empty() => {
+            Ok((ns.to_string(), p.to_string()))
+        }
+        _ => Err(format!("{s:?}: expected NS=PREFIX, such as team-a=shared")),
+    }
+}
+
+/// Errors that stop the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// No usable kubeconfig / in-cluster config.
+    #[error(
+        "cannot configure the Kubernetes client (in-cluster, KUBECONFIG or ~/.kube/config): {0}"
+    )]
+    Kubeconfig(#[source] kube::Error),
+    /// A CRD is not installed.
+    #[error(
+        "the {0} CustomResourceDefinition is not installed; install the CRDs with \
+         `kubectl apply --server-side -f crds/`"
+    )]
+    CrdMissing(&'static str),
+    /// A Kubernetes call failed.
+    #[error("{op} failed: {source}")]
+    Kube {
+        /// The operation.
+        op: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] lockbox_storage::StorageError),
+    /// Initialization or unseal failed.
+    #[error(transparent)]
+    Core(#[from] lockbox_core::core::CoreError),
+    /// The storage is initialized but the unseal key Secret is gone.
+    #[error(
+        "lockbox in {data_dir} is initialized but Secret {namespace}/{UNSEAL_SECRET} (key \
+         {UNSEAL_KEY}) is missing; restore it from your backup to unseal"
+    )]
+    UnsealKeyMissing {
+        /// The namespace.
+        namespace: String,
+        /// The data directory.
+        data_dir: String,
+    },
+    /// The unseal key did not unseal.
+    #[error("the unseal key in Secret {0} did not unseal lockbox")]
+    UnsealFailed(String),
+    /// The root token Secret is gone.
+    #[error("Secret {0} (key {ROOT_TOKEN_KEY}) is missing; restore it to run the operator")]
+    RootTokenMissing(String),
+    /// The storage is empty but the key Secrets exist from an earlier install.
+    #[error(
+        "Secret {0} already exists but the storage in --data-dir is not initialized; if the old \
+         data is gone, delete the Secret, otherwise point --data-dir at the old data"
+    )]
+    StaleSecret(String),
+    /// Storing the fresh unseal key failed; it was saved to a file instead.
+    #[error(
+        "cannot store the new unseal key in Secret {secret}: {source}; it was saved to {file} \
+         (mode 0600): create the Secret from it, then delete the file"
+    )]
+    KeyNotStored {
+        /// The Secret.
+        secret: String,
+        /// The recovery file.
+        file: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// Binding a listener failed.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS material is wrong.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// Other I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) fn kube_err(op: &'static str) -> impl FnOnce(kube::Error) -> OperatorError {
+    move |source| OperatorError::Kube { op, source }
+}

@@ -1,0 +1,182 @@
+//! Startup steps of operator mode that need the Kubernetes API: the CRD
+//! check, and init (first start: the unseal key and root token go into
+//! Secrets) or unseal (the key comes from its Secret).
+
+use crate::args::{
+    OperatorArgs, OperatorError, ROOT_TOKEN_KEY, ROOT_TOKEN_SECRET, UNSEAL_KEY, UNSEAL_SECRET,
+    kube_err,
+};
+use crate::crd::{PluginCatalogEntry, SecretsMount};
+use base64::Engine;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+use lockbox_core::core::Core;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Fails with [`OperatorError::CrdMissing`] unless both CRDs are served.
+pub async fn check_crds(client: &Client) -> Result<(), OperatorError> {
+    let lp = ListParams::default().limit(1);
+    match Api::<PluginCatalogEntry>::all(client.clone())
+        .list(&lp)
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(OperatorError::CrdMissing(
+                "plugincatalogentries.lockbox.dev",
+            ));
+        }
+        Err(e) => return Err(kube_err("ListPluginCatalogEntries")(e)),
+        Ok(_) => {}
+    }
+    match Api::<SecretsMount>::all(client.clone()).list(&lp).await {
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Err(OperatorError::CrdMissing("secretsmounts.lockbox.dev"))
+        }
+        Err(e) => Err(kube_err("ListSecretsMounts")(e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn secret(name: &str, key: &str, value: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                "lockbox-operator".to_string(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn secret_value(s: &Secret, key: &str) -> Option<Zeroizing<String>> {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .map(Zeroizing::new)
+}
+
+async fn create_with_retry(api: &Api<Secret>, s: &Secret) -> Result<(), kube::Error> {
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 0;
+    loop {
+        match api.create(&PostParams::default(), s).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt >= 5 => return Err(e),
+            Err(e) => {
+                tracing::warn!(secret = %s.name_any(), "create failed, retrying: {e}");
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+}
+
+/// Initializes (first start) or unseals the core; returns the root token.
+pub async fn init_or_unseal(
+    core: &Core,
+    secrets: &Api<Secret>,
+    args: &OperatorArgs,
+) -> Result<Zeroizing<String>, OperatorError> {
+    if !core.is_initialized().await? {
+        // Surface RBAC problems and stale Secrets before creating keys that
+        // would then have nowhere to go.
+        let dry = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        for name in [UNSEAL_SECRET, ROOT_TOKEN_SECRET] {
+            match secrets.create(&dry, &secret(name, "probe", "x")).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    return Err(OperatorError::StaleSecret(format!(
+                        "{}/{name}",
+                        args.namespace
+                    )));
+                }
+                Err(e) => return Err(kube_err("CreateSecret")(e)),
+            }
+        }
+        let init = core.initialize(1, 1, None).await?;
+        let Some(key) = init.keys.first() else {
+            return Err(OperatorError::UnsealFailed("(no key generated)".into()));
+        };
+        let key_b64 =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_slice()));
+        if let Err(source) =
+            create_with_retry(secrets, &secret(UNSEAL_SECRET, UNSEAL_KEY, &key_b64)).await
+        {
+            let file = args.data_dir.join("unseal-key.recovery");
+            write_private(&file, key_b64.as_bytes())?;
+            return Err(OperatorError::KeyNotStored {
+                secret: format!("{}/{UNSEAL_SECRET}", args.namespace),
+                file: file.display().to_string(),
+                source,
+            });
+        }
+        create_with_retry(
+            secrets,
+            &secret(ROOT_TOKEN_SECRET, ROOT_TOKEN_KEY, &init.root_token),
+        )
+        .await
+        .map_err(kube_err("CreateRootTokenSecret"))?;
+        core.submit_unseal_key(key).await?;
+        tracing::info!(
+            namespace = %args.namespace,
+            "initialized lockbox; unseal key and root token stored in Secrets {UNSEAL_SECRET} and {ROOT_TOKEN_SECRET}"
+        );
+        return Ok(Zeroizing::new(init.root_token));
+    }
+    let unseal = secrets
+        .get_opt(UNSEAL_SECRET)
+        .await
+        .map_err(kube_err("GetUnsealSecret"))?
+        .and_then(|s| secret_value(&s, UNSEAL_KEY))
+        .ok_or_else(|| OperatorError::UnsealKeyMissing {
+            namespace: args.namespace.clone(),
+            data_dir: args.data_dir.display().to_string(),
+        })?;
+    let raw = Zeroizing::new(lockbox_core::core::decode_key(&unseal)?);
+    if !core.submit_unseal_key(&raw).await? {
+        return Err(OperatorError::UnsealFailed(format!(
+            "{}/{UNSEAL_SECRET}",
+            args.namespace
+        )));
+    }
+    let token = secrets
+        .get_opt(ROOT_TOKEN_SECRET)
+        .await
+        .map_err(kube_err("GetRootTokenSecret"))?
+        .and_then(|s| secret_value(&s, ROOT_TOKEN_KEY))
+        .ok_or_else(|| {
+            OperatorError::RootTokenMissing(format!("{}/{ROOT_TOKEN_SECRET}", args.namespace))
+        })?;
+    tracing::info!("unsealed lockbox with the key from Secret {UNSEAL_SECRET}");
+    Ok(token)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

@@ -1,0 +1,174 @@
+//! `lockbox server --config FILE`: storage, listener and plugins from the
+//! HCL file; starts sealed unless unseal keys are available
+//! (`unseal_keys_file`, `--unseal-keys-file`, `LOCKBOX_UNSEAL_KEYS`).
+
+use crate::args::{ServerArgs, ServerError};
+use crate::assembly::{Assembly, TempCacheDir, bind};
+use crate::banner::{listener_line, print_banner, print_started};
+use crate::config::{Config, StorageConfig};
+use crate::logging::{LogSettings, init_logging};
+use crate::reload::{Reload, Signals, shutdown_signal};
+use lockbox_core::core::{Core, CoreConfig};
+use lockbox_http::{self as http, ServerOptions, tls};
+use lockbox_plugin_host::{HostConfig, Node, NodeConfig};
+use lockbox_storage::{FileBackend, InMemory, Physical};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
+    let mut keys = Vec::new();
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(path).map_err(|source| ServerError::UnsealKeys {
+            path: path.clone(),
+            source,
+        })?;
+        keys.extend(text.split_whitespace().map(str::to_string));
+    }
+    if let Some(env) = crate::hardening::secret_env("LOCKBOX_UNSEAL_KEYS") {
+        keys.extend(
+            env.split([',', ' ', '\n'])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+    }
+    Ok(keys)
+}
+
+/// Auto-unseal with the given keys when the core is initialized and sealed.
+pub async fn auto_unseal(core: &Core, keys: &[String]) -> Result<bool, ServerError> {
+    if keys.is_empty() || !core.is_initialized().await? || !core.is_sealed() {
+        return Ok(!core.is_sealed());
+    }
+    for key in keys {
+        let raw = lockbox_core::core::decode_key(key)?;
+        if core.submit_unseal_key(&raw).await? {
+            tracing::info!("auto-unsealed with {} key(s)", keys.len());
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Runs `lockbox server --config FILE` until SIGTERM or SIGINT.
+pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), ServerError> {
+    let config = Config::load(&path)?;
+    let logging = LogSettings::resolve(&args, Some(&config))?;
+    let log = init_logging(logging.level, logging.format);
+    let physical: Arc<dyn Physical> = match &config.storage {
+        StorageConfig::InMemory => Arc::new(InMemory::new()),
+        StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
+    };
+    // Used only with in-memory storage and no plugin_cache_directory.
+    let temp_cache = TempCacheDir::new();
+    let node = Arc::new(Node::new(
+        physical,
+        NodeConfig {
+            plugins: HostConfig {
+                plugin_directory: config.plugin_directory.clone(),
+                plugin_cache_directory: Some(
+                    config
+                        .plugin_cache_dir()
+                        .unwrap_or_else(|| temp_cache.0.clone()),
+                ),
+                response_cache_size: config.plugin_response_cache_size,
+                ..Default::default()
+            },
+            core: CoreConfig {
+                default_lease_ttl: config.default_lease_ttl,
+                max_lease_ttl: config.max_lease_ttl,
+                cluster_name: config.cluster_name.clone(),
+            },
+            images: lockbox_plugin_host::images::ImageSettings {
+                insecure_registries: config
+                    .insecure_registries
+                    .iter()
+                    .chain(&args.insecure_registries)
+                    .cloned()
+                    .collect(),
+                max_size: config.plugin_image_max_size,
+                cache_max_bytes: config.plugin_cache_max_size,
+                registry_auth_file: config.registry_auth_file.clone(),
+            },
+        },
+    ));
+    let core: &Core = &node;
+    let keys = unseal_keys(
+        args.unseal_keys_file
+            .as_ref()
+            .or(config.unseal_keys_file.as_ref()),
+    )?;
+    let listener = bind(&config.listener.address).await?;
+    let local = listener.local_addr()?;
+    let tls = if config.listener.tls_disable {
+        None
+    } else {
+        match (
+            &config.listener.tls_cert_file,
+            &config.listener.tls_key_file,
+        ) {
+            (Some(c), Some(k)) => Some(tls::Reloadable::load(c, k)?),
+            _ => None,
+        }
+    };
+    let tls_enabled = tls.is_some();
+    let storage_desc = match &config.storage {
+        StorageConfig::InMemory => "inmem".to_string(),
+        StorageConfig::File { path } => format!("file (path: {})", path.display()),
+    };
+    let limit = config.request_limit();
+    let server = Assembly::new(
+        node.clone(),
+        listener,
+        ServerOptions {
+            max_request_size: http::RequestLimit::new(limit.unwrap_or(usize::MAX)),
+            tls,
+            timeouts: config.listener_timeouts(),
+            max_connections: config.max_connections(),
+            ..Default::default()
+        },
+    );
+    let signals = Signals::register()?;
+    print_banner(&[
+        (
+            "Api Address",
+            config
+                .api_addr
+                .clone()
+                .unwrap_or_else(|| format!("{}://{local}", server.scheme())),
+        ),
+        (
+            "Listener 1",
+            listener_line(
+                local,
+                limit,
+                config.listener_timeouts().max_request_duration,
+                tls_enabled,
+            ),
+        ),
+        ("Log Level", logging.level.to_string()),
+        ("Storage", storage_desc),
+        (
+            "Version",
+            format!("lockbox v{}", lockbox_core::core::VERSION),
+        ),
+    ]);
+    match auto_unseal(core, &keys).await {
+        Ok(true) => tracing::info!("lockbox is unsealed"),
+        Ok(false) if !core.is_initialized().await? => {
+            tracing::info!("lockbox is not initialized yet: run `lockbox operator init`")
+        }
+        Ok(false) => tracing::info!("lockbox is sealed: run `lockbox operator unseal`"),
+        Err(e) => tracing::error!("auto-unseal failed, lockbox stays sealed: {e}"),
+    }
+    print_started();
+    server.reload_on_sighup(
+        signals.hup,
+        Reload {
+            path: Some(path),
+            running: Some(config),
+            log,
+            level_pinned_by: logging.pinned_by,
+        },
+    );
+    server.serve(shutdown_signal(signals.term)).await
+}
