@@ -48,9 +48,6 @@ const STDERR_TAIL: usize = 20;
 /// Longest line of plugin output (stdout, stderr, the handshake line) the
 /// host keeps; the rest of a longer line is discarded.
 pub const MAX_LINE: usize = 16 * 1024;
-/// Largest gRPC message either side accepts: above the 32 MiB default
-/// `max_request_size`, matching the SDK's limit.
-pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// Settings for launching processes.
 #[derive(Debug, Clone)]
@@ -613,8 +610,8 @@ pub async fn launch(
     let listener = tokio::net::UnixListener::bind(&host_sock).map_err(exec_err)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let storage_service = v1::storage_server::StorageServer::from_arc(storage.clone())
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        .max_decoding_message_size(proto::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(proto::MAX_MESSAGE_SIZE);
     let host_server = AbortOnDrop(tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(storage_service)
@@ -820,8 +817,8 @@ pub async fn launch(
             return Err(format!("health check says not serving (status {status})"));
         }
         let mut client = BackendClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+            .max_decoding_message_size(proto::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(proto::MAX_MESSAGE_SIZE);
         let info = client
             .info(v1::InfoRequest {})
             .await

@@ -35,3 +35,8 @@ pub const VERSION_KEY: &str = "LOCKBOX_PLUGIN_VERSION";
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
 /// The app protocol version this crate describes.
 pub const APP_PROTOCOL_VERSION: u32 = 1;
+/// The largest gRPC message either side accepts or sends (requests from the
+/// host, storage values). The host bounds request bodies itself
+/// (`max_request_size`, 32 MiB by default); tonic's default of 4 MiB would
+/// refuse big-but-legal writes.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;

@@ -16,8 +16,8 @@
 //! Logical errors always travel in the reply's `ResponseError`, never as a
 //! gRPC status: a gRPC status tells the host the plugin itself is broken.
 
-use crate::storage::StorageError;
 use lockbox_plugin_proto::v1 as pb;
+use std::path::PathBuf;
 
 /// Why a request failed. The message is shown to the client as is, so write
 /// it for the person who sent the request.
@@ -129,4 +129,110 @@ mod tests {
         };
         assert!(matches!(Error::from_wire(&unknown), Error::Internal(m) if m == "x"));
     }
+}
+
+/// A storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The host's storage service answered with an error or could not be
+    /// reached.
+    #[error("storage {op} {key:?} failed: {message} ({code:?})")]
+    Rpc {
+        /// `get`, `put`, `delete` or `list`.
+        op: &'static str,
+        /// The key or prefix.
+        key: String,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+    },
+    /// A stored value is not the JSON the plugin expected.
+    #[error("stored value at {key:?} is not valid JSON for this plugin: {source}")]
+    Decode {
+        /// The key read.
+        key: String,
+        /// Why decoding failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be encoded as JSON.
+    #[error("cannot encode the value for {key:?} as JSON: {source}")]
+    Encode {
+        /// The key written.
+        key: String,
+        /// Why encoding failed.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why the plugin could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The magic cookie is missing: someone ran the plugin by hand.
+    #[error(
+        "{program}: this is a lockbox plugin, not a program to run by hand: lockbox starts it itself \
+         once it is registered (`lockbox plugin register ...`) or placed in the server's --dev-plugin-dir"
+    )]
+    NotLaunchedByHost {
+        /// The executable's name, for the message.
+        program: String,
+    },
+    /// The host offers no app protocol version this SDK speaks.
+    #[error(
+        "{program}: the lockbox host offers plugin protocol version(s) {offered:?}, but this plugin \
+         speaks only version {ours}; use a lockbox and plugin built for the same protocol"
+    )]
+    UnsupportedProtocol {
+        /// The executable's name.
+        program: String,
+        /// `LOCKBOX_PLUGIN_PROTOCOL_VERSIONS` as given.
+        offered: String,
+        /// The version this SDK speaks.
+        ours: u32,
+    },
+    /// A variable the host must set is missing or empty.
+    #[error("{program}: {var} is not set; the lockbox host sets it when it starts a plugin")]
+    MissingEnv {
+        /// The executable's name.
+        program: String,
+        /// The variable.
+        var: &'static str,
+    },
+    /// The plugin socket could not be created.
+    #[error("cannot listen on the plugin socket {}: {source}", path.display())]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The handshake line could not be written.
+    #[error("cannot write the handshake line to stdout: {0}")]
+    Handshake(#[source] std::io::Error),
+    /// `LOCKBOX_PLUGIN_HOST_TOKEN` cannot be sent as gRPC metadata.
+    #[error(
+        "{0} is not a valid gRPC metadata value; the lockbox host sets it when it starts a plugin"
+    )]
+    HostToken(&'static str),
+    /// The host storage socket path is not usable as an endpoint.
+    #[error("invalid host storage socket {}: {source}", path.display())]
+    HostSocket {
+        /// The path from `LOCKBOX_PLUGIN_HOST_SOCKET`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The gRPC server failed.
+    #[error("the plugin's gRPC server failed: {0}")]
+    Serve(#[source] tonic::transport::Error),
+    /// The server task ended abnormally.
+    #[error("the plugin's gRPC server task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// The tokio runtime or signal handlers could not be set up.
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }

@@ -54,12 +54,12 @@ pub mod serve;
 mod service;
 pub mod storage;
 
-pub use error::Error;
+pub use error::{Error, ServeError, StorageError};
 pub use logical::{
     Auth, Backend, Factory, Info, Kind, Mount, Operation, Request, Response, Shared,
 };
-pub use serve::{PluginEnv, ServeError, run, serve, serve_with};
-pub use storage::{Storage, StorageError};
+pub use serve::{PluginEnv, run, serve, serve_with};
+pub use storage::Storage;
 
 /// Re-exported so plugins can implement [`Backend`] and [`Factory`]
 /// without depending on `async-trait` themselves.

@@ -16,6 +16,7 @@
 //!                        finish in-flight requests (≤ drain timeout), exit 0
 //! ```
 
+use crate::error::ServeError;
 use crate::logical::{Backend, Factory, Shared};
 use crate::service::PluginService;
 use crate::storage::GrpcTransport;
@@ -39,85 +40,11 @@ use tonic_health::ServingStatus;
 /// The file name of the plugin's socket inside the socket directory.
 pub const SOCKET_FILE: &str = "plugin.sock";
 
-/// The largest gRPC message the plugin accepts or sends (requests from the
-/// host, storage values). The host bounds request bodies itself
-/// (`max_request_size`, 32 MiB by default); tonic's default of 4 MiB would
-/// refuse big-but-legal writes.
-pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+pub use lockbox_plugin_proto::MAX_MESSAGE_SIZE;
 
 /// How long in-flight requests may run after SIGTERM before the process
 /// exits anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why the plugin could not start or serve.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The magic cookie is missing: someone ran the plugin by hand.
-    #[error(
-        "{program}: this is a lockbox plugin, not a program to run by hand: lockbox starts it itself \
-         once it is registered (`lockbox plugin register ...`) or placed in the server's --dev-plugin-dir"
-    )]
-    NotLaunchedByHost {
-        /// The executable's name, for the message.
-        program: String,
-    },
-    /// The host offers no app protocol version this SDK speaks.
-    #[error(
-        "{program}: the lockbox host offers plugin protocol version(s) {offered:?}, but this plugin \
-         speaks only version {ours}; use a lockbox and plugin built for the same protocol"
-    )]
-    UnsupportedProtocol {
-        /// The executable's name.
-        program: String,
-        /// `LOCKBOX_PLUGIN_PROTOCOL_VERSIONS` as given.
-        offered: String,
-        /// The version this SDK speaks.
-        ours: u32,
-    },
-    /// A variable the host must set is missing or empty.
-    #[error("{program}: {var} is not set; the lockbox host sets it when it starts a plugin")]
-    MissingEnv {
-        /// The executable's name.
-        program: String,
-        /// The variable.
-        var: &'static str,
-    },
-    /// The plugin socket could not be created.
-    #[error("cannot listen on the plugin socket {}: {source}", path.display())]
-    Bind {
-        /// The socket path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The handshake line could not be written.
-    #[error("cannot write the handshake line to stdout: {0}")]
-    Handshake(#[source] std::io::Error),
-    /// `LOCKBOX_PLUGIN_HOST_TOKEN` cannot be sent as gRPC metadata.
-    #[error(
-        "{0} is not a valid gRPC metadata value; the lockbox host sets it when it starts a plugin"
-    )]
-    HostToken(&'static str),
-    /// The host storage socket path is not usable as an endpoint.
-    #[error("invalid host storage socket {}: {source}", path.display())]
-    HostSocket {
-        /// The path from `LOCKBOX_PLUGIN_HOST_SOCKET`.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
-    },
-    /// The gRPC server failed.
-    #[error("the plugin's gRPC server failed: {0}")]
-    Serve(#[source] tonic::transport::Error),
-    /// The server task ended abnormally.
-    #[error("the plugin's gRPC server task failed: {0}")]
-    Task(#[source] tokio::task::JoinError),
-    /// The tokio runtime or signal handlers could not be set up.
-    #[error("cannot start the plugin runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-}
 
 /// What the host gives a plugin through the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! semantics: it returns the direct children of a prefix, relative to it,
 //! with sub-folders ending in `/` (`list("roles/")` → `["a", "b/"]`).
 
+use crate::error::StorageError;
 use lockbox_plugin_proto::v1 as pb;
 use pb::storage_client::StorageClient;
 use serde::Serialize;
@@ -17,42 +18,6 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
-/// A storage call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The host's storage service answered with an error or could not be
-    /// reached.
-    #[error("storage {op} {key:?} failed: {message} ({code:?})")]
-    Rpc {
-        /// `get`, `put`, `delete` or `list`.
-        op: &'static str,
-        /// The key or prefix.
-        key: String,
-        /// The gRPC status code.
-        code: tonic::Code,
-        /// The status message.
-        message: String,
-    },
-    /// A stored value is not the JSON the plugin expected.
-    #[error("stored value at {key:?} is not valid JSON for this plugin: {source}")]
-    Decode {
-        /// The key read.
-        key: String,
-        /// Why decoding failed.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A value could not be encoded as JSON.
-    #[error("cannot encode the value for {key:?} as JSON: {source}")]
-    Encode {
-        /// The key written.
-        key: String,
-        /// Why encoding failed.
-        #[source]
-        source: serde_json::Error,
-    },
-}
 
 fn rpc_error(op: &'static str, key: &str, status: tonic::Status) -> StorageError {
     StorageError::Rpc {
@@ -97,11 +62,11 @@ impl GrpcTransport {
     pub(crate) fn new(
         channel: Channel,
         token: Option<&str>,
-    ) -> Result<Self, crate::serve::ServeError> {
+    ) -> Result<Self, crate::error::ServeError> {
         let token = token
             .map(|t| {
                 t.parse::<MetadataValue<Ascii>>().map_err(|_| {
-                    crate::serve::ServeError::HostToken(lockbox_plugin_proto::HOST_TOKEN_KEY)
+                    crate::error::ServeError::HostToken(lockbox_plugin_proto::HOST_TOKEN_KEY)
                 })
             })
             .transpose()?;

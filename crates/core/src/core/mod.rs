@@ -11,6 +11,7 @@
 //! state: the barrier, token store, policy store and the routing table.
 //! Sealing drops the active state and with it every key.
 
+mod fields;
 pub mod mounts;
 mod plugins;
 pub mod policies;

@@ -1,7 +1,7 @@
 //! `sys/plugins/*`: the plugin catalog API and reloads, following Vault's
 //! request and response shapes.
 
-use super::sys::{bool_field, str_field};
+use super::fields::{bool_field, str_field, string_list};
 use super::{Active, Core, Handler};
 use crate::catalog::{self, Catalog, CatalogEntry, PluginType};
 use crate::logical::{Operation, Request, RequestError, Response};
@@ -24,25 +24,6 @@ pub(super) async fn catalog_listing(active: &Active) -> Result<Option<Response>,
     data.insert("database".into(), json!([]));
     data.insert("detailed".into(), Value::Array(detailed));
     Ok(Some(Response::data(data)))
-}
-
-fn string_list(field: &str, v: Option<&Value>) -> Result<Vec<String>, RequestError> {
-    match v {
-        None | Some(Value::Null) => Ok(vec![]),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| {
-                x.as_str().map(str::to_string).ok_or_else(|| {
-                    RequestError::invalid(format!("{field}: expected a list of strings"))
-                })
-            })
-            .collect(),
-        Some(Value::String(s)) if s.is_empty() => Ok(vec![]),
-        Some(Value::String(s)) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
-        Some(_) => Err(RequestError::invalid(format!(
-            "{field}: expected a list of strings"
-        ))),
-    }
 }
 
 /// `sys/plugins/catalog/:type[/:name]`.

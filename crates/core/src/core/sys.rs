@@ -6,6 +6,7 @@
 //! `unseal`, `health`, `leader`) are answered by [`handle_unsealed_exempt`]
 //! before the sealed check.
 
+use super::fields::{bool_field, str_field, u32_field};
 use super::mounts::{self, MountEntry, Table};
 use super::tokens::Resolved;
 use super::{Active, ApiRequest, Core, CoreError, Method, Reply, Route};
@@ -162,42 +163,6 @@ fn canonical_mount_name(name: &str, table: Table) -> Result<String, RequestError
         )));
     }
     Ok(normalized.trim_end_matches('/').to_string())
-}
-
-pub(super) fn str_field<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    data.get(key).and_then(Value::as_str)
-}
-
-fn u32_field(data: &Map<String, Value>, key: &str) -> Result<Option<u32>, RequestError> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                RequestError::invalid(format!("{key}: expected a positive integer, got {n}"))
-            }),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
-            RequestError::invalid(format!("{key}: expected a positive integer, got {s:?}"))
-        }),
-        Some(other) => Err(RequestError::invalid(format!(
-            "{key}: expected a positive integer, got {other}"
-        ))),
-    }
-}
-
-pub(super) fn bool_field(data: &Map<String, Value>, key: &str) -> Result<bool, RequestError> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => s.parse().map_err(|_| {
-            RequestError::invalid(format!("{key}: expected true or false, got {s:?}"))
-        }),
-        Some(other) => Err(RequestError::invalid(format!(
-            "{key}: expected a boolean, got {other}"
-        ))),
-    }
 }
 
 fn core_err(e: CoreError) -> RequestError {
