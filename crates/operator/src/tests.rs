@@ -17,7 +17,7 @@ fn schema_of(crd: &CustomResourceDefinition) -> Value {
 
 #[test]
 fn committed_crds_are_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("crds");
     let mut stale = Vec::new();
     for (name, want) in crd_files().unwrap() {
         let path = dir.join(&name);
@@ -343,7 +343,7 @@ fn optional_fields_are_not_serialized() {
 /// unquoted `sha256: 0123...` becomes a number and fails here, as it does at
 /// the API server), then the typed resource.
 fn example<T: serde::de::DeserializeOwned>(file: &str) -> T {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("deploy/examples")
         .join(file);
     let yaml = std::fs::read_to_string(&path).unwrap();

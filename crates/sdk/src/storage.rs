@@ -72,8 +72,8 @@ impl GrpcTransport {
             .transpose()?;
         Ok(GrpcTransport {
             client: StorageClient::with_interceptor(channel, HostToken(token))
-                .max_decoding_message_size(crate::serve::MAX_MESSAGE_SIZE)
-                .max_encoding_message_size(crate::serve::MAX_MESSAGE_SIZE),
+                .max_decoding_message_size(lockbox_plugin_proto::MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(lockbox_plugin_proto::MAX_MESSAGE_SIZE),
         })
     }
 }
