@@ -25,24 +25,20 @@
 //! cannot grow the host's memory; the handshake line is read the same way.
 
 use super::PluginError;
-use super::cache::MountGeneration;
 use super::sandbox::Sandbox;
-use lockbox_core::barrier::{Storage as _, View};
 use lockbox_core::catalog::CatalogEntry;
 use lockbox_plugin_proto as proto;
 use proto::v1::{self, backend_client::BackendClient};
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use subtle::ConstantTimeEq;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::{oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
 
 const STDERR_TAIL: usize = 20;
 /// Longest line of plugin output (stdout, stderr, the handshake line) the
@@ -58,172 +54,6 @@ pub struct LaunchConfig {
     pub handshake_timeout: Duration,
     /// How long a stopping plugin gets after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
-}
-
-/// The host's `Storage` service for one process: only that process may
-/// call it (see [`HostStorage::authorize`]), and only the mounts assigned
-/// to it are reachable.
-pub struct HostStorage {
-    mounts: RwLock<HashMap<String, (View, Arc<MountGeneration>)>>,
-    /// The per-launch secret the caller must present.
-    token: zeroize::Zeroizing<String>,
-    /// The plugin's process ID, once spawned; nothing is answered before.
-    pid: OnceLock<u32>,
-}
-
-impl HostStorage {
-    /// A service for one launch, answering callers that present `token`.
-    pub fn new(token: String) -> Self {
-        HostStorage {
-            mounts: RwLock::default(),
-            token: zeroize::Zeroizing::new(token),
-            pid: OnceLock::new(),
-        }
-    }
-
-    /// Records the process ID of the launched plugin: the only peer whose
-    /// calls are answered.
-    pub fn set_pid(&self, pid: u32) {
-        let _ = self.pid.set(pid);
-    }
-
-    /// Checks the caller of a storage call: the host token in the
-    /// `lockbox-host-token` metadata (constant-time comparison) and the
-    /// connection's peer process (`SO_PEERCRED`), which must be the plugin
-    /// process itself. Anything else is `permission_denied`.
-    pub fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let peer = req
-            .extensions()
-            .get::<tonic::transport::server::UdsConnectInfo>()
-            .and_then(|info| info.peer_cred)
-            .and_then(|cred| cred.pid());
-        self.check_caller(
-            req.metadata()
-                .get(proto::HOST_TOKEN_METADATA)
-                .map(|v| v.as_bytes()),
-            peer,
-        )
-    }
-
-    fn check_caller(&self, token: Option<&[u8]>, peer_pid: Option<i32>) -> Result<(), Status> {
-        let token_ok = token.is_some_and(|t| bool::from(t.ct_eq(self.token.as_bytes())));
-        if !token_ok {
-            return Err(Status::permission_denied(format!(
-                "missing or wrong {} metadata: this storage service answers only the plugin process lockbox started with it",
-                proto::HOST_TOKEN_METADATA
-            )));
-        }
-        let expected = self.pid.get().copied();
-        match (peer_pid, expected) {
-            (Some(peer), Some(pid)) if u32::try_from(peer) == Ok(pid) => Ok(()),
-            (peer, _) => Err(Status::permission_denied(format!(
-                "the caller (pid {}) is not the plugin process this storage service belongs to; only the plugin process itself may call it, not its children or other processes",
-                peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
-            ))),
-        }
-    }
-
-    /// Grants the process access to a mount's view; its writes bump the
-    /// mount's cache generation.
-    pub fn assign(&self, mount_id: &str, view: View, generation: Arc<MountGeneration>) {
-        self.mounts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(mount_id.to_string(), (view, generation));
-    }
-
-    /// Revokes access.
-    pub fn unassign(&self, mount_id: &str) {
-        self.mounts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(mount_id);
-    }
-
-    fn view(&self, mount_id: &str, key: &str) -> Result<(View, Arc<MountGeneration>), Status> {
-        if key.starts_with('/') || key.split('/').any(|s| s == "..") {
-            return Err(Status::invalid_argument(format!(
-                "invalid storage key {key:?}"
-            )));
-        }
-        self.mounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(mount_id)
-            .cloned()
-            .ok_or_else(|| {
-                Status::permission_denied(format!(
-                    "mount {mount_id:?} is not served by this plugin process"
-                ))
-            })
-    }
-}
-
-fn storage_status(e: lockbox_core::barrier::BarrierError) -> Status {
-    Status::internal(format!("storage error: {e}"))
-}
-
-#[tonic::async_trait]
-impl v1::storage_server::Storage for HostStorage {
-    async fn get(
-        &self,
-        req: Request<v1::StorageGetArgs>,
-    ) -> Result<Response<v1::StorageGetReply>, Status> {
-        self.authorize(&req)?;
-        let a = req.into_inner();
-        let value = self
-            .view(&a.mount_id, &a.key)?
-            .0
-            .get(&a.key)
-            .await
-            .map_err(storage_status)?;
-        Ok(Response::new(v1::StorageGetReply {
-            found: value.is_some(),
-            value: value.unwrap_or_default(),
-        }))
-    }
-
-    async fn put(&self, req: Request<v1::StoragePutArgs>) -> Result<Response<v1::Empty>, Status> {
-        self.authorize(&req)?;
-        let a = req.into_inner();
-        if a.key.is_empty() {
-            return Err(Status::invalid_argument("storage key is empty"));
-        }
-        let (view, generation) = self.view(&a.mount_id, &a.key)?;
-        let result = view.put(&a.key, &a.value).await;
-        // After the write (even a failed one): see plugin::cache.
-        generation.bump();
-        result.map_err(storage_status)?;
-        Ok(Response::new(v1::Empty {}))
-    }
-
-    async fn delete(
-        &self,
-        req: Request<v1::StorageDeleteArgs>,
-    ) -> Result<Response<v1::Empty>, Status> {
-        self.authorize(&req)?;
-        let a = req.into_inner();
-        let (view, generation) = self.view(&a.mount_id, &a.key)?;
-        let result = view.delete(&a.key).await;
-        generation.bump();
-        result.map_err(storage_status)?;
-        Ok(Response::new(v1::Empty {}))
-    }
-
-    async fn list(
-        &self,
-        req: Request<v1::StorageListArgs>,
-    ) -> Result<Response<v1::StorageListReply>, Status> {
-        self.authorize(&req)?;
-        let a = req.into_inner();
-        let keys = self
-            .view(&a.mount_id, &a.prefix)?
-            .0
-            .list(&a.prefix)
-            .await
-            .map_err(storage_status)?;
-        Ok(Response::new(v1::StorageListReply { keys }))
-    }
 }
 
 /// A running, handshaken, healthy plugin process.
@@ -306,103 +136,6 @@ impl PluginProcess {
         }
         let mut w = self.exited.clone();
         let _ = w.wait_for(|e| e.is_some()).await;
-    }
-}
-
-/// A line of plugin output, at most [`MAX_LINE`] bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputLine {
-    /// The line without its newline (invalid UTF-8 replaced).
-    pub text: String,
-    /// Whether the line was longer and its rest discarded.
-    pub truncated: bool,
-}
-
-impl OutputLine {
-    /// The text, with a marker when it was truncated.
-    pub fn for_log(self) -> String {
-        if self.truncated {
-            format!(
-                "{} [line truncated: plugin output lines are capped at {MAX_LINE} bytes]",
-                self.text
-            )
-        } else {
-            self.text
-        }
-    }
-}
-
-/// Splits plugin output into lines of at most `cap` bytes without ever
-/// holding more than `cap` bytes of a line: a longer line is returned
-/// truncated as soon as the cap is reached, and its rest is skipped up to
-/// the next newline.
-pub struct CappedLines<R> {
-    reader: R,
-    cap: usize,
-    skipping: bool,
-}
-
-impl<R: AsyncBufRead + Unpin> CappedLines<R> {
-    /// Lines of `reader`, each at most `cap` bytes.
-    pub fn new(reader: R, cap: usize) -> Self {
-        CappedLines {
-            reader,
-            cap,
-            skipping: false,
-        }
-    }
-
-    /// The next line; `None` at the end of the stream.
-    pub async fn next_line(&mut self) -> std::io::Result<Option<OutputLine>> {
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            let available = self.reader.fill_buf().await?;
-            if available.is_empty() {
-                return Ok((!buf.is_empty()).then(|| line_of(buf, false)));
-            }
-            let newline = available.iter().position(|&b| b == b'\n');
-            if self.skipping {
-                let n = newline.map_or(available.len(), |i| i + 1);
-                self.skipping = newline.is_none();
-                self.reader.consume(n);
-                continue;
-            }
-            let room = self.cap - buf.len();
-            match newline {
-                Some(i) if i <= room => {
-                    buf.extend_from_slice(&available[..i]);
-                    self.reader.consume(i + 1);
-                    return Ok(Some(line_of(buf, false)));
-                }
-                Some(i) => {
-                    buf.extend_from_slice(&available[..room]);
-                    self.reader.consume(i + 1);
-                    return Ok(Some(line_of(buf, true)));
-                }
-                None if available.len() <= room => {
-                    let n = available.len();
-                    buf.extend_from_slice(available);
-                    self.reader.consume(n);
-                }
-                None => {
-                    let n = available.len();
-                    buf.extend_from_slice(&available[..room]);
-                    self.reader.consume(n);
-                    self.skipping = true;
-                    return Ok(Some(line_of(buf, true)));
-                }
-            }
-        }
-    }
-}
-
-fn line_of(mut bytes: Vec<u8>, truncated: bool) -> OutputLine {
-    if !truncated && bytes.last() == Some(&b'\r') {
-        bytes.pop();
-    }
-    OutputLine {
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-        truncated,
     }
 }
 
@@ -909,6 +642,12 @@ impl Drop for DirGuard {
         }
     }
 }
+
+mod host_storage;
+mod output;
+
+pub use host_storage::HostStorage;
+pub use output::{CappedLines, OutputLine};
 
 #[cfg(test)]
 mod tests;

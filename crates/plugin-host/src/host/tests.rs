@@ -1,5 +1,6 @@
 //! Unit tests of [`super`].
 
+use super::backend::plugin_data;
 use super::*;
 
 #[test]

@@ -1,6 +1,7 @@
 //! Unit tests of [`super`].
 
 use super::*;
+use tonic::Status;
 
 #[tokio::test]
 async fn output_lines_are_capped_across_buffer_boundaries() {

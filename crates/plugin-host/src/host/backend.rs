@@ -1,0 +1,321 @@
+//! [`PluginBackend`]: the `logical::Backend` of one plugin mount. A request
+//! takes the mount's current process, counts itself in flight, and calls
+//! it with a timeout; answers the plugin marks cacheable are served from
+//! the host's read-response cache.
+
+use super::{Group, PluginHost};
+use crate::cache::{self, MountGeneration};
+use crate::process::PluginProcess;
+use async_trait::async_trait;
+use lockbox_core::logical::{self, BackendKind, RequestError, SpecialPaths};
+use lockbox_plugin_proto::v1;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+/// A mount served by a plugin: the `logical::Backend` the core routes to.
+pub struct PluginBackend {
+    pub(super) mount_id: String,
+    pub(super) kind: BackendKind,
+    pub(super) special: SpecialPaths,
+    pub(super) group: RwLock<Arc<Group>>,
+    pub(super) host: Weak<PluginHost>,
+    pub(super) generation: Arc<MountGeneration>,
+}
+
+fn proto_op(op: logical::Operation) -> v1::Operation {
+    match op {
+        logical::Operation::Read => v1::Operation::Read,
+        logical::Operation::Create => v1::Operation::Create,
+        logical::Operation::Update => v1::Operation::Update,
+        logical::Operation::Delete => v1::Operation::Delete,
+        logical::Operation::List => v1::Operation::List,
+    }
+}
+
+fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError {
+    match v1::ErrorKind::try_from(e.kind) {
+        Ok(v1::ErrorKind::InvalidRequest) => RequestError::InvalidRequest(e.message.clone()),
+        Ok(v1::ErrorKind::PermissionDenied) => {
+            if e.message.is_empty() {
+                RequestError::PermissionDenied
+            } else {
+                RequestError::Denied(e.message.clone())
+            }
+        }
+        Ok(v1::ErrorKind::UnsupportedPath) => RequestError::NoHandler {
+            path: path.to_string(),
+        },
+        Ok(v1::ErrorKind::UnsupportedOperation) => RequestError::UnsupportedOperation,
+        Ok(v1::ErrorKind::Unavailable) => {
+            RequestError::Unavailable(format!("plugin {name}: {}", e.message))
+        }
+        _ => RequestError::Internal(format!("plugin {name}: {}", e.message)),
+    }
+}
+
+impl PluginBackend {
+    /// The group currently serving this mount.
+    pub fn group(&self) -> Arc<Group> {
+        self.group.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The mount's UUID.
+    pub fn mount_id(&self) -> &str {
+        &self.mount_id
+    }
+
+    fn timeout(&self) -> Duration {
+        self.host
+            .upgrade()
+            .map(|h| h.cfg.request_timeout)
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    /// Picks the current process and counts the request in flight, under
+    /// the group lock (see the module invariants).
+    fn acquire(&self) -> Result<(Arc<PluginProcess>, Arc<Group>), RequestError> {
+        let guard = self.group.read().unwrap_or_else(|e| e.into_inner());
+        let group = guard.clone();
+        match group.current() {
+            Some(p) => {
+                p.begin_request();
+                Ok((p, group))
+            }
+            None => {
+                let reason = group
+                    .last_exit
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .unwrap_or_default();
+                Err(RequestError::Unavailable(format!(
+                    "plugin {} is not running ({reason}); it is being restarted, retry shortly",
+                    group.entry.name
+                )))
+            }
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(Arc<PluginProcess>) -> Result<T, tonic::Status>,
+    ) -> Result<(T, Arc<Group>), RequestError> {
+        let (proc, group) = self.acquire()?;
+        let _done = Release(proc.clone());
+        let name = group.entry.name.clone();
+        let timeout = self.timeout();
+        match tokio::time::timeout(timeout, f(proc.clone())).await {
+            Err(_) => Err(RequestError::Unavailable(format!(
+                "plugin {name} did not answer within {timeout:?}"
+            ))),
+            Ok(Err(status)) => {
+                let crashed =
+                    proc.exit_reason().is_some() || status.code() == tonic::Code::Unavailable;
+                Err(RequestError::Unavailable(if crashed {
+                    format!(
+                        "plugin {name} failed while handling the request ({}); it is being restarted",
+                        status.message()
+                    )
+                } else {
+                    format!("plugin {name} returned an error: {}", status.message())
+                }))
+            }
+            Ok(Ok(v)) => Ok((v, group)),
+        }
+    }
+}
+
+impl PluginBackend {
+    /// A plugin's response as the core's, refusing what the plugin may not
+    /// return (invalid data, login data from a secrets engine).
+    fn convert(&self, name: &str, resp: v1::Response) -> Result<logical::Response, RequestError> {
+        let data = plugin_data(name, &resp.data_json)?;
+        let login = resp.auth.map(|a| logical::LoginAuth {
+            policies: a.policies,
+            metadata: a.metadata.into_iter().collect(),
+            display_name: a.display_name,
+            ttl: a.ttl_seconds,
+            max_ttl: a.max_ttl_seconds,
+            renewable: a.renewable,
+            num_uses: a.num_uses,
+        });
+        if login.is_some() && self.kind != BackendKind::Credential {
+            return Err(RequestError::Internal(format!(
+                "plugin {name} is a secrets engine but returned login data; refusing to create a token"
+            )));
+        }
+        Ok(logical::Response {
+            data,
+            login,
+            warnings: resp.warnings,
+            lease_duration: resp.lease_duration_seconds,
+            renewable: resp.renewable,
+            ..Default::default()
+        })
+    }
+}
+
+/// A plugin's `data_json` as response data: empty or `null` is none,
+/// otherwise a JSON object. A plugin is not trusted, so the shape check of
+/// client bodies ([`lockbox_core::json::check_shape`]) bounds what parsing
+/// its answer costs.
+pub(super) fn plugin_data(
+    name: &str,
+    raw: &[u8],
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, RequestError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |what: String| {
+        RequestError::Internal(format!("plugin {name} returned invalid data: {what}"))
+    };
+    lockbox_core::json::check_shape(raw).map_err(|e| invalid(e.to_string()))?;
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+        Ok(serde_json::Value::Null) => Ok(None),
+        _ => Err(invalid("expected a JSON object".into())),
+    }
+}
+
+/// Ends an in-flight count started by `acquire`.
+struct Release(Arc<PluginProcess>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.end_request();
+    }
+}
+
+fn to_args(mount_id: &str, req: &logical::Request) -> Result<v1::HandleRequestArgs, RequestError> {
+    Ok(v1::HandleRequestArgs {
+        mount_id: mount_id.to_string(),
+        request: Some(v1::Request {
+            id: req.id.clone(),
+            operation: proto_op(req.operation) as i32,
+            path: req.path.clone(),
+            data_json: serde_json::to_vec(&req.data)
+                .map_err(|e| RequestError::Internal(e.to_string()))?,
+            client_token_accessor: req.client_token_accessor.clone().unwrap_or_default(),
+            display_name: req.display_name.clone().unwrap_or_default(),
+        }),
+    })
+}
+
+#[async_trait]
+impl logical::Backend for PluginBackend {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    fn special_paths(&self) -> SpecialPaths {
+        self.special.clone()
+    }
+
+    async fn exists(
+        &self,
+        req: &logical::Request,
+        _storage: &dyn lockbox_core::barrier::Storage,
+    ) -> Result<Option<bool>, RequestError> {
+        let args = to_args(&self.mount_id, req)?;
+        let (reply, group) = self
+            .call(async move |p| {
+                p.client()
+                    .existence_check(args)
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        if let Some(e) = &reply.error {
+            return Err(from_error(&group.entry.name, e, &req.path));
+        }
+        Ok(reply.check_found.then_some(reply.exists))
+    }
+
+    async fn handle(
+        &self,
+        req: &logical::Request,
+        _storage: &dyn lockbox_core::barrier::Storage,
+    ) -> Result<Option<logical::Response>, RequestError> {
+        let args = to_args(&self.mount_id, req)?;
+        // Reads the plugin marked cacheable are answered from memory while
+        // the mount's storage, its process and its setup stay the same.
+        let host = self.host.upgrade();
+        let cache = host.as_ref().and_then(|h| h.cache.as_ref());
+        let key = match cache {
+            Some(cache)
+                if req.operation == logical::Operation::Read && !req.mount_force_no_cache =>
+            {
+                // Only while the serving process is alive: a crashed one's
+                // answers are not served, even before the supervisor notices.
+                let serial = self
+                    .group()
+                    .current()
+                    .filter(|p| p.exit_reason().is_none())
+                    .map(|p| p.serial);
+                let data = args.request.as_ref().map(|r| r.data_json.as_slice());
+                let key = serial.map(|s| {
+                    cache::Key::new(&self.generation, s, &req.path, data.unwrap_or_default())
+                });
+                if let Some(hit) = key.as_ref().and_then(|k| cache.get(k)) {
+                    return Ok(Some(hit));
+                }
+                key
+            }
+            _ => None,
+        };
+        let (reply, group) = self
+            .call(async move |p| {
+                p.client()
+                    .handle_request(args)
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        let name = &group.entry.name;
+        if let Some(e) = &reply.error {
+            return Err(from_error(
+                name,
+                e,
+                &format!("{}{}", req.mount_point, req.path),
+            ));
+        }
+        let Some(resp) = reply.response else {
+            return Ok(None);
+        };
+        let store = match (cache, key) {
+            (Some(cache), Some(key)) if cache::may_cache(req.operation, &resp) => {
+                Some((cache, key, resp.data_json.len()))
+            }
+            _ => None,
+        };
+        let out = self.convert(name, resp)?;
+        if let Some((cache, key, len)) = store {
+            cache.insert(key, out.clone(), len);
+        }
+        Ok(Some(out))
+    }
+
+    async fn cleanup(&self) {
+        if let Some(host) = self.host.upgrade() {
+            let group = self.group();
+            host.detach(&group, &self.mount_id).await;
+            if let Some(cache) = &host.cache {
+                cache.forget_mount(self.generation.serial());
+            }
+        }
+    }
+
+    fn version(&self) -> String {
+        let g = self.group();
+        if !g.entry.version.is_empty() {
+            return g.entry.version.clone();
+        }
+        g.current()
+            .map(|p| p.info.version.clone())
+            .unwrap_or_default()
+    }
+
+    fn running_sha256(&self) -> String {
+        self.group().entry.sha256.clone()
+    }
+}
