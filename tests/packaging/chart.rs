@@ -412,7 +412,7 @@ fn set(lines: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn rbac_is_exactly_what_the_operator_uses() {
-    // The operator's API calls (src/operator/*.rs): watch/list/get + patch
+    // The operator's API calls (crates/operator/src/*.rs): watch/list/get + patch
     // (finalizers) of both kinds, server-side apply of their status, events
     // (cluster-wide: mounts live in any namespace; catalog entries' events
     // go to kube-system), and in its own namespace: create/get/list/watch

@@ -22,7 +22,7 @@
 //!
 //! Not restricted: the network (engines talk to databases and clouds),
 //! connecting to Unix sockets by path (the host's storage service checks
-//! its caller itself, see `plugin::process`), and system calls: there is no
+//! its caller itself, see `crate::process`), and system calls: there is no
 //! seccomp filter, because an allow-list that fits every plugin (Go and
 //! Rust runtimes, shell scripts) would be loose enough to add little over
 //! the measures above.
