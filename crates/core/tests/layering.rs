@@ -74,6 +74,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         // Layer 0: no workspace dependencies.
         ("lockbox-storage", &[][..]),
         ("lockbox-plugin-proto", &[][..]),
+        ("lockbox-vault-plugin-proto", &[][..]),
         ("lockbox-oci", &[][..]),
         ("lockbox-bench", &[][..]),
         // Layer 1: the core.
