@@ -26,7 +26,7 @@ use bytes::Bytes;
 pub use conn::Timeouts;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use lockbox_core::core::{ApiRequest, Core, Method, Reply};
@@ -125,6 +125,18 @@ impl From<RequestError> for Failure {
 }
 
 type Body = Full<Bytes>;
+
+/// A request body [`dispatch`] can read: hyper's `Incoming` from the
+/// listener, or any in-memory body (the fuzz targets use `Full<Bytes>`).
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin
+{
+}
 
 fn json_response(status: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
@@ -239,7 +251,7 @@ fn query_map(query: Option<&str>) -> Map<String, Value> {
 
 /// Percent-decoding, with `+` as a space when `plus_is_space` (queries).
 /// Invalid escapes are kept literally; the result is lossily UTF-8.
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -275,7 +287,7 @@ fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn token_of(req: &Request<Incoming>) -> Option<String> {
+fn token_of<B>(req: &Request<B>) -> Option<String> {
     if let Some(t) = req
         .headers()
         .get("x-vault-token")
@@ -291,8 +303,8 @@ fn token_of(req: &Request<Incoming>) -> Option<String> {
 }
 
 /// Reads a body of at most `limit` bytes within `timeout`, with one copy.
-async fn read_bytes(
-    mut body: Incoming,
+async fn read_bytes<B: RequestBody>(
+    mut body: B,
     limit: usize,
     timeout: Option<Duration>,
 ) -> Result<Vec<u8>, Failure> {
@@ -348,16 +360,19 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, RequestError> {
     }
 }
 
-async fn read_body(body: Incoming, bounds: &RequestBounds) -> Result<Map<String, Value>, Failure> {
+async fn read_body<B: RequestBody>(
+    body: B,
+    bounds: &RequestBounds,
+) -> Result<Map<String, Value>, Failure> {
     let bytes = read_bytes(body, bounds.max_request_size, bounds.read_timeout).await?;
     Ok(parse_body(&bytes)?)
 }
 
 /// Turns an HTTP request into a core request and the core's reply into
 /// HTTP, within `bounds.max_request_duration`.
-pub async fn dispatch(
+pub async fn dispatch<B: RequestBody>(
     core: &Core,
-    req: Request<Incoming>,
+    req: Request<B>,
     bounds: RequestBounds,
 ) -> Response<Body> {
     let handled = dispatch_inner(core, req, &bounds);
@@ -373,9 +388,9 @@ pub async fn dispatch(
     }
 }
 
-async fn dispatch_inner(
+async fn dispatch_inner<B: RequestBody>(
     core: &Core,
-    req: Request<Incoming>,
+    req: Request<B>,
     bounds: &RequestBounds,
 ) -> Result<Reply, Failure> {
     let limit = bounds.max_request_size;

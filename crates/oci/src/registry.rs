@@ -648,9 +648,11 @@ fn layer_error(reference: &str, layer: usize, e: std::io::Error, limit: u64) -> 
     }
 }
 
-/// Finds `path` across the layer tarballs (bottom first) and writes its
-/// content to `out`. Blocking.
-fn extract_from_layers(
+/// Finds `path` across the layer tarballs (bottom first, whiteouts and
+/// links resolved by [`layout::Overlay`]) and writes its content to `out`,
+/// the only file it creates; at most `max_size` bytes, and at most four
+/// times that unpacked per layer. Blocking.
+pub fn extract_from_layers(
     layers: &[PathBuf],
     path: &[String],
     out: &Path,

@@ -683,7 +683,7 @@ async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
 mod backend;
 mod runtime;
 
-pub use backend::PluginBackend;
+pub use backend::{PluginBackend, convert_response, from_error};
 
 #[cfg(test)]
 mod tests;

@@ -149,6 +149,74 @@ pub struct Policy {
     pub rules: Vec<PathRule>,
 }
 
+impl Policy {
+    /// The policy in Vault's HCL syntax, one `path` block per rule in
+    /// order; [`parse`] of the text gives this policy back.
+    pub fn to_hcl(&self) -> String {
+        let mut out = String::new();
+        for rule in &self.rules {
+            let caps: Vec<String> = rule
+                .capabilities
+                .names()
+                .iter()
+                .map(|n| hcl_string(n))
+                .collect();
+            out.push_str(&format!(
+                "path {} {{\n  capabilities = [{}]\n}}\n",
+                hcl_string(&rule.pattern),
+                caps.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// The policy in Vault's JSON form (`{"path": {PATTERN: {"capabilities":
+    /// [...]}}}`). Rules for the same pattern are merged, as the ACL merges
+    /// them.
+    pub fn to_json(&self) -> String {
+        let mut paths: BTreeMap<&str, Capabilities> = BTreeMap::new();
+        for rule in &self.rules {
+            let caps = paths.entry(&rule.pattern).or_default();
+            *caps = caps.merge(rule.capabilities);
+        }
+        let paths: serde_json::Map<String, serde_json::Value> = paths
+            .into_iter()
+            .map(|(p, c)| {
+                (
+                    p.to_string(),
+                    serde_json::json!({ "capabilities": c.names() }),
+                )
+            })
+            .collect();
+        serde_json::json!({ "path": paths }).to_string()
+    }
+}
+
+/// A quoted HCL string literal holding exactly `s`: quotes, backslashes and
+/// control characters escaped, and `${` / `%{` doubled so they stay text.
+fn hcl_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonPolicy {
@@ -536,6 +604,31 @@ mod tests {
         assert!(!a.has_access_under("secret/"));
         assert!(Acl::root().has_access_under("anything/"));
         assert!(!acl(&[]).has_access_under("secret/"));
+    }
+
+    /// The printers used by the policy fuzz target: what they print parses
+    /// back to the same rules, including names HCL would otherwise read as
+    /// templates or escapes.
+    #[test]
+    fn printed_policies_parse_back() {
+        let text = r#"
+path "secret/*" { capabilities = ["read", "list"] }
+path "a\"b\\c$${x}%%{y}" { capabilities = ["deny", "read"] }
+path "secret/*" { capabilities = ["update"] }
+"#;
+        let p = parse("p", text).unwrap();
+        assert_eq!(p.rules[1].pattern, "a\"b\\c${x}%{y}");
+        let again = parse("p", &p.to_hcl()).unwrap();
+        assert_eq!(again.rules.len(), 3);
+        for (a, b) in p.rules.iter().zip(&again.rules) {
+            assert_eq!(a.pattern, b.pattern);
+            assert_eq!(a.capabilities.names(), b.capabilities.names());
+        }
+        let json = parse("p", &p.to_json()).unwrap();
+        let (x, y) = (Acl::new([&p]), Acl::new([&json]));
+        for path in ["secret/a", "a\"b\\c${x}%{y}", "other"] {
+            assert_eq!(x.capabilities(path), y.capabilities(path), "{path}");
+        }
     }
 
     fn acl(texts: &[&str]) -> Acl {

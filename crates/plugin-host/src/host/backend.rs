@@ -32,7 +32,9 @@ fn proto_op(op: logical::Operation) -> v1::Operation {
     }
 }
 
-fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError {
+/// A plugin's error reply as the core's error for `path`: the kinds a
+/// plugin may report map to their statuses, anything else is internal.
+pub fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError {
     match v1::ErrorKind::try_from(e.kind) {
         Ok(v1::ErrorKind::InvalidRequest) => RequestError::InvalidRequest(e.message.clone()),
         Ok(v1::ErrorKind::PermissionDenied) => {
@@ -125,34 +127,37 @@ impl PluginBackend {
     }
 }
 
-impl PluginBackend {
-    /// A plugin's response as the core's, refusing what the plugin may not
-    /// return (invalid data, login data from a secrets engine).
-    fn convert(&self, name: &str, resp: v1::Response) -> Result<logical::Response, RequestError> {
-        let data = plugin_data(name, &resp.data_json)?;
-        let login = resp.auth.map(|a| logical::LoginAuth {
-            policies: a.policies,
-            metadata: a.metadata.into_iter().collect(),
-            display_name: a.display_name,
-            ttl: a.ttl_seconds,
-            max_ttl: a.max_ttl_seconds,
-            renewable: a.renewable,
-            num_uses: a.num_uses,
-        });
-        if login.is_some() && self.kind != BackendKind::Credential {
-            return Err(RequestError::Internal(format!(
-                "plugin {name} is a secrets engine but returned login data; refusing to create a token"
-            )));
-        }
-        Ok(logical::Response {
-            data,
-            login,
-            warnings: resp.warnings,
-            lease_duration: resp.lease_duration_seconds,
-            renewable: resp.renewable,
-            ..Default::default()
-        })
+/// A plugin's response as the core's, refusing what the plugin may not
+/// return (invalid data, login data from a secrets engine). `kind` is the
+/// kind of mount the plugin serves.
+pub fn convert_response(
+    name: &str,
+    kind: BackendKind,
+    resp: v1::Response,
+) -> Result<logical::Response, RequestError> {
+    let data = plugin_data(name, &resp.data_json)?;
+    let login = resp.auth.map(|a| logical::LoginAuth {
+        policies: a.policies,
+        metadata: a.metadata.into_iter().collect(),
+        display_name: a.display_name,
+        ttl: a.ttl_seconds,
+        max_ttl: a.max_ttl_seconds,
+        renewable: a.renewable,
+        num_uses: a.num_uses,
+    });
+    if login.is_some() && kind != BackendKind::Credential {
+        return Err(RequestError::Internal(format!(
+            "plugin {name} is a secrets engine but returned login data; refusing to create a token"
+        )));
     }
+    Ok(logical::Response {
+        data,
+        login,
+        warnings: resp.warnings,
+        lease_duration: resp.lease_duration_seconds,
+        renewable: resp.renewable,
+        ..Default::default()
+    })
 }
 
 /// A plugin's `data_json` as response data: empty or `null` is none,
@@ -288,7 +293,7 @@ impl logical::Backend for PluginBackend {
             }
             _ => None,
         };
-        let out = self.convert(name, resp)?;
+        let out = convert_response(name, self.kind, resp)?;
         if let Some((cache, key, len)) = store {
             cache.insert(key, out.clone(), len);
         }
