@@ -18,10 +18,15 @@
 //! * a crashed process is replaced in place (same group) after backoff, its
 //!   mounts set up again; while it is down, requests fail fast with 503;
 //! * a group with no mounts left is retired and its process stopped.
+//!
+//! Each group has a supervisor task ([`supervisor`]: waits, sleeps,
+//! relaunches, publishes [`PluginEvent`]s) that takes every decision from
+//! the state machine of [`crate::supervision`].
 
 use super::PluginError;
 use super::cache::{self, MountGeneration, ResponseCache};
 use super::process::{self, LaunchConfig, PluginProcess};
+use super::supervision::Backoff;
 use lockbox_core::barrier::View;
 use lockbox_core::catalog::{CatalogEntry, resolve_command};
 use lockbox_core::logical::{BackendKind, SpecialPaths};
@@ -82,10 +87,7 @@ impl Default for HostConfig {
 
 type GroupKey = (String, String, String, String);
 
-/// A process that exits within this long of starting counts toward a crash loop.
-pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
-/// Consecutive short-lived exits (or failed restarts) that make a crash loop.
-pub const CRASH_LOOP_THRESHOLD: u32 = 3;
+pub use crate::supervision::{CRASH_LOOP_THRESHOLD, CRASH_LOOP_WINDOW, is_crash_loop_report};
 
 /// What supervision reports to subscribers ([`PluginHost::subscribe`]), for
 /// example the operator, which turns crash loops into Kubernetes events.
@@ -127,12 +129,6 @@ pub enum PluginEventKind {
         /// The new process's pid.
         pid: u32,
     },
-}
-
-/// Whether the `failures`-th consecutive failure should be reported as a
-/// crash loop (the threshold, then every 10th).
-pub fn is_crash_loop_report(failures: u32) -> bool {
-    failures >= CRASH_LOOP_THRESHOLD && (failures - CRASH_LOOP_THRESHOLD).is_multiple_of(10)
 }
 
 #[derive(Clone)]
@@ -363,7 +359,14 @@ impl PluginHost {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::downgrade(&group));
-        tokio::spawn(supervise(Arc::downgrade(self), Arc::downgrade(&group)));
+        let backoff = Backoff {
+            initial: self.cfg.backoff_initial,
+            max: self.cfg.backoff_max,
+        };
+        tokio::spawn(supervisor::supervise(
+            supervisor::GroupJob::new(self, &group),
+            backoff,
+        ));
         Ok(group)
     }
 
@@ -573,115 +576,9 @@ async fn retire(group: &Group) -> Option<u32> {
     Some(proc.pid)
 }
 
-/// Restarts a group's process whenever it exits, with exponential backoff.
-async fn supervise(host: Weak<PluginHost>, group: Weak<Group>) {
-    // Consecutive failures: exits within CRASH_LOOP_WINDOW of a start, and
-    // failed restarts; a process that ran longer resets the count.
-    let mut failures: u32 = 0;
-    loop {
-        let Some(g) = group.upgrade() else { return };
-        let Some(proc) = g.current() else { return };
-        let started = Instant::now();
-        let mut exit = proc.exit_watch();
-        drop(g);
-        drop(proc);
-        let reason = match exit.wait_for(|e| e.is_some()).await {
-            Ok(r) => r.clone().unwrap_or_default(),
-            Err(_) => "monitor gone".into(),
-        };
-        let Some(g) = group.upgrade() else { return };
-        if g.retired.load(Ordering::SeqCst) {
-            return;
-        }
-        let Some(h) = host.upgrade() else { return };
-        *g.current.write().unwrap_or_else(|e| e.into_inner()) = None;
-        *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
-        g.restarts.fetch_add(1, Ordering::Relaxed);
-        failures = if started.elapsed() > CRASH_LOOP_WINDOW {
-            1
-        } else {
-            failures.saturating_add(1)
-        };
-        let mut backoff = if started.elapsed() > CRASH_LOOP_WINDOW {
-            h.cfg.backoff_initial
-        } else {
-            h.cfg.backoff_initial
-                * 2u32
-                    .saturating_pow(g.restarts().min(16) as u32 - 1)
-                    .min(1 << 16)
-        };
-        backoff = backoff.min(h.cfg.backoff_max);
-        tracing::error!(plugin = %g.entry.name, version = %g.entry.version, restarts = g.restarts(), "plugin process exited unexpectedly ({reason}); restarting in {backoff:?}");
-        h.emit(
-            &g,
-            PluginEventKind::Exited {
-                reason: reason.clone(),
-            },
-        )
-        .await;
-        let mut last_error = reason;
-        loop {
-            if is_crash_loop_report(failures) {
-                tracing::error!(plugin = %g.entry.name, version = %g.entry.version, failures, "plugin is crash-looping ({last_error}); next restart in {backoff:?}");
-                h.emit(
-                    &g,
-                    PluginEventKind::CrashLoop {
-                        failures,
-                        reason: last_error.clone(),
-                        next_restart: backoff,
-                    },
-                )
-                .await;
-            }
-            tokio::time::sleep(backoff).await;
-            if g.retired.load(Ordering::SeqCst) {
-                return;
-            }
-            // An image-sourced binary deleted from the cache meanwhile is
-            // pulled again (pinned digest, same sha256) before the relaunch;
-            // the launch verifies the file again (it may have changed).
-            let launched = match h.restore_binary(&g.entry, &g.binary).await {
-                Ok(()) => process::launch(&g.entry, &g.binary, &h.cfg.launch)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            match launched {
-                Ok(p) => {
-                    let mounts = g.mounts.lock().await;
-                    let mut ok = true;
-                    for m in mounts.values() {
-                        if let Err(e) = setup_mount(&p, m).await {
-                            tracing::error!(plugin = %g.entry.name, "setting up {} after restart failed: {e}", m.setup.mount_path);
-                            ok = false;
-                        }
-                    }
-                    if ok {
-                        let pid = p.pid;
-                        *g.current.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
-                        drop(mounts);
-                        tracing::info!(plugin = %g.entry.name, pid, "plugin process restarted");
-                        h.emit(&g, PluginEventKind::Restarted { pid }).await;
-                        break;
-                    }
-                    p.stop().await;
-                    last_error = "setting up its mounts after the restart failed".into();
-                }
-                Err(e) => {
-                    tracing::error!(plugin = %g.entry.name, "restart failed: {e}");
-                    last_error = e;
-                    *g.last_exit.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(last_error.clone());
-                }
-            }
-            failures = failures.saturating_add(1);
-            backoff = (backoff * 2).min(h.cfg.backoff_max);
-        }
-    }
-}
-
 mod backend;
 mod runtime;
+mod supervisor;
 
 pub use backend::{PluginBackend, convert_response, from_error};
 

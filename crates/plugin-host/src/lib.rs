@@ -8,6 +8,7 @@
 //!
 //! * [`process`]: one verified process: memfd exec, handshake, gRPC, host storage service.
 //! * [`host`]: groups of mounts per process, restart with backoff, reload.
+//! * [`supervision`]: the restart decisions (backoff, crash loops) as a state machine without I/O.
 //! * [`cache`]: the read-response cache of plugin mounts (answers the plugin marks cacheable).
 //! * [`sandbox`]: what a plugin process can reach (capabilities, `no_new_privs`, Landlock).
 //! * [`images`]: plugin images in the server (OCI pulls into the binary cache, the barrier-stored index).
@@ -19,6 +20,7 @@ pub mod images;
 pub mod node;
 pub mod process;
 pub mod sandbox;
+pub mod supervision;
 
 pub use host::{HostConfig, PluginBackend, PluginEvent, PluginEventKind, PluginHost};
 pub use node::{Node, NodeConfig};

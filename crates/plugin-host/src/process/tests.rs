@@ -1,6 +1,7 @@
 //! Unit tests of [`super`].
 
 use super::*;
+use tokio::io::BufReader;
 use tonic::Status;
 
 #[tokio::test]
