@@ -11,10 +11,10 @@
 //! state: the barrier, token store, policy store and the routing table.
 //! Sealing drops the active state and with it every key.
 
+pub mod admin;
 mod fields;
 pub mod mounts;
 mod pipeline;
-mod plugins;
 pub mod policies;
 mod sys;
 pub mod tokens;
@@ -696,12 +696,13 @@ impl Core {
         description: &str,
     ) -> Result<(), RequestError> {
         let active = self.active().ok_or(RequestError::Sealed)?;
-        let mut data = Map::new();
-        data.insert("type".into(), Value::String(kind.into()));
-        data.insert("description".into(), Value::String(description.into()));
-        sys::enable(self, &active, Table::Mounts, path, &data)
-            .await
-            .map(|_| ())
+        let input = admin::EnableMount {
+            kind: kind.into(),
+            description: description.into(),
+            ..Default::default()
+        };
+        let caller = admin::Caller::of(None);
+        admin::mounts::enable(self, &active, &caller, Table::Mounts, path, input).await
     }
 
     pub(crate) fn config(&self) -> &CoreConfig {

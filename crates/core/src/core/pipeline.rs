@@ -91,18 +91,15 @@ impl Core {
         // grants more to such callers, as Vault's does).
         let mut caller_sudo = false;
         if !unauthenticated && let Some(token) = &token {
-            let acl = active.policies.acl(&token.entry.policies).await?;
-            let mut acl_path = path.clone();
-            if request.operation == Operation::List && !acl_path.ends_with('/') {
-                acl_path.push('/');
-            }
-            let caps = acl.capabilities(&acl_path);
-            caller_sudo = caps.allows(crate::policy::Capability::Sudo);
-            let needs_sudo = SpecialPaths::matches(&special.root, &relative);
-            if !caps.allows(request.operation.capability()) || (needs_sudo && !caller_sudo) {
-                return Err(RequestError::PermissionDenied);
-            }
-            active.tokens.use_once(token).await?;
+            caller_sudo = authorize(
+                &active,
+                token,
+                &path,
+                &relative,
+                &special,
+                request.operation,
+            )
+            .await?;
         }
 
         let result = match &route.handler {
@@ -138,6 +135,35 @@ impl Core {
             None => Reply::NoContent,
         })
     }
+}
+
+/// The ACL decision of a request, shared by [`Core::handle`] and the typed
+/// admin API (`core::admin`): `token` may perform `operation` on `path`
+/// (the canonical full path; a LIST is checked on `path/`), with `sudo`
+/// where `relative` (the path inside the mount) matches one of the
+/// handler's root paths; then the token's use is counted. Returns whether
+/// the caller holds `sudo` on the path.
+pub(super) async fn authorize(
+    active: &Active,
+    token: &tokens::Resolved,
+    path: &str,
+    relative: &str,
+    special: &SpecialPaths,
+    operation: Operation,
+) -> Result<bool, RequestError> {
+    let acl = active.policies.acl(&token.entry.policies).await?;
+    let mut acl_path = path.to_string();
+    if operation == Operation::List && !acl_path.ends_with('/') {
+        acl_path.push('/');
+    }
+    let caps = acl.capabilities(&acl_path);
+    let sudo = caps.allows(crate::policy::Capability::Sudo);
+    let needs_sudo = SpecialPaths::matches(&special.root, relative);
+    if !caps.allows(operation.capability()) || (needs_sudo && !sudo) {
+        return Err(RequestError::PermissionDenied);
+    }
+    active.tokens.use_once(token).await?;
+    Ok(sudo)
 }
 
 /// Checks the parts every request path must satisfy and returns it without

@@ -1,11 +1,14 @@
 //! The system backend (`sys/`): init and seal lifecycle, health, mounts,
-//! policies, key rotation and capabilities.
+//! the plugin catalog, policies, key rotation and capabilities. Its routes
+//! are declared once, in [`routes`]; the mount and plugin endpoints are
+//! JSON adapters over the typed admin API (`core::admin`).
 //!
 //! Request and response shapes follow Vault's API documentation for each
 //! endpoint. Endpoints that must work while sealed (`init`, `seal-status`,
 //! `unseal`, `health`, `leader`) are answered by [`handle_unsealed_exempt`]
 //! before the sealed check.
 
+use super::admin;
 use super::fields::{bool_field, str_field, u32_field};
 use super::mounts::{self, Table};
 use super::tokens::Resolved;
@@ -13,12 +16,13 @@ use super::{Active, ApiRequest, Core, CoreError, Method, Reply};
 use crate::barrier;
 use crate::logical::{Operation, Request, RequestError, Response, SpecialPaths};
 use base64::Engine;
+use mount_endpoints::mount_json;
+use routes::SysRoute;
 use serde_json::{Map, Value, json};
 
 mod mount_endpoints;
-
-pub(super) use mount_endpoints::enable;
-use mount_endpoints::{disable, mount_to_api, mounts_listing, remount, tune};
+mod plugin_endpoints;
+mod routes;
 
 /// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
 /// enforces in code).
@@ -436,246 +440,106 @@ async fn capabilities(
     Ok(Some(Response::data(m)))
 }
 
-/// Handles an authenticated (or unauthenticated-listed) `sys/` request.
+/// Handles an authenticated (or unauthenticated-listed) `sys/` request:
+/// the path names a route (else 404), the route answers the operation
+/// (else 405), then its handler runs (see [`routes`]).
 pub(super) async fn handle(
     core: &Core,
     active: &Active,
     req: &Request,
     token: Option<&Resolved>,
 ) -> Result<Option<Response>, RequestError> {
-    let path = req.path.as_str();
-    let op = req.operation;
-    let write = matches!(op, Operation::Create | Operation::Update);
-    // A mount's `owner` (the operator's record of which object a mount
-    // belongs to) is a lockbox extension only a root token may set.
-    if write
-        && (path.starts_with("mounts/") || path.starts_with("auth/"))
-        && req.data.contains_key(mounts::OWNER_FIELD)
-        && !token.is_some_and(|t| t.entry.policies.iter().any(|p| p == "root"))
-    {
-        return Err(RequestError::invalid(format!(
-            "{}: only a root token may set a mount's owner (a lockbox extension the \
-             operator uses); remove the field",
-            mounts::OWNER_FIELD
-        )));
-    }
-    match path {
-        "mounts" if op == Operation::Read => {
-            return Ok(Some(mounts_listing(active, Table::Mounts)));
-        }
-        "auth" if op == Operation::Read => {
-            return Ok(Some(mounts_listing(active, Table::Auth)));
-        }
-        "remount" if write => return remount(active, &req.data).await,
-        "plugins/catalog" if op == Operation::Read => {
-            return super::plugins::catalog_listing(active).await;
-        }
-        "plugins/reload/backend" if write => {
-            return super::plugins::reload_backend(core, active, &req.data).await;
-        }
-        "seal" if write => {
-            core.seal().await;
-            return Ok(None);
-        }
-        // `rotate/keyring` is OpenBao's name for it (its CLI's `operator rotate`).
-        "rotate" | "rotate/keyring" if write => {
-            active.barrier.rotate().await?;
-            return Ok(None);
-        }
-        "key-status" if op == Operation::Read => {
-            let s = active.barrier.key_status();
-            let mut m = Map::new();
-            m.insert("term".into(), json!(s.term));
-            m.insert(
-                "install_time".into(),
-                json!(
-                    s.install_time
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                ),
-            );
-            m.insert("encryptions".into(), json!(s.encryptions));
-            return Ok(Some(Response::data(m)));
-        }
-        "policies/acl" | "policies/acl/" if op == Operation::List => {
-            return Ok(Some(Response::list(active.policies.list().await?)));
-        }
-        "policy" if op == Operation::Read || op == Operation::List => {
-            let names = active.policies.list().await?;
-            let mut m = Map::new();
-            m.insert("policies".into(), json!(names));
-            m.insert("keys".into(), json!(names));
-            return Ok(Some(Response::data(m)));
-        }
-        "capabilities-self" if write => {
-            let token = token.ok_or(RequestError::PermissionDenied)?;
-            return capabilities(active, token, &req.data).await;
-        }
-        "capabilities" if write => {
-            let id = str_field(&req.data, "token")
-                .ok_or_else(|| RequestError::invalid("missing token"))?;
-            let target = active
-                .tokens
-                .lookup(id)
-                .await?
-                .ok_or_else(|| RequestError::invalid("invalid token"))?;
-            return capabilities(active, &target, &req.data).await;
-        }
-        _ => {}
-    }
-    if let Some(rest) = path.strip_prefix("mounts/") {
-        if let Some(mount) = rest.strip_suffix("/tune") {
-            return tune(core, active, Table::Mounts, mount, req).await;
-        }
-        return match op {
-            Operation::Create | Operation::Update => {
-                enable(core, active, Table::Mounts, rest, &req.data).await
-            }
-            Operation::Delete => disable(active, Table::Mounts, rest).await,
-            Operation::Read => {
-                let path = mounts::normalize_path(rest)?;
-                Ok(active
-                    .routes()
-                    .get(&path)
-                    .filter(|r| r.entry.table == Table::Mounts)
-                    .map(|r| {
-                        let v = mount_to_api(r);
-                        Response::data(v.as_object().cloned().unwrap_or_default())
-                    }))
-            }
-            Operation::List => Err(RequestError::UnsupportedOperation),
-        };
-    }
-    if let Some(rest) = path.strip_prefix("auth/") {
-        if let Some(mount) = rest.strip_suffix("/tune") {
-            return tune(core, active, Table::Auth, mount, req).await;
-        }
-        return match op {
-            Operation::Create | Operation::Update => {
-                enable(core, active, Table::Auth, rest, &req.data).await
-            }
-            Operation::Delete => disable(active, Table::Auth, rest).await,
-            _ => Err(RequestError::UnsupportedOperation),
-        };
-    }
-    if let Some(id) = path.strip_prefix("remount/status/") {
-        if op != Operation::Read {
-            return Err(RequestError::UnsupportedOperation);
-        }
-        let info = active
-            .migrations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
-        return Ok(info.map(|info| {
-            let mut m = Map::new();
-            m.insert("migration_id".into(), json!(id));
-            m.insert("migration_info".into(), info);
-            Response::data(m)
-        }));
-    }
-    if let Some(rest) = path.strip_prefix("plugins/catalog/") {
-        return super::plugins::catalog_endpoint(core, active, rest, req).await;
-    }
-    if let Some(rest) = path.strip_prefix("plugins/reload/") {
-        if rest == "backend/status" && op == Operation::Read {
-            let mut m = Map::new();
-            m.insert(
-                "reload_id".into(),
-                req.data.get("reload_id").cloned().unwrap_or(Value::Null),
-            );
-            m.insert("status".into(), json!("success"));
-            return Ok(Some(Response::data(m)));
-        }
-        if let Some((kind, name)) = rest.split_once('/')
-            && write
-        {
-            let mut data = req.data.clone();
-            data.insert("plugin".into(), json!(name));
-            data.insert("type".into(), json!(kind));
-            return super::plugins::reload_backend(core, active, &data).await;
-        }
+    let route = SysRoute::parse(&req.path).ok_or_else(|| RequestError::NoHandler {
+        path: format!("sys/{}", req.path),
+    })?;
+    if !route.operations().contains(&req.operation) {
         return Err(RequestError::UnsupportedOperation);
     }
-    if let Some(name) = path.strip_prefix("policies/acl/") {
-        return policy_endpoint(active, name, req, false).await;
-    }
-    if let Some(name) = path.strip_prefix("policy/") {
-        return policy_endpoint(active, name, req, true).await;
-    }
-    if path == "internal/ui/mounts" && op == Operation::Read {
-        // Mounts visible to the caller: without a token none (lockbox has
-        // no `listing_visibility = "unauth"`), with one those it may use.
-        let acl = match token {
-            Some(t) => Some(active.policies.acl(&t.entry.policies).await?),
-            None => None,
-        };
-        let mut secret = Map::new();
-        let mut auth = Map::new();
-        for r in active.routes().values() {
-            if !acl
-                .as_ref()
-                .is_some_and(|a| a.has_access_under(&r.entry.path))
-            {
+    routes::dispatch(core, active, route, req, token).await
+}
+
+/// `GET sys/key-status`.
+fn key_status(active: &Active) -> Response {
+    let s = active.barrier.key_status();
+    let mut m = Map::new();
+    m.insert("term".into(), json!(s.term));
+    m.insert(
+        "install_time".into(),
+        json!(
+            s.install_time
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+    );
+    m.insert("encryptions".into(), json!(s.encryptions));
+    Response::data(m)
+}
+
+/// `GET sys/internal/ui/mounts`: the mounts visible to the caller: without
+/// a token none (lockbox has no `listing_visibility = "unauth"`), with one
+/// those it may use.
+async fn internal_ui_mounts(
+    active: &Active,
+    token: Option<&Resolved>,
+) -> Result<Option<Response>, RequestError> {
+    let acl = match token {
+        Some(t) => Some(active.policies.acl(&t.entry.policies).await?),
+        None => None,
+    };
+    let mut secret = Map::new();
+    let mut auth = Map::new();
+    for table in [Table::Mounts, Table::Auth] {
+        for m in admin::mounts::list(active, table) {
+            if !acl.as_ref().is_some_and(|a| a.has_access_under(&m.path)) {
                 continue;
             }
-            let target = match r.entry.table {
+            let target = match table {
                 Table::Mounts => &mut secret,
                 Table::Auth => &mut auth,
             };
-            target.insert(r.entry.display_path().to_string(), mount_to_api(r));
+            target.insert(m.display_path().to_string(), mount_json(&m));
         }
-        let mut m = Map::new();
-        m.insert("secret".into(), Value::Object(secret));
-        m.insert("auth".into(), Value::Object(auth));
-        return Ok(Some(Response::data(m)));
     }
-    if let Some(rest) = path.strip_prefix("internal/ui/mounts/") {
-        // Authenticated, but by the caller's access to the mount itself
-        // rather than to this path (Vault's `hasMountAccess`).
-        let token = token.ok_or(RequestError::PermissionDenied)?;
-        let routes = active.routes();
-        let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
-        let acl = active.policies.acl(&token.entry.policies).await?;
-        let Some((p, r)) = found.filter(|(p, _)| acl.has_access_under(p)) else {
-            // Vault answers the same for "no such mount" and "no access".
-            let mut shown = rest.trim_end_matches('/').to_string();
-            shown.push('/');
-            return Err(RequestError::Denied(format!(
-                "preflight capability check returned 403, please ensure client's policies grant access to path {shown:?}"
-            )));
-        };
-        let mut m = mount_to_api(&r).as_object().cloned().unwrap_or_default();
-        m.insert("path".into(), json!(p));
-        if r.entry.kind == "kv" {
-            // Vault's CLI picks the kv protocol from options.version.
-            let options = m.entry("options").or_insert(Value::Null);
-            if !options.is_object() {
-                *options = json!({});
-            }
-            if let Some(o) = options.as_object_mut() {
-                o.entry("version").or_insert(json!("1"));
-            }
+    let mut m = Map::new();
+    m.insert("secret".into(), Value::Object(secret));
+    m.insert("auth".into(), Value::Object(auth));
+    Ok(Some(Response::data(m)))
+}
+
+/// `GET sys/internal/ui/mounts/:path`: authenticated, but by the caller's
+/// access to the mount itself rather than to this path (Vault's
+/// `hasMountAccess`).
+async fn internal_ui_mount(
+    active: &Active,
+    token: Option<&Resolved>,
+    rest: &str,
+) -> Result<Option<Response>, RequestError> {
+    let token = token.ok_or(RequestError::PermissionDenied)?;
+    let routes = active.routes();
+    let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
+    let acl = active.policies.acl(&token.entry.policies).await?;
+    let Some((p, r)) = found.filter(|(p, _)| acl.has_access_under(p)) else {
+        // Vault answers the same for "no such mount" and "no access".
+        let mut shown = rest.trim_end_matches('/').to_string();
+        shown.push('/');
+        return Err(RequestError::Denied(format!(
+            "preflight capability check returned 403, please ensure client's policies grant access to path {shown:?}"
+        )));
+    };
+    let mut m = mount_json(&admin::mounts::mount_info(&r))
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    m.insert("path".into(), json!(p));
+    if r.entry.kind == "kv" {
+        // Vault's CLI picks the kv protocol from options.version.
+        let options = m.entry("options").or_insert(Value::Null);
+        if !options.is_object() {
+            *options = json!({});
         }
-        return Ok(Some(Response::data(m)));
+        if let Some(o) = options.as_object_mut() {
+            o.entry("version").or_insert(json!("1"));
+        }
     }
-    let known = [
-        "mounts",
-        "auth",
-        "remount",
-        "seal",
-        "rotate",
-        "key-status",
-        "policies/acl",
-        "policy",
-        "capabilities-self",
-        "capabilities",
-    ];
-    if known.contains(&path) {
-        return Err(RequestError::UnsupportedOperation);
-    }
-    Err(RequestError::NoHandler {
-        path: format!("sys/{path}"),
-    })
+    Ok(Some(Response::data(m)))
 }
