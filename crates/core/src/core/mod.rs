@@ -12,6 +12,7 @@
 //! Sealing drops the active state and with it every key.
 
 pub mod admin;
+mod authorize;
 mod fields;
 pub mod mounts;
 mod pipeline;
@@ -131,7 +132,7 @@ impl Handler {
     /// `sudo`.
     fn special_paths(&self) -> SpecialPaths {
         match self {
-            Handler::System => sys::special_paths(),
+            Handler::System => sys::paths::special_paths(),
             Handler::Backend(b) => b.special_paths(),
             Handler::Token | Handler::Unavailable(_) => SpecialPaths::default(),
         }

@@ -2,7 +2,9 @@
 //! route → token → existence check → ACL → handler → login) and the early
 //! refusal from headers alone ([`Core::precheck`]).
 
-use super::{Active, ApiRequest, Core, Handler, Method, Reply, new_uuid, sys, tokens};
+use super::authorize::authorize;
+use super::sys::{self, paths, routes};
+use super::{Active, ApiRequest, Core, Handler, Method, Reply, new_uuid, tokens};
 use crate::logical::{Operation, Request, RequestError, SpecialPaths};
 
 impl Core {
@@ -30,7 +32,7 @@ impl Core {
         if matches!(route.handler, Handler::System) {
             // One canonical name per object, decided here, before the ACL:
             // the ACL and the handler below both see this path.
-            relative = sys::canonical_path(&relative)?;
+            relative = paths::canonical_path(&relative)?;
             path = format!("{mount_path}{relative}");
         }
 
@@ -103,7 +105,7 @@ impl Core {
         }
 
         let result = match &route.handler {
-            Handler::System => sys::handle(self, &active, &request, token.as_ref()).await,
+            Handler::System => routes::handle(self, &active, &request, token.as_ref()).await,
             Handler::Token => match &token {
                 Some(t) => active.tokens.handle(&request, t, caller_sudo).await,
                 None => Err(RequestError::PermissionDenied),
@@ -127,7 +129,7 @@ impl Core {
                 response: Box::new(response),
                 mount_type: route.entry.kind.clone(),
                 flatten: matches!(route.handler, Handler::System)
-                    && sys::injects_data_into_top_level(&request.path),
+                    && paths::injects_data_into_top_level(&request.path),
             },
             None if matches!(request.operation, Operation::Read | Operation::List) => {
                 Reply::NotFound
@@ -135,35 +137,6 @@ impl Core {
             None => Reply::NoContent,
         })
     }
-}
-
-/// The ACL decision of a request, shared by [`Core::handle`] and the typed
-/// admin API (`core::admin`): `token` may perform `operation` on `path`
-/// (the canonical full path; a LIST is checked on `path/`), with `sudo`
-/// where `relative` (the path inside the mount) matches one of the
-/// handler's root paths; then the token's use is counted. Returns whether
-/// the caller holds `sudo` on the path.
-pub(super) async fn authorize(
-    active: &Active,
-    token: &tokens::Resolved,
-    path: &str,
-    relative: &str,
-    special: &SpecialPaths,
-    operation: Operation,
-) -> Result<bool, RequestError> {
-    let acl = active.policies.acl(&token.entry.policies).await?;
-    let mut acl_path = path.to_string();
-    if operation == Operation::List && !acl_path.ends_with('/') {
-        acl_path.push('/');
-    }
-    let caps = acl.capabilities(&acl_path);
-    let sudo = caps.allows(crate::policy::Capability::Sudo);
-    let needs_sudo = SpecialPaths::matches(&special.root, relative);
-    if !caps.allows(operation.capability()) || (needs_sudo && !sudo) {
-        return Err(RequestError::PermissionDenied);
-    }
-    active.tokens.use_once(token).await?;
-    Ok(sudo)
 }
 
 /// Checks the parts every request path must satisfy and returns it without
@@ -226,7 +199,7 @@ impl Core {
         let path = path.trim_start_matches('/');
         let sys_unauthenticated = |path: &str| {
             path.strip_prefix("sys/")
-                .is_some_and(|p| SpecialPaths::matches(&sys::special_paths().unauthenticated, p))
+                .is_some_and(|p| SpecialPaths::matches(&paths::special_paths().unauthenticated, p))
         };
         let Some(active) = self.active() else {
             return if sys_unauthenticated(path) {

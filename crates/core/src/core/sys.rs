@@ -1,6 +1,7 @@
 //! The system backend (`sys/`): init and seal lifecycle, health, mounts,
 //! the plugin catalog, policies, key rotation and capabilities. Its routes
-//! are declared once, in [`routes`]; the mount and plugin endpoints are
+//! are declared once, in [`routes`], its path rules in [`paths`]; the
+//! mount and plugin endpoints are
 //! JSON adapters over the typed admin API (`core::admin`).
 //!
 //! Request and response shapes follow Vault's API documentation for each
@@ -14,164 +15,15 @@ use super::mounts::{self, Table};
 use super::tokens::Resolved;
 use super::{Active, ApiRequest, Core, CoreError, Method, Reply};
 use crate::barrier;
-use crate::logical::{Operation, Request, RequestError, Response, SpecialPaths};
+use crate::logical::{Operation, Request, RequestError, Response};
 use base64::Engine;
 use mount_endpoints::mount_json;
-use routes::SysRoute;
 use serde_json::{Map, Value, json};
 
 mod mount_endpoints;
+pub(super) mod paths;
 mod plugin_endpoints;
-mod routes;
-
-/// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
-/// enforces in code).
-const ROOT_PATHS: [&str; 11] = [
-    "auth/*",
-    "remount",
-    "rotate",
-    "rotate/keyring",
-    "seal",
-    "audit",
-    "audit/*",
-    "raw/*",
-    "plugins/catalog/*",
-    "leases/revoke-prefix/*",
-    "leases/revoke-force/*",
-];
-
-/// `sys/` paths that need no token.
-const UNAUTHENTICATED: [&str; 7] = [
-    "init",
-    "seal-status",
-    "unseal",
-    "health",
-    "leader",
-    "internal/ui/mounts",
-    "internal/ui/mounts/*",
-];
-
-pub(super) fn special_paths() -> SpecialPaths {
-    SpecialPaths {
-        root: ROOT_PATHS.iter().map(|s| s.to_string()).collect(),
-        unauthenticated: UNAUTHENTICATED.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// The `sys/` endpoints whose answers Vault also copies from `data` to the
-/// top level of the body (its `injectDataIntoTopRoutes`, for old clients):
-/// exact paths, and prefixes where the entry ends in `/`.
-const INJECT_DATA_INTO_TOP: [&str; 13] = [
-    "auth",
-    "auth/",
-    "capabilities",
-    "capabilities-accessor",
-    "capabilities-self",
-    "key-status",
-    "mounts",
-    "mounts/",
-    "policy",
-    "policy/",
-    "remount",
-    "rotate",
-    "wrapping/wrap",
-];
-
-/// Whether the answer to `sys/<path>` carries its data at the top level too.
-pub(super) fn injects_data_into_top_level(path: &str) -> bool {
-    INJECT_DATA_INTO_TOP.iter().any(|p| {
-        if p.ends_with('/') {
-            path.starts_with(p)
-        } else {
-            path == *p
-        }
-    })
-}
-
-/// The canonical spelling of a `sys/` path (relative to `sys/`).
-///
-/// The request pipeline calls this once, before the ACL check, and hands
-/// the result to both the ACL and the handler, so the two always concern
-/// the same object. Every endpoint that takes a name is listed here: the
-/// name is either rewritten to its one canonical form (policy names are
-/// case-insensitive, as in Vault; a trailing `/` is dropped) or refused
-/// with a 400 naming the problem. Handlers never rewrite a name again.
-pub(super) fn canonical_path(path: &str) -> Result<String, RequestError> {
-    let path = path.strip_suffix('/').unwrap_or(path);
-    if let Some(rest) = path.strip_prefix("mounts/") {
-        let (name, tune) = split_suffix(rest, "/tune");
-        return Ok(format!(
-            "mounts/{}{tune}",
-            canonical_mount_name(name, Table::Mounts)?
-        ));
-    }
-    if let Some(rest) = path.strip_prefix("auth/") {
-        let (name, tune) = split_suffix(rest, "/tune");
-        return Ok(format!(
-            "auth/{}{tune}",
-            canonical_mount_name(name, Table::Auth)?
-        ));
-    }
-    for prefix in ["policies/acl/", "policy/"] {
-        if let Some(name) = path.strip_prefix(prefix) {
-            return Ok(format!(
-                "{prefix}{}",
-                super::policies::canonical_name(name)?
-            ));
-        }
-    }
-    if let Some(rest) = path.strip_prefix("plugins/catalog/") {
-        match rest.split_once('/') {
-            Some((kind, name)) => {
-                crate::catalog::PluginType::parse(kind)?;
-                crate::catalog::validate_name(name)?;
-            }
-            None => {
-                crate::catalog::PluginType::parse(rest)?;
-            }
-        }
-    }
-    if let Some(rest) = path.strip_prefix("plugins/reload/")
-        && !matches!(rest, "backend" | "backend/status")
-    {
-        let (kind, name) = rest.split_once('/').ok_or_else(|| {
-            RequestError::invalid(format!(
-                "use sys/plugins/reload/<type>/<name> or sys/plugins/reload/backend (got sys/plugins/reload/{rest})"
-            ))
-        })?;
-        crate::catalog::PluginType::parse(kind)?;
-        crate::catalog::validate_name(name)?;
-    }
-    Ok(path.to_string())
-}
-
-/// `("team/kv", "/tune")` for `"team/kv/tune"`; `(rest, "")` otherwise.
-fn split_suffix<'a>(rest: &'a str, suffix: &'static str) -> (&'a str, &'static str) {
-    match rest.strip_suffix(suffix) {
-        Some(name) => (name, suffix),
-        None => (rest, ""),
-    }
-}
-
-/// Prefixes that are never secrets engines: `sys/mounts/auth/x` must not
-/// reach the auth method `auth/x/` (which `sys/auth/x` guards with sudo).
-const NOT_SECRETS_ENGINES: [&str; 3] = ["auth/", "cubbyhole/", "identity/"];
-
-/// The canonical name of a mount in `sys/mounts/:path` or `sys/auth/:path`:
-/// validated, without surrounding slashes.
-fn canonical_mount_name(name: &str, table: Table) -> Result<String, RequestError> {
-    let normalized = mounts::normalize_path(name)?;
-    if table == Table::Mounts
-        && let Some(prefix) = NOT_SECRETS_ENGINES
-            .iter()
-            .find(|p| normalized.starts_with(**p))
-    {
-        return Err(RequestError::invalid(format!(
-            "sys/mounts/{name}: the prefix {prefix:?} is reserved and holds no secrets engines; auth methods are managed under sys/auth/"
-        )));
-    }
-    Ok(normalized.trim_end_matches('/').to_string())
-}
+pub(super) mod routes;
 
 fn core_err(e: CoreError) -> RequestError {
     match e {
@@ -354,7 +206,7 @@ pub(super) async fn handle_unsealed_exempt(
     }
 }
 
-async fn policy_endpoint(
+pub(super) async fn policy_endpoint(
     active: &Active,
     name: &str,
     req: &Request,
@@ -399,7 +251,7 @@ async fn policy_endpoint(
     }
 }
 
-async fn capabilities(
+pub(super) async fn capabilities(
     active: &Active,
     token: &Resolved,
     data: &Map<String, Value>,
@@ -440,26 +292,8 @@ async fn capabilities(
     Ok(Some(Response::data(m)))
 }
 
-/// Handles an authenticated (or unauthenticated-listed) `sys/` request:
-/// the path names a route (else 404), the route answers the operation
-/// (else 405), then its handler runs (see [`routes`]).
-pub(super) async fn handle(
-    core: &Core,
-    active: &Active,
-    req: &Request,
-    token: Option<&Resolved>,
-) -> Result<Option<Response>, RequestError> {
-    let route = SysRoute::parse(&req.path).ok_or_else(|| RequestError::NoHandler {
-        path: format!("sys/{}", req.path),
-    })?;
-    if !route.operations().contains(&req.operation) {
-        return Err(RequestError::UnsupportedOperation);
-    }
-    routes::dispatch(core, active, route, req, token).await
-}
-
 /// `GET sys/key-status`.
-fn key_status(active: &Active) -> Response {
+pub(super) fn key_status(active: &Active) -> Response {
     let s = active.barrier.key_status();
     let mut m = Map::new();
     m.insert("term".into(), json!(s.term));
@@ -478,7 +312,7 @@ fn key_status(active: &Active) -> Response {
 /// `GET sys/internal/ui/mounts`: the mounts visible to the caller: without
 /// a token none (lockbox has no `listing_visibility = "unauth"`), with one
 /// those it may use.
-async fn internal_ui_mounts(
+pub(super) async fn internal_ui_mounts(
     active: &Active,
     token: Option<&Resolved>,
 ) -> Result<Option<Response>, RequestError> {
@@ -509,7 +343,7 @@ async fn internal_ui_mounts(
 /// `GET sys/internal/ui/mounts/:path`: authenticated, but by the caller's
 /// access to the mount itself rather than to this path (Vault's
 /// `hasMountAccess`).
-async fn internal_ui_mount(
+pub(super) async fn internal_ui_mount(
     active: &Active,
     token: Option<&Resolved>,
     rest: &str,

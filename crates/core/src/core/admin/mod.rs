@@ -11,7 +11,7 @@
 //! An [`Admin`] call is authorized exactly as the HTTP request for the same
 //! operation would be: the `sys/` path the route uses is canonicalized by
 //! the system backend's own rules, then the pipeline's ACL decision
-//! ([`crate::core::pipeline`]'s `authorize`: capability of the operation,
+//! (`core::authorize`: capability of the operation,
 //! `sudo` on the system backend's root paths, the token's use counted)
 //! runs on it. There is no second ACL check with rules of its own.
 
@@ -21,7 +21,9 @@ mod types;
 
 pub use types::{EnableMount, MountInfo, MountTune, RegisterPlugin, ReloadTarget, TuneMount};
 
+use super::authorize::authorize;
 use super::mounts::Table;
+use super::sys::paths::{canonical_path, special_paths};
 use super::tokens::Resolved;
 use super::{Active, Core};
 use crate::catalog::{CatalogEntry, PluginType};
@@ -83,13 +85,13 @@ impl Admin<'_> {
             id => active.tokens.lookup(id).await?,
         }
         .ok_or(RequestError::PermissionDenied)?;
-        let relative = super::sys::canonical_path(route)?;
-        super::pipeline::authorize(
+        let relative = canonical_path(route)?;
+        authorize(
             &active,
             &token,
             &format!("sys/{relative}"),
             &relative,
-            &super::sys::special_paths(),
+            &special_paths(),
             operation,
         )
         .await?;

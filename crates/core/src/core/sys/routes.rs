@@ -142,8 +142,26 @@ impl<'a> SysRoute<'a> {
     }
 }
 
+/// Handles an authenticated (or unauthenticated-listed) `sys/` request:
+/// the path names a route (else 404), the route answers the operation
+/// (else 405), then its handler runs .
+pub(in crate::core) async fn handle(
+    core: &Core,
+    active: &Active,
+    req: &Request,
+    token: Option<&Resolved>,
+) -> Result<Option<Response>, RequestError> {
+    let route = SysRoute::parse(&req.path).ok_or_else(|| RequestError::NoHandler {
+        path: format!("sys/{}", req.path),
+    })?;
+    if !route.operations().contains(&req.operation) {
+        return Err(RequestError::UnsupportedOperation);
+    }
+    dispatch(core, active, route, req, token).await
+}
+
 /// Runs the handler of `route` (the operation is one it answers).
-pub(super) async fn dispatch(
+async fn dispatch(
     core: &Core,
     active: &Active,
     route: SysRoute<'_>,
