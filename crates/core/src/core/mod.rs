@@ -9,7 +9,9 @@
 //!
 //! [`Core`] owns the physical storage and, while unsealed, an [`Active`]
 //! state: the barrier, token store, policy store and the routing table.
-//! Sealing drops the active state and with it every key.
+//! Sealing drops the active state and with it every key. [`admin`] is the
+//! typed admin API (mounts, catalog, reloads) that the `sys/` endpoints and
+//! the operator share.
 
 pub mod admin;
 mod authorize;
