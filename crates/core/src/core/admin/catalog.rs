@@ -152,14 +152,21 @@ fn targets(active: &Active, target: &ReloadTarget) -> Result<Vec<Arc<Route>>, Re
     let routes = active.routes();
     let mut found = Vec::new();
     match target {
-        ReloadTarget::Plugin { name, kind } if !name.is_empty() => {
+        ReloadTarget::Plugin {
+            name,
+            kind,
+            version,
+        } if !name.is_empty() => {
             for r in routes.values() {
                 let kind_ok = match kind {
                     None => true,
                     Some(PluginType::Secret) => r.entry.table == Table::Mounts,
                     Some(PluginType::Auth) => r.entry.table == Table::Auth,
                 };
-                if r.entry.kind == *name && kind_ok {
+                let version_ok = version
+                    .as_ref()
+                    .is_none_or(|v| *v == r.entry.plugin_version);
+                if r.entry.kind == *name && kind_ok && version_ok {
                     found.push(r.clone());
                 }
             }

@@ -386,4 +386,16 @@ async fn the_typed_list_reports_what_runs() {
         .await
         .unwrap();
     assert!(!id.is_empty());
+    // By plugin: every mount of it, or those pinned to a version (none is).
+    let by_plugin = |version: Option<&str>| ReloadTarget::Plugin {
+        name: "mock".into(),
+        kind: Some(PluginType::Secret),
+        version: version.map(str::to_string),
+    };
+    admin.reload(&by_plugin(None)).await.unwrap();
+    admin.reload(&by_plugin(Some(""))).await.unwrap();
+    let pinned = admin.reload(&by_plugin(Some("v9"))).await;
+    assert!(
+        matches!(pinned, Err(RequestError::InvalidRequest(m)) if m.contains("no mounts use plugin mock"))
+    );
 }

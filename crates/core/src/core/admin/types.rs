@@ -150,6 +150,9 @@ pub enum ReloadTarget {
         /// Only mounts of this type (`None`: secrets engines and auth
         /// methods).
         kind: Option<PluginType>,
+        /// Only mounts pinned to this version (`Some("")`: the unpinned
+        /// ones; `None`: every mount of the plugin).
+        version: Option<String>,
     },
     /// These mounts (paths as in `sys/mounts`, or auth paths without
     /// `auth/`).

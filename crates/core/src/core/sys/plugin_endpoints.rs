@@ -138,7 +138,11 @@ pub(super) async fn reload(
     let mounts = string_list("mounts", data.get("mounts"))?;
     let kind = kind.map(PluginType::parse).transpose()?;
     let target = match plugin {
-        Some(name) if mounts.is_empty() => ReloadTarget::Plugin { name, kind },
+        Some(name) if mounts.is_empty() => ReloadTarget::Plugin {
+            name,
+            kind,
+            version: None,
+        },
         Some(_) => return Err(RequestError::invalid(ops::EXACTLY_ONE_TARGET)),
         None => ReloadTarget::Mounts(mounts),
     };
