@@ -15,7 +15,7 @@
 //! * [`logical`]: the engine interface (`Request`, `Response`, `Backend`).
 //! * [`builtin`]: the kv engine.
 //! * [`core`]: the `Core` (seal lifecycle, request pipeline, mounts, tokens,
-//!   policies, the system backend).
+//!   policies, the system backend, the typed admin API `core::admin`).
 //! * [`catalog`]: the plugin catalog (pure rules + barrier storage).
 //! * [`runtime`]: the traits the plugin host implements for the core.
 //! * [`json`]: the shape check run before parsing untrusted JSON.

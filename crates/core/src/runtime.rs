@@ -87,6 +87,11 @@ pub trait PluginRuntime: Send + Sync {
     /// pruned).
     fn running_sha256s(&self) -> Vec<String>;
 
+    /// The catalog entry each running process (group) was started from:
+    /// the admin API compares them with the registrations to tell whether
+    /// a reload is due.
+    fn running_entries(&self) -> Vec<CatalogEntry>;
+
     /// Sets (or clears) how a missing image-sourced binary is restored.
     fn set_restorer(&self, restorer: Option<BinaryRestorer>);
 }
@@ -177,6 +182,10 @@ impl PluginRuntime for NoPlugins {
     }
 
     fn running_sha256s(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn running_entries(&self) -> Vec<CatalogEntry> {
         Vec::new()
     }
 

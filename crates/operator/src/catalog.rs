@@ -6,9 +6,10 @@
 //! `spec.binary.sha256`, or, for `spec.image`, pull the image inside the
 //! operator's pod with the pull secrets' credentials into the
 //! content-addressed cache (verified by digest; see `lockbox_plugin_host::images`) →
-//! register (`PUT sys/plugins/catalog/TYPE/NAME`, with `oci_image` pinned by
-//! digest so the core finds the binary in the cache) → reload the mounts
-//! whose running process differs from the registration.
+//! register (the core's typed admin API, `Admin::register_plugin`, with
+//! `oci_image` pinned by digest so the core finds the binary in the cache)
+//! → reload the mounts whose running process differs from the registration
+//! (`Admin::running_plugins` tells what each process runs).
 //!
 //! An image that cannot be used (digest mismatch, missing manifest, refused
 //! credentials, too large, no binary at the path, ...) is `Ready=False` with
@@ -35,7 +36,7 @@
 //! `Ready=False`, reason `PluginMissing`.
 
 use super::conditions::{condition, reason_of};
-use super::context::{Context, Error, apply_status};
+use super::context::{Context, Error, Stage, apply_status, proceed};
 use super::crd::{
     BinarySource, CONDITION_READY, CONDITION_VERIFIED, ImageSource, PluginCatalogEntry,
     PluginCatalogEntryStatus, REASON_INVALID_SPEC, SecretsMount,
@@ -47,10 +48,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use lockbox_core::catalog::{CatalogEntry, OciSource};
-use lockbox_core::core::Method;
+use lockbox_core::core::admin::{RegisterPlugin, ReloadTarget};
+use lockbox_core::logical::RequestError;
 use lockbox_oci::Credentials;
 use lockbox_plugin_host::images::ImageRequest;
-use serde_json::json;
+use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,27 +92,55 @@ struct NotReady {
 }
 
 impl PluginCatalogEntry {
-    /// Registers the entry (see the module docs).
+    /// Registers the entry (see the module docs): validate, resolve env,
+    /// verify the binary, register, reload what runs stale, report.
     pub async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
-        let name = self.name_any();
-        let generation = self.metadata.generation;
-        if let Err(errs) = validate_catalog_entry(&self.spec) {
-            ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
-            self.not_ready(
-                ctx,
-                NotReady {
-                    reason: REASON_INVALID_SPEC,
-                    message: message(&errs),
-                    verified: None,
-                    requeue: None,
-                },
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
+        proceed!(self.validated(ctx).await);
+        let env = proceed!(self.resolve_env(ctx).await);
+        let (command, sha256, oci) = proceed!(self.verified_binary(ctx).await);
+        let desired = CatalogEntry {
+            name: self.name_any(),
+            kind: self.spec.plugin_type.into(),
+            version: self.spec.version.clone(),
+            command,
+            args: self.spec.args.clone().unwrap_or_default(),
+            env,
+            sha256,
+            multiplexing: self.spec.multiplexing.unwrap_or(true),
+            oci,
+        };
+        proceed!(self.register(ctx, &desired).await);
+        let previous = self.status.clone().unwrap_or_default();
+        let changed = previous.sha256.as_deref() != Some(desired.sha256.as_str())
+            || previous.version.as_deref() != Some(desired.version.as_str())
+            || previous.manifest_digest.as_deref()
+                != desired.oci.as_ref().map(|o| o.manifest_digest.as_str());
+        self.reload_stale(ctx, &desired, changed).await?;
+        self.report_registered(ctx, &desired, changed).await
+    }
 
-        // Env values: literal or from a Secret in the operator's namespace
-        // that is marked for plugin use (never the operator's own).
+    /// `InvalidSpec` reported when the spec does not validate.
+    async fn validated(&self, ctx: &Context) -> Stage<()> {
+        let Err(errs) = validate_catalog_entry(&self.spec) else {
+            return Ok(Continue(()));
+        };
+        ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
+        self.not_ready(
+            ctx,
+            NotReady {
+                reason: REASON_INVALID_SPEC,
+                message: message(&errs),
+                verified: None,
+                requeue: None,
+            },
+        )
+        .await?;
+        Ok(Break(Action::await_change()))
+    }
+
+    /// Env values (`KEY=value`): literal or from a Secret in the operator's
+    /// namespace that is marked for plugin use (never the operator's own).
+    async fn resolve_env(&self, ctx: &Context) -> Stage<Vec<String>> {
         let mut env = Vec::new();
         let mut refused = Vec::new();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -141,182 +171,170 @@ impl PluginCatalogEntry {
                         .and_then(|s| s.data.as_ref())
                         .and_then(|d| d.get(&r.key))
                         .and_then(|b| String::from_utf8(b.0.clone()).ok());
-                    match value {
-                        Some(v) => v,
-                        None => {
-                            return self
-                                .report(
-                                    ctx,
-                                    NotReady {
-                                        reason: REASON_SECRET_MISSING,
-                                        message: format!(
-                                            "env {}: Secret {}/{} has no UTF-8 key {:?}; create it \
-                                             in the operator's namespace",
-                                            var.name, ctx.namespace, r.name, r.key
-                                        ),
-                                        verified: None,
-                                        requeue: Some(RECHECK),
-                                    },
-                                )
-                                .await;
-                        }
-                    }
+                    let Some(v) = value else {
+                        let message = format!(
+                            "env {}: Secret {}/{} has no UTF-8 key {:?}; create it in the \
+                             operator's namespace",
+                            var.name, ctx.namespace, r.name, r.key
+                        );
+                        let nr = NotReady {
+                            reason: REASON_SECRET_MISSING,
+                            message,
+                            verified: None,
+                            requeue: Some(RECHECK),
+                        };
+                        return self.report(ctx, nr).await.map(Break);
+                    };
+                    v
                 }
                 (None, None) => return Err(Error::MissingField("spec.env[].value")),
             };
             env.push(format!("{}={value}", var.name));
         }
-        if !refused.is_empty() {
-            ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
-            self.not_ready(
-                ctx,
-                NotReady {
-                    reason: REASON_INVALID_SPEC,
-                    message: message(&refused),
-                    verified: None,
-                    requeue: None,
-                },
-            )
-            .await?;
-            // Labelling the Secret changes it, which re-checks this entry.
-            return Ok(Action::await_change());
+        if refused.is_empty() {
+            return Ok(Continue(env));
         }
+        ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
+        self.not_ready(
+            ctx,
+            NotReady {
+                reason: REASON_INVALID_SPEC,
+                message: message(&refused),
+                verified: None,
+                requeue: None,
+            },
+        )
+        .await?;
+        // Labelling the Secret changes it, which re-checks this entry.
+        Ok(Break(Action::await_change()))
+    }
 
-        // The binary: pulled from an image into the cache, or read from the
-        // plugin directory and compared with spec.binary.sha256.
-        let (command, actual, oci) = if let Some(image) = &self.spec.image {
-            match self.fetch_image(ctx, image).await? {
-                Ok(found) => found,
-                Err(action) => return Ok(action),
-            }
+    /// The binary: pulled from an image into the cache, or read from the
+    /// plugin directory and compared with spec.binary.sha256. Hands on the
+    /// command, the sha256 and the image source.
+    async fn verified_binary(&self, ctx: &Context) -> Stage<(String, String, Option<OciSource>)> {
+        let found = if let Some(image) = &self.spec.image {
+            self.fetch_image(ctx, image).await?
         } else {
             let Some(binary) = &self.spec.binary else {
                 return Err(Error::MissingField("spec.binary"));
             };
-            match self.check_binary(ctx, binary).await? {
-                Ok(sha) => (binary.path.clone(), sha, None),
-                Err(action) => return Ok(action),
-            }
+            self.check_binary(ctx, binary)
+                .await?
+                .map(|sha| (binary.path.clone(), sha, None))
         };
+        Ok(match found {
+            Ok(found) => Continue(found),
+            Err(action) => Break(action),
+        })
+    }
 
-        // Register.
-        let ptype = self.spec.plugin_type;
-        let desired = CatalogEntry {
-            name: name.clone(),
-            kind: ptype.into(),
-            version: self.spec.version.clone(),
-            command,
-            args: self.spec.args.clone().unwrap_or_default(),
-            env,
-            sha256: actual.clone(),
-            multiplexing: self.spec.multiplexing.unwrap_or(true),
-            oci,
-        };
-        let mut body = json!({
-            "sha256": desired.sha256,
-            "command": desired.command,
-            "args": desired.args,
-            "env": desired.env,
-            "version": desired.version,
-            "multiplexing": desired.multiplexing,
-        });
-        if let Some(oci) = &desired.oci {
+    /// Registers `desired` in the core (`RegisterFailed` when the core
+    /// refuses it), then removes the version registered before, if it
+    /// differs: mounts that follow the entry move to the new one on reload.
+    async fn register(&self, ctx: &Context, desired: &CatalogEntry) -> Stage<()> {
+        let input = RegisterPlugin {
+            kind: desired.kind,
+            name: desired.name.clone(),
+            version: desired.version.clone(),
+            command: Some(desired.command.clone()),
+            sha256: Some(desired.sha256.clone()),
             // Pinned by digest, so the core finds the verified binary in the
             // cache without contacting the registry.
-            body["oci_image"] = json!(oci.image);
-        }
-        let catalog_path = format!("sys/plugins/catalog/{}/{}", ptype.as_str(), name);
-        if let Err(e) = ctx
-            .call("RegisterPlugin", Method::Write, &catalog_path, body)
-            .await
-        {
-            if let Error::Core { source, .. } = &e
-                && matches!(
-                    source,
-                    lockbox_core::logical::RequestError::InvalidRequest(_)
-                )
-            {
-                return self
-                    .report(
-                        ctx,
-                        NotReady {
-                            reason: REASON_REGISTER_FAILED,
-                            message: source.to_string(),
-                            verified: Some(true),
-                            requeue: Some(RECHECK),
-                        },
-                    )
-                    .await;
+            oci_image: desired.oci.as_ref().map(|o| o.image.clone()),
+            args: desired.args.clone(),
+            env: desired.env.clone(),
+            multiplexing: desired.multiplexing,
+        };
+        match ctx.admin().register_plugin(input).await {
+            Ok(_) => {}
+            Err(e @ RequestError::InvalidRequest(_)) => {
+                let nr = NotReady {
+                    reason: REASON_REGISTER_FAILED,
+                    message: e.to_string(),
+                    verified: Some(true),
+                    requeue: Some(RECHECK),
+                };
+                return self.report(ctx, nr).await.map(Break);
             }
-            return Err(e);
+            Err(source) => {
+                return Err(Error::Core {
+                    op: "RegisterPlugin",
+                    source,
+                });
+            }
         }
-        let previous = self.status.clone().unwrap_or_default();
-        // A different version registered before: remove it, mounts that
-        // follow the entry move to the new version on reload.
-        if let Some(old) = previous.version.as_deref()
+        if let Some(old) = self.status.as_ref().and_then(|s| s.version.as_deref())
             && old != desired.version
         {
-            ctx.call(
-                "DeregisterPlugin",
-                Method::Delete,
-                &catalog_path,
-                json!({ "version": old }),
-            )
-            .await?;
+            ctx.admin()
+                .deregister_plugin(desired.kind, &desired.name, old)
+                .await
+                .map_err(Error::core("DeregisterPlugin"))?;
         }
-        let changed = previous.sha256.as_deref() != Some(desired.sha256.as_str())
-            || previous.version.as_deref() != Some(desired.version.as_str())
-            || previous.manifest_digest.as_deref()
-                != desired.oci.as_ref().map(|o| o.manifest_digest.as_str());
+        Ok(Continue(()))
+    }
 
-        // Reload the mounts whose running process differs from the entry.
-        let stale_running = ctx.core.plugin_host().groups().iter().any(|g| {
-            let e = g.entry();
-            e.name == desired.name && e.kind == desired.kind && *e != desired
-        });
-        let mut reloaded = Vec::new();
-        if changed || stale_running {
-            let mounts = ctx.mounts().await?;
-            for (path, m) in &mounts {
-                let kind = m.get("type").and_then(|v| v.as_str()).unwrap_or("");
-                let pinned = m
-                    .get("plugin_version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("");
-                if kind == name && (pinned.is_empty() || pinned == desired.version) {
-                    reloaded.push(path.clone());
-                }
-            }
-            if !reloaded.is_empty() {
-                ctx.call(
-                    "ReloadMounts",
-                    Method::Write,
-                    "sys/plugins/reload/backend",
-                    json!({ "mounts": reloaded }),
-                )
-                .await?;
-                tracing::info!(plugin = %name, mounts = ?reloaded, "mounts reloaded");
-                self.announce_reload(ctx, &reloaded, &desired.sha256).await;
-            }
+    /// Reloads the mounts of this plugin (unpinned or pinned to this
+    /// version) when the registration `changed` or a process runs another
+    /// entry than `desired`.
+    async fn reload_stale(
+        &self,
+        ctx: &Context,
+        desired: &CatalogEntry,
+        changed: bool,
+    ) -> Result<(), Error> {
+        let stale_running = ctx
+            .admin()
+            .running_plugins(desired.kind, &desired.name)
+            .await
+            .map_err(Error::core("RunningPlugins"))?
+            .iter()
+            .any(|running| running != desired);
+        if !changed && !stale_running {
+            return Ok(());
         }
+        let reloaded: Vec<String> = ctx
+            .mounts()
+            .await?
+            .into_values()
+            .filter(|m| {
+                m.kind == desired.name
+                    && (m.plugin_version.is_empty() || m.plugin_version == desired.version)
+            })
+            .map(|m| m.path)
+            .collect();
+        if reloaded.is_empty() {
+            return Ok(());
+        }
+        ctx.admin()
+            .reload(&ReloadTarget::Mounts(reloaded.clone()))
+            .await
+            .map_err(Error::core("ReloadMounts"))?;
+        tracing::info!(plugin = %desired.name, mounts = ?reloaded, "mounts reloaded");
+        self.announce_reload(ctx, &reloaded, &desired.sha256).await;
+        Ok(())
+    }
 
+    /// `Ready=True`, `Verified=True` and what is registered; a `Registered`
+    /// event when it `changed` or was not ready.
+    async fn report_registered(
+        &self,
+        ctx: &Context,
+        desired: &CatalogEntry,
+        changed: bool,
+    ) -> Result<Action, Error> {
+        let generation = self.metadata.generation;
+        let (ptype, name) = (desired.kind.as_str(), &desired.name);
         let conditions = self.status.as_ref().and_then(|s| s.conditions.as_deref());
         let msg = match &desired.oci {
             None => format!(
-                "registered {} {} version {} (sha256 {})",
-                ptype.as_str(),
-                name,
-                desired.version,
-                desired.sha256
+                "registered {ptype} {name} version {} (sha256 {})",
+                desired.version, desired.sha256
             ),
             Some(oci) => format!(
-                "registered {} {} version {} (sha256 {}) from {} (manifest {})",
-                ptype.as_str(),
-                name,
-                desired.version,
-                desired.sha256,
-                oci.image,
-                oci.manifest_digest
+                "registered {ptype} {name} version {} (sha256 {}) from {} (manifest {})",
+                desired.version, desired.sha256, oci.image, oci.manifest_digest
             ),
         };
         let status = PluginCatalogEntryStatus {
@@ -613,18 +631,10 @@ impl PluginCatalogEntry {
     pub async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
         let name = self.name_any();
         if let Some(version) = self.status.as_ref().and_then(|s| s.version.clone()) {
-            let path = format!(
-                "sys/plugins/catalog/{}/{}",
-                self.spec.plugin_type.as_str(),
-                name
-            );
-            ctx.call(
-                "DeregisterPlugin",
-                Method::Delete,
-                &path,
-                json!({ "version": version }),
-            )
-            .await?;
+            ctx.admin()
+                .deregister_plugin(self.spec.plugin_type.into(), &name, &version)
+                .await
+                .map_err(Error::core("DeregisterPlugin"))?;
             tracing::info!(plugin = %name, %version, "plugin deregistered");
         }
         Ok(Action::await_change())

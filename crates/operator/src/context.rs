@@ -1,20 +1,22 @@
 //! What every reconcile shares ([`Context`]), the reconcile error type
 //! ([`Error`]) and the per-object retry backoff used by `error_policy`.
 //!
-//! The operator drives lockbox through [`lockbox_core::core::Core::handle`] with the root token,
-//! exactly as an HTTP client would (`sys/plugins/catalog/...`,
-//! `sys/mounts/...`), so the operator and the API can never disagree about
-//! the rules.
+//! The operator drives lockbox through the core's typed admin API
+//! ([`lockbox_core::core::admin::Admin`]) with the root token: the same
+//! operations, validation and ACL check as the `sys/` HTTP routes, so the
+//! operator and the API can never disagree about the rules.
 
 use super::crd::SecretsMount;
 use super::metrics::Metrics;
 use kube::Client;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use lockbox_core::core::{ApiRequest, Method, Reply};
+use lockbox_core::core::admin::{Admin, MountInfo};
+use lockbox_core::core::mounts::Table;
 use lockbox_core::logical::RequestError;
 use lockbox_plugin_host::Node;
-use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +39,7 @@ pub struct Context {
     pub client: Client,
     /// The lockbox core the operator runs.
     pub core: Arc<Node>,
-    /// Root token for [`lockbox_core::core::Core::handle`]; never logged.
+    /// Root token for [`Context::admin`]; never logged.
     root_token: Zeroizing<String>,
     /// The operator's namespace (Secrets for env values, the Lease).
     pub namespace: String,
@@ -108,7 +110,26 @@ impl Error {
     pub(crate) fn kube(op: &'static str) -> impl FnOnce(kube::Error) -> Error {
         move |source| Error::Kube { op, source }
     }
+
+    pub(crate) fn core(op: &'static str) -> impl FnOnce(RequestError) -> Error {
+        move |source| Error::Core { op, source }
+    }
 }
+
+/// What a reconcile stage hands on: a value for the next stage, or the
+/// action that ends the reconcile (its status already reported).
+pub(crate) type Stage<T> = Result<ControlFlow<Action, T>, Error>;
+
+/// The value of a [`Stage`], or returns its action from the reconcile.
+macro_rules! proceed {
+    ($stage:expr) => {
+        match $stage? {
+            std::ops::ControlFlow::Continue(value) => value,
+            std::ops::ControlFlow::Break(action) => return Ok(action),
+        }
+    };
+}
+pub(crate) use proceed;
 
 /// Server-side applies `status` to the `/status` subresource of `name`
 /// under the field manager [`MANAGER`] (forced: the operator owns status);
@@ -210,43 +231,26 @@ impl Context {
             .unwrap_or(&[])
     }
 
-    /// One Vault-API call into the core with the root token. Returns the
-    /// response's `data` (or the raw body), `None` for 204/404.
-    pub async fn call(
-        &self,
-        op: &'static str,
-        method: Method,
-        path: &str,
-        data: Value,
-    ) -> Result<Option<Map<String, Value>>, Error> {
-        let data = match data {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        let req = ApiRequest {
-            method,
-            path: path.to_string(),
-            data,
-            token: Some(self.root_token.to_string()),
-        };
-        match self.core.handle(req).await {
-            Ok(Reply::Envelope { response, .. }) => Ok(response.data),
-            Ok(Reply::Raw { body, .. }) => Ok(match body {
-                Value::Object(m) => Some(m),
-                _ => None,
-            }),
-            Ok(Reply::NoContent | Reply::NotFound) => Ok(None),
-            Err(source) => Err(Error::Core { op, source }),
-        }
+    /// The core's admin API, acting with the root token.
+    pub fn admin(&self) -> Admin<'_> {
+        self.core.admin(&self.root_token)
     }
 
-    /// The core's mount table (`GET sys/mounts`), keyed by path with a
+    /// The root token (the unit tests read the core over its HTTP API).
+    #[cfg(test)]
+    pub(crate) fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// The core's secrets engines (`sys/mounts`), keyed by path with a
     /// trailing `/`.
-    pub async fn mounts(&self) -> Result<Map<String, Value>, Error> {
-        Ok(self
-            .call("ListMounts", Method::Read, "sys/mounts", Value::Null)
-            .await?
-            .unwrap_or_default())
+    pub async fn mounts(&self) -> Result<BTreeMap<String, MountInfo>, Error> {
+        let mounts = self
+            .admin()
+            .mounts(Table::Mounts)
+            .await
+            .map_err(Error::core("ListMounts"))?;
+        Ok(mounts.into_iter().map(|m| (m.path.clone(), m)).collect())
     }
 
     /// Publishes an event; failures are logged, never fatal.
@@ -336,5 +340,32 @@ impl Context {
             .min(BACKOFF_MAX);
         *n = n.saturating_add(1);
         delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The controllers reach the core only through the typed admin API: no
+    /// Vault-API requests (`Core::handle`, `ApiRequest`, methods, `sys/`
+    /// paths) and no JSON bodies for it. (`context.rs` builds one JSON
+    /// document, the Kubernetes status patch of `apply_status`.)
+    #[test]
+    fn controllers_use_the_typed_admin_api() {
+        let files = [
+            ("mount.rs", include_str!("mount.rs"), true),
+            ("catalog.rs", include_str!("catalog.rs"), true),
+            ("context.rs", include_str!("context.rs"), false),
+        ];
+        let test_module = "#[cfg(test)]\nmod tests";
+        for (name, text, no_json) in files {
+            let code = text.split(test_module).next().unwrap_or(text);
+            let mut banned = vec![".handle(", "ApiRequest", "Method::", "\"sys/"];
+            if no_json {
+                banned.push("json!");
+            }
+            for b in banned {
+                assert!(!code.contains(b), "{name} contains {b:?}");
+            }
+        }
     }
 }

@@ -366,9 +366,12 @@ async fn core_call(
     }
 }
 
-/// The core's `sys/mounts` entry at `path` (with its trailing `/`).
+/// The core's `sys/mounts` entry at `path` (with its trailing `/`), as the
+/// HTTP API shows it.
 async fn live_mount(ctx: &Context, path: &str) -> Option<Value> {
-    ctx.mounts().await.unwrap().get(path).cloned()
+    let root = ctx.root_token().to_string();
+    let mounts = core_call(ctx, &root, Method::Read, "sys/mounts", Value::Null).await;
+    mounts.unwrap_or_default().get(path).cloned()
 }
 
 /// A SecretsMount `team-a/<name>` of the built-in `kv` engine (so the

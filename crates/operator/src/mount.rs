@@ -2,10 +2,12 @@
 //!
 //! Apply: validate (with the namespace's allowed prefixes) → refuse a path
 //! an older SecretsMount holds (`PathConflict`) → require a registered
-//! catalog entry (`PluginMissing`) → enable (`POST sys/mounts/PATH`), tune
-//! (`POST sys/mounts/PATH/tune`) or reload (`sys/plugins/reload/backend`) as
-//! the difference with the core's mount table requires → status from
-//! `GET sys/mounts`.
+//! catalog entry (`PluginMissing`) → adopt a mount from before owners →
+//! follow a changed path (remount) → enable, tune or pin the version and
+//! reload, as the difference with the core's mount table requires → status
+//! from the live table. Each step is a method (a stage) of its own; the core
+//! is driven through its typed admin API (`Context::admin`: enable, tune,
+//! remount, reload, disable) and read as typed `MountInfo`s.
 //!
 //! # Ownership
 //!
@@ -37,7 +39,7 @@
 //! it.
 
 use super::conditions::{condition, reason_of};
-use super::context::{Context, Error, apply_status};
+use super::context::{Context, Error, Stage, apply_status, proceed};
 use super::crd::{
     CONDITION_READY, DeletionPolicy, PluginCatalogEntry, REASON_INVALID_SPEC, SecretsMount,
     SecretsMountStatus,
@@ -47,8 +49,11 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use lockbox_core::core::Method;
-use serde_json::{Map, Value, json};
+use lockbox_core::core::admin::{EnableMount, MountInfo, ReloadTarget, TuneMount};
+use lockbox_core::core::mounts::{MountConfig, Table};
+use lockbox_core::logical::RequestError;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,61 +75,51 @@ pub const REASON_MOUNT_FAILED: &str = "MountFailed";
 
 const RECHECK: Duration = Duration::from_secs(15);
 
-/// Request and `sys/mounts` field holding a mount's owner.
-const OWNER: &str = lockbox_core::core::mounts::OWNER_FIELD;
-
-/// Whether `live` (a `sys/mounts` entry) belongs to the object with `uid`:
-/// its recorded owner is `uid`.
-fn owned_by(live: &Map<String, Value>, uid: &str) -> bool {
-    !uid.is_empty() && str_of(live, OWNER) == uid
+/// Whether `live` belongs to the object with `uid`: its recorded owner is
+/// `uid`.
+fn owned_by(live: &MountInfo, uid: &str) -> bool {
+    !uid.is_empty() && live.owner == uid
 }
 
 /// Whether `live`, at `path`, has no owner but is the mount `status`
 /// records for this object (same path and accessor): a mount an operator
 /// enabled for this object before owners were recorded.
 fn created_before_owners(
-    live: &Map<String, Value>,
+    live: &MountInfo,
     path: &str,
     status: Option<&SecretsMountStatus>,
 ) -> bool {
-    let accessor = str_of(live, "accessor");
-    str_of(live, OWNER).is_empty()
-        && !accessor.is_empty()
+    live.owner.is_empty()
+        && !live.accessor.is_empty()
         && status.is_some_and(|s| {
-            s.path.as_deref() == Some(path) && s.accessor.as_deref() == Some(accessor)
+            s.path.as_deref() == Some(path) && s.accessor.as_deref() == Some(live.accessor.as_str())
         })
 }
 
-fn str_of<'a>(m: &'a Map<String, Value>, key: &str) -> &'a str {
-    m.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// Whether the live mount `live` (from `sys/mounts`) differs from `want` in
-/// what a tune can change (description, TTLs, caching, options).
-fn needs_tune(live: &Map<String, Value>, want: &ValidMount) -> bool {
-    let config = live.get("config").and_then(Value::as_object);
-    let num = |k: &str| config.and_then(|c| c.get(k)).and_then(Value::as_u64);
-    let live_options: std::collections::BTreeMap<String, String> = live
-        .get("options")
-        .and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    str_of(live, "description") != want.description
-        || num("default_lease_ttl") != Some(want.default_lease_ttl)
-        || num("max_lease_ttl") != Some(want.max_lease_ttl)
-        || config
-            .and_then(|c| c.get("force_no_cache"))
-            .and_then(Value::as_bool)
-            != Some(want.force_no_cache)
+/// Whether the live mount `live` differs from `want` in what a tune can
+/// change (description, TTLs, caching, options).
+fn needs_tune(live: &MountInfo, want: &ValidMount) -> bool {
+    live.description != want.description
+        || live.config.default_lease_ttl != want.default_lease_ttl
+        || live.config.max_lease_ttl != want.max_lease_ttl
+        || live.config.force_no_cache != want.force_no_cache
         || want
             .options
             .iter()
-            .any(|(k, v)| live_options.get(k) != Some(v))
+            .any(|(k, v)| live.options.get(k) != Some(v))
 }
+
+/// The lease settings `want` asks for.
+fn config_of(want: &ValidMount) -> MountConfig {
+    MountConfig {
+        default_lease_ttl: want.default_lease_ttl,
+        max_lease_ttl: want.max_lease_ttl,
+        force_no_cache: want.force_no_cache,
+    }
+}
+
+/// The live mount table, keyed by path.
+type Mounts = BTreeMap<String, MountInfo>;
 
 impl SecretsMount {
     fn namespace_or_err(&self) -> Result<String, Error> {
@@ -132,36 +127,58 @@ impl SecretsMount {
             .ok_or(Error::MissingField("metadata.namespace"))
     }
 
-    /// Enables, tunes or reloads the mount (see the module docs).
+    /// Enables, tunes or reloads the mount (see the module docs): validate,
+    /// check the path is free and the plugin registered, adopt a mount from
+    /// before owners, follow a changed path, enable or converge, report.
     pub async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
-        let ns = self.namespace_or_err()?;
-        let name = self.name_any();
-        let want = match validate_mount(&ns, &name, &self.spec, ctx.prefixes_for(&ns)) {
-            Ok(v) => v,
-            Err(errs) => {
-                ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
-                self.not_ready(ctx, None, REASON_INVALID_SPEC, message(&errs))
-                    .await?;
-                return Ok(Action::await_change());
-            }
-        };
-
+        let want = proceed!(self.validated(ctx).await);
         let uid = self
             .metadata
             .uid
             .clone()
             .ok_or(Error::MissingField("metadata.uid"))?;
-
-        // Path conflicts: the oldest SecretsMount holding a path wins.
-        if let Some(holder) = self.conflicting_holder(ctx, &want.path).await? {
-            let msg = format!(
-                "path {} is already held by SecretsMount {holder}; choose another spec.path",
-                want.path
-            );
-            return self.conflict(ctx, &want.path, msg).await;
+        proceed!(self.check_path_free(ctx, &want).await);
+        proceed!(self.check_plugin_registered(ctx, &want).await);
+        let mut mounts = ctx.mounts().await?;
+        proceed!(self.adopt(ctx, &want, &uid, &mut mounts).await);
+        proceed!(self.follow_path_change(ctx, &want, &uid, &mut mounts).await);
+        match mounts.get(&want.path) {
+            None => proceed!(self.enable(ctx, &want, &uid).await),
+            Some(live) => proceed!(self.converge(ctx, &want, &uid, live).await),
         }
+        self.report_mounted(ctx, &want).await
+    }
 
-        // The catalog entry must exist and have been registered.
+    /// The validated spec; `InvalidSpec` reported otherwise.
+    async fn validated(&self, ctx: &Context) -> Stage<ValidMount> {
+        let ns = self.namespace_or_err()?;
+        let name = self.name_any();
+        match validate_mount(&ns, &name, &self.spec, ctx.prefixes_for(&ns)) {
+            Ok(v) => Ok(Continue(v)),
+            Err(errs) => {
+                ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
+                self.not_ready(ctx, None, REASON_INVALID_SPEC, message(&errs))
+                    .await?;
+                Ok(Break(Action::await_change()))
+            }
+        }
+    }
+
+    /// Path conflicts: the oldest SecretsMount holding a path wins.
+    async fn check_path_free(&self, ctx: &Context, want: &ValidMount) -> Stage<()> {
+        let Some(holder) = self.conflicting_holder(ctx, &want.path).await? else {
+            return Ok(Continue(()));
+        };
+        let msg = format!(
+            "path {} is already held by SecretsMount {holder}; choose another spec.path",
+            want.path
+        );
+        self.conflict(ctx, &want.path, msg).await.map(Break)
+    }
+
+    /// The catalog entry must exist and have been registered (at the pinned
+    /// version, when there is a pin); `PluginMissing` otherwise.
+    async fn check_plugin_registered(&self, ctx: &Context, want: &ValidMount) -> Stage<()> {
         let entries: Api<PluginCatalogEntry> = Api::all(ctx.client.clone());
         let entry = entries
             .get_opt(&want.plugin)
@@ -172,217 +189,240 @@ impl SecretsMount {
             .filter(|e| e.metadata.deletion_timestamp.is_none())
             .and_then(|e| e.status.as_ref())
             .and_then(|s| s.version.clone());
-        let Some(registered_version) = registered else {
-            let msg = match &entry {
-                None => format!("PluginCatalogEntry {} does not exist", want.plugin),
-                Some(e) if e.metadata.deletion_timestamp.is_some() => format!(
-                    "PluginCatalogEntry {} is being deleted; the mount keeps running its current \
-                     process but will not be restarted or changed",
+        let msg = match (&registered, &entry) {
+            (Some(version), _) => match &want.plugin_version {
+                Some(pin) if pin != version => format!(
+                    "spec.pluginVersion {pin} is not registered: PluginCatalogEntry {} provides \
+                     version {version}",
                     want.plugin
                 ),
-                Some(_) => format!(
-                    "PluginCatalogEntry {} is not registered yet (see its Ready condition)",
-                    want.plugin
-                ),
-            };
-            return self
-                .report(ctx, Some(&want.path), REASON_PLUGIN_MISSING, msg, RECHECK)
-                .await;
-        };
-        if let Some(pin) = &want.plugin_version
-            && *pin != registered_version
-        {
-            let msg = format!(
-                "spec.pluginVersion {pin} is not registered: PluginCatalogEntry {} provides \
-                 version {registered_version}",
+                _ => return Ok(Continue(())),
+            },
+            (None, None) => format!("PluginCatalogEntry {} does not exist", want.plugin),
+            (None, Some(e)) if e.metadata.deletion_timestamp.is_some() => format!(
+                "PluginCatalogEntry {} is being deleted; the mount keeps running its current \
+                 process but will not be restarted or changed",
                 want.plugin
-            );
-            return self
-                .report(ctx, Some(&want.path), REASON_PLUGIN_MISSING, msg, RECHECK)
-                .await;
-        }
+            ),
+            (None, Some(_)) => format!(
+                "PluginCatalogEntry {} is not registered yet (see its Ready condition)",
+                want.plugin
+            ),
+        };
+        self.report(ctx, Some(&want.path), REASON_PLUGIN_MISSING, msg, RECHECK)
+            .await
+            .map(Break)
+    }
 
-        let mount_api = format!("sys/mounts/{}", want.path.trim_end_matches('/'));
-        let pin = want.plugin_version.clone().unwrap_or_default();
-        let mut mounts = ctx.mounts().await?;
-        let reference = self.object_ref(&());
-
-        // A mount an operator enabled for this object before owners were
-        // recorded: record this object as its owner first (see module docs).
-        let old_path = self.status.as_ref().and_then(|s| s.path.clone());
-        if let Some(old) = &old_path
-            && mounts
-                .get(old)
-                .and_then(Value::as_object)
-                .is_some_and(|m| created_before_owners(m, old, self.status.as_ref()))
+    /// A mount an operator enabled for this object before owners were
+    /// recorded: record this object as its owner first (see module docs).
+    async fn adopt(
+        &self,
+        ctx: &Context,
+        want: &ValidMount,
+        uid: &str,
+        mounts: &mut Mounts,
+    ) -> Stage<()> {
+        let Some(old) = self.status.as_ref().and_then(|s| s.path.as_deref()) else {
+            return Ok(Continue(()));
+        };
+        if !mounts
+            .get(old)
+            .is_some_and(|m| created_before_owners(m, old, self.status.as_ref()))
         {
-            let tune = format!("sys/mounts/{}/tune", old.trim_end_matches('/'));
-            if let Err(e) = ctx
-                .call("AdoptMount", Method::Write, &tune, owner_body(&uid))
-                .await
-            {
-                return self.core_refused(ctx, &want.path, e).await;
-            }
-            tracing::info!(mount = %old, "recorded the SecretsMount as the owner of its mount");
-            ctx.event(
-                &reference,
-                EventType::Normal,
-                "Adopted",
-                format!(
-                    "recorded this SecretsMount as the owner of {old}, which the operator \
-                     enabled for it before owners were recorded"
-                ),
-            )
-            .await;
-            mounts = ctx.mounts().await?;
+            return Ok(Continue(()));
         }
+        let tune = TuneMount {
+            owner: Some(uid.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = ctx.admin().tune_mount(Table::Mounts, old, tune).await {
+            return self.core_refused(ctx, &want.path, "AdoptMount", e).await;
+        }
+        tracing::info!(mount = %old, "recorded the SecretsMount as the owner of its mount");
+        ctx.event(
+            &self.object_ref(&()),
+            EventType::Normal,
+            "Adopted",
+            format!(
+                "recorded this SecretsMount as the owner of {old}, which the operator \
+                 enabled for it before owners were recorded"
+            ),
+        )
+        .await;
+        *mounts = ctx.mounts().await?;
+        Ok(Continue(()))
+    }
 
-        // spec.path changed on a mount this object owns: move it (and its
-        // data) with sys/remount rather than leaving an orphan behind.
+    /// spec.path changed on a mount this object owns: move it (and its
+    /// data) with `sys/remount` rather than leaving an orphan behind.
+    async fn follow_path_change(
+        &self,
+        ctx: &Context,
+        want: &ValidMount,
+        uid: &str,
+        mounts: &mut Mounts,
+    ) -> Stage<()> {
         let conds = self.status.as_ref().and_then(|s| s.conditions.as_deref());
-        if let Some(old) = old_path
-            && old != want.path
+        let Some(old) = self.status.as_ref().and_then(|s| s.path.as_deref()) else {
+            return Ok(Continue(()));
+        };
+        let movable = old != want.path
             && reason_of(conds, CONDITION_READY) == Some(REASON_MOUNTED)
             && !mounts.contains_key(&want.path)
             && mounts
-                .get(&old)
-                .and_then(Value::as_object)
-                .is_some_and(|m| owned_by(m, &uid) && str_of(m, "type") == want.plugin)
-        {
-            let body = json!({ "from": old, "to": want.path });
-            if let Err(e) = ctx
-                .call("Remount", Method::Write, "sys/remount", body)
-                .await
-            {
-                return self.core_refused(ctx, &want.path, e).await;
-            }
-            tracing::info!(from = %old, to = %want.path, "mount moved");
-            ctx.event(
-                &reference,
-                EventType::Normal,
-                "Remounted",
-                format!("moved {old} to {} with its data", want.path),
-            )
-            .await;
-            mounts = ctx.mounts().await?;
+                .get(old)
+                .is_some_and(|m| owned_by(m, uid) && m.kind == want.plugin);
+        if !movable {
+            return Ok(Continue(()));
         }
-        match mounts.get(&want.path).and_then(Value::as_object) {
-            None => {
-                let body = json!({
-                    "type": want.plugin,
-                    "description": want.description,
-                    "config": {
-                        "default_lease_ttl": want.default_lease_ttl,
-                        "max_lease_ttl": want.max_lease_ttl,
-                        "force_no_cache": want.force_no_cache,
-                    },
-                    "options": want.options,
-                    "plugin_version": pin,
-                    OWNER: uid,
-                });
-                if let Err(e) = ctx
-                    .call("EnableMount", Method::Write, &mount_api, body)
-                    .await
-                {
-                    return self.core_refused(ctx, &want.path, e).await;
-                }
-                let drift = self
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.accessor.as_ref())
-                    .is_some();
-                let note = if drift {
-                    format!("mount {} was missing in lockbox; enabled again", want.path)
-                } else {
-                    format!("enabled {} at {}", want.plugin, want.path)
-                };
-                tracing::info!(mount = %want.path, "{note}");
-                ctx.event(&reference, EventType::Normal, "Mounted", note)
-                    .await;
-            }
-            Some(live) => {
-                if !owned_by(live, &uid) {
-                    let msg = self
-                        .foreign_mount_message(ctx, &want.path, live, &uid)
-                        .await?;
-                    return self.conflict(ctx, &want.path, msg).await;
-                }
-                if str_of(live, "type") != want.plugin {
-                    let msg = format!(
-                        "lockbox already has a mount at {} running plugin {:?}; a mount's plugin \
-                         cannot change: delete the mount (or choose another path)",
-                        want.path,
-                        str_of(live, "type")
-                    );
-                    return self
-                        .report(ctx, Some(&want.path), REASON_PLUGIN_CHANGED, msg, RECHECK)
-                        .await;
-                }
-                if needs_tune(live, &want) {
-                    let body = json!({
-                        "description": want.description,
-                        "default_lease_ttl": want.default_lease_ttl,
-                        "max_lease_ttl": want.max_lease_ttl,
-                        "force_no_cache": want.force_no_cache,
-                        "options": want.options,
-                    });
-                    if let Err(e) = ctx
-                        .call(
-                            "TuneMount",
-                            Method::Write,
-                            &format!("{mount_api}/tune"),
-                            body,
-                        )
-                        .await
-                    {
-                        return self.core_refused(ctx, &want.path, e).await;
-                    }
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "Tuned",
-                        format!("tuned {} to match the spec", want.path),
-                    )
-                    .await;
-                }
-                if str_of(live, "plugin_version") != pin {
-                    let body = json!({ "plugin_version": pin });
-                    if let Err(e) = ctx
-                        .call(
-                            "TuneMount",
-                            Method::Write,
-                            &format!("{mount_api}/tune"),
-                            body,
-                        )
-                        .await
-                    {
-                        return self.core_refused(ctx, &want.path, e).await;
-                    }
-                    if let Err(e) = ctx
-                        .call(
-                            "ReloadMount",
-                            Method::Write,
-                            "sys/plugins/reload/backend",
-                            json!({ "mounts": [want.path] }),
-                        )
-                        .await
-                    {
-                        return self.core_refused(ctx, &want.path, e).await;
-                    }
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "Reloaded",
-                        format!("plugin version pin changed to {pin:?}; reloaded"),
-                    )
-                    .await;
-                }
-            }
+        if let Err(e) = ctx.admin().remount(old, &want.path).await {
+            return self.core_refused(ctx, &want.path, "Remount", e).await;
         }
+        tracing::info!(from = %old, to = %want.path, "mount moved");
+        ctx.event(
+            &self.object_ref(&()),
+            EventType::Normal,
+            "Remounted",
+            format!("moved {old} to {} with its data", want.path),
+        )
+        .await;
+        *mounts = ctx.mounts().await?;
+        Ok(Continue(()))
+    }
 
-        // Status from the live table.
+    /// No mount at the path: enable one, owned by this object.
+    async fn enable(&self, ctx: &Context, want: &ValidMount, uid: &str) -> Stage<()> {
+        let input = EnableMount {
+            kind: want.plugin.clone(),
+            description: want.description.clone(),
+            config: config_of(want),
+            options: want.options.clone(),
+            plugin_version: want.plugin_version.clone().unwrap_or_default(),
+            owner: Some(uid.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = ctx
+            .admin()
+            .enable_mount(Table::Mounts, &want.path, input)
+            .await
+        {
+            return self.core_refused(ctx, &want.path, "EnableMount", e).await;
+        }
+        let drift = self
+            .status
+            .as_ref()
+            .and_then(|s| s.accessor.as_ref())
+            .is_some();
+        let note = if drift {
+            format!("mount {} was missing in lockbox; enabled again", want.path)
+        } else {
+            format!("enabled {} at {}", want.plugin, want.path)
+        };
+        tracing::info!(mount = %want.path, "{note}");
+        ctx.event(&self.object_ref(&()), EventType::Normal, "Mounted", note)
+            .await;
+        Ok(Continue(()))
+    }
+
+    /// A mount at the path: it must be this object's and run its plugin;
+    /// then tune what differs and move to a changed version pin.
+    async fn converge(
+        &self,
+        ctx: &Context,
+        want: &ValidMount,
+        uid: &str,
+        live: &MountInfo,
+    ) -> Stage<()> {
+        if !owned_by(live, uid) {
+            let msg = self
+                .foreign_mount_message(ctx, &want.path, live, uid)
+                .await?;
+            return self.conflict(ctx, &want.path, msg).await.map(Break);
+        }
+        if live.kind != want.plugin {
+            let msg = format!(
+                "lockbox already has a mount at {} running plugin {:?}; a mount's plugin \
+                 cannot change: delete the mount (or choose another path)",
+                want.path, live.kind
+            );
+            return self
+                .report(ctx, Some(&want.path), REASON_PLUGIN_CHANGED, msg, RECHECK)
+                .await
+                .map(Break);
+        }
+        if needs_tune(live, want)
+            && let Break(action) = self.tune(ctx, want).await?
+        {
+            return Ok(Break(action));
+        }
+        let pin = want.plugin_version.clone().unwrap_or_default();
+        if live.plugin_version != pin {
+            return self.pin_version(ctx, want, pin).await;
+        }
+        Ok(Continue(()))
+    }
+
+    /// Tunes description, TTLs, caching and options to the spec.
+    async fn tune(&self, ctx: &Context, want: &ValidMount) -> Stage<()> {
+        let config = config_of(want);
+        let input = TuneMount {
+            description: Some(want.description.clone()),
+            default_lease_ttl: Some(config.default_lease_ttl),
+            max_lease_ttl: Some(config.max_lease_ttl),
+            force_no_cache: Some(config.force_no_cache),
+            options: Some(want.options.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = ctx
+            .admin()
+            .tune_mount(Table::Mounts, &want.path, input)
+            .await
+        {
+            return self.core_refused(ctx, &want.path, "TuneMount", e).await;
+        }
+        ctx.event(
+            &self.object_ref(&()),
+            EventType::Normal,
+            "Tuned",
+            format!("tuned {} to match the spec", want.path),
+        )
+        .await;
+        Ok(Continue(()))
+    }
+
+    /// Pins the mount to `pin` (empty: unpinned) and reloads it onto that
+    /// version.
+    async fn pin_version(&self, ctx: &Context, want: &ValidMount, pin: String) -> Stage<()> {
+        let input = TuneMount {
+            plugin_version: Some(pin.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = ctx
+            .admin()
+            .tune_mount(Table::Mounts, &want.path, input)
+            .await
+        {
+            return self.core_refused(ctx, &want.path, "TuneMount", e).await;
+        }
+        let target = ReloadTarget::Mounts(vec![want.path.clone()]);
+        if let Err(e) = ctx.admin().reload(&target).await {
+            return self.core_refused(ctx, &want.path, "ReloadMount", e).await;
+        }
+        ctx.event(
+            &self.object_ref(&()),
+            EventType::Normal,
+            "Reloaded",
+            format!("plugin version pin changed to {pin:?}; reloaded"),
+        )
+        .await;
+        Ok(Continue(()))
+    }
+
+    /// Status from the live table: `Mounted` when the plugin runs.
+    async fn report_mounted(&self, ctx: &Context, want: &ValidMount) -> Result<Action, Error> {
         let mounts = ctx.mounts().await?;
-        let Some(live) = mounts.get(&want.path).and_then(Value::as_object) else {
+        let Some(live) = mounts.get(&want.path) else {
             return self
                 .report(
                     ctx,
@@ -393,8 +433,7 @@ impl SecretsMount {
                 )
                 .await;
         };
-        let running_sha = str_of(live, "running_sha256").to_string();
-        if running_sha.is_empty() {
+        if live.running_sha256.is_empty() {
             return self
                 .report(
                     ctx,
@@ -405,6 +444,7 @@ impl SecretsMount {
                 )
                 .await;
         }
+        let conds = self.status.as_ref().and_then(|s| s.conditions.as_deref());
         let generation = self.metadata.generation;
         let msg = format!("mounted at {}", want.path);
         let status = SecretsMountStatus {
@@ -418,9 +458,9 @@ impl SecretsMount {
                 generation,
             )]),
             path: Some(want.path.clone()),
-            accessor: Some(str_of(live, "accessor").to_string()),
-            running_version: Some(str_of(live, "running_plugin_version").to_string()),
-            running_sha256: Some(running_sha),
+            accessor: Some(live.accessor.clone()),
+            running_version: Some(live.running_plugin_version.clone()),
+            running_sha256: Some(live.running_sha256.clone()),
             message: Some(msg),
         };
         if self.status.as_ref() != Some(&status) {
@@ -439,14 +479,14 @@ impl SecretsMount {
             (policy, &path, self.metadata.uid.as_deref())
         {
             let mounts = ctx.mounts().await?;
-            if let Some(live) = mounts.get(path).and_then(Value::as_object) {
+            if let Some(live) = mounts.get(path) {
                 owned =
                     owned_by(live, uid) || created_before_owners(live, path, self.status.as_ref());
                 if !owned {
                     let msg = format!(
                         "deletionPolicy Delete: the mount at {path} is not this SecretsMount's \
                          (its owner is {:?}); left untouched",
-                        str_of(live, OWNER)
+                        live.owner
                     );
                     tracing::info!(mount = %path, "{msg}");
                     ctx.event(&self.object_ref(&()), EventType::Normal, "MountKept", msg)
@@ -457,13 +497,10 @@ impl SecretsMount {
         match (policy, path) {
             (DeletionPolicy::Delete, Some(path)) if owned => {
                 // Disabling a missing mount succeeds, so this is idempotent.
-                ctx.call(
-                    "DisableMount",
-                    Method::Delete,
-                    &format!("sys/mounts/{}", path.trim_end_matches('/')),
-                    Value::Null,
-                )
-                .await?;
+                ctx.admin()
+                    .disable_mount(Table::Mounts, &path)
+                    .await
+                    .map_err(Error::core("DisableMount"))?;
                 tracing::info!(mount = %path, "mount disabled (deletionPolicy Delete)");
                 ctx.event(
                     &self.object_ref(&()),
@@ -518,10 +555,10 @@ impl SecretsMount {
         &self,
         ctx: &Context,
         path: &str,
-        live: &Map<String, Value>,
+        live: &MountInfo,
         uid: &str,
     ) -> Result<String, Error> {
-        let owner = str_of(live, OWNER);
+        let owner = live.owner.as_str();
         let whose = if owner.is_empty() {
             "no SecretsMount owns (it was enabled through the API, or before owners were \
              recorded)"
@@ -573,22 +610,27 @@ impl SecretsMount {
             .await
     }
 
-    /// Maps a core refusal to a status reason; other failures are errors.
-    async fn core_refused(&self, ctx: &Context, path: &str, e: Error) -> Result<Action, Error> {
-        match &e {
-            Error::Core {
-                source: lockbox_core::logical::RequestError::InvalidRequest(msg),
-                ..
-            } => {
+    /// Maps a core refusal (`op` failed) to a status reason; other
+    /// failures are errors.
+    async fn core_refused<T>(
+        &self,
+        ctx: &Context,
+        path: &str,
+        op: &'static str,
+        e: RequestError,
+    ) -> Stage<T> {
+        match e {
+            RequestError::InvalidRequest(msg) => {
                 let reason = if msg.contains("plugin not found in the catalog") {
                     REASON_PLUGIN_MISSING
                 } else {
                     REASON_MOUNT_FAILED
                 };
-                let msg = msg.clone();
-                self.report(ctx, Some(path), reason, msg, RECHECK).await
+                self.report(ctx, Some(path), reason, msg, RECHECK)
+                    .await
+                    .map(Break)
             }
-            _ => Err(e),
+            source => Err(Error::Core { op, source }),
         }
     }
 
@@ -643,13 +685,6 @@ impl SecretsMount {
         let api: Api<SecretsMount> = Api::namespaced(ctx.client.clone(), &ns);
         apply_status(&api, &self.name_any(), status, "PatchSecretsMountStatus").await
     }
-}
-
-/// A tune body setting the mount's owner to `uid`.
-fn owner_body(uid: &str) -> Value {
-    let mut m = Map::new();
-    m.insert(OWNER.into(), Value::String(uid.into()));
-    Value::Object(m)
 }
 
 /// Controller entry point: the finalizer around apply/cleanup.

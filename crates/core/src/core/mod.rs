@@ -9,12 +9,15 @@
 //!
 //! [`Core`] owns the physical storage and, while unsealed, an [`Active`]
 //! state: the barrier, token store, policy store and the routing table.
-//! Sealing drops the active state and with it every key.
+//! Sealing drops the active state and with it every key. [`admin`] is the
+//! typed admin API (mounts, catalog, reloads) that the `sys/` endpoints and
+//! the operator share.
 
+pub mod admin;
+mod authorize;
 mod fields;
 pub mod mounts;
 mod pipeline;
-mod plugins;
 pub mod policies;
 mod sys;
 pub mod tokens;
@@ -131,7 +134,7 @@ impl Handler {
     /// `sudo`.
     fn special_paths(&self) -> SpecialPaths {
         match self {
-            Handler::System => sys::special_paths(),
+            Handler::System => sys::paths::special_paths(),
             Handler::Backend(b) => b.special_paths(),
             Handler::Token | Handler::Unavailable(_) => SpecialPaths::default(),
         }
@@ -696,12 +699,13 @@ impl Core {
         description: &str,
     ) -> Result<(), RequestError> {
         let active = self.active().ok_or(RequestError::Sealed)?;
-        let mut data = Map::new();
-        data.insert("type".into(), Value::String(kind.into()));
-        data.insert("description".into(), Value::String(description.into()));
-        sys::enable(self, &active, Table::Mounts, path, &data)
-            .await
-            .map(|_| ())
+        let input = admin::EnableMount {
+            kind: kind.into(),
+            description: description.into(),
+            ..Default::default()
+        };
+        let caller = admin::Caller::of(None);
+        admin::mounts::enable(self, &active, &caller, Table::Mounts, path, input).await
     }
 
     pub(crate) fn config(&self) -> &CoreConfig {

@@ -89,15 +89,17 @@ const OWNER_MAX_LEN: usize = 253;
 /// Parses the `owner` field: up to 253 ASCII letters, digits and
 /// `-_.:/` (a Kubernetes UID fits); empty (or absent) means no owner.
 pub fn parse_owner(value: Option<&Value>) -> Result<String, RequestError> {
-    let owner = match value {
-        None | Some(Value::Null) => return Ok(String::new()),
-        Some(Value::String(s)) => s,
-        Some(other) => {
-            return Err(RequestError::invalid(format!(
-                "{OWNER_FIELD}: expected a string, got {other}"
-            )));
-        }
-    };
+    match value {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => check_owner(s),
+        Some(other) => Err(RequestError::invalid(format!(
+            "{OWNER_FIELD}: expected a string, got {other}"
+        ))),
+    }
+}
+
+/// Checks an owner identity (see [`parse_owner`]); returns it.
+pub fn check_owner(owner: &str) -> Result<String, RequestError> {
     if owner.len() > OWNER_MAX_LEN
         || !owner
             .chars()
@@ -108,7 +110,7 @@ pub fn parse_owner(value: Option<&Value>) -> Result<String, RequestError> {
              letters, digits and -_.:/ (such as a Kubernetes object UID)"
         )));
     }
-    Ok(owner.clone())
+    Ok(owner.to_string())
 }
 
 impl MountEntry {
@@ -252,23 +254,59 @@ pub fn check_overlap<'a>(
     Ok(())
 }
 
+/// The lease settings an enable or tune request sets (`None`: not given).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfigChange {
+    /// `default_lease_ttl`, seconds.
+    pub default_lease_ttl: Option<u64>,
+    /// `max_lease_ttl`, seconds.
+    pub max_lease_ttl: Option<u64>,
+    /// `force_no_cache`.
+    pub force_no_cache: Option<bool>,
+}
+
+impl ConfigChange {
+    /// Sets what was given in `config`.
+    pub fn apply(&self, config: &mut MountConfig) {
+        if let Some(v) = self.default_lease_ttl {
+            config.default_lease_ttl = v;
+        }
+        if let Some(v) = self.max_lease_ttl {
+            config.max_lease_ttl = v;
+        }
+        if let Some(v) = self.force_no_cache {
+            config.force_no_cache = v;
+        }
+    }
+}
+
 /// Parses the `config` object of an enable or tune request into `config`.
 pub fn apply_config(
     config: &mut MountConfig,
     input: &Map<String, Value>,
 ) -> Result<(), RequestError> {
+    parse_config(input)?.apply(config);
+    Ok(())
+}
+
+/// Parses the `config` object of an enable request (or the config fields
+/// of a tune request).
+pub fn parse_config(input: &Map<String, Value>) -> Result<ConfigChange, RequestError> {
+    let mut change = ConfigChange::default();
     for (key, value) in input {
         match key.as_str() {
             "default_lease_ttl" => {
-                config.default_lease_ttl =
-                    duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?;
+                change.default_lease_ttl = Some(
+                    duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?,
+                );
             }
             "max_lease_ttl" => {
-                config.max_lease_ttl =
-                    duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?;
+                change.max_lease_ttl = Some(
+                    duration::parse_seconds(key, value).map_err(RequestError::InvalidRequest)?,
+                );
             }
             "force_no_cache" => {
-                config.force_no_cache = match value {
+                change.force_no_cache = Some(match value {
                     Value::Bool(b) => *b,
                     Value::String(s) => s.parse().map_err(|_| {
                         RequestError::invalid(format!(
@@ -280,7 +318,7 @@ pub fn apply_config(
                             "force_no_cache: expected a boolean, got {other}"
                         )));
                     }
-                };
+                });
             }
             // Vault's CLI sends `config.options: null` next to the real,
             // top-level `options`.
@@ -309,7 +347,7 @@ pub fn apply_config(
             }
         }
     }
-    Ok(())
+    Ok(change)
 }
 
 /// Parses an `options` object (string values; numbers and booleans are

@@ -2,7 +2,9 @@
 //! route → token → existence check → ACL → handler → login) and the early
 //! refusal from headers alone ([`Core::precheck`]).
 
-use super::{Active, ApiRequest, Core, Handler, Method, Reply, new_uuid, sys, tokens};
+use super::authorize::authorize;
+use super::sys::{self, paths, routes};
+use super::{Active, ApiRequest, Core, Handler, Method, Reply, new_uuid, tokens};
 use crate::logical::{Operation, Request, RequestError, SpecialPaths};
 
 impl Core {
@@ -30,7 +32,7 @@ impl Core {
         if matches!(route.handler, Handler::System) {
             // One canonical name per object, decided here, before the ACL:
             // the ACL and the handler below both see this path.
-            relative = sys::canonical_path(&relative)?;
+            relative = paths::canonical_path(&relative)?;
             path = format!("{mount_path}{relative}");
         }
 
@@ -91,22 +93,19 @@ impl Core {
         // grants more to such callers, as Vault's does).
         let mut caller_sudo = false;
         if !unauthenticated && let Some(token) = &token {
-            let acl = active.policies.acl(&token.entry.policies).await?;
-            let mut acl_path = path.clone();
-            if request.operation == Operation::List && !acl_path.ends_with('/') {
-                acl_path.push('/');
-            }
-            let caps = acl.capabilities(&acl_path);
-            caller_sudo = caps.allows(crate::policy::Capability::Sudo);
-            let needs_sudo = SpecialPaths::matches(&special.root, &relative);
-            if !caps.allows(request.operation.capability()) || (needs_sudo && !caller_sudo) {
-                return Err(RequestError::PermissionDenied);
-            }
-            active.tokens.use_once(token).await?;
+            caller_sudo = authorize(
+                &active,
+                token,
+                &path,
+                &relative,
+                &special,
+                request.operation,
+            )
+            .await?;
         }
 
         let result = match &route.handler {
-            Handler::System => sys::handle(self, &active, &request, token.as_ref()).await,
+            Handler::System => routes::handle(self, &active, &request, token.as_ref()).await,
             Handler::Token => match &token {
                 Some(t) => active.tokens.handle(&request, t, caller_sudo).await,
                 None => Err(RequestError::PermissionDenied),
@@ -130,7 +129,7 @@ impl Core {
                 response: Box::new(response),
                 mount_type: route.entry.kind.clone(),
                 flatten: matches!(route.handler, Handler::System)
-                    && sys::injects_data_into_top_level(&request.path),
+                    && paths::injects_data_into_top_level(&request.path),
             },
             None if matches!(request.operation, Operation::Read | Operation::List) => {
                 Reply::NotFound
@@ -200,7 +199,7 @@ impl Core {
         let path = path.trim_start_matches('/');
         let sys_unauthenticated = |path: &str| {
             path.strip_prefix("sys/")
-                .is_some_and(|p| SpecialPaths::matches(&sys::special_paths().unauthenticated, p))
+                .is_some_and(|p| SpecialPaths::matches(&paths::special_paths().unauthenticated, p))
         };
         let Some(active) = self.active() else {
             return if sys_unauthenticated(path) {

@@ -1,173 +1,29 @@
 //! The system backend (`sys/`): init and seal lifecycle, health, mounts,
-//! policies, key rotation and capabilities.
+//! the plugin catalog, policies, key rotation and capabilities. Its routes
+//! are declared once, in [`routes`], its path rules in [`paths`]; the
+//! mount and plugin endpoints are
+//! JSON adapters over the typed admin API (`core::admin`).
 //!
 //! Request and response shapes follow Vault's API documentation for each
 //! endpoint. Endpoints that must work while sealed (`init`, `seal-status`,
 //! `unseal`, `health`, `leader`) are answered by [`handle_unsealed_exempt`]
 //! before the sealed check.
 
+use super::admin;
 use super::fields::{bool_field, str_field, u32_field};
 use super::mounts::{self, Table};
 use super::tokens::Resolved;
 use super::{Active, ApiRequest, Core, CoreError, Method, Reply};
 use crate::barrier;
-use crate::logical::{Operation, Request, RequestError, Response, SpecialPaths};
+use crate::logical::{Operation, Request, RequestError, Response};
 use base64::Engine;
+use mount_endpoints::mount_json;
 use serde_json::{Map, Value, json};
 
 mod mount_endpoints;
-
-pub(super) use mount_endpoints::enable;
-use mount_endpoints::{disable, mount_to_api, mounts_listing, remount, tune};
-
-/// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
-/// enforces in code).
-const ROOT_PATHS: [&str; 11] = [
-    "auth/*",
-    "remount",
-    "rotate",
-    "rotate/keyring",
-    "seal",
-    "audit",
-    "audit/*",
-    "raw/*",
-    "plugins/catalog/*",
-    "leases/revoke-prefix/*",
-    "leases/revoke-force/*",
-];
-
-/// `sys/` paths that need no token.
-const UNAUTHENTICATED: [&str; 7] = [
-    "init",
-    "seal-status",
-    "unseal",
-    "health",
-    "leader",
-    "internal/ui/mounts",
-    "internal/ui/mounts/*",
-];
-
-pub(super) fn special_paths() -> SpecialPaths {
-    SpecialPaths {
-        root: ROOT_PATHS.iter().map(|s| s.to_string()).collect(),
-        unauthenticated: UNAUTHENTICATED.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// The `sys/` endpoints whose answers Vault also copies from `data` to the
-/// top level of the body (its `injectDataIntoTopRoutes`, for old clients):
-/// exact paths, and prefixes where the entry ends in `/`.
-const INJECT_DATA_INTO_TOP: [&str; 13] = [
-    "auth",
-    "auth/",
-    "capabilities",
-    "capabilities-accessor",
-    "capabilities-self",
-    "key-status",
-    "mounts",
-    "mounts/",
-    "policy",
-    "policy/",
-    "remount",
-    "rotate",
-    "wrapping/wrap",
-];
-
-/// Whether the answer to `sys/<path>` carries its data at the top level too.
-pub(super) fn injects_data_into_top_level(path: &str) -> bool {
-    INJECT_DATA_INTO_TOP.iter().any(|p| {
-        if p.ends_with('/') {
-            path.starts_with(p)
-        } else {
-            path == *p
-        }
-    })
-}
-
-/// The canonical spelling of a `sys/` path (relative to `sys/`).
-///
-/// The request pipeline calls this once, before the ACL check, and hands
-/// the result to both the ACL and the handler, so the two always concern
-/// the same object. Every endpoint that takes a name is listed here: the
-/// name is either rewritten to its one canonical form (policy names are
-/// case-insensitive, as in Vault; a trailing `/` is dropped) or refused
-/// with a 400 naming the problem. Handlers never rewrite a name again.
-pub(super) fn canonical_path(path: &str) -> Result<String, RequestError> {
-    let path = path.strip_suffix('/').unwrap_or(path);
-    if let Some(rest) = path.strip_prefix("mounts/") {
-        let (name, tune) = split_suffix(rest, "/tune");
-        return Ok(format!(
-            "mounts/{}{tune}",
-            canonical_mount_name(name, Table::Mounts)?
-        ));
-    }
-    if let Some(rest) = path.strip_prefix("auth/") {
-        let (name, tune) = split_suffix(rest, "/tune");
-        return Ok(format!(
-            "auth/{}{tune}",
-            canonical_mount_name(name, Table::Auth)?
-        ));
-    }
-    for prefix in ["policies/acl/", "policy/"] {
-        if let Some(name) = path.strip_prefix(prefix) {
-            return Ok(format!(
-                "{prefix}{}",
-                super::policies::canonical_name(name)?
-            ));
-        }
-    }
-    if let Some(rest) = path.strip_prefix("plugins/catalog/") {
-        match rest.split_once('/') {
-            Some((kind, name)) => {
-                crate::catalog::PluginType::parse(kind)?;
-                crate::catalog::validate_name(name)?;
-            }
-            None => {
-                crate::catalog::PluginType::parse(rest)?;
-            }
-        }
-    }
-    if let Some(rest) = path.strip_prefix("plugins/reload/")
-        && !matches!(rest, "backend" | "backend/status")
-    {
-        let (kind, name) = rest.split_once('/').ok_or_else(|| {
-            RequestError::invalid(format!(
-                "use sys/plugins/reload/<type>/<name> or sys/plugins/reload/backend (got sys/plugins/reload/{rest})"
-            ))
-        })?;
-        crate::catalog::PluginType::parse(kind)?;
-        crate::catalog::validate_name(name)?;
-    }
-    Ok(path.to_string())
-}
-
-/// `("team/kv", "/tune")` for `"team/kv/tune"`; `(rest, "")` otherwise.
-fn split_suffix<'a>(rest: &'a str, suffix: &'static str) -> (&'a str, &'static str) {
-    match rest.strip_suffix(suffix) {
-        Some(name) => (name, suffix),
-        None => (rest, ""),
-    }
-}
-
-/// Prefixes that are never secrets engines: `sys/mounts/auth/x` must not
-/// reach the auth method `auth/x/` (which `sys/auth/x` guards with sudo).
-const NOT_SECRETS_ENGINES: [&str; 3] = ["auth/", "cubbyhole/", "identity/"];
-
-/// The canonical name of a mount in `sys/mounts/:path` or `sys/auth/:path`:
-/// validated, without surrounding slashes.
-fn canonical_mount_name(name: &str, table: Table) -> Result<String, RequestError> {
-    let normalized = mounts::normalize_path(name)?;
-    if table == Table::Mounts
-        && let Some(prefix) = NOT_SECRETS_ENGINES
-            .iter()
-            .find(|p| normalized.starts_with(**p))
-    {
-        return Err(RequestError::invalid(format!(
-            "sys/mounts/{name}: the prefix {prefix:?} is reserved and holds no secrets engines; auth methods are managed under sys/auth/"
-        )));
-    }
-    Ok(normalized.trim_end_matches('/').to_string())
-}
+pub(super) mod paths;
+mod plugin_endpoints;
+pub(super) mod routes;
 
 fn core_err(e: CoreError) -> RequestError {
     match e {
@@ -350,7 +206,7 @@ pub(super) async fn handle_unsealed_exempt(
     }
 }
 
-async fn policy_endpoint(
+pub(super) async fn policy_endpoint(
     active: &Active,
     name: &str,
     req: &Request,
@@ -395,7 +251,7 @@ async fn policy_endpoint(
     }
 }
 
-async fn capabilities(
+pub(super) async fn capabilities(
     active: &Active,
     token: &Resolved,
     data: &Map<String, Value>,
@@ -436,246 +292,88 @@ async fn capabilities(
     Ok(Some(Response::data(m)))
 }
 
-/// Handles an authenticated (or unauthenticated-listed) `sys/` request.
-pub(super) async fn handle(
-    core: &Core,
+/// `GET sys/key-status`.
+pub(super) fn key_status(active: &Active) -> Response {
+    let s = active.barrier.key_status();
+    let mut m = Map::new();
+    m.insert("term".into(), json!(s.term));
+    m.insert(
+        "install_time".into(),
+        json!(
+            s.install_time
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+    );
+    m.insert("encryptions".into(), json!(s.encryptions));
+    Response::data(m)
+}
+
+/// `GET sys/internal/ui/mounts`: the mounts visible to the caller: without
+/// a token none (lockbox has no `listing_visibility = "unauth"`), with one
+/// those it may use.
+pub(super) async fn internal_ui_mounts(
     active: &Active,
-    req: &Request,
     token: Option<&Resolved>,
 ) -> Result<Option<Response>, RequestError> {
-    let path = req.path.as_str();
-    let op = req.operation;
-    let write = matches!(op, Operation::Create | Operation::Update);
-    // A mount's `owner` (the operator's record of which object a mount
-    // belongs to) is a lockbox extension only a root token may set.
-    if write
-        && (path.starts_with("mounts/") || path.starts_with("auth/"))
-        && req.data.contains_key(mounts::OWNER_FIELD)
-        && !token.is_some_and(|t| t.entry.policies.iter().any(|p| p == "root"))
-    {
-        return Err(RequestError::invalid(format!(
-            "{}: only a root token may set a mount's owner (a lockbox extension the \
-             operator uses); remove the field",
-            mounts::OWNER_FIELD
-        )));
-    }
-    match path {
-        "mounts" if op == Operation::Read => {
-            return Ok(Some(mounts_listing(active, Table::Mounts)));
-        }
-        "auth" if op == Operation::Read => {
-            return Ok(Some(mounts_listing(active, Table::Auth)));
-        }
-        "remount" if write => return remount(active, &req.data).await,
-        "plugins/catalog" if op == Operation::Read => {
-            return super::plugins::catalog_listing(active).await;
-        }
-        "plugins/reload/backend" if write => {
-            return super::plugins::reload_backend(core, active, &req.data).await;
-        }
-        "seal" if write => {
-            core.seal().await;
-            return Ok(None);
-        }
-        // `rotate/keyring` is OpenBao's name for it (its CLI's `operator rotate`).
-        "rotate" | "rotate/keyring" if write => {
-            active.barrier.rotate().await?;
-            return Ok(None);
-        }
-        "key-status" if op == Operation::Read => {
-            let s = active.barrier.key_status();
-            let mut m = Map::new();
-            m.insert("term".into(), json!(s.term));
-            m.insert(
-                "install_time".into(),
-                json!(
-                    s.install_time
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                ),
-            );
-            m.insert("encryptions".into(), json!(s.encryptions));
-            return Ok(Some(Response::data(m)));
-        }
-        "policies/acl" | "policies/acl/" if op == Operation::List => {
-            return Ok(Some(Response::list(active.policies.list().await?)));
-        }
-        "policy" if op == Operation::Read || op == Operation::List => {
-            let names = active.policies.list().await?;
-            let mut m = Map::new();
-            m.insert("policies".into(), json!(names));
-            m.insert("keys".into(), json!(names));
-            return Ok(Some(Response::data(m)));
-        }
-        "capabilities-self" if write => {
-            let token = token.ok_or(RequestError::PermissionDenied)?;
-            return capabilities(active, token, &req.data).await;
-        }
-        "capabilities" if write => {
-            let id = str_field(&req.data, "token")
-                .ok_or_else(|| RequestError::invalid("missing token"))?;
-            let target = active
-                .tokens
-                .lookup(id)
-                .await?
-                .ok_or_else(|| RequestError::invalid("invalid token"))?;
-            return capabilities(active, &target, &req.data).await;
-        }
-        _ => {}
-    }
-    if let Some(rest) = path.strip_prefix("mounts/") {
-        if let Some(mount) = rest.strip_suffix("/tune") {
-            return tune(core, active, Table::Mounts, mount, req).await;
-        }
-        return match op {
-            Operation::Create | Operation::Update => {
-                enable(core, active, Table::Mounts, rest, &req.data).await
-            }
-            Operation::Delete => disable(active, Table::Mounts, rest).await,
-            Operation::Read => {
-                let path = mounts::normalize_path(rest)?;
-                Ok(active
-                    .routes()
-                    .get(&path)
-                    .filter(|r| r.entry.table == Table::Mounts)
-                    .map(|r| {
-                        let v = mount_to_api(r);
-                        Response::data(v.as_object().cloned().unwrap_or_default())
-                    }))
-            }
-            Operation::List => Err(RequestError::UnsupportedOperation),
-        };
-    }
-    if let Some(rest) = path.strip_prefix("auth/") {
-        if let Some(mount) = rest.strip_suffix("/tune") {
-            return tune(core, active, Table::Auth, mount, req).await;
-        }
-        return match op {
-            Operation::Create | Operation::Update => {
-                enable(core, active, Table::Auth, rest, &req.data).await
-            }
-            Operation::Delete => disable(active, Table::Auth, rest).await,
-            _ => Err(RequestError::UnsupportedOperation),
-        };
-    }
-    if let Some(id) = path.strip_prefix("remount/status/") {
-        if op != Operation::Read {
-            return Err(RequestError::UnsupportedOperation);
-        }
-        let info = active
-            .migrations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
-        return Ok(info.map(|info| {
-            let mut m = Map::new();
-            m.insert("migration_id".into(), json!(id));
-            m.insert("migration_info".into(), info);
-            Response::data(m)
-        }));
-    }
-    if let Some(rest) = path.strip_prefix("plugins/catalog/") {
-        return super::plugins::catalog_endpoint(core, active, rest, req).await;
-    }
-    if let Some(rest) = path.strip_prefix("plugins/reload/") {
-        if rest == "backend/status" && op == Operation::Read {
-            let mut m = Map::new();
-            m.insert(
-                "reload_id".into(),
-                req.data.get("reload_id").cloned().unwrap_or(Value::Null),
-            );
-            m.insert("status".into(), json!("success"));
-            return Ok(Some(Response::data(m)));
-        }
-        if let Some((kind, name)) = rest.split_once('/')
-            && write
-        {
-            let mut data = req.data.clone();
-            data.insert("plugin".into(), json!(name));
-            data.insert("type".into(), json!(kind));
-            return super::plugins::reload_backend(core, active, &data).await;
-        }
-        return Err(RequestError::UnsupportedOperation);
-    }
-    if let Some(name) = path.strip_prefix("policies/acl/") {
-        return policy_endpoint(active, name, req, false).await;
-    }
-    if let Some(name) = path.strip_prefix("policy/") {
-        return policy_endpoint(active, name, req, true).await;
-    }
-    if path == "internal/ui/mounts" && op == Operation::Read {
-        // Mounts visible to the caller: without a token none (lockbox has
-        // no `listing_visibility = "unauth"`), with one those it may use.
-        let acl = match token {
-            Some(t) => Some(active.policies.acl(&t.entry.policies).await?),
-            None => None,
-        };
-        let mut secret = Map::new();
-        let mut auth = Map::new();
-        for r in active.routes().values() {
-            if !acl
-                .as_ref()
-                .is_some_and(|a| a.has_access_under(&r.entry.path))
-            {
+    let acl = match token {
+        Some(t) => Some(active.policies.acl(&t.entry.policies).await?),
+        None => None,
+    };
+    let mut secret = Map::new();
+    let mut auth = Map::new();
+    for table in [Table::Mounts, Table::Auth] {
+        for m in admin::mounts::list(active, table) {
+            if !acl.as_ref().is_some_and(|a| a.has_access_under(&m.path)) {
                 continue;
             }
-            let target = match r.entry.table {
+            let target = match table {
                 Table::Mounts => &mut secret,
                 Table::Auth => &mut auth,
             };
-            target.insert(r.entry.display_path().to_string(), mount_to_api(r));
+            target.insert(m.display_path().to_string(), mount_json(&m));
         }
-        let mut m = Map::new();
-        m.insert("secret".into(), Value::Object(secret));
-        m.insert("auth".into(), Value::Object(auth));
-        return Ok(Some(Response::data(m)));
     }
-    if let Some(rest) = path.strip_prefix("internal/ui/mounts/") {
-        // Authenticated, but by the caller's access to the mount itself
-        // rather than to this path (Vault's `hasMountAccess`).
-        let token = token.ok_or(RequestError::PermissionDenied)?;
-        let routes = active.routes();
-        let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
-        let acl = active.policies.acl(&token.entry.policies).await?;
-        let Some((p, r)) = found.filter(|(p, _)| acl.has_access_under(p)) else {
-            // Vault answers the same for "no such mount" and "no access".
-            let mut shown = rest.trim_end_matches('/').to_string();
-            shown.push('/');
-            return Err(RequestError::Denied(format!(
-                "preflight capability check returned 403, please ensure client's policies grant access to path {shown:?}"
-            )));
-        };
-        let mut m = mount_to_api(&r).as_object().cloned().unwrap_or_default();
-        m.insert("path".into(), json!(p));
-        if r.entry.kind == "kv" {
-            // Vault's CLI picks the kv protocol from options.version.
-            let options = m.entry("options").or_insert(Value::Null);
-            if !options.is_object() {
-                *options = json!({});
-            }
-            if let Some(o) = options.as_object_mut() {
-                o.entry("version").or_insert(json!("1"));
-            }
+    let mut m = Map::new();
+    m.insert("secret".into(), Value::Object(secret));
+    m.insert("auth".into(), Value::Object(auth));
+    Ok(Some(Response::data(m)))
+}
+
+/// `GET sys/internal/ui/mounts/:path`: authenticated, but by the caller's
+/// access to the mount itself rather than to this path (Vault's
+/// `hasMountAccess`).
+pub(super) async fn internal_ui_mount(
+    active: &Active,
+    token: Option<&Resolved>,
+    rest: &str,
+) -> Result<Option<Response>, RequestError> {
+    let token = token.ok_or(RequestError::PermissionDenied)?;
+    let routes = active.routes();
+    let found = mounts::longest_prefix(rest, |p| routes.get(p).cloned());
+    let acl = active.policies.acl(&token.entry.policies).await?;
+    let Some((p, r)) = found.filter(|(p, _)| acl.has_access_under(p)) else {
+        // Vault answers the same for "no such mount" and "no access".
+        let mut shown = rest.trim_end_matches('/').to_string();
+        shown.push('/');
+        return Err(RequestError::Denied(format!(
+            "preflight capability check returned 403, please ensure client's policies grant access to path {shown:?}"
+        )));
+    };
+    let mut m = mount_json(&admin::mounts::mount_info(&r))
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    m.insert("path".into(), json!(p));
+    if r.entry.kind == "kv" {
+        // Vault's CLI picks the kv protocol from options.version.
+        let options = m.entry("options").or_insert(Value::Null);
+        if !options.is_object() {
+            *options = json!({});
         }
-        return Ok(Some(Response::data(m)));
+        if let Some(o) = options.as_object_mut() {
+            o.entry("version").or_insert(json!("1"));
+        }
     }
-    let known = [
-        "mounts",
-        "auth",
-        "remount",
-        "seal",
-        "rotate",
-        "key-status",
-        "policies/acl",
-        "policy",
-        "capabilities-self",
-        "capabilities",
-    ];
-    if known.contains(&path) {
-        return Err(RequestError::UnsupportedOperation);
-    }
-    Err(RequestError::NoHandler {
-        path: format!("sys/{path}"),
-    })
+    Ok(Some(Response::data(m)))
 }

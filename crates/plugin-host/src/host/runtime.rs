@@ -81,6 +81,10 @@ impl PluginRuntime for PluginHost {
             .collect()
     }
 
+    fn running_entries(&self) -> Vec<CatalogEntry> {
+        self.groups().iter().map(|g| g.entry().clone()).collect()
+    }
+
     fn set_restorer(&self, restorer: Option<BinaryRestorer>) {
         PluginHost::set_restorer(self, restorer)
     }
