@@ -47,6 +47,10 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# A signal exits through cleanup with its status (the servers are stopped and
+# the state kept), not with the status of whatever command it interrupted.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 read -r ETCD_PORT PEER_PORT API_PORT < <(python3 - <<'PY'
 import socket
