@@ -1,5 +1,5 @@
 // Command kstatus prints the verdict of sigs.k8s.io/cli-utils' kstatus library
-// (the status Flux, Argo CD and kpt compute) for Kubernetes objects.
+// (the status Flux and kpt compute) for Kubernetes objects.
 //
 //	kubectl get secretsmount team-a -o json | kstatus
 //	kubectl get secretsmounts -A -o json | kstatus            # a List: one line per item
