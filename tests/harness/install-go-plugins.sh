@@ -26,6 +26,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 GO_DIR="$(cd "$HERE/../go" && pwd)"
 CACHE="${LOCKBOX_CACHE:-$HOME/.cache/lockbox}"
+mkdir -p "$CACHE" && CACHE="$(cd "$CACHE" && pwd)" # Go wants absolute cache paths
 log() { echo "[install-go-plugins] $*" >&2; }
 die() { echo "[install-go-plugins] error: $*" >&2; exit 1; }
 

@@ -34,6 +34,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 GO_DIR="$(cd "$HERE/../go" && pwd)"
 CACHE="${LOCKBOX_CACHE:-$HOME/.cache/lockbox}"
+mkdir -p "$CACHE" && CACHE="$(cd "$CACHE" && pwd)" # Go wants absolute cache paths
 ETCD_MODE="${LOCKBOX_KUBE_ETCD:-module}"
 log() { echo "[install-kube-current] $*" >&2; }
 die() { echo "[install-kube-current] error: $*" >&2; exit 1; }
