@@ -8,6 +8,7 @@
 #     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox);
 #   - docker-registry, skopeo and apache2-utils (htpasswd) for the OCI
 #     plugin-image tests (a real registry on loopback).
+#   - cargo-fuzz for the fuzz targets, run last (scripts/fuzz.sh).
 # Usage: bash tests/run.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,3 +45,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 # --no-fail-fast: one red test binary must not hide the others' results.
 cargo test --workspace --no-fail-fast "$@"
+
+# Fuzz targets (fuzz/, cargo fuzz on the stable toolchain): every target for
+# a bounded time; a crash or a broken property fails the run. A longer run
+# of one target: scripts/fuzz.sh TARGET SECONDS.
+bash scripts/fuzz.sh all "${LOCKBOX_FUZZ_SECONDS:-30}"
