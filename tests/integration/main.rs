@@ -5,6 +5,7 @@
 
 mod acl_names;
 mod bao;
+mod chaos;
 mod cli;
 mod common;
 mod compat;
