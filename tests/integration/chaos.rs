@@ -19,7 +19,7 @@
 //! The seed of the random schedule is printed; `LOCKBOX_CHAOS_SEED=N`
 //! replays a schedule, `LOCKBOX_CHAOS_ROUNDS=N` runs longer.
 
-use crate::common::{ConfigServer, file_config, install_plugin, pid_alive};
+use crate::common::{ConfigServer, children_of, file_config, install_plugin, pid_alive};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,34 +55,6 @@ fn start(dir: &Path, keys: Option<&str>) -> ConfigServer {
         b = b.env("LOCKBOX_UNSEAL_KEYS", k);
     }
     b.start()
-}
-
-/// Process IDs whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in rd.flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{child}/status")) else {
-            continue;
-        };
-        let ppid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        if ppid == Some(pid) {
-            out.push(child);
-        }
-    }
-    out
 }
 
 /// What the load saw.

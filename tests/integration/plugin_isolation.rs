@@ -9,8 +9,8 @@
 //! `lockbox-hostile-plugin`).
 
 use crate::common::{
-    ConfigServer, TestServer, example_plugins, file_config, inmem_config, install_plugin,
-    sha256_file,
+    ConfigServer, TestServer, children_of, example_plugins, file_config, inmem_config,
+    install_plugin, sha256_file,
 };
 use lockbox_plugin_host::sandbox::{self, LandlockSupport};
 use lockbox_plugin_proto::v1::{StorageGetArgs, storage_client::StorageClient};
@@ -37,32 +37,6 @@ async fn register(s: &ConfigServer, kind: &str, name: &str, sha: &str, env: &[St
         )
         .await;
     assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
-}
-
-/// Process IDs whose parent is `pid` (from `/proc/*/status`, readable by
-/// anyone even for non-dumpable processes).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{child}/status")) else {
-            continue;
-        };
-        let ppid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        if ppid == Some(pid) {
-            out.push(child);
-        }
-    }
-    out
 }
 
 /// Every `host.sock` below the plugin runtime directories in `tmp`.
