@@ -249,14 +249,18 @@ write_kubeconfig "$DIR/kubeconfig-operator" lockbox-operator-test "$OPERATOR_TOK
 WATCHDOG_PID=""
 if [ "$OWNER" != none ] && [ "$OWNER" != 0 ]; then
   kill -0 "$OWNER" 2>/dev/null || die "owner process $OWNER is not running"
+  # The apiserver's pid is re-read from its file each time, so an apiserver
+  # restarted by kube-restart-apiserver.sh is stopped as well.
   # shellcheck disable=SC2016 # expanded by the inner bash, from its environment
   ETCD_PID="$(cat "$DIR/etcd.pid")" API_PID="$(cat "$DIR/kube-apiserver.pid")" OWNER="$OWNER" \
-    setsid bash -c '
+    PID_FILE="$DIR/kube-apiserver.pid" setsid bash -c '
       trap "" HUP INT
       while kill -0 "$OWNER" 2>/dev/null; do
+        API_PID="$(cat "$PID_FILE" 2>/dev/null || echo "$API_PID")"
         kill -0 "$API_PID" 2>/dev/null || kill -0 "$ETCD_PID" 2>/dev/null || exit 0
         sleep 1
       done
+      API_PID="$(cat "$PID_FILE" 2>/dev/null || echo "$API_PID")"
       kill "$API_PID" 2>/dev/null; sleep 1; kill "$ETCD_PID" 2>/dev/null
       sleep 5; kill -9 "$API_PID" "$ETCD_PID" 2>/dev/null
       exit 0' "lockbox-kube-watchdog:$DIR" </dev/null >/dev/null 2>&1 &

@@ -213,6 +213,22 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` to the kube-apiserver, keeps it down for `down`, and
+    /// starts it again with the same command line (same etcd, port, flags
+    /// and certificate); returns once `/readyz` answers 200
+    /// (`tests/harness/kube-restart-apiserver.sh`).
+    pub fn restart_apiserver(&self, signal: &str, down: Duration) -> Result<(), String> {
+        run_script(
+            "kube-restart-apiserver.sh",
+            &[
+                &self.dir.to_string_lossy(),
+                signal,
+                &format!("{:.3}", down.as_secs_f64()),
+            ],
+        )
+        .map(|_| ())
+    }
+
     fn kubectl_ok(&self, args: &[&str]) -> Result<String, String> {
         let (ok, out, err) = self.kubectl(args);
         if ok {
@@ -332,6 +348,17 @@ impl Operator {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+
+    /// The operator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL (no shutdown, no Lease release), then reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// PIDs of the operator's child processes (its plugins).

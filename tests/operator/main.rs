@@ -5,6 +5,7 @@
 //! Needs what `tests/harness/install-kube.sh` installs (it is idempotent and
 //! runs first); a harness that cannot start fails the tests with the reason.
 
+mod chaos;
 mod harness;
 // The loopback registry of the integration tests (docker-registry, skopeo).
 #[path = "../integration/oci/registry.rs"]
