@@ -176,15 +176,18 @@ impl Group {
 
 async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginError> {
     let id = m.setup.mount_id.clone();
-    p.storage.assign(&id, m.view.clone(), m.generation.clone());
     // The plugin may derive state from the setup: earlier answers are void.
     m.generation.bump();
+    let Some(client) = p.client() else {
+        return setup_vault_mount(p, m).await;
+    };
+    p.storage.assign(&id, m.view.clone(), m.generation.clone());
     let rpc = |e: tonic::Status| PluginError::Rpc {
         name: p.name.clone(),
         message: e.message().to_string(),
     };
-    let reply = p
-        .client()
+    let reply = client
+        .clone()
         .setup(m.setup.clone())
         .await
         .map_err(rpc)?
@@ -197,11 +200,28 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
             message: reply.error,
         });
     }
-    p.client()
+    client
+        .clone()
         .initialize(v1::MountRef { mount_id: id })
         .await
         .map_err(rpc)?;
     Ok(())
+}
+
+/// [`setup_mount`] for a Vault-protocol process: its broker socket for the
+/// mount, `Setup`, `Initialize` and what the plugin says about the mount.
+async fn setup_vault_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginError> {
+    let Some(conn) = p.vault() else {
+        return Ok(());
+    };
+    conn.setup(&m.setup, m.view.clone(), m.generation.clone(), &p.name)
+        .await
+        .map(|_| ())
+        .map_err(|message| PluginError::Setup {
+            name: p.name.clone(),
+            mount: m.setup.mount_path.clone(),
+            message,
+        })
 }
 
 /// Starts processes, keeps them alive, and hands out mount backends.
@@ -434,13 +454,18 @@ impl PluginHost {
             return;
         }
         if let Some(p) = group.current() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                p.client().cleanup(v1::MountRef {
-                    mount_id: mount_id.to_string(),
-                }),
-            )
-            .await;
+            if let Some(mut client) = p.client() {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.cleanup(v1::MountRef {
+                        mount_id: mount_id.to_string(),
+                    }),
+                )
+                .await;
+            }
+            if let Some(conn) = p.vault() {
+                conn.cleanup(mount_id).await;
+            }
             p.storage.unassign(mount_id);
         }
         if mounts.is_empty() {
@@ -480,16 +505,27 @@ impl PluginHost {
             retire_if_empty(&group).await;
             return Err(e);
         }
+        // A Vault plugin says what it is per mount, at setup.
+        let vault = group
+            .current()
+            .and_then(|p| p.vault().and_then(|v| v.mount_meta(&mount_id)));
+        let (kind, special) = match vault {
+            Some(meta) => (meta.kind, meta.special),
+            None => (
+                match v1::BackendKind::try_from(info.kind) {
+                    Ok(v1::BackendKind::Credential) => BackendKind::Credential,
+                    _ => BackendKind::Secret,
+                },
+                SpecialPaths {
+                    root: info.root_paths.clone(),
+                    unauthenticated: info.unauthenticated_paths.clone(),
+                },
+            ),
+        };
         Ok(Arc::new(PluginBackend {
             mount_id,
-            kind: match v1::BackendKind::try_from(info.kind) {
-                Ok(v1::BackendKind::Credential) => BackendKind::Credential,
-                _ => BackendKind::Secret,
-            },
-            special: SpecialPaths {
-                root: info.root_paths.clone(),
-                unauthenticated: info.unauthenticated_paths.clone(),
-            },
+            kind,
+            special,
             group: RwLock::new(group),
             host: Arc::downgrade(self),
             generation,
@@ -580,6 +616,7 @@ mod backend;
 mod runtime;
 mod supervisor;
 
+pub(crate) use backend::plugin_data;
 pub use backend::{PluginBackend, convert_response, from_error};
 
 #[cfg(test)]

@@ -1,0 +1,266 @@
+//! Unmodified Vault plugins (go-plugin v5, AutoMTLS, the broker) as real
+//! processes under the real server: our Go test plugin built with Vault's
+//! SDK (`tests/go/testplugin`) and the upstream kv plugin, registered by
+//! sha256 and mounted like lockbox's own plugins.
+
+use crate::common::{Resp, TestServer, install_go_plugin};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn register(s: &TestServer, kind: &str, name: &str, sha: &str, env: &[&str]) {
+    let r = s
+        .root(
+            "PUT",
+            &format!("sys/plugins/catalog/{kind}/{name}"),
+            Some(json!({"sha256": sha, "command": name, "env": env})),
+        )
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
+}
+
+async fn mount(s: &TestServer, path: &str, body: Value) -> Resp {
+    s.root("POST", &format!("sys/mounts/{path}"), Some(body))
+        .await
+}
+
+fn pids_of(s: &TestServer, name: &str) -> Vec<u32> {
+    s.core
+        .plugin_host()
+        .groups()
+        .iter()
+        .filter(|g| g.entry().name == name)
+        .filter_map(|g| g.pid())
+        .collect()
+}
+
+/// A server with our Go test plugin registered as `gotest` and mounted at
+/// `gp/`.
+async fn test_plugin_mounted(env: &[&str]) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let sha = install_go_plugin(dir.path(), "lockbox-testplugin", "gotest");
+    register(&s, "secret", "gotest", &sha, env).await;
+    let r = mount(&s, "gp", json!({"type": "gotest"})).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    (dir, s)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_test_plugin_serves_kv_paths_through_the_broker_storage() {
+    let (_dir, s) = test_plugin_mounted(&[]).await;
+    let w = s
+        .root("PUT", "gp/kv/a", Some(json!({"foo": "bar", "n": 1})))
+        .await;
+    assert!(w.status == 200 || w.status == 204, "{:?}", w.body);
+    let r = s.root("GET", "gp/kv/a", None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["foo"], "bar", "{:?}", r.body);
+    let l = s.root("LIST", "gp/kv/", None).await;
+    assert_eq!(l.status, 200, "{:?}", l.body);
+    assert_eq!(l.body["data"]["keys"], json!(["a"]), "{:?}", l.body);
+    let d = s.root("DELETE", "gp/kv/a", None).await;
+    assert!(d.status == 200 || d.status == 204, "{:?}", d.body);
+    let r = s.root("GET", "gp/kv/a", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+
+    // A second mount: the same process (multiplexing), its own storage.
+    let pid = pids_of(&s, "gotest");
+    assert_eq!(pid.len(), 1, "{pid:?}");
+    let r = mount(&s, "gp2", json!({"type": "gotest"})).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(
+        pids_of(&s, "gotest"),
+        pid,
+        "the second mount started a process"
+    );
+    s.root("PUT", "gp/kv/only-here", Some(json!({"x": "1"})))
+        .await;
+    let r = s.root("GET", "gp2/kv/only-here", None).await;
+    assert_eq!(r.status, 404, "mounts share storage: {:?}", r.body);
+    let w = s.root("PUT", "gp2/kv/b", Some(json!({"y": "2"}))).await;
+    assert!(w.status == 200 || w.status == 204, "{:?}", w.body);
+    assert_eq!(s.root("GET", "gp2/kv/b", None).await.body["data"]["y"], "2");
+    assert_eq!(s.root("GET", "gp/kv/b", None).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn existence_check_and_root_paths_are_enforced() {
+    let (_dir, s) = test_plugin_mounted(&[]).await;
+    let p = s
+        .root(
+            "PUT",
+            "sys/policies/acl/creator",
+            Some(json!({"policy": r#"
+                path "gp/kv/*" { capabilities = ["create", "read"] }
+                path "gp/root/*" { capabilities = ["create", "update", "read"] }
+            "#})),
+        )
+        .await;
+    assert!(p.status == 204 || p.status == 200, "{:?}", p.body);
+    let token = s.token_with(&["creator"]).await;
+    // Create is allowed; a second write is an update (the plugin's
+    // existence check says the entry exists) and is refused.
+    let c = s
+        .call("PUT", "gp/kv/new", Some(&token), Some(json!({"v": "1"})))
+        .await;
+    assert!(c.status == 200 || c.status == 204, "{:?}", c.body);
+    let u = s
+        .call("PUT", "gp/kv/new", Some(&token), Some(json!({"v": "2"})))
+        .await;
+    assert_eq!(u.status, 403, "update without the capability: {:?}", u.body);
+    // root/* is a root path of the plugin: sudo is needed.
+    let r = s
+        .call("PUT", "gp/root/x", Some(&token), Some(json!({"v": "1"})))
+        .await;
+    assert_eq!(r.status, 403, "root path without sudo: {:?}", r.body);
+    let r = s.root("PUT", "gp/root/x", Some(json!({"v": "1"}))).await;
+    assert!(r.status == 200 || r.status == 204, "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn go_auth_plugin_login_creates_a_token_with_its_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let sha = install_go_plugin(dir.path(), "lockbox-testplugin-auth", "goauth");
+    register(&s, "auth", "goauth", &sha, &[]).await;
+    let r = s
+        .root("POST", "sys/auth/ga", Some(json!({"type": "goauth"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let login = s
+        .call(
+            "PUT",
+            "auth/ga/login",
+            None,
+            Some(json!({"name": "alice", "policies": "p1,p2", "ttl": 600})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    let token = login.body["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!token.is_empty(), "{:?}", login.body);
+    let policies = login.body["auth"]["policies"].to_string();
+    assert!(
+        policies.contains("p1") && policies.contains("p2"),
+        "{policies}"
+    );
+    let me = s
+        .call("GET", "auth/token/lookup-self", Some(token), None)
+        .await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    // A bad login is the plugin's 400, and no token.
+    let bad = s
+        .call("PUT", "auth/ga/login", None, Some(json!({"name": ""})))
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_kv_plugin_serves_kv_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let sha = install_go_plugin(dir.path(), "vault-plugin-secrets-kv", "kv-go");
+    register(&s, "secret", "kv-go", &sha, &[]).await;
+    let r = mount(
+        &s,
+        "kv2",
+        json!({"type": "kv-go", "options": {"version": "2"}}),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    // kv v2 upgrades its storage layout in the background after mount.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let put = loop {
+        let put = s
+            .root("PUT", "kv2/data/x", Some(json!({"data": {"a": "b"}})))
+            .await;
+        if put.status == 200 || Instant::now() > deadline {
+            break put;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(put.body["data"]["version"], 1, "{:?}", put.body);
+    let get = s.root("GET", "kv2/data/x", None).await;
+    assert_eq!(get.status, 200, "{:?}", get.body);
+    assert_eq!(get.body["data"]["data"]["a"], "b", "{:?}", get.body);
+    let put2 = s
+        .root("PUT", "kv2/data/x", Some(json!({"data": {"a": "c"}})))
+        .await;
+    assert_eq!(put2.body["data"]["version"], 2, "{:?}", put2.body);
+    let meta = s.root("GET", "kv2/metadata/x", None).await;
+    assert_eq!(meta.status, 200, "{:?}", meta.body);
+    assert_eq!(meta.body["data"]["current_version"], 2, "{:?}", meta.body);
+    let old = s.root("GET", "kv2/data/x?version=1", None).await;
+    assert_eq!(old.body["data"]["data"]["a"], "b", "{:?}", old.body);
+    let missing = s.root("GET", "kv2/data/nope", None).await;
+    assert_eq!(missing.status, 404, "{:?}", missing.body);
+}
+
+/// A handshake that names a socket outside the private directory, and one
+/// of another protocol version: the mount fails with an error naming the
+/// plugin and the cause, and the mount table is unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn lying_or_wrong_version_handshakes_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let cases = [
+        (
+            "liar",
+            "1|5|unix|/tmp/elsewhere.sock|grpc|MAA",
+            "outside the plugin's socket directory",
+        ),
+        (
+            "oldproto",
+            "1|4|unix|/tmp/x.sock|grpc|MAA",
+            "APP-PROTOCOL-VERSION \"4\" is not supported",
+        ),
+    ];
+    for (name, line, expected) in cases {
+        let sha = install_go_plugin(dir.path(), "lockbox-testplugin", name);
+        let env = format!("LOCKBOX_TESTPLUGIN_HANDSHAKE={line}");
+        register(&s, "secret", name, &sha, &[&env]).await;
+        let r = mount(&s, name, json!({"type": name})).await;
+        assert!(r.status.as_u16() >= 400, "{name}: {:?}", r.body);
+        let text = r.error_text();
+        assert!(
+            text.contains(&format!("plugin {name}")) && text.contains(expected),
+            "{name}: {text}"
+        );
+        let mounts = s.root("GET", "sys/mounts", None).await;
+        assert!(
+            mounts.body.get(format!("{name}/")).is_none(),
+            "{:?}",
+            mounts.body
+        );
+    }
+}
+
+/// A plugin that exits mid-request: the request fails with a 5xx naming
+/// the plugin, supervision starts a new process and sets the mount up
+/// again, and the data (in lockbox's storage) is still there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_exiting_mid_request_is_restarted() {
+    let (_dir, s) = test_plugin_mounted(&[]).await;
+    s.root("PUT", "gp/kv/keep", Some(json!({"v": "1"}))).await;
+    let old = pids_of(&s, "gotest");
+    let r = s.root("PUT", "gp/fail/exit", Some(json!({}))).await;
+    assert!(r.status.as_u16() >= 500, "{:?}", r.body);
+    assert!(r.error_text().contains("gotest"), "{}", r.error_text());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = pids_of(&s, "gotest");
+        let read = s.root("GET", "gp/kv/keep", None).await;
+        if now.len() == 1 && now != old && read.status == 200 {
+            assert_eq!(read.body["data"]["v"], "1");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not restarted: {now:?} {:?}",
+            read.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
