@@ -264,3 +264,63 @@ async fn a_plugin_exiting_mid_request_is_restarted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// What the plugin sees of its host: the mount's TTLs through SystemView,
+/// the Vault environment, and password policies refused clearly.
+#[tokio::test(flavor = "multi_thread")]
+async fn system_view_answers_the_mounts_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let sha = install_go_plugin(dir.path(), "lockbox-testplugin", "gotest");
+    register(&s, "secret", "gotest", &sha, &[]).await;
+    let body =
+        json!({"type": "gotest", "config": {"default_lease_ttl": "1h", "max_lease_ttl": "2h"}});
+    let r = mount(&s, "gp", body).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let info = s.root("GET", "gp/info", None).await;
+    assert_eq!(info.status, 200, "{:?}", info.body);
+    let d = &info.body["data"];
+    assert_eq!(d["default_lease_ttl"], 3600, "{d}");
+    assert_eq!(d["max_lease_ttl"], 7200, "{d}");
+    assert_eq!(d["tainted"], false, "{d}");
+    assert_eq!(d["caching_disabled"], false, "{d}");
+    assert_eq!(d["local_mount"], false, "{d}");
+    assert_eq!(d["unix_socket_dir_env_set"], true, "{d}");
+    assert_eq!(d["mount_point"], "gp/", "{d}");
+    assert_eq!(d["backend_type"], "secret", "{d}");
+    assert!(
+        d["vault_version"].as_str().is_some_and(|v| !v.is_empty()),
+        "{d}"
+    );
+    assert!(d.get("plugin_env_error").is_none(), "{d}");
+    let pw = s.root("GET", "gp/password/default", None).await;
+    assert_eq!(pw.status, 400, "{:?}", pw.body);
+    assert!(
+        pw.error_text()
+            .contains("does not support password policies"),
+        "{}",
+        pw.error_text()
+    );
+}
+
+/// A plugin that does not multiplex (`plugin.Serve`) gets a process per
+/// mount, each working.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_that_does_not_multiplex_gets_a_process_per_mount() {
+    let (_dir, s) = test_plugin_mounted(&["LOCKBOX_TESTPLUGIN_MULTIPLEX=false"]).await;
+    let r = mount(&s, "gp2", json!({"type": "gotest"})).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let pids = pids_of(&s, "gotest");
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert_ne!(pids[0], pids[1]);
+    for m in ["gp", "gp2"] {
+        let w = s
+            .root("PUT", &format!("{m}/kv/k"), Some(json!({"m": m})))
+            .await;
+        assert!(w.status == 200 || w.status == 204, "{m}: {:?}", w.body);
+    }
+    for m in ["gp", "gp2"] {
+        let r = s.root("GET", &format!("{m}/kv/k"), None).await;
+        assert_eq!(r.body["data"]["m"], m, "{:?}", r.body);
+    }
+}

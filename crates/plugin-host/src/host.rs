@@ -236,6 +236,9 @@ pub struct PluginHost {
     events: tokio::sync::broadcast::Sender<PluginEvent>,
     groups: Mutex<HashMap<GroupKey, Weak<Group>>>,
     all: Mutex<Vec<Weak<Group>>>,
+    /// sha256s of Vault plugins that said they do not multiplex: each of
+    /// their mounts gets a process of its own.
+    single_mount: Mutex<std::collections::HashSet<String>>,
 }
 
 impl PluginHost {
@@ -250,6 +253,7 @@ impl PluginHost {
             cfg,
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
+            single_mount: Mutex::default(),
         })
     }
 
@@ -360,11 +364,18 @@ impl PluginHost {
     /// Starts a brand-new group (a fresh, verified process).
     async fn start_group(
         self: &Arc<Self>,
-        key: GroupKey,
         entry: &CatalogEntry,
+        mount_id: &str,
     ) -> Result<Arc<Group>, PluginError> {
         let binary = self.binary_path(entry)?;
         let proc = process::launch(entry, &binary, &self.cfg.launch).await?;
+        if proc.vault().is_some_and(|v| !v.multiplexed) {
+            self.single_mount
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(entry.sha256.clone());
+        }
+        let key = self.key_for(entry, mount_id);
         let group = Arc::new(Group {
             key: key.clone(),
             entry: entry.clone(),
@@ -390,8 +401,19 @@ impl PluginHost {
         Ok(group)
     }
 
-    fn key_for(entry: &CatalogEntry, mount_id: &str) -> GroupKey {
-        let scope = if entry.multiplexing {
+    /// Whether mounts of `entry` share one process: the catalog says so,
+    /// and (for a Vault plugin) the plugin did not say it cannot.
+    fn multiplexes(&self, entry: &CatalogEntry) -> bool {
+        entry.multiplexing
+            && !self
+                .single_mount
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&entry.sha256)
+    }
+
+    fn key_for(&self, entry: &CatalogEntry, mount_id: &str) -> GroupKey {
+        let scope = if self.multiplexes(entry) {
             String::new()
         } else {
             mount_id.to_string()
@@ -411,7 +433,7 @@ impl PluginHost {
         mount_id: &str,
         fresh: bool,
     ) -> Result<Arc<Group>, PluginError> {
-        let key = Self::key_for(entry, mount_id);
+        let key = self.key_for(entry, mount_id);
         if !fresh {
             let existing = self
                 .groups
@@ -424,11 +446,11 @@ impl PluginHost {
                 return Ok(g);
             }
         }
-        let group = self.start_group(key.clone(), entry).await?;
+        let group = self.start_group(entry, mount_id).await?;
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::downgrade(&group));
+            .insert(group.key.clone(), Arc::downgrade(&group));
         Ok(group)
     }
 
@@ -578,7 +600,7 @@ impl PluginHost {
                 Some(g) => g.clone(),
                 None => self.group_for(entry, &b.mount_id, true).await?,
             };
-            if entry.multiplexing {
+            if self.multiplexes(entry) {
                 shared = Some(target.clone());
             }
             if let Err(e) = self.move_mount(b, target.clone()).await {
