@@ -324,3 +324,48 @@ async fn a_plugin_that_does_not_multiplex_gets_a_process_per_mount() {
         assert_eq!(r.body["data"]["m"], m, "{:?}", r.body);
     }
 }
+
+/// The environment a Vault plugin starts with: the protocol variables of
+/// Vault (and OpenBao's twins) and the entry's `env`, nothing of the
+/// server's own environment, no arguments.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vault_plugin_gets_vaults_environment_and_nothing_of_the_servers() {
+    // The plugin writes the file into its working directory, the private
+    // socket directory (the only place its sandbox may write).
+    let (_dir, s) = test_plugin_mounted(&[
+        "LOCKBOX_TESTPLUGIN_DUMP_ENV=env.txt",
+        "ENTRY_VAR=from-entry",
+    ])
+    .await;
+    let pid = pids_of(&s, "gotest")[0];
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    let dump = std::fs::read_to_string(cwd.join("env.txt")).unwrap();
+    let has = |line: &str| dump.lines().any(|l| l == line);
+    let cwd = cwd.display().to_string();
+    for line in [
+        "VAULT_BACKEND_PLUGIN=6669da05-b1c8-4f49-97d9-c8e5bed98e20",
+        "PLUGIN_PROTOCOL_VERSIONS=5",
+        "VAULT_PLUGIN_AUTOMTLS_ENABLED=true",
+        "BAO_PLUGIN_AUTOMTLS_ENABLED=true",
+        "PLUGIN_MIN_PORT=10000",
+        "PLUGIN_MAX_PORT=25000",
+        "ENTRY_VAR=from-entry",
+        &format!("PLUGIN_UNIX_SOCKET_DIR={cwd}"),
+    ] {
+        assert!(has(line), "missing {line:?} in:\n{dump}");
+    }
+    assert!(
+        dump.contains("PLUGIN_CLIENT_CERT=-----BEGIN CERTIFICATE-----"),
+        "{dump}"
+    );
+    assert!(
+        dump.lines()
+            .any(|l| l.starts_with("VAULT_VERSION=") && l.len() > 14),
+        "{dump}"
+    );
+    assert!(!dump.contains("ARG1="), "arguments were passed:\n{dump}");
+    assert!(
+        !dump.contains("CARGO_MANIFEST_DIR"),
+        "the server's environment leaked:\n{dump}"
+    );
+}
