@@ -369,3 +369,72 @@ async fn a_vault_plugin_gets_vaults_environment_and_nothing_of_the_servers() {
         "the server's environment leaked:\n{dump}"
     );
 }
+
+/// A script that speaks go-plugin's handshake from its socket directory:
+/// makes two self-signed certificates there, prints the handshake line
+/// with `CERT` (`real`: the one it serves, `other`: the second one,
+/// `garbage`: not a certificate) once it serves TLS (Python's `ssl`) with
+/// the first one.
+fn tls_liar_script(cert: &str) -> String {
+    format!(
+        r#"D="$PLUGIN_UNIX_SOCKET_DIR"
+mk() {{ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -days 1 -keyout "$D/$1.key" -out "$D/$1.pem" >&2; }}
+mk real; mk other
+b64() {{ openssl x509 -in "$D/$1.pem" -outform DER | base64 -w0 | tr -d '='; }}
+case "{cert}" in garbage) C=AAAA ;; *) C="$(b64 {cert})" ;; esac
+exec python3 -c '
+import os, socket, ssl, sys
+d = os.environ["PLUGIN_UNIX_SOCKET_DIR"]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/real.pem", d + "/real.key")
+ctx.set_alpn_protocols(["h2"])
+s = socket.socket(socket.AF_UNIX)
+s.bind(d + "/plugin.sock")
+s.listen()
+print(sys.argv[1], flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        ctx.wrap_socket(c, server_side=True).recv(1)
+    except Exception as e:
+        print(e, file=sys.stderr)
+' "1|5|unix|$D/plugin.sock|grpc|$C""#
+    )
+}
+
+/// A plugin presenting a certificate other than the one of its handshake,
+/// or a handshake whose certificate is not one: refused, naming the plugin
+/// and the cause; the control case (the real certificate, but no gRPC
+/// behind it) gets past TLS and fails later, so the refusals are TLS's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_other_than_the_handshakes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::dev_with_plugins(dir.path()).await;
+    let cases = [
+        ("swapcert", "other", "other than the one in its handshake"),
+        (
+            "garbagecert",
+            "garbage",
+            "does not decode to a DER certificate",
+        ),
+    ];
+    for (name, cert, expected) in cases {
+        let path = crate::common::write_script(dir.path(), name, &tls_liar_script(cert));
+        let sha = crate::common::sha256_file(&path);
+        register(&s, "secret", name, &sha, &[]).await;
+        let r = mount(&s, name, json!({"type": name})).await;
+        assert!(r.status.as_u16() >= 400, "{name}: {:?}", r.body);
+        let text = r.error_text();
+        assert!(
+            text.contains(&format!("plugin {name}")) && text.contains(expected),
+            "{name}: {text}"
+        );
+    }
+    let path = crate::common::write_script(dir.path(), "realcert", &tls_liar_script("real"));
+    let sha = crate::common::sha256_file(&path);
+    register(&s, "secret", "realcert", &sha, &[]).await;
+    let r = mount(&s, "realcert", json!({"type": "realcert"})).await;
+    let text = r.error_text();
+    assert!(r.status.as_u16() >= 400, "{:?}", r.body);
+    assert!(text.contains("health check failed"), "{text}");
+}
