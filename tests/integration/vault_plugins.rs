@@ -438,3 +438,35 @@ async fn a_certificate_other_than_the_handshakes_is_refused() {
     assert!(r.status.as_u16() >= 400, "{:?}", r.body);
     assert!(text.contains("health check failed"), "{text}");
 }
+
+/// Reload by plugin moves a Vault plugin's mounts onto a fresh process;
+/// its data stays (it lives in lockbox's storage).
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_moves_vault_plugin_mounts_to_a_new_process() {
+    let (_dir, s) = test_plugin_mounted(&[]).await;
+    let w = s.root("PUT", "gp/kv/k", Some(json!({"v": "1"}))).await;
+    assert!(w.status == 200 || w.status == 204, "{:?}", w.body);
+    let old = pids_of(&s, "gotest");
+    let r = s
+        .root(
+            "PUT",
+            "sys/plugins/reload/backend",
+            Some(json!({"plugin": "gotest"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = pids_of(&s, "gotest");
+        if now.len() == 1 && now != old {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reloaded: {now:?} {old:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = s.root("GET", "gp/kv/k", None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["v"], "1");
+    let info = s.root("GET", "gp/info", None).await;
+    assert_eq!(info.body["data"]["pid"], json!(pids_of(&s, "gotest")[0]));
+}

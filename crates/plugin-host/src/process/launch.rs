@@ -506,7 +506,7 @@ enum Handshake {
 
 /// Whether a handshake line is go-plugin's: app protocol version 5 (Vault's
 /// v5), or a certificate in the sixth field (lockbox's line has none).
-fn is_go_plugin(line: &str) -> bool {
+pub(super) fn is_go_plugin(line: &str) -> bool {
     let fields: Vec<&str> = line.trim_end().split('|').collect();
     fields.get(1) == Some(&"5") || fields.get(5).is_some_and(|c| !c.is_empty())
 }
