@@ -470,3 +470,45 @@ async fn reload_moves_vault_plugin_mounts_to_a_new_process() {
     let info = s.root("GET", "gp/info", None).await;
     assert_eq!(info.body["data"]["pid"], json!(pids_of(&s, "gotest")[0]));
 }
+
+/// A plugin's errors reach the client with Vault's statuses and the
+/// plugin's message; a hanging request times out with a 503 naming the
+/// plugin while the same process keeps serving other requests and mounts.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_errors_keep_vaults_statuses_and_a_hang_affects_no_one_else() {
+    let (_dir, s) = test_plugin_mounted(&[]).await;
+    let r = mount(&s, "gp2", json!({"type": "gotest"})).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    for (status, expected) in [(0, 400), (403, 403), (404, 404), (429, 429), (503, 503)] {
+        let body = json!({"message": format!("boom-{status}"), "status": status});
+        let r = s.root("PUT", "gp/fail/error", Some(body)).await;
+        assert_eq!(r.status, expected, "status {status}: {:?}", r.body);
+        assert!(
+            r.error_text().contains(&format!("boom-{status}")),
+            "{}",
+            r.error_text()
+        );
+    }
+    let hang = {
+        let api = crate::common::Api {
+            addr: s.addr.clone(),
+            root_token: s.root_token.clone(),
+            client: crate::common::client(),
+        };
+        tokio::spawn(async move { api.root("PUT", "gp/fail/hang", Some(json!({}))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let w = s
+        .root("PUT", "gp2/kv/during", Some(json!({"v": "1"})))
+        .await;
+    assert!(w.status == 200 || w.status == 204, "{:?}", w.body);
+    let r = s.root("GET", "gp/kv/nothing", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let hung = hang.await.unwrap();
+    assert_eq!(hung.status, 503, "{:?}", hung.body);
+    assert!(
+        hung.error_text().contains("plugin gotest did not answer"),
+        "{}",
+        hung.error_text()
+    );
+}

@@ -60,15 +60,17 @@ pub fn error(name: &str, e: &pb::ProtoError, path: &str) -> RequestError {
         err_type::UNSUPPORTED_PATH => RequestError::NoHandler {
             path: path.to_string(),
         },
-        err_type::CODED => match e.err_code {
-            400 => RequestError::InvalidRequest(msg),
-            403 => RequestError::Denied(msg),
-            404 => RequestError::NoHandler {
-                path: path.to_string(),
+        // Vault answers a coded error with its code (and the plugin's
+        // message); a code that is not an HTTP error status is a 500.
+        err_type::CODED => match u16::try_from(e.err_code) {
+            Ok(status @ 400..=599) => RequestError::Coded {
+                status,
+                message: msg,
             },
-            405 => RequestError::UnsupportedOperation,
-            429 | 503 => RequestError::Unavailable(format!("plugin {name}: {msg}")),
-            _ => RequestError::Internal(format!("plugin {name}: {msg}")),
+            _ => RequestError::Internal(format!(
+                "plugin {name}: {msg} (invalid status {})",
+                e.err_code
+            )),
         },
         _ => RequestError::Internal(format!("plugin {name}: {msg}")),
     }
@@ -178,6 +180,8 @@ mod tests {
         assert_eq!(status(coded(err_type::UNSUPPORTED_PATH, 0)), 404);
         assert_eq!(status(coded(err_type::UNSUPPORTED_OPERATION, 0)), 405);
         assert_eq!(status(coded(err_type::CODED, 403)), 403);
+        assert_eq!(status(coded(err_type::CODED, 429)), 429);
+        assert_eq!(status(coded(err_type::CODED, 200)), 500);
         assert_eq!(status(coded(2, 0)), 500);
     }
 
