@@ -40,6 +40,10 @@ use tonic::transport::{Channel, Endpoint};
 /// keeps the one of its own protocol).
 const MAX_MESSAGE: usize = lockbox_plugin_proto::MAX_MESSAGE_SIZE;
 
+/// How long a mount's setup may take (the plugin's broker dial alone may
+/// wait 5 s).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a mount's `Setup` learned from the plugin.
 #[derive(Clone, Debug)]
 pub struct MountMeta {
@@ -235,7 +239,7 @@ impl VaultConn {
         id: u32,
         services: MountServices,
     ) -> Result<(PathBuf, AbortOnDrop), String> {
-        let socket = self.socket_dir.join(format!("broker-{id}.sock"));
+        let socket = self.broker_socket(id);
         let listener = tokio::net::UnixListener::bind(&socket)
             .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
         let acceptor =
@@ -288,9 +292,37 @@ impl VaultConn {
     }
 
     /// Sets a mount up: its broker socket, `Setup`, `Initialize`,
-    /// `SpecialPaths`, `Type` and `PluginVersion`.
+    /// `SpecialPaths`, `Type` and `PluginVersion`, within [`SETUP_TIMEOUT`].
+    /// On failure the mount's broker socket is closed and removed.
     pub async fn setup(
         &self,
+        setup: &v1::SetupRequest,
+        view: View,
+        generation: std::sync::Arc<MountGeneration>,
+        plugin_name: &str,
+    ) -> Result<MountMeta, String> {
+        let id = self.next_broker_id.fetch_add(1, Ordering::Relaxed);
+        let steps = self.setup_steps(id, setup, view, generation, plugin_name);
+        let result = match tokio::time::timeout(SETUP_TIMEOUT, steps).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "the plugin did not finish Setup within {SETUP_TIMEOUT:?}"
+            )),
+        };
+        if result.is_err() {
+            let _ = std::fs::remove_file(self.broker_socket(id));
+        }
+        result
+    }
+
+    fn broker_socket(&self, id: u32) -> PathBuf {
+        self.socket_dir.join(format!("broker-{id}.sock"))
+    }
+
+    /// The steps of [`VaultConn::setup`], without its timeout.
+    async fn setup_steps(
+        &self,
+        id: u32,
         setup: &v1::SetupRequest,
         view: View,
         generation: std::sync::Arc<MountGeneration>,
@@ -302,7 +334,6 @@ impl VaultConn {
                 "the plugin does not multiplex and already serves a mount; register it with multiplexing off".into(),
             );
         }
-        let id = self.next_broker_id.fetch_add(1, Ordering::Relaxed);
         let services = MountServices {
             view,
             generation,
