@@ -512,3 +512,47 @@ async fn plugin_errors_keep_vaults_statuses_and_a_hang_affects_no_one_else() {
         hung.error_text()
     );
 }
+
+/// The seed walkthrough with the seed's own kind of plugin: the Go mock
+/// built with Vault's SDK, in the dev server's plugin directory, driven
+/// by the real binary and CLI.
+#[test]
+fn seed_walkthrough_with_the_go_mock() {
+    use crate::walkthrough::{ok, pids_named, start_dev, wait_gone};
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let name = format!("gomock{}", std::process::id());
+    install_go_plugin(&plugins, "mock", &name);
+    let mut server = start_dev(
+        &[
+            "-dev-root-token-id=root",
+            "-dev-listen-address=127.0.0.1:0",
+            "-dev-plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let (home, addr) = (dir.path(), server.addr.clone());
+    server.assert_banner(|l| l == format!("    - {name}"));
+    ok(&addr, home, &["login", "root"]);
+    let out = ok(&addr, home, &["secrets", "enable", &name]);
+    assert!(
+        out.contains(&format!("Enabled the {name} secrets engine")),
+        "{out}"
+    );
+    let out = ok(
+        &addr,
+        home,
+        &["write", &format!("{name}/test"), "message=Hello World"],
+    );
+    assert!(out.contains("Success! Data written"), "{out}");
+    let out = ok(&addr, home, &["read", &format!("{name}/test")]);
+    let row = out.lines().find(|l| l.starts_with("message")).expect(&out);
+    assert!(row.ends_with("Hello World"), "{out}");
+    assert_eq!(pids_named(&name).len(), 1);
+    ok(&addr, home, &["secrets", "disable", &name]);
+    wait_gone(&name);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
