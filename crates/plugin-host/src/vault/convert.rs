@@ -120,6 +120,11 @@ pub fn reply(
     let Some(resp) = reply.response else {
         return Ok(None);
     };
+    if resp.wrap_info.as_ref().is_some_and(|w| w.ttl > 0) {
+        return Err(RequestError::InvalidRequest(format!(
+            "plugin {name} asked to wrap its response, but lockbox does not support response wrapping"
+        )));
+    }
     let login = match resp.auth {
         Some(_) if kind != BackendKind::Credential => {
             return Err(RequestError::Internal(format!(
@@ -197,6 +202,26 @@ mod tests {
         let e = reply("p", BackendKind::Secret, r, "x").unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("no such role"), "{e}");
+    }
+
+    #[test]
+    fn a_response_the_plugin_wants_wrapped_is_refused_clearly() {
+        let r = pb::HandleRequestReply {
+            response: Some(pb::Response {
+                data: r#"{"k":"v"}"#.into(),
+                wrap_info: Some(pb::ResponseWrapInfo {
+                    ttl: 60_000_000_000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = reply("p", BackendKind::Secret, r, "x").unwrap_err();
+        assert!(
+            e.to_string().contains("does not support response wrapping"),
+            "{e}"
+        );
     }
 
     #[test]
