@@ -7,7 +7,10 @@
 #     the operator tests (tests/harness/install-kube.sh: Debian packages and a
 #     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox);
 #   - docker-registry, skopeo and apache2-utils (htpasswd) for the OCI
-#     plugin-image tests (a real registry on loopback).
+#     plugin-image tests (a real registry on loopback);
+#   - the Go plugins of tests/go/ (upstream kv and Kubernetes auth, our Go
+#     test plugin) for the Vault-plugin tests (tests/harness/install-go-plugins.sh,
+#     needs Go; cached in ~/.cache/lockbox, ~4 min cold);
 #   - cargo-fuzz for the fuzz targets, run last (scripts/fuzz.sh).
 # Usage: bash tests/run.sh [extra cargo test args]
 set -euo pipefail
@@ -36,6 +39,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "[tests] installing the kube-apiserver harness (cached after the first run)" >&2
 bash tests/harness/install-kube.sh >/dev/null
+echo "[tests] building the Go plugins of tests/go (cached after the first run)" >&2
+bash tests/harness/install-go-plugins.sh >/dev/null
 
 # Style gates first: they are cheap and CI should fail fast on them.
 cargo fmt --all -- --check

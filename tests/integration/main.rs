@@ -20,4 +20,5 @@ mod policies;
 mod process;
 mod server_config;
 mod tokens;
+mod vault_plugins;
 mod walkthrough;

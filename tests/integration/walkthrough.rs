@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 /// Starts `lockbox server --dev ARGS` with HOME = `home` (dev mode stores
 /// the root token there) and reads its banner.
-fn start_dev(args: &[&str], home: &Path) -> Spawned {
+pub(crate) fn start_dev(args: &[&str], home: &Path) -> Spawned {
     let mut cmd = Command::new(lockbox_bin());
     cmd.args(["server", "--dev"]).args(args).env("HOME", home);
     Spawned::start(cmd, "Development mode should NOT")
 }
 
 /// Processes whose argv[0] is `name` (plugins run with argv[0] = command).
-fn pids_named(name: &str) -> Vec<u32> {
+pub(crate) fn pids_named(name: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -33,7 +33,7 @@ fn pids_named(name: &str) -> Vec<u32> {
     out
 }
 
-fn ok(addr: &str, home: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(addr: &str, home: &Path, args: &[&str]) -> String {
     let out = lockbox_cli(addr, home, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -44,7 +44,7 @@ fn ok(addr: &str, home: &Path, args: &[&str]) -> String {
     stdout
 }
 
-fn wait_gone(name: &str) {
+pub(crate) fn wait_gone(name: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pids_named(name).is_empty() {
         assert!(Instant::now() < deadline, "{name} still running");

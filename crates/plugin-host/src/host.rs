@@ -176,15 +176,18 @@ impl Group {
 
 async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginError> {
     let id = m.setup.mount_id.clone();
-    p.storage.assign(&id, m.view.clone(), m.generation.clone());
     // The plugin may derive state from the setup: earlier answers are void.
     m.generation.bump();
+    let Some(client) = p.client() else {
+        return setup_vault_mount(p, m).await;
+    };
+    p.storage.assign(&id, m.view.clone(), m.generation.clone());
     let rpc = |e: tonic::Status| PluginError::Rpc {
         name: p.name.clone(),
         message: e.message().to_string(),
     };
-    let reply = p
-        .client()
+    let reply = client
+        .clone()
         .setup(m.setup.clone())
         .await
         .map_err(rpc)?
@@ -197,11 +200,28 @@ async fn setup_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginErro
             message: reply.error,
         });
     }
-    p.client()
+    client
+        .clone()
         .initialize(v1::MountRef { mount_id: id })
         .await
         .map_err(rpc)?;
     Ok(())
+}
+
+/// [`setup_mount`] for a Vault-protocol process: its broker socket for the
+/// mount, `Setup`, `Initialize` and what the plugin says about the mount.
+async fn setup_vault_mount(p: &PluginProcess, m: &MountSetup) -> Result<(), PluginError> {
+    let Some(conn) = p.vault() else {
+        return Ok(());
+    };
+    conn.setup(&m.setup, m.view.clone(), m.generation.clone(), &p.name)
+        .await
+        .map(|_| ())
+        .map_err(|message| PluginError::Setup {
+            name: p.name.clone(),
+            mount: m.setup.mount_path.clone(),
+            message,
+        })
 }
 
 /// Starts processes, keeps them alive, and hands out mount backends.
@@ -216,6 +236,9 @@ pub struct PluginHost {
     events: tokio::sync::broadcast::Sender<PluginEvent>,
     groups: Mutex<HashMap<GroupKey, Weak<Group>>>,
     all: Mutex<Vec<Weak<Group>>>,
+    /// sha256s of Vault plugins that said they do not multiplex: each of
+    /// their mounts gets a process of its own.
+    single_mount: Mutex<std::collections::HashSet<String>>,
 }
 
 impl PluginHost {
@@ -230,6 +253,7 @@ impl PluginHost {
             cfg,
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
+            single_mount: Mutex::default(),
         })
     }
 
@@ -340,11 +364,18 @@ impl PluginHost {
     /// Starts a brand-new group (a fresh, verified process).
     async fn start_group(
         self: &Arc<Self>,
-        key: GroupKey,
         entry: &CatalogEntry,
+        mount_id: &str,
     ) -> Result<Arc<Group>, PluginError> {
         let binary = self.binary_path(entry)?;
         let proc = process::launch(entry, &binary, &self.cfg.launch).await?;
+        if proc.vault().is_some_and(|v| !v.multiplexed) {
+            self.single_mount
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(entry.sha256.clone());
+        }
+        let key = self.key_for(entry, mount_id);
         let group = Arc::new(Group {
             key: key.clone(),
             entry: entry.clone(),
@@ -370,8 +401,19 @@ impl PluginHost {
         Ok(group)
     }
 
-    fn key_for(entry: &CatalogEntry, mount_id: &str) -> GroupKey {
-        let scope = if entry.multiplexing {
+    /// Whether mounts of `entry` share one process: the catalog says so,
+    /// and (for a Vault plugin) the plugin did not say it cannot.
+    fn multiplexes(&self, entry: &CatalogEntry) -> bool {
+        entry.multiplexing
+            && !self
+                .single_mount
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&entry.sha256)
+    }
+
+    fn key_for(&self, entry: &CatalogEntry, mount_id: &str) -> GroupKey {
+        let scope = if self.multiplexes(entry) {
             String::new()
         } else {
             mount_id.to_string()
@@ -391,7 +433,7 @@ impl PluginHost {
         mount_id: &str,
         fresh: bool,
     ) -> Result<Arc<Group>, PluginError> {
-        let key = Self::key_for(entry, mount_id);
+        let key = self.key_for(entry, mount_id);
         if !fresh {
             let existing = self
                 .groups
@@ -404,11 +446,11 @@ impl PluginHost {
                 return Ok(g);
             }
         }
-        let group = self.start_group(key.clone(), entry).await?;
+        let group = self.start_group(entry, mount_id).await?;
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::downgrade(&group));
+            .insert(group.key.clone(), Arc::downgrade(&group));
         Ok(group)
     }
 
@@ -434,13 +476,18 @@ impl PluginHost {
             return;
         }
         if let Some(p) = group.current() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                p.client().cleanup(v1::MountRef {
-                    mount_id: mount_id.to_string(),
-                }),
-            )
-            .await;
+            if let Some(mut client) = p.client() {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.cleanup(v1::MountRef {
+                        mount_id: mount_id.to_string(),
+                    }),
+                )
+                .await;
+            }
+            if let Some(conn) = p.vault() {
+                conn.cleanup(mount_id).await;
+            }
             p.storage.unassign(mount_id);
         }
         if mounts.is_empty() {
@@ -480,16 +527,27 @@ impl PluginHost {
             retire_if_empty(&group).await;
             return Err(e);
         }
+        // A Vault plugin says what it is per mount, at setup.
+        let vault = group
+            .current()
+            .and_then(|p| p.vault().and_then(|v| v.mount_meta(&mount_id)));
+        let (kind, special) = match vault {
+            Some(meta) => (meta.kind, meta.special),
+            None => (
+                match v1::BackendKind::try_from(info.kind) {
+                    Ok(v1::BackendKind::Credential) => BackendKind::Credential,
+                    _ => BackendKind::Secret,
+                },
+                SpecialPaths {
+                    root: info.root_paths.clone(),
+                    unauthenticated: info.unauthenticated_paths.clone(),
+                },
+            ),
+        };
         Ok(Arc::new(PluginBackend {
             mount_id,
-            kind: match v1::BackendKind::try_from(info.kind) {
-                Ok(v1::BackendKind::Credential) => BackendKind::Credential,
-                _ => BackendKind::Secret,
-            },
-            special: SpecialPaths {
-                root: info.root_paths.clone(),
-                unauthenticated: info.unauthenticated_paths.clone(),
-            },
+            kind,
+            special,
             group: RwLock::new(group),
             host: Arc::downgrade(self),
             generation,
@@ -542,7 +600,7 @@ impl PluginHost {
                 Some(g) => g.clone(),
                 None => self.group_for(entry, &b.mount_id, true).await?,
             };
-            if entry.multiplexing {
+            if self.multiplexes(entry) {
                 shared = Some(target.clone());
             }
             if let Err(e) = self.move_mount(b, target.clone()).await {
@@ -580,6 +638,7 @@ mod backend;
 mod runtime;
 mod supervisor;
 
+pub(crate) use backend::plugin_data;
 pub use backend::{PluginBackend, convert_response, from_error};
 
 #[cfg(test)]

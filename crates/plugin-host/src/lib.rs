@@ -21,6 +21,7 @@ pub mod node;
 pub mod process;
 pub mod sandbox;
 pub mod supervision;
+pub mod vault;
 
 pub use host::{HostConfig, PluginBackend, PluginEvent, PluginEventKind, PluginHost};
 pub use node::{Node, NodeConfig};

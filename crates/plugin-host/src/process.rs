@@ -66,11 +66,12 @@ pub struct PluginProcess {
     pub pid: u32,
     /// Unique for the host's life (unlike pids): keys cached answers.
     pub serial: u64,
-    /// What the plugin said about itself.
+    /// What the plugin said about itself (lockbox's protocol; the default
+    /// for a Vault plugin, which says it per mount in `Setup`).
     pub info: v1::InfoReply,
-    /// Storage access granted to this process.
+    /// Storage access granted to this process (lockbox's protocol).
     pub storage: Arc<HostStorage>,
-    client: BackendClient<Channel>,
+    conn: Conn,
     in_flight: AtomicUsize,
     exited: watch::Receiver<Option<String>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -78,7 +79,16 @@ pub struct PluginProcess {
     _host_server: AbortOnDrop,
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// The protocol a process answered with at its handshake, and its client.
+pub enum Conn {
+    /// lockbox's own protocol (`lockbox.plugin.v1`).
+    Lockbox(BackendClient<Channel>),
+    /// Vault's plugin protocol v5 (go-plugin, AutoMTLS).
+    Vault(Box<crate::vault::VaultConn>),
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -96,9 +106,29 @@ impl Drop for PluginProcess {
 }
 
 impl PluginProcess {
-    /// A gRPC client for the plugin's Backend service.
-    pub fn client(&self) -> BackendClient<Channel> {
-        self.client.clone()
+    /// A gRPC client for the plugin's Backend service, if it speaks
+    /// lockbox's protocol.
+    pub fn client(&self) -> Option<BackendClient<Channel>> {
+        match &self.conn {
+            Conn::Lockbox(c) => Some(c.clone()),
+            Conn::Vault(_) => None,
+        }
+    }
+
+    /// The connection, if the plugin speaks Vault's protocol.
+    pub fn vault(&self) -> Option<&crate::vault::VaultConn> {
+        match &self.conn {
+            Conn::Vault(v) => Some(v),
+            Conn::Lockbox(_) => None,
+        }
+    }
+
+    /// Which protocol the process speaks: `lockbox` or `vault`.
+    pub fn protocol(&self) -> &'static str {
+        match &self.conn {
+            Conn::Lockbox(_) => "lockbox",
+            Conn::Vault(_) => "vault",
+        }
     }
 
     /// Counts a request in flight; pair with [`PluginProcess::end_request`].
@@ -129,6 +159,11 @@ impl PluginProcess {
     /// Asks the process to stop (SIGTERM, then SIGKILL after the grace
     /// period) and waits until it has exited.
     pub async fn stop(&self) {
+        if let Some(v) = self.vault()
+            && self.exit_reason().is_none()
+        {
+            v.shutdown().await;
+        }
         if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = stop.send(());
         }

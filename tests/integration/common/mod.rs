@@ -445,3 +445,35 @@ pub fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     walk(dir, needle, &mut hits);
     hits
 }
+
+/// Builds (or finds cached) the Go plugins of `tests/go/` once per test
+/// run with `tests/harness/install-go-plugins.sh` and returns the directory
+/// holding them. Fails, never skips, when Go is missing.
+pub fn go_plugins() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/install-go-plugins.sh");
+            let out = std::process::Command::new("bash")
+                .arg(script)
+                .output()
+                .expect("run tests/harness/install-go-plugins.sh");
+            assert!(
+                out.status.success(),
+                "building the Go test plugins failed (these tests need Go 1.26+ and the Go module proxy; \
+                 run tests/harness/install-go-plugins.sh to see why): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            std::path::PathBuf::from(dir)
+        })
+        .clone()
+}
+
+/// Copies Go plugin `binary` (from [`go_plugins`]) into `dir` as `name`;
+/// returns its sha256.
+pub fn install_go_plugin(dir: &std::path::Path, binary: &str, name: &str) -> String {
+    let dst = dir.join(name);
+    std::fs::copy(go_plugins().join(binary), &dst).expect("copy Go plugin");
+    sha256_file(&dst)
+}

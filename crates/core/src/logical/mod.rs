@@ -207,6 +207,15 @@ pub enum RequestError {
     /// Anything else that is our fault (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error a plugin gave with the HTTP status of its choice (a 4xx or
+    /// 5xx; Vault's `logical.CodedError`), answered with that status.
+    #[error("{message}")]
+    Coded {
+        /// The status, 400 to 599.
+        status: u16,
+        /// The plugin's message.
+        message: String,
+    },
 }
 
 impl RequestError {
@@ -220,6 +229,7 @@ impl RequestError {
             RequestError::TooLarge { .. } => 413,
             RequestError::Sealed | RequestError::Unavailable(_) => 503,
             RequestError::Storage(_) | RequestError::Internal(_) => 500,
+            RequestError::Coded { status, .. } => *status,
         }
     }
 

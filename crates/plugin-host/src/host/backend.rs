@@ -6,9 +6,11 @@
 use super::{Group, PluginHost};
 use crate::cache::{self, MountGeneration};
 use crate::process::PluginProcess;
+use crate::vault;
 use async_trait::async_trait;
 use lockbox_core::logical::{self, BackendKind, RequestError, SpecialPaths};
 use lockbox_plugin_proto::v1;
+use lockbox_vault_plugin_proto::pb;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -56,6 +58,65 @@ pub fn from_error(name: &str, e: &v1::ResponseError, path: &str) -> RequestError
 }
 
 impl PluginBackend {
+    /// Whether the mount's current process speaks Vault's protocol.
+    fn serves_vault(&self) -> bool {
+        self.group().current().is_some_and(|p| p.vault().is_some())
+    }
+
+    /// `HandleExistenceCheck` on a Vault plugin.
+    async fn vault_exists(&self, req: &logical::Request) -> Result<Option<bool>, RequestError> {
+        let pbreq = vault::convert::request(req, false)?;
+        let id = self.mount_id.clone();
+        let (reply, group) = self
+            .call(async move |p| match p.vault() {
+                Some(v) => {
+                    let args = pb::HandleExistenceCheckArgs {
+                        storage_id: 0,
+                        request: Some(pbreq),
+                    };
+                    v.backend()
+                        .handle_existence_check(v.request(&id, args))
+                        .await
+                        .map(|r| r.into_inner())
+                }
+                None => Err(changed_protocol()),
+            })
+            .await?;
+        if let Some(e) = reply.err.as_ref().filter(|e| !e.err_msg.is_empty()) {
+            let path = format!("{}{}", req.mount_point, req.path);
+            return Err(vault::convert::error(&group.entry.name, e, &path));
+        }
+        Ok(reply.check_found.then_some(reply.exists))
+    }
+
+    /// `HandleRequest` on a Vault plugin (its answers are not cached: the
+    /// protocol has no cacheable mark).
+    async fn vault_handle(
+        &self,
+        req: &logical::Request,
+    ) -> Result<Option<logical::Response>, RequestError> {
+        let unauthenticated = SpecialPaths::matches(&self.special.unauthenticated, &req.path);
+        let pbreq = vault::convert::request(req, unauthenticated)?;
+        let id = self.mount_id.clone();
+        let (reply, group) = self
+            .call(async move |p| match p.vault() {
+                Some(v) => {
+                    let args = pb::HandleRequestArgs {
+                        storage_id: 0,
+                        request: Some(pbreq),
+                    };
+                    v.backend()
+                        .handle_request(v.request(&id, args))
+                        .await
+                        .map(|r| r.into_inner())
+                }
+                None => Err(changed_protocol()),
+            })
+            .await?;
+        let path = format!("{}{}", req.mount_point, req.path);
+        vault::convert::reply(&group.entry.name, self.kind, reply, &path)
+    }
+
     /// The group currently serving this mount.
     pub fn group(&self) -> Arc<Group> {
         self.group.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -164,7 +225,7 @@ pub fn convert_response(
 /// otherwise a JSON object. A plugin is not trusted, so the shape check of
 /// client bodies ([`lockbox_core::json::check_shape`]) bounds what parsing
 /// its answer costs.
-pub(super) fn plugin_data(
+pub(crate) fn plugin_data(
     name: &str,
     raw: &[u8],
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, RequestError> {
@@ -180,6 +241,13 @@ pub(super) fn plugin_data(
         Ok(serde_json::Value::Null) => Ok(None),
         _ => Err(invalid("expected a JSON object".into())),
     }
+}
+
+/// A process of the other protocol serves the mount (a binary replaced
+/// by one of the other protocol under the same sha256 cannot happen, so
+/// this is a restart race); the request is retried by the client.
+fn changed_protocol() -> tonic::Status {
+    tonic::Status::unavailable("the plugin process changed protocol; retry")
 }
 
 /// Ends an in-flight count started by `acquire`.
@@ -221,13 +289,14 @@ impl logical::Backend for PluginBackend {
         req: &logical::Request,
         _storage: &dyn lockbox_core::barrier::Storage,
     ) -> Result<Option<bool>, RequestError> {
+        if self.serves_vault() {
+            return self.vault_exists(req).await;
+        }
         let args = to_args(&self.mount_id, req)?;
         let (reply, group) = self
-            .call(async move |p| {
-                p.client()
-                    .existence_check(args)
-                    .await
-                    .map(|r| r.into_inner())
+            .call(async move |p| match p.client() {
+                Some(mut c) => c.existence_check(args).await.map(|r| r.into_inner()),
+                None => Err(changed_protocol()),
             })
             .await?;
         if let Some(e) = &reply.error {
@@ -241,6 +310,9 @@ impl logical::Backend for PluginBackend {
         req: &logical::Request,
         _storage: &dyn lockbox_core::barrier::Storage,
     ) -> Result<Option<logical::Response>, RequestError> {
+        if self.serves_vault() {
+            return self.vault_handle(req).await;
+        }
         let args = to_args(&self.mount_id, req)?;
         // Reads the plugin marked cacheable are answered from memory while
         // the mount's storage, its process and its setup stay the same.
@@ -269,11 +341,9 @@ impl logical::Backend for PluginBackend {
             _ => None,
         };
         let (reply, group) = self
-            .call(async move |p| {
-                p.client()
-                    .handle_request(args)
-                    .await
-                    .map(|r| r.into_inner())
+            .call(async move |p| match p.client() {
+                Some(mut c) => c.handle_request(args).await.map(|r| r.into_inner()),
+                None => Err(changed_protocol()),
             })
             .await?;
         let name = &group.entry.name;
@@ -316,7 +386,13 @@ impl logical::Backend for PluginBackend {
             return g.entry.version.clone();
         }
         g.current()
-            .map(|p| p.info.version.clone())
+            .map(|p| match p.vault() {
+                Some(v) => v
+                    .mount_meta(&self.mount_id)
+                    .map(|m| m.version)
+                    .unwrap_or_default(),
+                None => p.info.version.clone(),
+            })
             .unwrap_or_default()
     }
 

@@ -10,18 +10,28 @@
 //!         stderr tail)      child)      line, checked)    health, Info)
 //! ```
 //!
+//! One launch serves both protocols: `plugin_command` sets lockbox's
+//! variables and Vault's (magic cookie, `PLUGIN_CLIENT_CERT`, ...) together,
+//! each SDK reads only its own, and `read_handshake` tells them apart by the
+//! line the plugin prints (go-plugin's carries app version 5 and a
+//! certificate). So a catalog entry needs no protocol field, and no plugin
+//! is started twice to find out.
+//!
 //! From `monitor` on, a failure goes through [`Starting::fail`]: the
 //! process is stopped, its stderr is drained, and the error carries its
 //! last stderr lines.
 
 use super::{
-    AbortOnDrop, CappedLines, HostStorage, LaunchConfig, MAX_LINE, OutputLine, PluginProcess,
+    AbortOnDrop, CappedLines, Conn, HostStorage, LaunchConfig, MAX_LINE, OutputLine, PluginProcess,
     ensure_private_dir, parse_handshake, random_suffix,
 };
 use crate::PluginError;
 use crate::sandbox::Sandbox;
+use crate::vault::VaultConn;
+use crate::vault::tls::HostCert;
 use lockbox_core::catalog::CatalogEntry;
 use lockbox_plugin_proto as proto;
+use lockbox_vault_plugin_proto::handshake::{self, Endpoint, HandshakeLine, HostEnv};
 use proto::v1::{self, backend_client::BackendClient};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -32,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::sync::{oneshot, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How many of the last stderr lines a failed start reports.
 const STDERR_TAIL: usize = 20;
@@ -47,7 +57,8 @@ pub async fn launch(
     let (memfd, sha256) = verify(entry, binary).await?;
     let socket_dir = socket_dir(entry, cfg)?;
     let host = serve_host_storage(entry, socket_dir.path())?;
-    let cmd = plugin_command(entry, &memfd, socket_dir.path(), &host);
+    let cert = HostCert::generate().map_err(|e| exec_err(entry)(std::io::Error::other(e)))?;
+    let cmd = plugin_command(entry, &memfd, socket_dir.path(), &host, &cert);
     let mut child = spawn(entry, cmd, memfd, socket_dir.path())?;
     let pid = child.id().unwrap_or(0);
     host.storage.set_pid(pid);
@@ -63,12 +74,33 @@ pub async fn launch(
             Ok(socket) => socket,
             Err(failure) => return Err(starting.fail(failure).await),
         };
-    let (client, info) = match connect(&socket, cfg.handshake_timeout).await {
+    let connected = match socket {
+        Handshake::Lockbox(socket) => connect(&socket, cfg.handshake_timeout)
+            .await
+            .map(|(client, info)| (Conn::Lockbox(client), info)),
+        Handshake::Vault {
+            socket,
+            cert: plugin_cert,
+        } => {
+            let dir = socket_dir.path();
+            let version = lockbox_core::core::VERSION;
+            let dial = VaultConn::connect(&socket, cert, plugin_cert, dir, pid, version);
+            match tokio::time::timeout(cfg.handshake_timeout, dial).await {
+                Ok(c) => c.map(|c| (Conn::Vault(Box::new(c)), v1::InfoReply::default())),
+                Err(_) => Err("connecting and health checking timed out".into()),
+            }
+        }
+    };
+    let (conn, info) = match connected {
         Ok(connected) => connected,
         Err(reason) => return Err(starting.fail(Failure::Reason(reason)).await),
     };
     let socket_dir = socket_dir.keep();
-    tracing::info!(plugin = %entry.name, version = %entry.version, pid, sha256 = %sha256, "plugin process started");
+    let protocol = match conn {
+        Conn::Lockbox(_) => "lockbox",
+        Conn::Vault(_) => "vault",
+    };
+    tracing::info!(plugin = %entry.name, version = %entry.version, pid, sha256 = %sha256, protocol, "plugin process started");
     Ok(Arc::new(PluginProcess {
         name: entry.name.clone(),
         version: entry.version.clone(),
@@ -77,7 +109,7 @@ pub async fn launch(
         serial: crate::cache::next_serial(),
         info,
         storage: host.storage,
-        client,
+        conn,
         in_flight: AtomicUsize::new(0),
         exited: starting.monitor.exit,
         stop: Mutex::new(Some(starting.monitor.stop)),
@@ -228,13 +260,15 @@ fn random_token() -> zeroize::Zeroizing<String> {
 }
 
 /// Stage 4, the command: exec of the memfd with a clean environment (the
-/// entry's `env`, `PATH`, the protocol variables), the socket directory as
-/// working directory, stdout and stderr piped, killed on drop.
+/// entry's `env`, `PATH`, the variables of both protocols: lockbox's, and
+/// Vault's with `cert` as the host's AutoMTLS certificate), the socket
+/// directory as working directory, stdout and stderr piped, killed on drop.
 fn plugin_command(
     entry: &CatalogEntry,
     memfd: &std::fs::File,
     socket_dir: &Path,
     host: &HostService,
+    cert: &HostCert,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
     cmd.arg0(&entry.command)
@@ -264,6 +298,17 @@ fn plugin_command(
         .env(proto::HOST_TOKEN_KEY, host.token.as_str())
         .env(proto::NAME_KEY, &entry.name)
         .env(proto::VERSION_KEY, &entry.version);
+    let vault = HostEnv {
+        client_cert_pem: &cert.pem,
+        server_version: lockbox_core::core::VERSION,
+        socket_dir: &socket_dir.to_string_lossy(),
+        min_port: handshake::DEFAULT_MIN_PORT,
+        max_port: handshake::DEFAULT_MAX_PORT,
+    }
+    .vars();
+    for (k, v) in vault {
+        cmd.env(k, v);
+    }
     cmd
 }
 
@@ -420,7 +465,7 @@ async fn read_handshake(
     exit: &watch::Receiver<Option<String>>,
     cfg: &LaunchConfig,
     socket_dir: &Path,
-) -> Result<PathBuf, Failure> {
+) -> Result<Handshake, Failure> {
     let mut exit = exit.clone();
     let process_exit = async move {
         let _ = exit.wait_for(|e| e.is_some()).await;
@@ -443,7 +488,53 @@ async fn read_handshake(
             "the handshake line is longer than {MAX_LINE} bytes (expected CORE-PROTOCOL|APP-PROTOCOL|unix|SOCKET-PATH|grpc|)"
         )));
     }
-    parse_handshake(&line.text, &[proto::APP_PROTOCOL_VERSION], socket_dir).map_err(Failure::Reason)
+    if is_go_plugin(&line.text) {
+        return vault_handshake(&line.text, socket_dir).map_err(Failure::Reason);
+    }
+    parse_handshake(&line.text, &[proto::APP_PROTOCOL_VERSION], socket_dir)
+        .map(Handshake::Lockbox)
+        .map_err(Failure::Reason)
+}
+
+/// A checked handshake, by protocol.
+enum Handshake {
+    /// lockbox's protocol: the plugin's socket.
+    Lockbox(PathBuf),
+    /// Vault's: the socket and the plugin's certificate (DER).
+    Vault { socket: PathBuf, cert: Vec<u8> },
+}
+
+/// Whether a handshake line is go-plugin's: app protocol version 5 (Vault's
+/// v5), or a certificate in the sixth field (lockbox's line has none).
+pub(super) fn is_go_plugin(line: &str) -> bool {
+    let fields: Vec<&str> = line.trim_end().split('|').collect();
+    fields.get(1) == Some(&"5") || fields.get(5).is_some_and(|c| !c.is_empty())
+}
+
+/// Checks a go-plugin handshake line: the protocol crate's parser, then the
+/// socket must lie directly in the plugin's private directory.
+fn vault_handshake(line: &str, socket_dir: &Path) -> Result<Handshake, String> {
+    let parsed = HandshakeLine::parse(line)
+        .map_err(|e| format!("invalid Vault plugin handshake line: {e}"))?;
+    let socket = match parsed.endpoint {
+        Endpoint::Unix(path) => path,
+        Endpoint::Tcp(addr) => {
+            return Err(format!(
+                "the plugin listens on tcp {addr}; lockbox accepts only a unix socket in its private directory"
+            ));
+        }
+    };
+    if socket.parent() != Some(socket_dir) || socket.components().any(|c| c.as_os_str() == "..") {
+        return Err(format!(
+            "socket {} is outside the plugin's socket directory {}",
+            socket.display(),
+            socket_dir.display()
+        ));
+    }
+    Ok(Handshake::Vault {
+        socket,
+        cert: parsed.server_cert_der,
+    })
 }
 
 /// Stage 9, connect: a gRPC channel over the plugin's socket, a health
@@ -461,7 +552,7 @@ async fn connect(
 /// The steps of [`connect`], without its timeout.
 async fn dial_and_check(socket: &Path) -> Result<(BackendClient<Channel>, v1::InfoReply), String> {
     let path = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://plugin.local")
+    let channel = tonic::transport::Endpoint::try_from("http://plugin.local")
         .map_err(|e| e.to_string())?
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let path = path.clone();

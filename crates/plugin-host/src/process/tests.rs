@@ -100,3 +100,20 @@ fn handshake_line_rules() {
         assert!(e.contains(needle), "{line}: {e}");
     }
 }
+
+#[test]
+fn the_handshake_line_tells_the_protocol() {
+    use super::launch::is_go_plugin;
+    assert!(is_go_plugin("1|5|unix|/d/plugin1|grpc|MIIB\n"));
+    assert!(
+        is_go_plugin("1|4|unix|/d/plugin1|grpc|MIIB"),
+        "another go-plugin version"
+    );
+    assert!(
+        is_go_plugin("1|5|unix|/d/plugin1|grpc|"),
+        "v5 without a certificate"
+    );
+    assert!(!is_go_plugin("1|1|unix|/d/plugin.sock|grpc|"));
+    assert!(!is_go_plugin("1|1|unix|/d/plugin.sock|grpc"));
+    assert!(!is_go_plugin("garbage"));
+}
