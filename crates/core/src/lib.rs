@@ -19,6 +19,7 @@
 //! * [`catalog`]: the plugin catalog (pure rules + barrier storage).
 //! * [`runtime`]: the traits the plugin host implements for the core.
 //! * [`json`]: the shape check run before parsing untrusted JSON.
+//! * [`hcl`]: the nesting check run before parsing untrusted HCL.
 //!
 //! See `ARCHITECTURE.md` for the map of crates and the layering rule.
 
@@ -26,6 +27,7 @@ pub mod barrier;
 pub mod builtin;
 pub mod catalog;
 pub mod core;
+pub mod hcl;
 pub mod json;
 pub mod logical;
 pub mod policy;

@@ -266,8 +266,9 @@ impl Config {
 
     /// Parses HCL text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let body: hcl::Body =
-            hcl::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let body: hcl::Body = lockbox_core::hcl::check_nesting(text)
+            .and_then(|()| hcl::from_str(text).map_err(|e| e.to_string()))
+            .map_err(ConfigError::Syntax)?;
         let mut storage = None;
         let mut listener = None;
         let mut cfg = Config {

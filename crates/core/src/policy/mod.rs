@@ -320,8 +320,9 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
             });
         }
     } else {
-        let body: hcl::Body =
-            hcl::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+        let body: hcl::Body = crate::hcl::check_nesting(text)
+            .and_then(|()| hcl::from_str(text).map_err(|e| e.to_string()))
+            .map_err(PolicyError::Syntax)?;
         if let Some(attr) = body.attributes().next() {
             return Err(PolicyError::Invalid(format!(
                 "unexpected top-level attribute {:?}; a policy is a list of `path \"...\" {{ capabilities = [...] }}` blocks",
