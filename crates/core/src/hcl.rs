@@ -137,5 +137,8 @@ mod tests {
     fn the_fuzzer_found_slow_input_is_refused() {
         let found = "IuraaeI=2==M=={-It_duaaeIaaeI=2==M=={-tI--t_t=1==M=={_du=2==M=={-t_I--t_tI==2==1==M=={_du=2==M=={-t_I--t_tI==2==M=={-tI--t_t=1==M=={t_I-aaeI=2==M=={-tI--t_t=1==M=={_du=M=={-tI--t_t=1==M=={_du=2==M=={-t_I-aaeI=2==M=={-tI--t_t=1==M=={_du=2==M=={-t_I--t_tI==2==M=={-tI--t_t=1==M=={t_I-aaeI=2==M=={-tI--t_t=1==M=={_du=2==M=={-t_I--t_tI==2==M=={-tI--t_t=1==M=={_du=2==M=={-t_I--t_t=1==M=={st_du=2==M=={-t_I--t_t=1==M=={st_=M=={st_lis_disab_du";
         assert!(check_nesting(found).is_err());
+        // Through the policy parser (what `sys/policies/acl/:name` runs).
+        let e = crate::policy::parse("p", found).unwrap_err();
+        assert!(e.to_string().contains("nested more than 10"), "{e}");
     }
 }
