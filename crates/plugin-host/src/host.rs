@@ -638,8 +638,8 @@ mod backend;
 mod runtime;
 mod supervisor;
 
-pub(crate) use backend::plugin_data;
 pub use backend::{PluginBackend, convert_response, from_error};
+pub(crate) use backend::{login_allowed, plugin_data};
 
 #[cfg(test)]
 mod tests;

@@ -206,10 +206,8 @@ pub fn convert_response(
         renewable: a.renewable,
         num_uses: a.num_uses,
     });
-    if login.is_some() && kind != BackendKind::Credential {
-        return Err(RequestError::Internal(format!(
-            "plugin {name} is a secrets engine but returned login data; refusing to create a token"
-        )));
+    if login.is_some() {
+        login_allowed(name, kind)?;
     }
     Ok(logical::Response {
         data,
@@ -219,6 +217,17 @@ pub fn convert_response(
         renewable: resp.renewable,
         ..Default::default()
     })
+}
+
+/// Only an auth method may answer with login data (a token to create):
+/// a secrets engine that does is refused, whatever protocol it speaks.
+pub(crate) fn login_allowed(name: &str, kind: BackendKind) -> Result<(), RequestError> {
+    if kind == BackendKind::Credential {
+        return Ok(());
+    }
+    Err(RequestError::Internal(format!(
+        "plugin {name} is a secrets engine but returned login data; refusing to create a token"
+    )))
 }
 
 /// A plugin's `data_json` as response data: empty or `null` is none,

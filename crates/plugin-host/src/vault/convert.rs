@@ -126,12 +126,8 @@ pub fn reply(
         )));
     }
     let login = match resp.auth {
-        Some(_) if kind != BackendKind::Credential => {
-            return Err(RequestError::Internal(format!(
-                "plugin {name} is a secrets engine but returned login data; refusing to create a token"
-            )));
-        }
         Some(a) => {
+            crate::host::login_allowed(name, kind)?;
             let lease = a.lease_options.unwrap_or_default();
             Some(logical::LoginAuth {
                 policies: if a.policies.is_empty() {
