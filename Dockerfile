@@ -13,16 +13,32 @@
 #
 #   /usr/local/bin/lockbox          the server, operator and CLI
 #   /usr/lib/lockbox/plugins/       the example plugins (lockbox-plugin-*),
-#                                   plus an empty extra/ for a plugin volume
+#                                   Vault's kv (version 2) and Kubernetes auth
+#                                   plugins (vault-plugin-*), plus an empty
+#                                   extra/ for a plugin volume
 #   /usr/lib/lockbox/sha256/NAME    each plugin's sha256 (64 hex digits, no
 #                                   newline: for `lockbox write ... sha256=@FILE`)
 #   /usr/lib/lockbox/SHA256SUMS     the same, in sha256sum format
 #   /var/lib/lockbox/               for the data (owned by 65532; mount a volume);
 #                                   lockbox keeps it in data/ below
 
+# Vault's own plugins, run unmodified by lockbox: kv version 2 and
+# Kubernetes auth, built from their modules at the versions pinned in
+# tests/go/upstream (go.mod + go.sum), static (no cgo).
+FROM golang:1.26-bookworm AS vault-plugins
+WORKDIR /src
+COPY tests/go/upstream/ /src/
+ENV CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
+RUN set -eu; mkdir -p /out; \
+    (cd secrets-kv && go build -ldflags "-s -w" -o /out/vault-plugin-secrets-kv \
+      github.com/hashicorp/vault-plugin-secrets-kv/cmd/vault-plugin-secrets-kv); \
+    (cd auth-kubernetes && go build -ldflags "-s -w" -o /out/vault-plugin-auth-kubernetes \
+      github.com/hashicorp/vault-plugin-auth-kubernetes/cmd/vault-plugin-auth-kubernetes)
+
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
+COPY --from=vault-plugins /out/ /vault-plugins/
 # Static binaries (glibc, static-pie). --target makes RUSTFLAGS apply to the
 # binaries only, not to build scripts and proc macros (which must stay
 # dynamic); the target is the build machine's own, so this works on amd64
@@ -31,16 +47,20 @@ ENV RUSTFLAGS="-C target-feature=+crt-static"
 RUN set -eu; \
     target="$(rustc -vV | sed -n 's/^host: //p')"; \
     cargo build --release --locked --target "$target" \
-      -p lockbox -p lockbox-plugin-mock -p lockbox-plugin-passgen -p lockbox-plugin-userpass; \
+      -p lockbox -p lockbox-plugin-mock -p lockbox-plugin-passgen -p lockbox-plugin-userpass -p lockbox-plugin-database; \
     bin="target/$target/release"; \
     mkdir -p /out/bin /out/plugins/extra /out/sha256 /out/data; \
     cp "$bin/lockbox" /out/bin/; \
-    for p in lockbox-plugin-mock lockbox-plugin-passgen lockbox-plugin-userpass; do \
+    for p in lockbox-plugin-mock lockbox-plugin-passgen lockbox-plugin-userpass lockbox-plugin-database; do \
       cp "$bin/$p" /out/plugins/; \
       printf '%s' "$(sha256sum "/out/plugins/$p" | cut -c1-64)" > "/out/sha256/$p"; \
     done; \
-    (cd /out/plugins && sha256sum lockbox-plugin-*) > /out/SHA256SUMS; \
-    for f in /out/bin/lockbox /out/plugins/lockbox-plugin-*; do \
+    for p in vault-plugin-secrets-kv vault-plugin-auth-kubernetes; do \
+      cp "/vault-plugins/$p" /out/plugins/; \
+      printf '%s' "$(sha256sum "/out/plugins/$p" | cut -c1-64)" > "/out/sha256/$p"; \
+    done; \
+    (cd /out/plugins && sha256sum lockbox-plugin-* vault-plugin-*) > /out/SHA256SUMS; \
+    for f in /out/bin/lockbox /out/plugins/lockbox-plugin-* /out/plugins/vault-plugin-*; do \
       if readelf -d "$f" | grep -q '(NEEDED)'; then \
         echo "$f is dynamically linked; the final image has no libc" >&2; exit 1; \
       fi; \

@@ -6,6 +6,8 @@
 #   - curl and openssl, and a real kube-apiserver + etcd, kubectl and helm for
 #     the operator tests (tests/harness/install-kube.sh: Debian packages and a
 #     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox);
+#   - postgresql (Debian's) for the database engine's tests (a cluster per
+#     test on a free loopback port, tests/harness/pg-up.sh);
 #   - docker-registry, skopeo and apache2-utils (htpasswd) for the OCI
 #     plugin-image tests (a real registry on loopback);
 #   - the Go plugins of tests/go/ (upstream kv and Kubernetes auth, our Go
@@ -31,6 +33,12 @@ for tool in curl openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$t
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+# The database engine's tests: a throwaway PostgreSQL cluster per test
+# (tests/harness/pg-up.sh: initdb + pg_ctl on a free loopback port) and psql.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 # The Argo CD health check (deploy/argocd/health.lua) runs under a real Lua.
 command -v lua5.4 >/dev/null 2>&1 || missing+=(lua5.4)
 if [ ${#missing[@]} -gt 0 ]; then

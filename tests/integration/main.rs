@@ -4,12 +4,16 @@
 //! library is linked once.
 
 mod acl_names;
+mod audit;
 mod bao;
 mod chaos;
 mod cli;
 mod common;
 mod compat;
+mod database;
 mod http_api;
+mod kv_v2;
+mod leases;
 mod listener;
 mod oci;
 mod persistence;
@@ -18,7 +22,9 @@ mod plugin_isolation;
 mod plugins;
 mod policies;
 mod process;
+mod sdk_under_bao;
 mod server_config;
 mod tokens;
+mod vault_plugin_edges;
 mod vault_plugins;
 mod walkthrough;

@@ -8,6 +8,7 @@
 //! or a bearer token from the auth file).
 
 mod registry;
+mod vault;
 
 use crate::common::{
     self, ConfigServer, Resp, TestServer, example_plugins, file_config, grep_dir, lockbox_bin,

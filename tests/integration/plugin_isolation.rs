@@ -519,3 +519,104 @@ async fn unauthenticated_login_floods_are_bounded() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
+
+/// Every `broker-*.sock` (a Vault plugin's per-mount host services) below
+/// the plugin runtime directories in `tmp`.
+fn broker_sockets(tmp: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for runtime in std::fs::read_dir(tmp).unwrap().flatten() {
+        for group in std::fs::read_dir(runtime.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(group.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.starts_with("broker-") && name.ends_with(".sock") {
+                    out.push(f.path());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Vault plugin's broker socket serves its mount's storage only to that
+/// plugin process (SO_PEERCRED) presenting the certificate of its
+/// handshake: another plugin dialing it, and a same-user process with or
+/// without TLS, get nothing; the Vault plugin keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vault_plugins_broker_answers_no_other_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _key) = server_with_unseal_keys_in_env(dir.path()).await;
+    let plugins = dir.path().join("plugins");
+    let go_sha = crate::common::install_go_plugin(&plugins, "lockbox-testplugin", "gotest");
+    register(&s, "secret", "gotest", &go_sha, &[]).await;
+    let hostile_sha = install_hostile(&plugins, "hostile");
+    register(&s, "secret", "hostile", &hostile_sha, &[]).await;
+    for (path, kind) in [("gp", "gotest"), ("hostile", "hostile")] {
+        let r = s
+            .root(
+                "POST",
+                &format!("sys/mounts/{path}"),
+                Some(json!({"type": kind})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    let w = s
+        .root("PUT", "gp/kv/target", Some(json!({"password": "hunter2"})))
+        .await;
+    assert!(w.status == 200 || w.status == 204, "{:?}", w.body);
+    let mounts = s.root("GET", "sys/mounts", None).await;
+    let victim_mount = mounts.body["data"]["gp/"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let brokers = broker_sockets(&dir.path().join("tmp"));
+    assert_eq!(brokers.len(), 1, "{brokers:?}");
+
+    // The hostile plugin dials the Vault plugin's broker socket.
+    let r = s
+        .root(
+            "PUT",
+            "hostile/attack",
+            Some(json!({
+                "sockets": brokers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "pids": [],
+                "mount": victim_mount,
+                "key": "kv/target",
+                "outside_file": dir.path().join("none").display().to_string(),
+                "outside_dir": dir.path().display().to_string(),
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let detail = assert_failed(&r.body["data"], "other_storage");
+    assert!(!detail.contains("hunter2"), "{detail}");
+
+    // This process (same user): plain gRPC, and TLS with a certificate of
+    // its own, are both dropped.
+    for socket in &brokers {
+        let e = storage_get(socket, None, &victim_mount, "kv/target").await;
+        assert!(e.is_err(), "plain gRPC on a broker socket answered: {e:?}");
+        let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let cert = lockbox_plugin_host::vault::tls::HostCert::generate().unwrap();
+        let config = cert.client_config(cert.der.clone()).unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let handshake =
+            tokio::time::timeout(Duration::from_secs(5), tls.connect(name, stream)).await;
+        assert!(
+            !matches!(handshake, Ok(Ok(_))),
+            "a TLS session with another process's broker"
+        );
+    }
+    let r = s.root("GET", "gp/kv/target", None).await;
+    assert_eq!(r.body["data"]["password"], "hunter2", "{:?}", r.body);
+}

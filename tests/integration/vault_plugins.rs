@@ -7,7 +7,7 @@ use crate::common::{Resp, TestServer, install_go_plugin};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-async fn register(s: &TestServer, kind: &str, name: &str, sha: &str, env: &[&str]) {
+pub(crate) async fn register(s: &TestServer, kind: &str, name: &str, sha: &str, env: &[&str]) {
     let r = s
         .root(
             "PUT",
@@ -18,12 +18,12 @@ async fn register(s: &TestServer, kind: &str, name: &str, sha: &str, env: &[&str
     assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
 }
 
-async fn mount(s: &TestServer, path: &str, body: Value) -> Resp {
+pub(crate) async fn mount(s: &TestServer, path: &str, body: Value) -> Resp {
     s.root("POST", &format!("sys/mounts/{path}"), Some(body))
         .await
 }
 
-fn pids_of(s: &TestServer, name: &str) -> Vec<u32> {
+pub(crate) fn pids_of(s: &TestServer, name: &str) -> Vec<u32> {
     s.core
         .plugin_host()
         .groups()
@@ -35,7 +35,7 @@ fn pids_of(s: &TestServer, name: &str) -> Vec<u32> {
 
 /// A server with our Go test plugin registered as `gotest` and mounted at
 /// `gp/`.
-async fn test_plugin_mounted(env: &[&str]) -> (tempfile::TempDir, TestServer) {
+pub(crate) async fn test_plugin_mounted(env: &[&str]) -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::dev_with_plugins(dir.path()).await;
     let sha = install_go_plugin(dir.path(), "lockbox-testplugin", "gotest");
@@ -553,6 +553,115 @@ fn seed_walkthrough_with_the_go_mock() {
     assert_eq!(pids_named(&name).len(), 1);
     ok(&addr, home, &["secrets", "disable", &name]);
     wait_gone(&name);
+
+    // The seed's next steps: register a copy by its sha256 under another
+    // name, mount it; register v2 (another binary) under the same name;
+    // the mount keeps v1 until a reload by plugin, then by mounts.
+    let v1 = format!("{name}-v1");
+    let sha1 = install_go_plugin(&plugins, "mock", &v1);
+    let out = ok(
+        &addr,
+        home,
+        &[
+            "write",
+            "sys/plugins/catalog/secret/my-mock-plugin",
+            &format!("sha_256={sha1}"),
+            &format!("command={v1}"),
+        ],
+    );
+    assert!(
+        out.contains("Success! Data written to: sys/plugins/catalog/secret/my-mock-plugin"),
+        "{out}"
+    );
+    ok(&addr, home, &["secrets", "enable", "my-mock-plugin"]);
+    ok(
+        &addr,
+        home,
+        &["write", "my-mock-plugin/test", "message=v1 wrote this"],
+    );
+    let v1_pids = pids_named(&v1);
+    assert_eq!(v1_pids.len(), 1, "{v1_pids:?}");
+    let running = |home: &std::path::Path| -> serde_json::Value {
+        let out = ok(
+            &addr,
+            home,
+            &["read", "-format=json", "sys/mounts/my-mock-plugin"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+        v["data"]["running_sha256"].clone()
+    };
+    assert_eq!(running(home), sha1.as_str());
+
+    // v2: a different binary (the same program with bytes appended, so a
+    // different sha256), registered under the same name.
+    let v2 = format!("{name}-v2");
+    install_go_plugin(&plugins, "mock", &v2);
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(plugins.join(&v2))
+            .unwrap();
+        f.write_all(b"lockbox seed walkthrough v2").unwrap();
+    }
+    let sha2 = lockbox_core::catalog::sha256_file(&plugins.join(&v2)).unwrap();
+    assert_ne!(sha1, sha2);
+    ok(
+        &addr,
+        home,
+        &[
+            "write",
+            "sys/plugins/catalog/secret/my-mock-plugin",
+            &format!("sha_256={sha2}"),
+            &format!("command={v2}"),
+        ],
+    );
+    assert_eq!(
+        running(home),
+        sha1.as_str(),
+        "the mount keeps v1 until a reload"
+    );
+    assert_eq!(pids_named(&v1), v1_pids);
+    let out = ok(
+        &addr,
+        home,
+        &[
+            "write",
+            "sys/plugins/reload/backend",
+            "plugin=my-mock-plugin",
+        ],
+    );
+    assert!(out.contains("reload_id"), "{out}");
+    wait_gone(&v1);
+    assert_eq!(running(home), sha2.as_str());
+    let by_plugin = pids_named(&v2);
+    assert_eq!(by_plugin.len(), 1, "{by_plugin:?}");
+    let out = ok(&addr, home, &["read", "my-mock-plugin/test"]);
+    assert!(
+        out.contains("v1 wrote this"),
+        "the data outlives the reload: {out}"
+    );
+    let out = ok(
+        &addr,
+        home,
+        &[
+            "write",
+            "sys/plugins/reload/backend",
+            "mounts=my-mock-plugin/",
+        ],
+    );
+    assert!(out.contains("reload_id"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids_named(&v2).contains(&by_plugin[0]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload by mounts did not restart v2"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = ok(&addr, home, &["read", "my-mock-plugin/test"]);
+    assert!(out.contains("v1 wrote this"), "{out}");
+    assert_eq!(pids_named(&v2).len(), 1);
     let _ = server.child.kill();
     let _ = server.child.wait();
 }

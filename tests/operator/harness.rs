@@ -311,6 +311,33 @@ pub fn mock_plugin() -> PathBuf {
         .clone()
 }
 
+/// The directory `install-go-plugins.sh` prints (built once per test
+/// binary; a missing Go fails the tests with the script's reason).
+pub fn go_plugins() -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/harness/install-go-plugins.sh"
+        );
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .output()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{script} failed (it needs Go 1.26+ and the Go module proxy):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    });
+    match dir {
+        Ok(d) => d.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;

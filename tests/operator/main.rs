@@ -7,6 +7,8 @@
 
 mod chaos;
 mod harness;
+mod kube_auth;
+mod vault;
 // The loopback registry of the integration tests (docker-registry, skopeo).
 #[path = "../integration/oci/registry.rs"]
 #[allow(dead_code)]

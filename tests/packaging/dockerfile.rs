@@ -200,10 +200,38 @@ fn dockerfile_builds_the_workspace_binaries_onto_a_static_nonroot_image() {
     let names: Vec<Option<&str>> = st.iter().map(|s| s.name.as_deref()).collect();
     assert_eq!(
         names,
-        [Some("build"), Some("plugin-digests"), None],
+        [
+            Some("vault-plugins"),
+            Some("build"),
+            Some("plugin-digests"),
+            None
+        ],
         "stages"
     );
-    let (build, digests, image) = (&st[0], &st[1], &st[2]);
+    let (vault, build, digests, image) = (&st[0], &st[1], &st[2], &st[3]);
+    // Vault's plugins: from their pinned modules, static, into the build.
+    assert!(vault.from.starts_with("golang:"), "{}", vault.from);
+    let go = vault
+        .body
+        .iter()
+        .find(|i| i.keyword == "RUN")
+        .expect("RUN go build");
+    for p in ["vault-plugin-secrets-kv", "vault-plugin-auth-kubernetes"] {
+        assert!(go.args.contains(&format!("-o /out/{p}")), "{}", go.args);
+    }
+    assert!(
+        vault
+            .body
+            .iter()
+            .any(|i| i.keyword == "ENV" && i.args.contains("CGO_ENABLED=0")),
+        "Go plugins must be static"
+    );
+    assert!(
+        build.body.iter().any(|i| i.keyword == "COPY"
+            && i.args.contains("--from=vault-plugins")
+            && i.args.contains("/out/")),
+        "the build stage takes the Go plugins"
+    );
     assert!(
         build.from.starts_with("rust:"),
         "build stage: {}",

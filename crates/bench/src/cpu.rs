@@ -20,6 +20,32 @@ pub fn process_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / ticks as f64)
 }
 
+/// CPU seconds of a process tree one level deep: `pid` itself, the children
+/// it has reaped (`cutime` + `cstime`), and its live children. The difference
+/// of two samples counts children that came and went in between (e.g.
+/// PostgreSQL backends of short connections), which sampling each process
+/// would miss.
+pub fn tree_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime, cutime, cstime: fields 14-17 of the full line, 0-based 11-14 here.
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks += fields.get(i)?.parse::<u64>().ok()?;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return None;
+    }
+    let live: f64 = crate::procfs::children(pid)
+        .into_iter()
+        .filter_map(process_seconds)
+        .sum();
+    Some(ticks as f64 / hz as f64 + live)
+}
+
 /// Total CPU seconds of a set of processes (`None` if any is unreadable).
 pub fn total_seconds(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|&p| process_seconds(p)).sum()

@@ -130,6 +130,17 @@ pub enum Error {
         output: String,
     },
 
+    /// A server other than lockbox (e.g. `bao server -dev`) did not start.
+    #[error("{server}: {reason}\n---- its output ----\n{output}")]
+    ServerStartup {
+        /// The command.
+        server: String,
+        /// Why it is not usable.
+        reason: String,
+        /// The end of its log.
+        output: String,
+    },
+
     /// A helper command could not be run.
     #[error("running {command}")]
     RunCommand {

@@ -156,6 +156,17 @@ pub async fn run_notify(
     Ok(out)
 }
 
+/// The worker's connection if it is still open, else a new one (left `None`
+/// when connecting fails).
+async fn open<'a>(ep: &Endpoint, conn: &'a mut Option<Conn>) -> Result<&'a mut Conn> {
+    if conn.as_ref().is_none_or(Conn::is_closed) {
+        *conn = None;
+        *conn = Some(Conn::connect(ep).await?);
+    }
+    conn.as_mut()
+        .ok_or_else(|| Error::Worker("no connection after connecting".into()))
+}
+
 async fn worker(
     ep: &Endpoint,
     workload: &Workload,
@@ -182,20 +193,16 @@ async fn worker(
         if t0 >= end {
             break;
         }
-        let c = match conn.as_mut() {
-            Some(c) if !c.is_closed() => c,
-            _ => match Conn::connect(ep).await {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    if Instant::now() >= measure_from {
-                        r.errors += 1;
-                        *r.error_kinds.entry(format!("connect: {e}")).or_default() += 1;
-                    }
-                    conn = None;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+        let c = match open(ep, &mut conn).await {
+            Ok(c) => c,
+            Err(e) => {
+                if Instant::now() >= measure_from {
+                    r.errors += 1;
+                    *r.error_kinds.entry(format!("connect: {e}")).or_default() += 1;
                 }
-            },
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let res = c
             .send_drain(ep, &workload.method, &workload.paths[i], &workload.body)
@@ -233,4 +240,162 @@ async fn worker(
         }
     }
     r
+}
+
+/// One request of a [`run_batch`]: built when it is sent, so a path may
+/// depend on the time (e.g. a TTL that makes every lease fall due at once).
+pub struct Req {
+    /// The method.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// The body (empty for reads).
+    pub body: Bytes,
+}
+
+/// The outcome of a [`run_batch`].
+pub struct Batch {
+    /// From the first request sent to the last answer read.
+    pub elapsed: Duration,
+    /// Latencies of 2xx answers, in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// Requests answered 2xx.
+    pub ok: u64,
+    /// Non-2xx answers and transport failures.
+    pub errors: u64,
+    /// Error kinds ("HTTP 500: <body start>", "transport: ...") with their counts.
+    pub error_kinds: BTreeMap<String, u64>,
+    /// The body of each 2xx answer, by request index (`None` when it failed).
+    pub bodies: Vec<Option<Bytes>>,
+}
+
+impl Batch {
+    /// Successful requests per second.
+    pub fn rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.ok as f64 / s } else { 0.0 }
+    }
+
+    /// A latency quantile in milliseconds (0 when nothing succeeded).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latency_us.is_empty() {
+            0.0
+        } else {
+            self.latency_us.value_at_quantile(q) as f64 / 1000.0
+        }
+    }
+}
+
+/// A fixed number of requests (`make(0..n)`), each sent once, by `concurrency`
+/// workers with one keep-alive connection each (opened before the clock
+/// starts), each taking the next request as soon as its previous answer is
+/// read. Unlike [`run`], which measures a time window, this measures how long
+/// a given amount of work takes, and keeps the answers (e.g. lease ids).
+pub async fn run_batch(
+    ep: &Endpoint,
+    n: usize,
+    concurrency: usize,
+    make: Arc<dyn Fn(usize) -> Req + Send + Sync>,
+) -> Result<Batch> {
+    let concurrency = concurrency.clamp(1, n.max(1));
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(Conn::connect(ep).await?);
+    }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(concurrency);
+    for conn in conns {
+        let ep = ep.clone();
+        let next = next.clone();
+        let make = make.clone();
+        handles.push(tokio::spawn(async move {
+            batch_worker(&ep, conn, n, &next, &*make).await
+        }));
+    }
+    let mut out = Batch {
+        elapsed: Duration::ZERO,
+        latency_us: new_histogram(),
+        ok: 0,
+        errors: 0,
+        error_kinds: BTreeMap::new(),
+        bodies: vec![None; n],
+    };
+    for h in handles {
+        let (r, bodies) = h.await.map_err(|e| Error::Worker(e.to_string()))?;
+        if out.latency_us.add(&r.hist).is_err() {
+            return Err(Error::Worker("merging latency histograms".into()));
+        }
+        out.ok += r.ok;
+        out.errors += r.errors;
+        for (k, v) in r.error_kinds {
+            *out.error_kinds.entry(k).or_default() += v;
+        }
+        for (i, b) in bodies {
+            out.bodies[i] = Some(b);
+        }
+    }
+    out.elapsed = start.elapsed();
+    Ok(out)
+}
+
+async fn batch_worker(
+    ep: &Endpoint,
+    conn: Conn,
+    n: usize,
+    next: &std::sync::atomic::AtomicUsize,
+    make: &(dyn Fn(usize) -> Req + Send + Sync),
+) -> (WorkerResult, Vec<(usize, Bytes)>) {
+    let mut r = WorkerResult {
+        hist: new_histogram(),
+        ok: 0,
+        errors: 0,
+        error_kinds: BTreeMap::new(),
+        body_bytes: 0,
+    };
+    let mut bodies = Vec::new();
+    let mut conn = Some(conn);
+    loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= n {
+            break;
+        }
+        let c = match open(ep, &mut conn).await {
+            Ok(c) => c,
+            Err(e) => {
+                r.errors += 1;
+                *r.error_kinds.entry(format!("connect: {e}")).or_default() += 1;
+                continue;
+            }
+        };
+        let req = make(i);
+        let t0 = Instant::now();
+        match c.send(ep, req.method, &req.path, req.body).await {
+            Ok((status, body)) if status.is_success() => {
+                let us = t0.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                r.hist.saturating_record(us.max(1));
+                r.ok += 1;
+                r.body_bytes += body.len() as u64;
+                bodies.push((i, body));
+            }
+            Ok((status, body)) => {
+                r.errors += 1;
+                let kind = format!(
+                    "HTTP {}: {}",
+                    status.as_u16(),
+                    crate::http::snippet(&body)
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                );
+                *r.error_kinds.entry(kind).or_default() += 1;
+            }
+            Err(e) => {
+                r.errors += 1;
+                *r.error_kinds.entry(format!("transport: {e}")).or_default() += 1;
+                conn = None;
+            }
+        }
+    }
+    (r, bodies)
 }

@@ -4,6 +4,17 @@
 //! built-in kv engine (reads, cold start, memory, reloads under load); see
 //! `plugins.rs`.
 //!
+//! `lockbox-bench vault-plugins` runs the same upstream Vault plugin binary
+//! (Vault's kv, as kv version 2) under lockbox and under OpenBao and compares
+//! uncached reads, cold starts and memory; see `vault_plugins.rs`.
+//!
+//! `lockbox-bench audit` measures what a file audit device costs kv reads and
+//! writes (two dev servers, one with the device); see `audit.rs`.
+//!
+//! `lockbox-bench leases` measures dynamic PostgreSQL credentials issued and
+//! revoked per second, and the drain of 10,000 leases falling due at once
+//! (with kv read latency meanwhile); see `leases.rs`.
+//!
 //! `lockbox-bench operator` measures the Kubernetes operator: apply-to-serving
 //! latency of `SecretsMount`s, hundreds of mounts to Ready, plugin processes and
 //! operator memory; see `operator.rs`.
@@ -22,16 +33,19 @@
 //! Exit codes: 0 all good; 1 the benchmark could not run; 2 it ran but some
 //! requests failed (their rows are flagged); 130 interrupted.
 
+mod audit;
 mod cpu;
 mod error;
 mod http;
 mod kube;
+mod leases;
 mod load;
 mod lockbox;
 mod operator;
 mod plugins;
 mod procfs;
 mod report;
+mod vault_plugins;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,8 +77,14 @@ enum Cmd {
     Kv(KvArgs),
     /// Plugin-backed engine vs built-in kv: reads, cold start, memory, reload under load.
     Plugins(plugins::PluginsArgs),
+    /// The same upstream Vault plugin under lockbox and OpenBao: reads, cold start, memory.
+    VaultPlugins(vault_plugins::VaultPluginsArgs),
     /// Kubernetes operator: apply-to-serving latency, mounts to Ready at scale, processes, memory.
     Operator(operator::OperatorArgs),
+    /// kv reads and writes with a file audit device vs none.
+    Audit(audit::AuditArgs),
+    /// Dynamic PostgreSQL credentials issued and revoked per second; 10,000 expired leases drained.
+    Leases(leases::LeasesArgs),
 }
 
 #[derive(Args)]
@@ -155,7 +175,10 @@ fn main() -> ExitCode {
     let client_threads = match &cli.command {
         Cmd::Kv(a) => a.client_threads,
         Cmd::Plugins(a) => a.client_threads,
+        Cmd::VaultPlugins(a) => a.client_threads,
         Cmd::Operator(_) => None,
+        Cmd::Audit(a) => a.client_threads,
+        Cmd::Leases(a) => a.client_threads,
     };
     let threads = client_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -177,7 +200,10 @@ fn main() -> ExitCode {
                 match cli.command {
                     Cmd::Kv(args) => kv(args, threads).await,
                     Cmd::Plugins(args) => plugins::run(args, threads).await,
+                    Cmd::VaultPlugins(args) => vault_plugins::run(args, threads).await,
                     Cmd::Operator(args) => operator::run(args).await,
+                    Cmd::Audit(args) => audit::run(args, threads).await,
+                    Cmd::Leases(args) => leases::run(args, threads).await,
                 }
             } => r,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),

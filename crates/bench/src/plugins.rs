@@ -34,7 +34,7 @@ use crate::procfs::{children_named, machine_busy_seconds, status_kib};
 use crate::report::{self, Markers, ms};
 use crate::{WORKSPACE, WorkDir, chain, cpu, header, lockbox, make_value, paths, read_file};
 
-mod cold_start;
+pub(crate) mod cold_start;
 mod render;
 
 use cold_start::*;

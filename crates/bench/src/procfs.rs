@@ -29,6 +29,31 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
 /// Processes whose parent is `ppid` and whose argv[0] is `argv0`, sorted
 /// (zombies excluded: they have an empty command line).
 pub fn children_named(ppid: u32, argv0: &str) -> Vec<u32> {
+    children_where(ppid, |a| a == argv0.as_bytes())
+}
+
+/// Processes whose parent is `ppid` and whose argv[0] is `file` or a path
+/// ending in `/file` (a host that runs plugins by full path, like OpenBao),
+/// sorted, zombies excluded.
+pub fn children_running(ppid: u32, file: &str) -> Vec<u32> {
+    children_where(ppid, |a| argv0_names_file(a, file))
+}
+
+/// Every live (non-zombie) child of `ppid`, sorted.
+pub fn children(ppid: u32) -> Vec<u32> {
+    children_where(ppid, |_| true)
+}
+
+/// Whether an argv[0] is `file` itself or a path whose last component is `file`.
+pub fn argv0_names_file(argv0: &[u8], file: &str) -> bool {
+    let file = file.as_bytes();
+    argv0 == file
+        || (argv0.len() > file.len()
+            && argv0.ends_with(file)
+            && argv0[argv0.len() - file.len() - 1] == b'/')
+}
+
+fn children_where(ppid: u32, argv0_ok: impl Fn(&[u8]) -> bool) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -41,7 +66,7 @@ pub fn children_named(ppid: u32, argv0: &str) -> Vec<u32> {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
                 c.split(|&b| b == 0)
                     .next()
-                    .is_some_and(|a| a == argv0.as_bytes())
+                    .is_some_and(|a| !a.is_empty() && argv0_ok(a))
             })
         })
         .collect();
@@ -94,6 +119,21 @@ mod tests {
         let me = std::process::id();
         assert!(status_kib(me, "VmRSS").is_some_and(|k| k > 0));
         assert!(children_named(me, "surely-no-such-program").is_empty());
+    }
+
+    #[test]
+    fn argv0_matches_a_file_name_or_a_path_ending_in_it() {
+        assert!(argv0_names_file(b"kv-upstream", "kv-upstream"));
+        assert!(argv0_names_file(
+            b"/tmp/x/plugins/kv-upstream",
+            "kv-upstream"
+        ));
+        assert!(!argv0_names_file(
+            b"/tmp/x/plugins/my-kv-upstream",
+            "kv-upstream"
+        ));
+        assert!(!argv0_names_file(b"kv-upstream-2", "kv-upstream"));
+        assert!(!argv0_names_file(b"upstream", "kv-upstream"));
     }
 
     #[test]

@@ -133,12 +133,16 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ),
         // Clients and plugins, beside the server's layers.
         ("lockbox-cli", &["lockbox-oci"][..]),
-        ("lockbox-sdk", &["lockbox-plugin-proto"][..]),
+        (
+            "lockbox-sdk",
+            &["lockbox-plugin-proto", "lockbox-vault-plugin-proto"][..],
+        ),
         (
             "lockbox-plugin-mock",
             &["lockbox-sdk", "lockbox-plugin-proto"][..],
         ),
         ("lockbox-plugin-passgen", &["lockbox-sdk"][..]),
+        ("lockbox-plugin-database", &["lockbox-sdk"][..]),
         ("lockbox-plugin-userpass", &["lockbox-sdk"][..]),
         (
             "lockbox-hostile-plugin",

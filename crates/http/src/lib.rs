@@ -195,7 +195,7 @@ fn envelope(
         }
     }
     out.insert("request_id".into(), json!(request_id));
-    out.insert("lease_id".into(), json!(""));
+    out.insert("lease_id".into(), json!(response.lease_id));
     out.insert("renewable".into(), json!(response.renewable));
     out.insert("lease_duration".into(), json!(response.lease_duration));
     out.insert(
@@ -231,6 +231,24 @@ fn render(reply: Reply) -> Response<Body> {
             flatten,
         } => json_response(200, &envelope(request_id, *response, mount_type, flatten)),
         Reply::Raw { status, body } => json_response(status, &body),
+        Reply::Http {
+            status,
+            content_type,
+            body,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, content_type.as_str())
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| {
+                    // A content type that is not a header value.
+                    json_response(
+                        500,
+                        &json!({"errors": ["the engine answered an invalid Content-Type"]}),
+                    )
+                })
+        }
         Reply::NoContent => Response::builder()
             .status(StatusCode::NO_CONTENT)
             .body(Full::new(Bytes::new()))
@@ -285,6 +303,19 @@ fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
             None => (percent_decode(pair, true), String::new()),
         })
         .collect()
+}
+
+/// Whether a request's body is a JSON merge patch (RFC 7396), what Vault
+/// requires of a PATCH.
+fn is_merge_patch<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/merge-patch+json")
+        })
 }
 
 fn token_of<B>(req: &Request<B>) -> Option<String> {
@@ -410,6 +441,15 @@ async fn dispatch_inner<B: RequestBody>(
         "PUT" | "POST" => Method::Write,
         "DELETE" => Method::Delete,
         "LIST" => Method::List,
+        // Vault's rule: a patch is a JSON merge patch, and says so.
+        "PATCH" if is_merge_patch(&req) => Method::Patch,
+        "PATCH" => {
+            return Err(RequestError::Coded {
+                status: 415,
+                message: "PATCH requires Content-Type application/merge-patch+json".into(),
+            }
+            .into());
+        }
         _ => return Err(RequestError::UnsupportedOperation.into()),
     };
     if let Some(len) = req
@@ -422,14 +462,14 @@ async fn dispatch_inner<B: RequestBody>(
         return Err(RequestError::TooLarge { limit }.into());
     }
     let token = token_of(&req);
-    let reads_body = matches!(method, Method::Write | Method::Delete);
+    let reads_body = matches!(method, Method::Write | Method::Delete | Method::Patch);
     if reads_body && !req.body().is_end_stream() {
         // Refused from the headers: a caller without a valid token cannot
         // make the server read (and hold) its body.
         core.precheck(&path, token.as_deref()).await?;
     }
     let data = match method {
-        Method::Write => read_body(req.into_body(), bounds).await?,
+        Method::Write | Method::Patch => read_body(req.into_body(), bounds).await?,
         Method::Delete => {
             let mut m = read_body(req.into_body(), bounds).await?;
             for (k, v) in query {

@@ -62,6 +62,48 @@ pub struct OperatorArgs {
     /// cache is `<data-dir>/plugin-cache`.
     #[arg(long, value_name = "BYTES", default_value_t = lockbox_plugin_host::images::DEFAULT_CACHE_MAX_BYTES)]
     pub plugin_cache_max_size: u64,
+    /// Enables the `file` audit device at this path, or `stdout` (the
+    /// chart's default when `audit.enabled`); kept as configured here at
+    /// every start (fail closed: requests are refused when it cannot write).
+    #[arg(long, value_name = "PATH|stdout", env = "LOCKBOX_AUDIT_FILE_PATH")]
+    pub audit_file_path: Option<String>,
+    /// Audit entry format.
+    #[arg(long, default_value = "json", value_parser = ["json", "jsonx"])]
+    pub audit_format: String,
+    /// Written before each audit entry.
+    #[arg(long, default_value = "")]
+    pub audit_prefix: String,
+    /// Log values unhashed (never in production: secrets reach the log).
+    #[arg(long)]
+    pub audit_log_raw: bool,
+    /// HMAC token accessors too (Vault's default).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub audit_hmac_accessor: bool,
+}
+
+impl OperatorArgs {
+    /// The audit device these arguments ask for, if any.
+    pub fn audit_device(&self) -> Option<lockbox_core::core::audit::DeviceConfig> {
+        let path = self.audit_file_path.clone()?;
+        let mut options = std::collections::BTreeMap::new();
+        options.insert("file_path".to_string(), path);
+        options.insert("format".to_string(), self.audit_format.clone());
+        if !self.audit_prefix.is_empty() {
+            options.insert("prefix".to_string(), self.audit_prefix.clone());
+        }
+        options.insert("log_raw".to_string(), self.audit_log_raw.to_string());
+        options.insert(
+            "hmac_accessor".to_string(),
+            self.audit_hmac_accessor.to_string(),
+        );
+        Some(lockbox_core::core::audit::DeviceConfig {
+            path: "file/".into(),
+            kind: "file".into(),
+            description: "set by lockbox operator run --audit-file-path".into(),
+            options,
+            local: false,
+        })
+    }
 }
 
 fn parse_prefix(s: &str) -> Result<(String, String), String> {
@@ -113,6 +155,9 @@ pub enum OperatorError {
         /// The data directory.
         data_dir: String,
     },
+    /// The audit device of `--audit-file-path` could not be enabled.
+    #[error("cannot enable the audit device of --audit-file-path: {0}")]
+    Audit(String),
     /// The unseal key did not unseal.
     #[error("the unseal key in Secret {0} did not unseal lockbox")]
     UnsealFailed(String),

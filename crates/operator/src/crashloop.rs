@@ -30,10 +30,15 @@ pub fn note(e: &PluginEvent, failures: u32, reason: &str, next: std::time::Durat
     } else {
         format!(" {}", e.version)
     };
+    let next = if next.is_zero() {
+        "it never came up; it is started again when its mount is reconciled".to_string()
+    } else {
+        format!("next restart in {}", humantime::format_duration(next))
+    };
     format!(
         "plugin {}{version} (sha256 {}) exited {failures} times in a row soon after starting; \
-         last: {reason}; requests to its mounts ({}) fail with 503 until it stays up; next \
-         restart in {}. Check the plugin's log lines in the operator log (plugin={}) and fix or \
+         last: {reason}; requests to its mounts ({}) fail with 503 until it stays up; {next}. \
+         Check the plugin's log lines in the operator log (plugin={}) and fix or \
          roll back the catalog entry.",
         e.name,
         e.sha256.get(..12).unwrap_or(&e.sha256),
@@ -42,7 +47,6 @@ pub fn note(e: &PluginEvent, failures: u32, reason: &str, next: std::time::Durat
         } else {
             e.mount_paths.join(", ")
         },
-        humantime::format_duration(next),
         e.name,
     )
 }

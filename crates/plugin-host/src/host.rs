@@ -239,6 +239,10 @@ pub struct PluginHost {
     /// sha256s of Vault plugins that said they do not multiplex: each of
     /// their mounts gets a process of its own.
     single_mount: Mutex<std::collections::HashSet<String>>,
+    /// Consecutive failed first starts per (name, version, sha256): a
+    /// plugin that never comes up is a crash loop too (no supervisor sees
+    /// it, since no process ever served).
+    start_failures: Mutex<HashMap<(String, String, String), u32>>,
 }
 
 impl PluginHost {
@@ -254,7 +258,53 @@ impl PluginHost {
             groups: Mutex::new(HashMap::new()),
             all: Mutex::new(Vec::new()),
             single_mount: Mutex::default(),
+            start_failures: Mutex::default(),
         })
+    }
+
+    /// Counts a failed first start of `entry` for the mount at
+    /// `mount_path`; at the crash-loop threshold (then every 10th) it is
+    /// published as a [`PluginEventKind::CrashLoop`] naming that mount. A
+    /// start that succeeds resets the count.
+    fn start_failed(&self, entry: &CatalogEntry, mount_path: &str, reason: &str) {
+        let key = (
+            entry.name.clone(),
+            entry.version.clone(),
+            entry.sha256.clone(),
+        );
+        let failures = {
+            let mut counts = self
+                .start_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(key).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if crate::supervision::is_crash_loop_report(failures) {
+            let _ = self.events.send(PluginEvent {
+                name: entry.name.clone(),
+                version: entry.version.clone(),
+                sha256: entry.sha256.clone(),
+                mount_paths: vec![mount_path.to_string()],
+                kind: PluginEventKind::CrashLoop {
+                    failures,
+                    reason: reason.to_string(),
+                    next_restart: Duration::ZERO,
+                },
+            });
+        }
+    }
+
+    fn start_succeeded(&self, entry: &CatalogEntry) {
+        self.start_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(
+                entry.name.clone(),
+                entry.version.clone(),
+                entry.sha256.clone(),
+            ));
     }
 
     /// Supervision events (exits, crash loops, restarts) from now on. A
@@ -515,7 +565,16 @@ impl PluginHost {
         view: View,
     ) -> Result<Arc<PluginBackend>, PluginError> {
         let mount_id = setup.mount_id.clone();
-        let group = self.group_for(entry, &mount_id, false).await?;
+        let group = match self.group_for(entry, &mount_id, false).await {
+            Ok(g) => {
+                self.start_succeeded(entry);
+                g
+            }
+            Err(e) => {
+                self.start_failed(entry, &setup.mount_path, &e.to_string());
+                return Err(e);
+            }
+        };
         let info = group.current().map(|p| p.info.clone()).unwrap_or_default();
         let generation = MountGeneration::new();
         let m = MountSetup {

@@ -33,7 +33,7 @@
 use lockbox_plugin_proto as proto;
 use proto::v1::{self, backend_client::BackendClient};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -73,6 +73,12 @@ pub struct PluginProcess {
     pub storage: Arc<HostStorage>,
     conn: Conn,
     in_flight: AtomicUsize,
+    /// A request's connection broke: the process is presumed dead before
+    /// its exit is reaped (its cached answers are no longer served) until
+    /// a call started after the break succeeds.
+    connection_lost: AtomicBool,
+    /// Counts connection breaks; a call remembers it when it starts.
+    breaks: AtomicU64,
     exited: watch::Receiver<Option<String>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     socket_dir: PathBuf,
@@ -144,6 +150,34 @@ impl PluginProcess {
     /// Requests currently in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Records that a request's connection to the process broke (the
+    /// process crashed or is going away; its exit may not be reaped yet).
+    pub fn lose_connection(&self) {
+        self.breaks.fetch_add(1, Ordering::SeqCst);
+        self.connection_lost.store(true, Ordering::SeqCst);
+    }
+
+    /// What a call notes when it starts, for [`PluginProcess::call_succeeded`].
+    pub fn call_started(&self) -> u64 {
+        self.breaks.load(Ordering::SeqCst)
+    }
+
+    /// A call that started at `started` succeeded: if no connection broke
+    /// since it started, the process is serving again (a transient break).
+    pub fn call_succeeded(&self, started: u64) {
+        if self.connection_lost.load(Ordering::Relaxed)
+            && self.breaks.load(Ordering::SeqCst) == started
+        {
+            self.connection_lost.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the process may still be serving: not exited, and no
+    /// request's connection to it broke.
+    pub fn serving(&self) -> bool {
+        !self.connection_lost.load(Ordering::SeqCst) && self.exited.borrow().is_none()
     }
 
     /// `Some(reason)` once the process has exited.
@@ -284,7 +318,7 @@ mod launch;
 mod output;
 
 pub use host_storage::HostStorage;
-pub use launch::launch;
+pub use launch::{launch, parse_vault_handshake};
 pub use output::{CappedLines, OutputLine};
 
 #[cfg(test)]

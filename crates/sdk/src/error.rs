@@ -170,10 +170,13 @@ pub enum StorageError {
 /// Why the plugin could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The magic cookie is missing: someone ran the plugin by hand.
+    /// Neither lockbox's nor Vault's magic cookie is set: someone ran the
+    /// plugin by hand.
     #[error(
         "{program}: this is a lockbox plugin, not a program to run by hand: lockbox starts it itself \
-         once it is registered (`lockbox plugin register ...`) or placed in the server's --dev-plugin-dir"
+         once it is registered (`lockbox plugin register ...`) or placed in the server's --dev-plugin-dir; \
+         Vault or OpenBao start it once it is in their plugin directory and registered \
+         (`bao plugin register -sha256=<sha256> secret|auth <name>`)"
     )]
     NotLaunchedByHost {
         /// The executable's name, for the message.
@@ -192,6 +195,32 @@ pub enum ServeError {
         /// The version this SDK speaks.
         ours: u32,
     },
+    /// A Vault-protocol host offers no protocol version 5 (OpenBao retries
+    /// versions 3 and 4 after a failed version 5 launch).
+    #[error(
+        "{program}: the Vault/OpenBao host offers plugin protocol version(s) {offered:?}, but this \
+         plugin speaks only version 5 (Vault 1.12+, OpenBao 2.x); if a version 5 launch failed \
+         before, its error is the one to look at"
+    )]
+    VaultProtocol {
+        /// The executable's name.
+        program: String,
+        /// `PLUGIN_PROTOCOL_VERSIONS` as given.
+        offered: String,
+    },
+    /// A variable a Vault-protocol host must set is missing or unusable.
+    #[error("{program}: {var} {reason}")]
+    VaultEnv {
+        /// The executable's name.
+        program: String,
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The mutual-TLS certificate or configuration could not be made.
+    #[error("cannot set up mutual TLS with the host: {0}")]
+    Tls(String),
     /// A variable the host must set is missing or empty.
     #[error("{program}: {var} is not set; the lockbox host sets it when it starts a plugin")]
     MissingEnv {

@@ -2,7 +2,10 @@
 //! in Rust.
 //!
 //! A plugin is an executable the lockbox host starts, verifies and talks to
-//! over gRPC on Unix sockets (see `docs/plugin-protocol.md`). This crate does
+//! over gRPC on Unix sockets (see `docs/plugin-protocol.md`). The same
+//! binary also runs under Vault 1.12+ and OpenBao 2.x, which start it with
+//! Vault's plugin protocol 5 ([`vault`]; README: "Running under Vault or
+//! OpenBao"). This crate does
 //! the whole plugin side of that protocol; a plugin only describes its paths:
 //!
 //! ```no_run
@@ -24,7 +27,8 @@
 //!
 //! ```text
 //!  serve / serve_with / run      serve.rs     env + cookie, handshake line, socket, health, SIGTERM
-//!        │
+//!        │  (Vault's cookie only:      vault/       Vault protocol 5: AutoMTLS, go-plugin broker,
+//!        │   vault::run)                            pb.Backend per multiplex_id, Storage over the broker)
 //!  PluginService (gRPC Backend)  service.rs   mount_id → (Mount, Backend); wire ⇄ Request/Response
 //!        │                                    errors → ResponseError replies; handler panics → 500
 //!  Backend / Factory traits      logical.rs   Request, Response, Auth, Mount, Info
@@ -49,16 +53,22 @@
 pub mod error;
 pub mod framework;
 pub mod harness;
+pub mod lease;
+mod lifecycle;
 pub mod logical;
+pub mod mount;
+mod routes;
 pub mod serve;
 mod service;
 pub mod storage;
+pub mod vault;
 
 pub use error::{Error, ServeError, StorageError};
+pub use lease::{SecretLease, SecretRequest};
 pub use logical::{
     Auth, Backend, Factory, Info, Kind, Mount, Operation, Request, Response, Shared,
 };
-pub use serve::{PluginEnv, run, serve, serve_with};
+pub use serve::{HostProtocol, PluginEnv, run, serve, serve_with};
 pub use storage::Storage;
 
 /// Re-exported so plugins can implement [`Backend`] and [`Factory`]

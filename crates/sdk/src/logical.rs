@@ -14,6 +14,8 @@
 //! [`PathBackend`](crate::framework::PathBackend) from paths and handlers.
 
 use crate::error::Error;
+use crate::lease::{SecretLease, SecretRequest};
+pub use crate::mount::Mount;
 use crate::storage::Storage;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -89,40 +91,6 @@ impl fmt::Display for Operation {
     }
 }
 
-/// The identity and configuration of a mount, from the host's `Setup`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// The mount's UUID; names the mount in every call.
-    pub id: String,
-    /// Routing path, e.g. `mock/` or `auth/userpass/`.
-    pub path: String,
-    /// The mount's accessor.
-    pub accessor: String,
-    /// The plugin name the mount was enabled with.
-    pub plugin_type: String,
-    /// Mount options (`-options` of `secrets enable`).
-    pub options: BTreeMap<String, String>,
-    /// The mount's default lease TTL.
-    pub default_lease_ttl: Duration,
-    /// The mount's max lease TTL.
-    pub max_lease_ttl: Duration,
-}
-
-impl Mount {
-    /// A mount for tests: id `test-mount`, path `test/`, no options.
-    pub fn for_tests() -> Self {
-        Mount {
-            id: "test-mount".into(),
-            path: "test/".into(),
-            accessor: "test_accessor".into(),
-            plugin_type: "test".into(),
-            options: BTreeMap::new(),
-            default_lease_ttl: Duration::from_secs(768 * 3600),
-            max_lease_ttl: Duration::from_secs(768 * 3600),
-        }
-    }
-}
-
 /// One request to a mount of the plugin.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -194,6 +162,10 @@ pub struct Response {
     /// The host may answer the same read from memory until the mount's
     /// storage changes (see [`Response::cacheable`]).
     pub cacheable: bool,
+    /// A secret with a lease (dynamic secrets): the host records a lease
+    /// and later calls [`Backend::renew_secret`] / [`Backend::revoke_secret`]
+    /// with its internal data. See [`crate::lease`].
+    pub secret: Option<SecretLease>,
 }
 
 impl Response {
@@ -295,6 +267,23 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A storage key of the mount changed outside the plugin: drop caches.
     async fn invalidate(&self, _mount: &Mount, _key: &str) {}
+
+    /// Renews a leased secret this backend handed out: the TTL granted
+    /// (zero: as asked; the host caps it at the lease's max TTL). The
+    /// default refuses (a backend without leases).
+    async fn renew_secret(
+        &self,
+        _req: SecretRequest,
+        _storage: Storage,
+    ) -> Result<Duration, Error> {
+        Err(Error::invalid("lease is not renewable"))
+    }
+
+    /// Revokes a leased secret this backend handed out. An error makes the
+    /// host retry with backoff. The default has nothing to revoke.
+    async fn revoke_secret(&self, _req: SecretRequest, _storage: Storage) -> Result<(), Error> {
+        Ok(())
+    }
 
     /// The mount is going away (disable, seal, reload elsewhere).
     async fn cleanup(&self, _mount: &Mount) {}

@@ -2,10 +2,12 @@
 //! graceful shutdown.
 //!
 //! ```text
-//! serve(backend) ─▶ PluginEnv::from_env()   cookie? versions include 1? dirs set?
-//!                     │ no → one line on stderr, exit 1
+//! serve(backend) ─▶ HostProtocol::from_env()  lockbox's cookie → lockbox protocol (even when
+//!                     │                        Vault's is set too: lockbox's host sets both);
+//!                     │                        else Vault's cookie → Vault protocol 5 (crate::vault);
+//!                     │                        neither, or a bad environment → one line on stderr, exit 1
 //!                     ▼
-//!                  run(factory, env, stdout, SIGTERM/SIGINT)
+//!                  run(factory, env, stdout, SIGTERM/SIGINT)     (vault::run for Vault's)
 //!                     1. bind $LOCKBOX_PLUGIN_SOCKET_DIR/plugin.sock
 //!                     2. serve Backend + grpc.health.v1.Health ("" = SERVING)
 //!                     3. print `1|1|unix|<abs socket path>|grpc|` on stdout, flush
@@ -17,23 +19,19 @@
 //! ```
 
 use crate::error::ServeError;
+use crate::lifecycle;
 use crate::logical::{Backend, Factory, Shared};
+use crate::routes::Routes;
 use crate::service::PluginService;
 use crate::storage::GrpcTransport;
 use lockbox_plugin_proto as proto;
 use lockbox_plugin_proto::v1 as pb;
-use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::body::Body;
-use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
-use tonic::server::NamedService;
 use tonic::transport::{Endpoint, Server};
 use tonic_health::ServingStatus;
 
@@ -42,9 +40,7 @@ pub const SOCKET_FILE: &str = "plugin.sock";
 
 pub use lockbox_plugin_proto::MAX_MESSAGE_SIZE;
 
-/// How long in-flight requests may run after SIGTERM before the process
-/// exits anyway.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::lifecycle::DRAIN_TIMEOUT;
 
 /// What the host gives a plugin through the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,48 +127,38 @@ impl PluginEnv {
     }
 }
 
-/// Routes gRPC calls to the health service or the backend by path, so the
-/// server needs no router (tonic's `router` feature would pull in axum).
-#[derive(Clone)]
-struct Dispatch<B, H> {
-    backend: B,
-    health: H,
+/// The protocol of the host that started the process, from its
+/// environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostProtocol {
+    /// lockbox's own protocol (`LOCKBOX_PLUGIN_MAGIC_COOKIE`).
+    Lockbox(PluginEnv),
+    /// Vault's plugin protocol 5 (`VAULT_BACKEND_PLUGIN`): Vault, OpenBao.
+    Vault(crate::vault::VaultEnv),
 }
 
-impl<B, H> Service<http::Request<Body>> for Dispatch<B, H>
-where
-    B: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + 'static,
-    B::Future: Send + 'static,
-    H: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + 'static,
-    H::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<http::Response<Body>, Infallible>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // tonic's generated servers are always ready.
-        Poll::Ready(Ok(()))
+impl HostProtocol {
+    /// Reads and checks the process environment.
+    pub fn from_env() -> Result<Self, ServeError> {
+        Self::from_lookup(&program_name(), |k| std::env::var(k).ok())
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let path = req.uri().path();
-        let is_health = path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(H::NAME))
-            .is_some_and(|rest| rest.starts_with('/'));
-        if is_health {
-            Box::pin(self.health.call(req))
+    /// Chooses the protocol from an environment given as a lookup function:
+    /// lockbox's magic cookie wins (lockbox's host sets Vault's variables
+    /// too, for Vault plugins), then Vault's; with neither the plugin was
+    /// started by hand, and the error says how it is meant to start.
+    pub fn from_lookup(
+        program: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ServeError> {
+        if lookup(proto::MAGIC_COOKIE_KEY).as_deref() == Some(proto::MAGIC_COOKIE_VALUE) {
+            PluginEnv::from_lookup(program, lookup).map(HostProtocol::Lockbox)
+        } else if crate::vault::has_vault_cookie(&lookup) {
+            crate::vault::VaultEnv::from_lookup(program, lookup).map(HostProtocol::Vault)
         } else {
-            Box::pin(self.backend.call(req))
+            Err(ServeError::NotLaunchedByHost {
+                program: program.to_string(),
+            })
         }
     }
 }
@@ -196,7 +182,7 @@ pub fn serve_with(factory: impl Factory) -> ExitCode {
     // Same-user processes (other plugins) cannot read this process's
     // memory or environment (which holds the host token) from now on.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
-    let env = match PluginEnv::from_env() {
+    let env = match HostProtocol::from_env() {
         Ok(env) => env,
         Err(e) => {
             eprintln!("{e}");
@@ -222,7 +208,12 @@ pub fn serve_with(factory: impl Factory) -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = shutdown_signal().map_err(ServeError::Runtime)?;
         let mut stdout = std::io::stdout();
-        run(factory, env, &mut stdout, shutdown).await
+        match env {
+            HostProtocol::Lockbox(env) => run(factory, env, &mut stdout, shutdown).await,
+            HostProtocol::Vault(env) => {
+                crate::vault::run(factory, env, &mut stdout, shutdown).await
+            }
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -283,22 +274,7 @@ pub async fn run(
             source,
         }
     })?;
-    // A stale socket from a crashed predecessor would make bind fail; the
-    // directory is private to this plugin process.
-    match std::fs::remove_file(&socket_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(ServeError::Bind {
-                path: socket_path,
-                source,
-            });
-        }
-    }
-    let listener = UnixListener::bind(&socket_path).map_err(|source| ServeError::Bind {
-        path: socket_path.clone(),
-        source,
-    })?;
+    let listener = lifecycle::bind_fresh(&socket_path)?;
 
     let endpoint = Endpoint::from_shared(format!("unix://{}", env.host_socket.display())).map_err(
         |source| ServeError::HostSocket {
@@ -316,14 +292,15 @@ pub async fn run(
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
-    let dispatch = Dispatch {
-        backend: pb::backend_server::BackendServer::new(service)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE),
-        health,
-    };
+    let routes = Routes::new()
+        .add(
+            pb::backend_server::BackendServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
+        .add(health);
 
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal_reporter = reporter.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -333,8 +310,8 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let mut server_stop = stop_rx.clone();
-    let mut server = tokio::spawn(Server::builder().serve_with_incoming_shutdown(
-        dispatch,
+    let server = tokio::spawn(Server::builder().serve_with_incoming_shutdown(
+        routes,
         UnixListenerStream::new(listener),
         async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
@@ -353,32 +330,9 @@ pub async fn run(
         "plugin serving"
     );
 
-    let outcome = tokio::select! {
-        res = &mut server => Some(res),
-        _ = stop_rx.wait_for(|stop| *stop) => None,
-    };
-    let outcome = match outcome {
-        Some(res) => res,
-        None => match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
-            Ok(res) => res,
-            Err(_) => {
-                tracing::warn!(
-                    "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; exiting anyway"
-                );
-                server.abort();
-                Ok(Ok(()))
-            }
-        },
-    };
+    let outcome = lifecycle::until_stopped(server, stop_rx).await;
     let _ = std::fs::remove_file(&socket_path);
-    match outcome {
-        Ok(Ok(())) => {
-            tracing::info!("plugin stopped");
-            Ok(())
-        }
-        Ok(Err(e)) => Err(ServeError::Serve(e)),
-        Err(e) => Err(ServeError::Task(e)),
-    }
+    outcome
 }
 
 #[cfg(test)]
@@ -441,4 +395,58 @@ mod tests {
             ServeError::MissingEnv { var, .. } if var == proto::SOCKET_DIR_KEY
         ));
     }
+
+    fn protocol_of(pairs: &[(&str, &str)]) -> Result<HostProtocol, ServeError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HostProtocol::from_lookup("lockbox-plugin-test", |k| map.get(k).cloned())
+    }
+
+    /// What lockbox's host sets on every launch: its own variables and
+    /// Vault's (for Vault plugins). The SDK speaks lockbox's protocol then.
+    #[test]
+    fn both_cookies_choose_lockbox() {
+        let cert = lockbox_vault_plugin_proto::tls::AutoMtlsCert::generate().unwrap();
+        let both = [
+            COOKIE,
+            (proto::PROTOCOL_VERSIONS_KEY, "1"),
+            (proto::SOCKET_DIR_KEY, "/run/p"),
+            (proto::HOST_SOCKET_KEY, "/run/host.sock"),
+            (VAULT_COOKIE.0, VAULT_COOKIE.1),
+            (VAULT_VERSIONS, "5"),
+            (VAULT_CERT, &cert.pem),
+        ];
+        assert!(matches!(protocol_of(&both), Ok(HostProtocol::Lockbox(_))));
+        // Vault's only (what `bao server` sets): Vault's protocol.
+        let vault_only = &both[4..];
+        match protocol_of(vault_only) {
+            Ok(HostProtocol::Vault(env)) => assert_eq!(env.client_cert_pem, cert.pem),
+            other => panic!("expected Vault's protocol, got {other:?}"),
+        }
+        // A wrong Vault cookie is no cookie.
+        let wrong = [(VAULT_COOKIE.0, "nope"), (VAULT_VERSIONS, "5")];
+        assert!(matches!(
+            protocol_of(&wrong),
+            Err(ServeError::NotLaunchedByHost { .. })
+        ));
+    }
+
+    /// Neither cookie: one line naming both ways the plugin is started.
+    #[test]
+    fn neither_cookie_names_both_hosts() {
+        let msg = protocol_of(&[]).unwrap_err().to_string();
+        assert!(!msg.contains('\n'));
+        assert!(msg.contains("lockbox plugin register"), "{msg}");
+        assert!(msg.contains("Vault or OpenBao"), "{msg}");
+        assert!(msg.contains("plugin register -sha256"), "{msg}");
+    }
+
+    const VAULT_COOKIE: (&str, &str) = (
+        lockbox_vault_plugin_proto::handshake::MAGIC_COOKIE_KEY,
+        lockbox_vault_plugin_proto::handshake::MAGIC_COOKIE_VALUE,
+    );
+    const VAULT_VERSIONS: &str = lockbox_vault_plugin_proto::handshake::env::PROTOCOL_VERSIONS;
+    const VAULT_CERT: &str = lockbox_vault_plugin_proto::handshake::env::CLIENT_CERT;
 }

@@ -7,6 +7,8 @@
 //! HandleRequest(id, r)  → mounts[id]? ─no→ ERROR_KIND_INTERNAL "mount not set up"
 //!                         └ decode r (op, JSON) ─bad→ 400/405 reply
 //!                         └ spawn backend.handle_request(req, storage(id)) ─panic→ 500 reply
+//! RenewSecret / RevokeSecret(id, secret) → backend.renew_secret / revoke_secret
+//!                         (the same mount lookup, decoding and panic isolation)
 //! Cleanup(mount_id)     → remove, backend.cleanup (idempotent)
 //! ```
 //!
@@ -15,6 +17,7 @@
 //! error field) answers with a gRPC status.
 
 use crate::error::Error;
+use crate::lease::{self, SecretLease};
 use crate::logical::{Auth, Backend, Factory, Info, Kind, Mount, Operation, Request, Response};
 use crate::storage::{Storage, Transport};
 use futures_util::FutureExt;
@@ -75,6 +78,21 @@ impl PluginService {
             ))
         })?;
         let request = decode_request(entry.mount.clone(), request)?;
+        Ok((entry, request))
+    }
+
+    /// Finds the mount and decodes a leased secret handed back by the host.
+    fn prepare_secret(
+        &self,
+        mount_id: &str,
+        call: Option<pb::SecretCall>,
+    ) -> Result<(MountEntry, lease::SecretRequest), Error> {
+        let entry = self.entry(mount_id).ok_or_else(|| {
+            Error::internal(format!(
+                "mount not set up: {mount_id:?} is not a mount of this plugin process (Setup first)"
+            ))
+        })?;
+        let request = decode_secret_call(entry.mount.clone(), call)?;
         Ok((entry, request))
     }
 }
@@ -197,6 +215,7 @@ fn encode_response(resp: Response) -> Result<pb::Response, Error> {
         lease_duration_seconds: ceil_secs(resp.lease_duration),
         renewable: resp.renewable,
         cacheable: resp.cacheable,
+        secret: resp.secret.map(|s| encode_secret(&s)).transpose()?,
     })
 }
 
@@ -222,11 +241,52 @@ pub(crate) fn decode_response(r: pb::Response) -> Result<Response, Error> {
         lease_duration: Duration::from_secs(r.lease_duration_seconds),
         renewable: r.renewable,
         cacheable: r.cacheable,
+        secret: r
+            .secret
+            .map(|s| {
+                Ok::<_, Error>(SecretLease {
+                    internal_data: decode_data(&s.internal_data_json)?,
+                    ttl: Duration::from_secs(s.ttl_seconds),
+                    max_ttl: Duration::from_secs(s.max_ttl_seconds),
+                    renewable: s.renewable,
+                })
+            })
+            .transpose()?,
+    })
+}
+
+fn encode_secret(s: &SecretLease) -> Result<pb::Secret, Error> {
+    Ok(pb::Secret {
+        internal_data_json: serde_json::to_vec(&s.internal_data)
+            .map_err(|e| Error::internal(format!("cannot encode secret internal data: {e}")))?,
+        ttl_seconds: ceil_secs(s.ttl),
+        max_ttl_seconds: ceil_secs(s.max_ttl),
+        renewable: s.renewable,
+    })
+}
+
+/// Decodes the host's `SecretCall` for `mount`.
+pub(crate) fn decode_secret_call(
+    mount: Arc<Mount>,
+    call: Option<pb::SecretCall>,
+) -> Result<lease::SecretRequest, Error> {
+    let c = call.ok_or_else(|| Error::invalid("malformed call: no secret"))?;
+    Ok(lease::SecretRequest {
+        path: c.path,
+        lease_id: c.lease_id,
+        internal_data: decode_data(&c.internal_data_json)?,
+        data: decode_data(&c.data_json)?,
+        ttl: Duration::from_secs(c.ttl_seconds),
+        max_ttl: Duration::from_secs(c.max_ttl_seconds),
+        increment: Duration::from_secs(c.increment_seconds),
+        issue_time: c.issue_time_unix,
+        renewable: c.renewable,
+        mount,
     })
 }
 
 /// Runs `fut`, turning a panic in a handler into an error reply.
-async fn isolated<T: Send + 'static>(
+pub(crate) async fn isolated<T: Send + 'static>(
     what: &'static str,
     fut: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
@@ -367,6 +427,56 @@ impl pb::backend_server::Backend for PluginService {
         Ok(tonic::Response::new(reply))
     }
 
+    async fn renew_secret(
+        &self,
+        request: tonic::Request<pb::SecretCallArgs>,
+    ) -> Result<tonic::Response<pb::RenewSecretReply>, Status> {
+        let args = request.into_inner();
+        let result = match self.prepare_secret(&args.mount_id, args.secret) {
+            Ok((entry, req)) => {
+                let storage = self.storage(&args.mount_id);
+                isolated("renew", async move {
+                    entry.backend.renew_secret(req, storage).await
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        Ok(tonic::Response::new(match result {
+            Ok(ttl) => pb::RenewSecretReply {
+                ttl_seconds: ceil_secs(ttl),
+                error: None,
+            },
+            Err(e) => pb::RenewSecretReply {
+                ttl_seconds: 0,
+                error: Some(e.to_wire()),
+            },
+        }))
+    }
+
+    async fn revoke_secret(
+        &self,
+        request: tonic::Request<pb::SecretCallArgs>,
+    ) -> Result<tonic::Response<pb::RevokeSecretReply>, Status> {
+        let args = request.into_inner();
+        let result = match self.prepare_secret(&args.mount_id, args.secret) {
+            Ok((entry, req)) => {
+                let storage = self.storage(&args.mount_id);
+                isolated("revoke", async move {
+                    entry.backend.revoke_secret(req, storage).await
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(mount_id = %args.mount_id, error = %e, "revocation failed");
+        }
+        Ok(tonic::Response::new(pb::RevokeSecretReply {
+            error: result.err().map(|e| e.to_wire()),
+        }))
+    }
+
     async fn invalidate_key(
         &self,
         request: tonic::Request<pb::InvalidateKeyArgs>,
@@ -418,7 +528,17 @@ mod tests {
                         }))))
                     }),
             )
-            .path(Path::new("panic").read(|_, _, _| async { panic!("handler bug") }));
+            .path(Path::new("panic").read(|_, _, _| async { panic!("handler bug") }))
+            .secret(
+                crate::framework::Secret::new("creds")
+                    .renew(|req, _| async move { Ok(req.asked_ttl()) })
+                    .revoke(|req, _| async move {
+                        match req.internal_data.get("fail") {
+                            Some(_) => Err(Error::internal("database down")),
+                            None => Ok(()),
+                        }
+                    }),
+            );
         PluginService::new(
             Arc::new(Shared::new(backend)),
             Arc::new(MemoryTransport::default()),
@@ -567,6 +687,73 @@ mod tests {
             .unwrap()
             .into_inner();
         assert!(r.error.is_none());
+    }
+
+    #[tokio::test]
+    async fn leased_secrets_travel_and_come_back_to_their_type() {
+        let svc = service();
+        setup(&svc, "m1", "db/").await;
+        let call = |internal: &str, increment: u64| {
+            tonic::Request::new(pb::SecretCallArgs {
+                mount_id: "m1".into(),
+                secret: Some(pb::SecretCall {
+                    path: "creds/x".into(),
+                    internal_data_json: internal.as_bytes().to_vec(),
+                    ttl_seconds: 60,
+                    increment_seconds: increment,
+                    ..Default::default()
+                }),
+            })
+        };
+        let r = svc
+            .renew_secret(call(r#"{"secret_type":"creds"}"#, 90))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.ttl_seconds, r.error), (90, None));
+        let r = svc
+            .revoke_secret(call(r#"{"secret_type":"creds"}"#, 0))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.error.is_none());
+        let r = svc
+            .revoke_secret(call(r#"{"secret_type":"creds","fail":1}"#, 0))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.error.unwrap().message, "database down");
+        for bad in ["{nope", r#"{"secret_type":"zz"}"#] {
+            let r = svc.renew_secret(call(bad, 0)).await.unwrap().into_inner();
+            assert_eq!(
+                pb::ErrorKind::try_from(r.error.unwrap().kind).unwrap(),
+                pb::ErrorKind::InvalidRequest
+            );
+        }
+        let r = svc
+            .revoke_secret(tonic::Request::new(pb::SecretCallArgs {
+                mount_id: "nope".into(),
+                secret: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.error.unwrap().message.starts_with("mount not set up"));
+
+        let mut internal = Map::new();
+        internal.insert("secret_type".into(), "creds".into());
+        let resp = Response {
+            secret: Some(SecretLease {
+                internal_data: internal,
+                ttl: Duration::from_secs(3),
+                max_ttl: Duration::from_secs(10),
+                renewable: true,
+            }),
+            ..Default::default()
+        };
+        let wire = encode_response(resp.clone()).unwrap();
+        assert_eq!(wire.secret.as_ref().unwrap().ttl_seconds, 3);
+        assert_eq!(decode_response(wire).unwrap(), resp);
     }
 
     #[test]

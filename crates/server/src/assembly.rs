@@ -64,6 +64,7 @@ impl Assembly {
                 tls: self.options.tls.clone(),
                 plugins: Some(self.node.plugin_host().clone()),
                 request_limit: Some(self.options.max_request_size.clone()),
+                core: Some(self.node.core().clone()),
             },
         );
     }

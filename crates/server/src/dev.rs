@@ -81,10 +81,7 @@ pub async fn register_dev_plugins(
         else {
             continue;
         };
-        let name = file
-            .strip_prefix("lockbox-plugin-")
-            .unwrap_or(&file)
-            .to_string();
+        let (name, named_kind) = dev_plugin_name(&file);
         if lockbox_core::catalog::validate_name(&name).is_err() {
             continue;
         }
@@ -110,9 +107,16 @@ pub async fn register_dev_plugins(
         let launch = node.plugin_host().config().launch.clone();
         match lockbox_plugin_host::process::launch(&entry, &path, &launch).await {
             Ok(p) => {
-                if p.info.kind == lockbox_plugin_proto::v1::BackendKind::Credential as i32 {
-                    entry.kind = PluginType::Auth;
-                }
+                entry.kind = match named_kind {
+                    Some(kind) => kind,
+                    None if p.vault().is_none()
+                        && p.info.kind
+                            == lockbox_plugin_proto::v1::BackendKind::Credential as i32 =>
+                    {
+                        PluginType::Auth
+                    }
+                    None => PluginType::Secret,
+                };
                 p.stop().await;
             }
             Err(e) => {
@@ -131,6 +135,32 @@ pub async fn register_dev_plugins(
         result.registered.push(entry);
     }
     Ok(result)
+}
+
+/// The catalog name of a dev plugin file, and its type when the name says
+/// it: Vault's binary names (`vault-plugin-secrets-NAME`,
+/// `vault-plugin-auth-NAME`, OpenBao's `openbao-plugin-…`) name both, so
+/// `vault-plugin-secrets-kv` is the `kv` plugin (kv version 2) and
+/// `vault-plugin-auth-kubernetes` the `kubernetes` auth method;
+/// `lockbox-plugin-NAME` is `NAME`; any other file keeps its name. Without
+/// a type in the name, a lockbox plugin says its type at start; a Vault
+/// plugin is taken for a secrets engine (its type is per mount).
+fn dev_plugin_name(file: &str) -> (String, Option<PluginType>) {
+    for vendor in ["vault", "openbao"] {
+        for (kind, word) in [(PluginType::Secret, "secrets"), (PluginType::Auth, "auth")] {
+            if let Some(name) = file
+                .strip_prefix(vendor)
+                .and_then(|f| f.strip_prefix("-plugin-"))
+                .and_then(|f| f.strip_prefix(word))
+                .and_then(|f| f.strip_prefix('-'))
+                .filter(|n| !n.is_empty())
+            {
+                return (name.to_string(), Some(kind));
+            }
+        }
+    }
+    let name = file.strip_prefix("lockbox-plugin-").unwrap_or(file);
+    (name.to_string(), None)
 }
 
 /// Runs `lockbox server --dev` until SIGTERM or SIGINT.
@@ -159,12 +189,23 @@ pub(crate) async fn run_dev(args: ServerArgs) -> Result<(), ServerError> {
     for key in &init.keys {
         core.submit_unseal_key(key).await?;
     }
-    core.enable_mount("secret", "kv", "key/value secret storage")
-        .await?;
     let dev_plugins = match &args.dev_plugin_dir {
         Some(dir) => register_dev_plugins(&node, dir).await?,
         None => DevPlugins::default(),
     };
+    // `secret/` is kv version 2 when the kv plugin is there, as in Vault's
+    // dev server; otherwise the built-in kv version 1.
+    let kv = if dev_plugins
+        .registered
+        .iter()
+        .any(|e| e.name == "kv" && e.kind == PluginType::Secret)
+    {
+        "kv-v2"
+    } else {
+        "kv"
+    };
+    core.enable_mount("secret", kv, "key/value secret storage")
+        .await?;
 
     let listener = bind(&listen_address).await?;
     let local: SocketAddr = listener.local_addr()?;
@@ -321,4 +362,34 @@ fn print_dev_warning(b: &DevBanner<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_plugin_names_follow_vaults_binary_names() {
+        let cases = [
+            ("vault-plugin-secrets-kv", "kv", Some(PluginType::Secret)),
+            (
+                "vault-plugin-auth-kubernetes",
+                "kubernetes",
+                Some(PluginType::Auth),
+            ),
+            (
+                "openbao-plugin-secrets-nomad",
+                "nomad",
+                Some(PluginType::Secret),
+            ),
+            ("openbao-plugin-auth-jwt", "jwt", Some(PluginType::Auth)),
+            ("lockbox-plugin-userpass", "userpass", None),
+            ("mock", "mock", None),
+            ("vault-plugin-secrets-", "vault-plugin-secrets-", None),
+            ("vault-plugin-database-x", "vault-plugin-database-x", None),
+        ];
+        for (file, name, kind) in cases {
+            assert_eq!(dev_plugin_name(file), (name.to_string(), kind), "{file}");
+        }
+    }
 }

@@ -67,6 +67,14 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
     ));
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
     let root_token = init_or_unseal(&node, &secrets, &args).await?;
+    if let Some(device) = args.audit_device() {
+        let path = device.options.get("file_path").cloned().unwrap_or_default();
+        match node.admin(&root_token).ensure_audit_device(device).await {
+            Ok(true) => tracing::info!(%path, "audit device file/ enabled"),
+            Ok(false) => {}
+            Err(e) => return Err(OperatorError::Audit(e.to_string())),
+        }
+    }
 
     let tls = match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(c), Some(k)) => Some(tls::Reloadable::load(c, k)?),

@@ -68,10 +68,15 @@ pub(crate) struct Reloader {
     pub(crate) plugins: Option<Arc<PluginHost>>,
     /// Where a changed `max_request_size` is applied.
     pub(crate) request_limit: Option<http::RequestLimit>,
+    /// Whose audit files are reopened (logrotate).
+    pub(crate) core: Option<Arc<lockbox_core::core::Core>>,
 }
 
 impl Reloader {
     fn reload(&mut self) {
+        if let Some(core) = &self.core {
+            core.reopen_audit();
+        }
         let (Some(path), Some(running)) = (&self.path, &mut self.running) else {
             if let Some(tls) = &self.tls {
                 match tls.reload() {

@@ -24,7 +24,9 @@
 //! with `cargo run -p lockbox-vault-plugin-proto --example generate`).
 //!
 //! This crate does no I/O: [`handshake`] holds the handshake facts and the
-//! parser of the handshake line, [`services`] the wire names.
+//! parser of the handshake line, [`services`] the wire names, and `tls`
+//! (feature `tls`) the AutoMTLS certificates and rustls configurations both
+//! ends use (the host in `lockbox-plugin-host`, plugins in `lockbox-sdk`).
 
 #![allow(missing_docs)]
 
@@ -55,3 +57,7 @@ pub mod pluginutil;
 
 pub mod handshake;
 pub mod services;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "tls")]
+pub mod unix_tls;

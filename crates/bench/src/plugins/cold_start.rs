@@ -36,7 +36,7 @@ pub(super) struct ColdStart {
     pub(super) exec: Samples,
 }
 
-pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .fold(String::new(), |mut s, b| {
@@ -46,7 +46,7 @@ pub(super) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A sealed-less memfd holding `bytes` (close-on-exec).
-pub(super) fn memfd_with(bytes: &[u8]) -> std::io::Result<std::fs::File> {
+pub(crate) fn memfd_with(bytes: &[u8]) -> std::io::Result<std::fs::File> {
     use std::io::Write as _;
     use std::os::fd::FromRawFd as _;
     // SAFETY: a valid NUL-terminated name; the fd is owned by the File below.

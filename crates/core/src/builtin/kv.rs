@@ -111,6 +111,8 @@ impl Backend for Kv {
                 }
                 Ok(Some(Response::list(keys)))
             }
+            // kv version 1 has no patch (Vault: 405); version 2 does.
+            Operation::Patch => Err(RequestError::UnsupportedOperation),
         }
     }
 }

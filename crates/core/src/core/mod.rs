@@ -14,6 +14,7 @@
 //! the operator share.
 
 pub mod admin;
+mod api;
 mod authorize;
 mod fields;
 pub mod mounts;
@@ -21,16 +22,19 @@ mod pipeline;
 pub mod policies;
 mod sys;
 pub mod tokens;
+pub use api::{ApiRequest, Method, Reply};
+pub mod audit;
+pub mod leases;
 
 pub use pipeline::canonical_request_path;
 
 use crate::barrier::{self, Barrier, BarrierError, View};
 use crate::builtin;
-use crate::logical::{Backend, BackendKind, RequestError, Response, SpecialPaths};
+use crate::logical::{Backend, BackendKind, RequestError, SpecialPaths};
 use crate::runtime::{ImageStore, MountSpec, NoPlugins, PluginRuntime};
 use lockbox_storage::Physical;
 use mounts::{MountEntry, Table};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tokens::TokenStore;
@@ -60,60 +64,6 @@ impl Default for CoreConfig {
             cluster_name: "lockbox".into(),
         }
     }
-}
-
-/// How a client called: the HTTP method family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// GET.
-    Read,
-    /// PUT or POST.
-    Write,
-    /// DELETE.
-    Delete,
-    /// LIST or GET with `list=true`.
-    List,
-}
-
-/// A request as it arrives from the API layer.
-#[derive(Debug, Clone)]
-pub struct ApiRequest {
-    /// The method family.
-    pub method: Method,
-    /// The path after `/v1/`.
-    pub path: String,
-    /// Body (or query parameters for reads).
-    pub data: Map<String, Value>,
-    /// `X-Vault-Token` or bearer token.
-    pub token: Option<String>,
-}
-
-/// What the API layer should send back.
-#[derive(Debug)]
-pub enum Reply {
-    /// 200 with the standard envelope.
-    Envelope {
-        /// `request_id`.
-        request_id: String,
-        /// Payload.
-        response: Box<Response>,
-        /// `mount_type`.
-        mount_type: String,
-        /// Also copy `data`'s keys to the top level of the body, as Vault
-        /// does for its older `sys/` endpoints.
-        flatten: bool,
-    },
-    /// A status and a bare JSON body (seal status, init, health).
-    Raw {
-        /// HTTP status.
-        status: u16,
-        /// Body.
-        body: Value,
-    },
-    /// 204.
-    NoContent,
-    /// 404 with an empty error list (a read of a missing secret).
-    NotFound,
 }
 
 /// Which code serves a mount.
@@ -157,6 +107,10 @@ pub(crate) struct Active {
     /// Serializes changes to the mount tables.
     pub mount_lock: tokio::sync::Mutex<()>,
     pub migrations: std::sync::Mutex<HashMap<String, Value>>,
+    /// The lease manager.
+    pub leases: Arc<leases::Leases>,
+    /// The audit devices.
+    pub audit: Arc<audit::AuditBroker>,
 }
 
 impl Active {
@@ -290,6 +244,13 @@ impl Core {
     /// above that keep their own records in it (the plugin image index).
     pub fn barrier(&self) -> Option<Arc<Barrier>> {
         self.active().map(|a| a.barrier.clone())
+    }
+
+    /// Reopens the audit devices' files (SIGHUP, after logrotate).
+    pub fn reopen_audit(&self) {
+        if let Some(a) = self.active() {
+            a.audit.reopen();
+        }
     }
 
     /// Whether the core is sealed.
@@ -464,7 +425,11 @@ impl Core {
         let handler = match entry.kind.as_str() {
             "system" if entry.builtin_fixed => Handler::System,
             "token" if entry.builtin_fixed => Handler::Token,
-            kind => match self.engines.get(kind) {
+            kind => match self
+                .engines
+                .get(kind)
+                .filter(|_| !mounts::served_by_plugin(kind, &entry.options))
+            {
                 None => match self.plugin_backend(barrier, &entry, &view).await {
                     Ok(b) => Handler::Backend(b),
                     Err(msg) => Handler::Unavailable(msg),
@@ -505,6 +470,16 @@ impl Core {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| {
+                if mounts::served_by_plugin(&entry.kind, &entry.options) {
+                    return format!(
+                        "kv version 2 is served by the kv plugin (Vault's vault-plugin-secrets-kv, run unmodified), which is not in the catalog: register its binary as secret plugin \"kv\" (lockbox plugin register -sha256=SHA256 -command=vault-plugin-secrets-kv secret kv); kv version 1 is built in{}",
+                        if entry.plugin_version.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (plugin version {} asked)", entry.plugin_version)
+                        }
+                    );
+                }
                 let v = if entry.plugin_version.is_empty() {
                     String::new()
                 } else {
@@ -625,7 +600,12 @@ impl Core {
             let route = self.build_route(&barrier, entry).await;
             routes.insert(route.entry.path.clone(), Arc::new(route));
         }
+        let leases = Arc::new(leases::Leases::new(barrier.clone()));
+        let audit = Arc::new(audit::AuditBroker::open(barrier.clone()).await?);
+        tokens.attach_leases(leases.clone());
         let active = Arc::new(Active {
+            audit,
+            leases,
             barrier,
             tokens,
             policies,
@@ -634,6 +614,7 @@ impl Core {
             migrations: std::sync::Mutex::new(HashMap::new()),
         });
         spawn_token_expiry(Arc::downgrade(&active));
+        leases::spawn_expiry(Arc::downgrade(&active));
         // While unsealed, the plugin supervisor can pull a deleted
         // image-sourced binary again (the catalog index is in the barrier).
         let images = self.images.clone();

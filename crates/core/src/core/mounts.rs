@@ -380,17 +380,64 @@ pub fn parse_options(input: &Value) -> Result<BTreeMap<String, String>, RequestE
     Ok(out)
 }
 
-/// Refuses options the built-in engine cannot honour: the built-in `kv` is
-/// version 1 only, and a mount that claims version 2 would make Vault clients
-/// (`vault kv`, hvac) speak the v2 protocol to a v1 engine.
+/// kv's two versions (Vault's model): version 1 is lockbox's built-in
+/// engine; version 2 is served by the kv plugin (Vault's own
+/// `vault-plugin-secrets-kv`, run unmodified) registered in the catalog as
+/// secret plugin `kv`. Vault's type aliases `kv-v1` / `kv-v2` name the
+/// version; `options.version` names it for `kv`.
+pub fn kv_type(kind: &str, options: &mut BTreeMap<String, String>) -> Result<String, RequestError> {
+    let version = match kind {
+        "kv-v1" => "1",
+        "kv-v2" => "2",
+        _ => return Ok(kind.to_string()),
+    };
+    match options.get("version").map(String::as_str) {
+        None | Some("") => {
+            options.insert("version".into(), version.into());
+        }
+        Some(v) if v == version => {}
+        Some(v) => {
+            return Err(RequestError::invalid(format!(
+                "type {kind:?} with options.version {v:?}: the two disagree; use type \"kv\" with options.version, or the alias alone"
+            )));
+        }
+    }
+    Ok("kv".into())
+}
+
+/// Whether a mount of `kind` with `options` runs on the catalog plugin of
+/// the same name instead of the built-in engine: kv version 2.
+pub fn served_by_plugin(kind: &str, options: &BTreeMap<String, String>) -> bool {
+    kind == "kv" && options.get("version").is_some_and(|v| v == "2")
+}
+
+/// Refuses options no kv engine honours: kv has versions 1 (built in) and
+/// 2 (the kv plugin).
 pub fn check_options(kind: &str, options: &BTreeMap<String, String>) -> Result<(), RequestError> {
     if kind == "kv"
         && let Some(v) = options.get("version")
         && !v.is_empty()
         && v != "1"
+        && v != "2"
     {
         return Err(RequestError::invalid(format!(
-            "options.version {v:?}: the built-in kv engine implements version 1 only; omit options.version or set it to \"1\""
+            "options.version {v:?}: kv has version 1 (built in) and version 2 (the kv plugin); set \"1\" or \"2\""
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a tune that would move a mount between the built-in engine and
+/// a plugin (kv 1 ⇄ 2): the data formats differ and lockbox does not
+/// upgrade a kv version 1 mount in place.
+pub fn check_options_change(
+    kind: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<(), RequestError> {
+    if served_by_plugin(kind, old) != served_by_plugin(kind, new) {
+        return Err(RequestError::invalid(format!(
+            "cannot change the version of a {kind} mount by tuning: lockbox does not upgrade kv version 1 data in place; mount a new kv version 2 engine and copy the secrets"
         )));
     }
     Ok(())

@@ -4,13 +4,43 @@
 
 use super::authorize::authorize;
 use super::sys::{self, paths, routes};
-use super::{Active, ApiRequest, Core, Handler, Method, Reply, new_uuid, tokens};
-use crate::logical::{Operation, Request, RequestError, SpecialPaths};
+use super::{Active, ApiRequest, Core, Handler, Method, Reply, audit, leases, new_uuid, tokens};
+use crate::logical::{AuthRenewal, Operation, Request, RequestError, SpecialPaths};
+use serde_json::{Map, Value};
 
 impl Core {
-    /// Handles one API request end to end.
+    /// Handles one API request end to end. A request refused before its
+    /// handler (no or bad token, the ACL) is recorded by the audit devices
+    /// too, as Vault does (failed logins and probes are what an auditor
+    /// looks for).
     pub async fn handle(&self, req: ApiRequest) -> Result<Reply, RequestError> {
+        let (method, raw_path) = (req.method, req.path.clone());
+        let mut audited = false;
+        let result = self.handle_audited(req, &mut audited).await;
+        if let Err(e) = &result
+            && !audited
+            && matches!(e, RequestError::PermissionDenied | RequestError::Denied(_))
+            && let Some(active) = self.active()
+        {
+            active
+                .audit
+                .log_refused(raw_path.trim_start_matches('/'), method, e)?;
+        }
+        result
+    }
+
+    /// [`Core::handle`]; `audited` is set once the request was recorded.
+    async fn handle_audited(
+        &self,
+        req: ApiRequest,
+        audited: &mut bool,
+    ) -> Result<Reply, RequestError> {
         let mut path = canonical_request_path(&req.path)?;
+        // Vault lists a folder: a LIST path always ends in `/` (what the
+        // engine and the ACL see), however the client spelled it.
+        if req.method == Method::List && !path.ends_with('/') {
+            path.push('/');
+        }
         if let Some(reply) = sys::handle_unsealed_exempt(self, &req, &path).await? {
             return Ok(reply);
         }
@@ -60,6 +90,7 @@ impl Core {
                 Method::Write => Operation::Update,
                 Method::Delete => Operation::Delete,
                 Method::List => Operation::List,
+                Method::Patch => Operation::Patch,
             },
             path: relative.clone(),
             data: req.data,
@@ -104,39 +135,204 @@ impl Core {
             .await?;
         }
 
-        let result = match &route.handler {
-            Handler::System => routes::handle(self, &active, &request, token.as_ref()).await,
-            Handler::Token => match &token {
-                Some(t) => active.tokens.handle(&request, t, caller_sudo).await,
-                None => Err(RequestError::PermissionDenied),
-            },
-            Handler::Backend(b) => b.handle(&request, &route.view).await,
-            Handler::Unavailable(_) => unreachable!("handled above"),
-        }?;
-        let mut result = result;
-        if let Some(resp) = result.as_mut()
-            && let Some(login) = resp.login.take()
-        {
-            let auth = active
-                .tokens
-                .login(&route.entry, &request.path, login, default_ttl, max_ttl)
-                .await?;
-            resp.auth = Some(auth);
-        }
-        Ok(match result {
-            Some(response) => Reply::Envelope {
-                request_id: request.id,
-                response: Box::new(response),
-                mount_type: route.entry.kind.clone(),
-                flatten: matches!(route.handler, Handler::System)
-                    && paths::injects_data_into_top_level(&request.path),
-            },
-            None if matches!(request.operation, Operation::Read | Operation::List) => {
-                Reply::NotFound
+        let record = audit::Record {
+            request: &request,
+            path: &path,
+            token: token.as_ref(),
+        };
+        // Fail closed: a request no audit device could record is refused
+        // before its handler runs.
+        *audited = true;
+        active.audit.log_request(&record)?;
+        let outcome: Result<Reply, RequestError> = async {
+            let result = match &route.handler {
+                Handler::System => routes::handle(self, &active, &request, token.as_ref()).await,
+                Handler::Token => match &token {
+                    Some(t) => {
+                        let renewer = MountRenewer { active: &active };
+                        active
+                            .tokens
+                            .handle(&request, t, caller_sudo, &renewer)
+                            .await
+                    }
+                    None => Err(RequestError::PermissionDenied),
+                },
+                Handler::Backend(b) => b.handle(&request, &route.view).await,
+                Handler::Unavailable(_) => unreachable!("handled above"),
+            }?;
+            let mut result = result;
+            if let Some(resp) = result.as_mut()
+                && let Some(login) = resp.login.take()
+            {
+                let auth = active
+                    .tokens
+                    .login(&route.entry, &request.path, login, default_ttl, max_ttl)
+                    .await?;
+                resp.auth = Some(auth);
             }
-            None => Reply::NoContent,
-        })
+            if matches!(route.handler, Handler::Backend(_))
+                && let Some(resp) = result.as_mut()
+                && let Some(secret) = resp.secret.take()
+            {
+                // Vault records no leases for kv (its ttl is a refresh hint).
+                if route.entry.kind == "kv" {
+                    resp.lease_duration = secret.ttl;
+                } else {
+                    let ttl = leases::lease_ttl(secret.ttl, secret.max_ttl, default_ttl, max_ttl);
+                    let max = match secret.max_ttl {
+                        0 => max_ttl,
+                        m => m.min(max_ttl),
+                    };
+                    let lease = active
+                        .leases
+                        .register(
+                            &format!("{}{}", route.entry.path, request.path),
+                            token.as_ref().map(|t| t.hash.as_str()),
+                            resp.data.clone(),
+                            secret.internal_data,
+                            ttl,
+                            max,
+                            secret.renewable,
+                        )
+                        .await?;
+                    resp.lease_id = lease.lease_id;
+                    resp.lease_duration = ttl;
+                    resp.renewable = lease.renewable;
+                }
+            }
+            if matches!(route.handler, Handler::Backend(_))
+                && let Some(raw) = result
+                    .as_ref()
+                    .and_then(|r| r.data.as_ref())
+                    .and_then(raw_http)
+            {
+                return raw;
+            }
+            Ok(match result {
+                Some(response) => Reply::Envelope {
+                    request_id: request.id.clone(),
+                    response: Box::new(response),
+                    mount_type: route.entry.kind.clone(),
+                    flatten: matches!(route.handler, Handler::System)
+                        && paths::injects_data_into_top_level(&request.path),
+                },
+                None if matches!(request.operation, Operation::Read | Operation::List) => {
+                    Reply::NotFound
+                }
+                None => Reply::NoContent,
+            })
+        }
+        .await;
+        active.audit.log_response(&record, &outcome)?;
+        outcome
     }
+}
+
+/// Routes a token renewal to the auth method that issued the token: the
+/// mount its `path` names (`auth/<mount>/login`). Tokens of the token store
+/// and of mounts that no longer exist get no say from a method.
+struct MountRenewer<'a> {
+    active: &'a Active,
+}
+
+#[async_trait::async_trait]
+impl tokens::AuthRenewer for MountRenewer<'_> {
+    async fn renew_auth(
+        &self,
+        entry: &tokens::TokenEntry,
+        increment: u64,
+    ) -> Result<Option<u64>, RequestError> {
+        if !entry.path.starts_with("auth/") || entry.path.starts_with("auth/token/") {
+            return Ok(None);
+        }
+        let Some((mount, route)) = self.active.route(&entry.path) else {
+            return Ok(None);
+        };
+        let backend = match &route.handler {
+            Handler::Backend(b) => b,
+            Handler::Unavailable(msg) => {
+                return Err(RequestError::Unavailable(format!(
+                    "cannot renew: auth method {mount} is unavailable: {msg}"
+                )));
+            }
+            _ => return Ok(None),
+        };
+        let metadata = entry
+            .meta
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect();
+        let renewal = AuthRenewal {
+            path: entry.path[mount.len()..].to_string(),
+            policies: entry.policies.clone(),
+            metadata,
+            internal_data: entry.internal_data.clone().unwrap_or_default(),
+            display_name: entry.display_name.clone(),
+            ttl: entry.creation_ttl,
+            max_ttl: entry.explicit_max_ttl,
+            increment,
+            issue_time: entry.issue_time,
+            accessor: entry.accessor.clone(),
+        };
+        backend.renew_auth(&renewal, &route.view).await
+    }
+}
+
+/// An engine's raw HTTP answer (Vault's `respondRaw`): `None` unless the
+/// data names `http_status_code`. The body is `http_raw_body` (a string,
+/// base64-decoded when it is base64, as Vault does, else taken as is; or
+/// an array of bytes); the status must be an HTTP status (else a 500
+/// naming the problem).
+pub fn raw_http(data: &Map<String, Value>) -> Option<Result<Reply, RequestError>> {
+    use base64::Engine;
+    let status = data.get("http_status_code")?;
+    let Some(status) = status
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| (100..=599).contains(s))
+    else {
+        return Some(Err(RequestError::Internal(format!(
+            "the engine answered a raw HTTP response with an invalid http_status_code {status}"
+        ))));
+    };
+    let body = match data.get("http_raw_body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .unwrap_or_else(|_| s.clone().into_bytes()),
+        Some(Value::Array(a)) => {
+            let bytes: Option<Vec<u8>> = a
+                .iter()
+                .map(|v| v.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            match bytes {
+                Some(b) => b,
+                None => {
+                    return Some(Err(RequestError::Internal(
+                        "the engine answered a raw HTTP response whose http_raw_body is not bytes"
+                            .into(),
+                    )));
+                }
+            }
+        }
+        Some(_) => {
+            return Some(Err(RequestError::Internal(
+                "the engine answered a raw HTTP response whose http_raw_body is not a string"
+                    .into(),
+            )));
+        }
+    };
+    let content_type = data
+        .get("http_content_type")
+        .and_then(Value::as_str)
+        .unwrap_or("application/json")
+        .to_string();
+    Some(Ok(Reply::Http {
+        status,
+        content_type,
+        body,
+    }))
 }
 
 /// Checks the parts every request path must satisfy and returns it without

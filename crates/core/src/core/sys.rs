@@ -20,6 +20,8 @@ use base64::Engine;
 use mount_endpoints::mount_json;
 use serde_json::{Map, Value, json};
 
+mod audit_endpoints;
+mod lease_endpoints;
 mod mount_endpoints;
 pub(super) mod paths;
 mod plugin_endpoints;
@@ -247,7 +249,7 @@ pub(super) async fn policy_endpoint(
             active.policies.delete(name).await?;
             Ok(None)
         }
-        Operation::List => Err(RequestError::UnsupportedOperation),
+        Operation::List | Operation::Patch => Err(RequestError::UnsupportedOperation),
     }
 }
 

@@ -82,6 +82,8 @@ pub struct TokenStore {
     default_ttl: u64,
     /// System max TTL in seconds.
     max_ttl: u64,
+    /// The lease manager, told when a token is revoked (its leases go).
+    leases: std::sync::OnceLock<Arc<crate::core::leases::Leases>>,
 }
 
 fn now() -> i64 {
@@ -144,7 +146,13 @@ impl TokenStore {
                 .collect(),
             default_ttl,
             max_ttl,
+            leases: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Connects the lease manager: a revoked token's leases are revoked.
+    pub(crate) fn attach_leases(&self, leases: Arc<crate::core::leases::Leases>) {
+        let _ = self.leases.set(leases);
     }
 
     fn hash(&self, value: &str) -> String {
@@ -195,6 +203,11 @@ impl TokenStore {
         };
         let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|e| bad_json("token", e))?;
         Ok(Some(Arc::new(entry)))
+    }
+
+    /// Whether a token with this hash exists (lease tidy).
+    pub(crate) async fn exists_hash(&self, hash: &str) -> Result<bool, RequestError> {
+        Ok(self.peek(hash).await?.is_some())
     }
 
     /// The current entry without filling the cache (scans and revocation).
@@ -458,6 +471,7 @@ impl TokenStore {
             renewable: p.renewable.unwrap_or(true) && ttl != 0,
             issue_time: now,
             last_renewal: None,
+            internal_data: p.internal_data,
         };
         let _guard = self.lock_for(&hash).lock().await;
         if self.load_locked(&hash).await?.is_some() {
@@ -534,6 +548,7 @@ impl TokenStore {
             explicit_max_ttl: max,
             num_uses: login.num_uses,
             path: format!("{}{path}", mount.path),
+            internal_data: (!login.internal_data.is_empty()).then_some(login.internal_data),
             ..Default::default()
         };
         let grant = Grant {
@@ -582,6 +597,9 @@ impl TokenStore {
         self.barrier
             .delete_prefix(&format!("{PARENT_PREFIX}{hash}/"))
             .await?;
+        if let Some(leases) = self.leases.get() {
+            leases.token_revoked(hash).await?;
+        }
         Ok(())
     }
 
@@ -650,10 +668,13 @@ impl TokenStore {
 
     /// Renews the token with this hash, re-read under its lock; `None` when
     /// it is gone, expired or used up by now.
+    /// `granted`: the TTL the issuing auth method granted (see
+    /// [`AuthRenewer`]), used instead of the increment when not 0.
     async fn renew(
         &self,
         hash: &str,
         increment: u64,
+        granted: Option<u64>,
     ) -> Result<Option<Arc<TokenEntry>>, RequestError> {
         let _guard = self.lock_for(hash).lock().await;
         let now = now();
@@ -667,10 +688,10 @@ impl TokenStore {
             return Err(RequestError::invalid("lease is not renewable"));
         }
         let mut entry = (*current).clone();
-        let mut ttl = if increment == 0 {
-            entry.creation_ttl
-        } else {
-            increment
+        let mut ttl = match granted {
+            Some(t) if t > 0 => t,
+            _ if increment == 0 => entry.creation_ttl,
+            _ => increment,
         };
         if self.max_ttl > 0 {
             let cap = (entry.creation_time + self.max_ttl as i64 - now).max(0) as u64;
@@ -686,11 +707,33 @@ impl TokenStore {
     }
 }
 
+/// Asks the auth method that issued a token about its renewal (Vault
+/// routes a token renewal to the token's auth method). The pipeline
+/// implements it over the routing table.
+#[async_trait::async_trait]
+pub trait AuthRenewer: Send + Sync {
+    /// `Ok(Some(ttl))`: the method grants `ttl` seconds (0: the token's
+    /// own rules); `Ok(None)`: the method has no say; an error refuses.
+    async fn renew_auth(
+        &self,
+        entry: &TokenEntry,
+        increment: u64,
+    ) -> Result<Option<u64>, RequestError>;
+}
+
 mod endpoints;
 mod entry;
 
 pub use endpoints::create_params;
+pub(crate) use endpoints::increment;
 pub use entry::{CreateParams, Resolved, TokenEntry};
+
+#[async_trait::async_trait]
+impl crate::core::leases::TokenIndex for TokenStore {
+    async fn token_exists(&self, hash: &str) -> Result<bool, RequestError> {
+        self.exists_hash(hash).await
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,9 @@ pub enum Operation {
     Delete,
     /// LIST, or GET with `?list=true`.
     List,
+    /// PATCH (JSON merge patch of an existing entry; Vault's
+    /// `PatchOperation`, used by kv version 2).
+    Patch,
 }
 
 impl Operation {
@@ -44,6 +47,7 @@ impl Operation {
             Operation::Update => Capability::Update,
             Operation::Delete => Capability::Delete,
             Operation::List => Capability::List,
+            Operation::Patch => Capability::Patch,
         }
     }
 }
@@ -126,6 +130,75 @@ pub struct LoginAuth {
     pub renewable: bool,
     /// Use limit (0: unlimited).
     pub num_uses: i64,
+    /// The auth method's own data about the login (Vault's
+    /// `Auth.InternalData`): kept with the token, encrypted, never shown,
+    /// and given back to the method when the token is renewed.
+    pub internal_data: Map<String, Value>,
+}
+
+/// A token renewal the core asks of the auth method that issued the token
+/// (Vault's `RenewAuthRequest`).
+#[derive(Debug, Clone, Default)]
+pub struct AuthRenewal {
+    /// The login path relative to the mount (`login`).
+    pub path: String,
+    /// The token's policies.
+    pub policies: Vec<String>,
+    /// The token's metadata.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// What the method kept at login.
+    pub internal_data: Map<String, Value>,
+    /// Display name.
+    pub display_name: String,
+    /// The token's TTL at creation, seconds.
+    pub ttl: u64,
+    /// The token's hard cap, seconds (0: none).
+    pub max_ttl: u64,
+    /// The increment the client asked for, seconds (0: none).
+    pub increment: u64,
+    /// Unix seconds of issue.
+    pub issue_time: i64,
+    /// The token's accessor.
+    pub accessor: String,
+}
+
+/// A secret with a lease, as an engine hands it out: the core records the
+/// lease (`core::leases`) and later asks the engine to renew or revoke it
+/// with the same internal data (Vault's `logical.Secret`).
+#[derive(Debug, Clone, Default)]
+pub struct SecretLease {
+    /// The engine's own data about the secret (e.g. the user to drop).
+    pub internal_data: Map<String, Value>,
+    /// TTL in seconds (0: the mount's default).
+    pub ttl: u64,
+    /// Max TTL in seconds (0: the mount's max).
+    pub max_ttl: u64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+}
+
+/// A lease's secret handed back to its engine for renewal or revocation
+/// (Vault's `RenewRequest` / `RevokeRequest`).
+#[derive(Debug, Clone, Default)]
+pub struct SecretCall {
+    /// The request path that created it, relative to the mount.
+    pub path: String,
+    /// The lease id.
+    pub lease_id: String,
+    /// The engine's internal data.
+    pub internal_data: Map<String, Value>,
+    /// The response data it was handed out with.
+    pub data: Map<String, Value>,
+    /// Its TTL at issue, seconds.
+    pub ttl: u64,
+    /// Its max TTL from issue, seconds (0: none).
+    pub max_ttl: u64,
+    /// The renewal increment asked, seconds (0: none).
+    pub increment: u64,
+    /// Unix seconds of issue.
+    pub issue_time: i64,
+    /// Whether it is renewable.
+    pub renewable: bool,
 }
 
 /// What a backend returns for a successful request.
@@ -138,6 +211,11 @@ pub struct Response {
     /// A login result from a credential backend; the core turns it into a
     /// token and fills `auth`.
     pub login: Option<LoginAuth>,
+    /// A secret with a lease (dynamic secrets); the core registers it and
+    /// fills `lease_id`, `lease_duration` and `renewable`.
+    pub secret: Option<SecretLease>,
+    /// The lease id (set by the core).
+    pub lease_id: String,
     /// Lease duration in seconds (kv's refresh interval).
     pub lease_duration: u64,
     /// Whether the lease is renewable.
@@ -273,6 +351,37 @@ pub trait Backend: std::any::Any + Send + Sync {
     /// Paths needing sudo or no token.
     fn special_paths(&self) -> SpecialPaths {
         SpecialPaths::default()
+    }
+
+    /// Renews a token this auth method issued: `Ok(Some(ttl))` is the new
+    /// TTL in seconds the method grants (0: the token's own), an error
+    /// refuses the renewal; `Ok(None)` (the default) means the method has
+    /// no say and the core renews by its own rules.
+    async fn renew_auth(
+        &self,
+        _req: &AuthRenewal,
+        _storage: &dyn Storage,
+    ) -> Result<Option<u64>, RequestError> {
+        Ok(None)
+    }
+
+    /// Renews a leased secret: the TTL the engine grants in seconds (0: as
+    /// asked). The default refuses (an engine without leases).
+    async fn renew_secret(
+        &self,
+        _req: &SecretCall,
+        _storage: &dyn Storage,
+    ) -> Result<u64, RequestError> {
+        Err(RequestError::invalid("lease is not renewable"))
+    }
+
+    /// Revokes a leased secret. The default has nothing to revoke.
+    async fn revoke_secret(
+        &self,
+        _req: &SecretCall,
+        _storage: &dyn Storage,
+    ) -> Result<(), RequestError> {
+        Ok(())
     }
 
     /// Called once when a mount is set up (enable or unseal).

@@ -24,14 +24,17 @@ pub struct PluginBackend {
     pub(super) generation: Arc<MountGeneration>,
 }
 
-fn proto_op(op: logical::Operation) -> v1::Operation {
-    match op {
+/// The operation in lockbox's protocol, which has no patch (a PATCH to a
+/// lockbox plugin is a 405, as to any engine without patch in Vault).
+fn proto_op(op: logical::Operation) -> Result<v1::Operation, RequestError> {
+    Ok(match op {
         logical::Operation::Read => v1::Operation::Read,
         logical::Operation::Create => v1::Operation::Create,
         logical::Operation::Update => v1::Operation::Update,
         logical::Operation::Delete => v1::Operation::Delete,
         logical::Operation::List => v1::Operation::List,
-    }
+        logical::Operation::Patch => return Err(RequestError::UnsupportedOperation),
+    })
 }
 
 /// A plugin's error reply as the core's error for `path`: the kinds a
@@ -82,14 +85,34 @@ impl PluginBackend {
                 None => Err(changed_protocol()),
             })
             .await?;
-        if let Some(e) = reply.err.as_ref().filter(|e| !e.err_msg.is_empty()) {
-            let path = format!("{}{}", req.mount_point, req.path);
-            return Err(vault::convert::error(&group.entry.name, e, &path));
-        }
-        Ok(reply.check_found.then_some(reply.exists))
+        let path = format!("{}{}", req.mount_point, req.path);
+        vault::convert::existence(&group.entry.name, &reply, &path)
     }
 
-    /// `HandleRequest` on a Vault plugin (its answers are not cached: the
+    /// `HandleRequest` on a Vault plugin with `request`: its reply and the
+    /// group that answered (every Vault operation but the existence check).
+    async fn vault_request(
+        &self,
+        request: pb::Request,
+    ) -> Result<(pb::HandleRequestReply, Arc<Group>), RequestError> {
+        let id = self.mount_id.clone();
+        self.call(async move |p| match p.vault() {
+            Some(v) => {
+                let args = pb::HandleRequestArgs {
+                    storage_id: 0,
+                    request: Some(request),
+                };
+                v.backend()
+                    .handle_request(v.request(&id, args))
+                    .await
+                    .map(|r| r.into_inner())
+            }
+            None => Err(changed_protocol()),
+        })
+        .await
+    }
+
+    /// A request on a Vault plugin (its answers are not cached: the
     /// protocol has no cacheable mark).
     async fn vault_handle(
         &self,
@@ -97,24 +120,28 @@ impl PluginBackend {
     ) -> Result<Option<logical::Response>, RequestError> {
         let unauthenticated = SpecialPaths::matches(&self.special.unauthenticated, &req.path);
         let pbreq = vault::convert::request(req, unauthenticated)?;
-        let id = self.mount_id.clone();
-        let (reply, group) = self
-            .call(async move |p| match p.vault() {
-                Some(v) => {
-                    let args = pb::HandleRequestArgs {
-                        storage_id: 0,
-                        request: Some(pbreq),
-                    };
-                    v.backend()
-                        .handle_request(v.request(&id, args))
-                        .await
-                        .map(|r| r.into_inner())
-                }
-                None => Err(changed_protocol()),
-            })
-            .await?;
+        let (reply, group) = self.vault_request(pbreq).await?;
         let path = format!("{}{}", req.mount_point, req.path);
         vault::convert::reply(&group.entry.name, self.kind, reply, &path)
+    }
+
+    /// A leased secret's `renew` / `revoke` on a Vault plugin.
+    async fn vault_secret_call(
+        &self,
+        op: &str,
+        c: &logical::SecretCall,
+    ) -> Result<(pb::HandleRequestReply, Arc<Group>), RequestError> {
+        self.vault_request(vault::convert::secret_request(op, c)?)
+            .await
+    }
+
+    /// A token renewal on a Vault auth plugin (operation `renew` with the
+    /// token's `Auth`): the TTL it grants, or its refusal.
+    async fn vault_renew(&self, r: &logical::AuthRenewal) -> Result<u64, RequestError> {
+        let (reply, group) = self
+            .vault_request(vault::convert::renew_request(r)?)
+            .await?;
+        vault::convert::renew_reply(&group.entry.name, reply, &r.path)
     }
 
     /// The group currently serving this mount.
@@ -167,13 +194,17 @@ impl PluginBackend {
         let _done = Release(proc.clone());
         let name = group.entry.name.clone();
         let timeout = self.timeout();
+        let started = proc.call_started();
         match tokio::time::timeout(timeout, f(proc.clone())).await {
             Err(_) => Err(RequestError::Unavailable(format!(
                 "plugin {name} did not answer within {timeout:?}"
             ))),
             Ok(Err(status)) => {
-                let crashed =
-                    proc.exit_reason().is_some() || status.code() == tonic::Code::Unavailable;
+                let broke = connection_broke(&status);
+                if broke {
+                    proc.lose_connection();
+                }
+                let crashed = broke || proc.exit_reason().is_some();
                 Err(RequestError::Unavailable(if crashed {
                     format!(
                         "plugin {name} failed while handling the request ({}); it is being restarted",
@@ -183,9 +214,26 @@ impl PluginBackend {
                     format!("plugin {name} returned an error: {}", status.message())
                 }))
             }
-            Ok(Ok(v)) => Ok((v, group)),
+            Ok(Ok(v)) => {
+                proc.call_succeeded(started);
+                Ok((v, group))
+            }
         }
     }
+}
+
+/// Whether a call failed because its connection to the process broke (the
+/// transport's own error, not a status the plugin answered with).
+/// A status decoded from the plugin's own trailers carries no source, so a
+/// plugin answering `Unavailable` (or the host's own refusals) never counts.
+fn connection_broke(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled
+    ) && std::error::Error::source(status).is_some()
 }
 
 /// A plugin's response as the core's, refusing what the plugin may not
@@ -205,18 +253,66 @@ pub fn convert_response(
         max_ttl: a.max_ttl_seconds,
         renewable: a.renewable,
         num_uses: a.num_uses,
+        internal_data: Default::default(),
     });
     if login.is_some() {
         login_allowed(name, kind)?;
     }
+    let secret = match resp.secret {
+        Some(s) => Some(logical::SecretLease {
+            internal_data: plugin_data(name, &s.internal_data_json)?.unwrap_or_default(),
+            ttl: s.ttl_seconds,
+            max_ttl: s.max_ttl_seconds,
+            renewable: s.renewable,
+        }),
+        None => None,
+    };
     Ok(logical::Response {
         data,
         login,
+        secret,
         warnings: resp.warnings,
         lease_duration: resp.lease_duration_seconds,
         renewable: resp.renewable,
         ..Default::default()
     })
+}
+
+/// A leased secret handed back to a lockbox-protocol plugin.
+fn secret_args(
+    mount_id: &str,
+    c: &logical::SecretCall,
+) -> Result<v1::SecretCallArgs, RequestError> {
+    let json = |v: &serde_json::Map<String, serde_json::Value>| {
+        serde_json::to_vec(v).map_err(|e| RequestError::Internal(e.to_string()))
+    };
+    Ok(v1::SecretCallArgs {
+        mount_id: mount_id.to_string(),
+        secret: Some(v1::SecretCall {
+            path: c.path.clone(),
+            lease_id: c.lease_id.clone(),
+            internal_data_json: json(&c.internal_data)?,
+            data_json: json(&c.data)?,
+            ttl_seconds: c.ttl,
+            max_ttl_seconds: c.max_ttl,
+            increment_seconds: c.increment,
+            issue_time_unix: c.issue_time,
+            renewable: c.renewable,
+        }),
+    })
+}
+
+/// A gRPC answer, with `Unimplemented` as `None`: a plugin built before
+/// leases (its SDK has no `RenewSecret` / `RevokeSecret`) never handed out
+/// a secret.
+fn unless_unimplemented<T>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<Option<T>, tonic::Status> {
+    match r {
+        Ok(r) => Ok(Some(r.into_inner())),
+        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(None),
+        Err(s) => Err(s),
+    }
 }
 
 /// Only an auth method may answer with login data (a token to create):
@@ -273,7 +369,7 @@ fn to_args(mount_id: &str, req: &logical::Request) -> Result<v1::HandleRequestAr
         mount_id: mount_id.to_string(),
         request: Some(v1::Request {
             id: req.id.clone(),
-            operation: proto_op(req.operation) as i32,
+            operation: proto_op(req.operation)? as i32,
             path: req.path.clone(),
             data_json: serde_json::to_vec(&req.data)
                 .map_err(|e| RequestError::Internal(e.to_string()))?,
@@ -291,6 +387,75 @@ impl logical::Backend for PluginBackend {
 
     fn special_paths(&self) -> SpecialPaths {
         self.special.clone()
+    }
+
+    /// The plugin renews its leased secrets (its secret type's renew):
+    /// `HandleRequest` with operation `renew` for a Vault plugin,
+    /// `RenewSecret` for a lockbox one.
+    async fn renew_secret(
+        &self,
+        c: &logical::SecretCall,
+        _storage: &dyn lockbox_core::barrier::Storage,
+    ) -> Result<u64, RequestError> {
+        if !self.serves_vault() {
+            let args = secret_args(&self.mount_id, c)?;
+            let (reply, group) = self
+                .call(async move |p| match p.client() {
+                    Some(mut cl) => unless_unimplemented(cl.renew_secret(args).await),
+                    None => Err(changed_protocol()),
+                })
+                .await?;
+            let Some(reply) = reply else {
+                return Err(RequestError::invalid("lease is not renewable"));
+            };
+            if let Some(e) = &reply.error {
+                return Err(from_error(&group.entry.name, e, &c.path));
+            }
+            return Ok(reply.ttl_seconds);
+        }
+        let (reply, group) = self.vault_secret_call("renew", c).await?;
+        vault::convert::secret_renew_reply(&group.entry.name, reply, &c.path)
+    }
+
+    /// The plugin revokes its leased secrets (its secret type's revoke):
+    /// `HandleRequest` with operation `revoke` for a Vault plugin,
+    /// `RevokeSecret` for a lockbox one. An error keeps the lease, retried.
+    async fn revoke_secret(
+        &self,
+        c: &logical::SecretCall,
+        _storage: &dyn lockbox_core::barrier::Storage,
+    ) -> Result<(), RequestError> {
+        if !self.serves_vault() {
+            let args = secret_args(&self.mount_id, c)?;
+            let (reply, group) = self
+                .call(async move |p| match p.client() {
+                    Some(mut cl) => unless_unimplemented(cl.revoke_secret(args).await),
+                    None => Err(changed_protocol()),
+                })
+                .await?;
+            let Some(reply) = reply else {
+                return Ok(());
+            };
+            if let Some(e) = &reply.error {
+                return Err(from_error(&group.entry.name, e, &c.path));
+            }
+            return Ok(());
+        }
+        let (reply, group) = self.vault_secret_call("revoke", c).await?;
+        vault::convert::secret_revoke_reply(&group.entry.name, reply, &c.path)
+    }
+
+    /// A Vault auth plugin decides its tokens' renewals (its renew
+    /// operation); lockbox's protocol has none, so the core renews alone.
+    async fn renew_auth(
+        &self,
+        req: &logical::AuthRenewal,
+        _storage: &dyn lockbox_core::barrier::Storage,
+    ) -> Result<Option<u64>, RequestError> {
+        if self.kind == BackendKind::Credential && self.serves_vault() {
+            return self.vault_renew(req).await.map(Some);
+        }
+        Ok(None)
     }
 
     async fn exists(
@@ -336,7 +501,7 @@ impl logical::Backend for PluginBackend {
                 let serial = self
                     .group()
                     .current()
-                    .filter(|p| p.exit_reason().is_none())
+                    .filter(|p| p.serving())
                     .map(|p| p.serial);
                 let data = args.request.as_ref().map(|r| r.data_json.as_slice());
                 let key = serial.map(|s| {
@@ -367,7 +532,10 @@ impl logical::Backend for PluginBackend {
             return Ok(None);
         };
         let store = match (cache, key) {
-            (Some(cache), Some(key)) if cache::may_cache(req.operation, &resp) => {
+            // A leased secret is never a cacheable read, whatever the plugin says.
+            (Some(cache), Some(key))
+                if resp.secret.is_none() && cache::may_cache(req.operation, &resp) =>
+            {
                 Some((cache, key, resp.data_json.len()))
             }
             _ => None,
@@ -407,5 +575,89 @@ impl logical::Backend for PluginBackend {
 
     fn running_sha256(&self) -> String {
         self.group().entry.sha256.clone()
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+
+    #[test]
+    fn a_lockbox_plugins_secret_becomes_the_cores_and_bad_internal_data_is_refused() {
+        let resp = v1::Response {
+            data_json: br#"{"username":"u"}"#.to_vec(),
+            secret: Some(v1::Secret {
+                internal_data_json: br#"{"secret_type":"creds","username":"u"}"#.to_vec(),
+                ttl_seconds: 3,
+                max_ttl_seconds: 9,
+                renewable: true,
+            }),
+            ..Default::default()
+        };
+        let out = convert_response("db", BackendKind::Secret, resp.clone()).unwrap();
+        let s = out.secret.unwrap();
+        assert_eq!((s.ttl, s.max_ttl, s.renewable), (3, 9, true));
+        assert_eq!(s.internal_data["username"], "u");
+
+        let mut bad = resp;
+        if let Some(s) = bad.secret.as_mut() {
+            s.internal_data_json = b"[1]".to_vec();
+        }
+        let e = convert_response("db", BackendKind::Secret, bad).unwrap_err();
+        assert!(
+            e.to_string().contains("plugin db returned invalid data"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_calls_carry_the_lease() {
+        let mut internal = serde_json::Map::new();
+        internal.insert("secret_type".into(), "creds".into());
+        let c = logical::SecretCall {
+            path: "creds/r".into(),
+            lease_id: "db/creds/r/x".into(),
+            internal_data: internal,
+            ttl: 3,
+            max_ttl: 9,
+            increment: 5,
+            issue_time: 7,
+            renewable: true,
+            ..Default::default()
+        };
+        let a = secret_args("m", &c).unwrap();
+        let s = a.secret.unwrap();
+        assert_eq!(a.mount_id, "m");
+        assert_eq!(s.internal_data_json, br#"{"secret_type":"creds"}"#);
+        assert_eq!(
+            (
+                s.ttl_seconds,
+                s.max_ttl_seconds,
+                s.increment_seconds,
+                s.issue_time_unix
+            ),
+            (3, 9, 5, 7)
+        );
+        assert_eq!(s.lease_id, "db/creds/r/x");
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::connection_broke;
+
+    #[test]
+    fn only_the_transports_own_failures_count_as_a_broken_connection() {
+        let broken = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )));
+        assert!(connection_broke(&broken), "{broken:?}");
+        // What a plugin answers with, even with the same code, is not.
+        assert!(!connection_broke(&tonic::Status::unknown(
+            "transport error"
+        )));
+        assert!(!connection_broke(&tonic::Status::internal("bad")));
+        assert!(!connection_broke(&tonic::Status::invalid_argument("no")));
     }
 }

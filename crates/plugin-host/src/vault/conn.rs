@@ -15,7 +15,7 @@
 //! from the `Setup` of that mount.
 
 use super::services::{DropEvents, MountServices};
-use super::tls::{HostCert, TLS_SERVER_NAME};
+use super::tls::HostCert;
 use crate::cache::MountGeneration;
 use crate::process::AbortOnDrop;
 use lockbox_core::barrier::View;
@@ -23,18 +23,16 @@ use lockbox_core::logical::{BackendKind, SpecialPaths};
 use lockbox_plugin_proto::v1;
 use lockbox_vault_plugin_proto::handshake::MULTIPLEX_ID_METADATA;
 use lockbox_vault_plugin_proto::pluginutil::multiplexing as mux;
+use lockbox_vault_plugin_proto::unix_tls;
 use lockbox_vault_plugin_proto::{logical as vlogical, pb, plugin as gp};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Largest message either side sends (Vault's own limit is larger; lockbox
 /// keeps the one of its own protocol).
@@ -77,40 +75,6 @@ pub struct VaultConn {
     _tasks: Vec<AbortOnDrop>,
 }
 
-/// A TLS stream over a Unix socket, as tonic's server wants it.
-struct TlsConn(tokio_rustls::server::TlsStream<tokio::net::UnixStream>);
-
-impl tonic::transport::server::Connected for TlsConn {
-    type ConnectInfo = ();
-    fn connect_info(&self) {}
-}
-
-impl AsyncRead for TlsConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
 /// Adds `multiplex_id` when the plugin multiplexes.
 fn with_id<T>(multiplexed: bool, mount_id: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
@@ -132,29 +96,7 @@ impl VaultConn {
         server_version: &str,
     ) -> Result<VaultConn, String> {
         let plugin_cert = CertificateDer::from(plugin_cert);
-        let tls = tokio_rustls::TlsConnector::from(cert.client_config(plugin_cert.clone())?);
-        let path = socket.to_path_buf();
-        let channel = Endpoint::try_from("http://localhost")
-            .map_err(|e| e.to_string())?
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let (path, tls) = (path.clone(), tls.clone());
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    let name =
-                        ServerName::try_from(TLS_SERVER_NAME).map_err(std::io::Error::other)?;
-                    let stream = tls.connect(name, stream).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                }
-            }))
-            .await
-            .map_err(|e| {
-                let source = std::error::Error::source(&e).map(|s| format!(": {s}"));
-                format!(
-                    "cannot connect to {} with mutual TLS: {e}{}",
-                    socket.display(),
-                    source.unwrap_or_default()
-                )
-            })?;
+        let channel = unix_tls::dial(socket, cert.client_config(plugin_cert.clone())?).await?;
         let status = tonic_health::pb::health_client::HealthClient::new(channel.clone())
             .check(tonic_health::pb::HealthCheckRequest {
                 service: lockbox_vault_plugin_proto::services::HEALTH_CHECK_NAME.into(),
@@ -244,7 +186,7 @@ impl VaultConn {
             .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
         let acceptor =
             tokio_rustls::TlsAcceptor::from(self.cert.server_config(self.plugin_cert.clone())?);
-        let (tx, rx) = mpsc::channel::<Result<TlsConn, std::io::Error>>(4);
+        let (tx, rx) = mpsc::channel::<Result<unix_tls::TlsConn, std::io::Error>>(4);
         let pid = self.pid;
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -265,7 +207,7 @@ impl VaultConn {
                         .await
                     {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send(Ok(TlsConn(tls))).await;
+                            let _ = tx.send(Ok(unix_tls::TlsConn(tls))).await;
                         }
                         Ok(Err(e)) => tracing::warn!(pid, "refused a broker connection: {e}"),
                         Err(_) => tracing::warn!(pid, "broker TLS handshake timed out"),

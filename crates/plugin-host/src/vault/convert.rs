@@ -23,6 +23,7 @@ fn op(op: logical::Operation) -> &'static str {
         logical::Operation::Update => "update",
         logical::Operation::Delete => "delete",
         logical::Operation::List => "list",
+        logical::Operation::Patch => "patch",
     }
 }
 
@@ -43,6 +44,128 @@ pub fn request(req: &logical::Request, unauthenticated: bool) -> Result<pb::Requ
         unauthenticated,
         ..Default::default()
     })
+}
+
+fn ns(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX)
+}
+
+/// A plugin's internal data (JSON text; empty = none), shape-checked.
+fn internal_data(
+    name: &str,
+    text: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, RequestError> {
+    if text.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(crate::host::plugin_data(name, text.as_bytes())?.unwrap_or_default())
+}
+
+/// A leased secret handed back to its plugin, as Vault's `RenewRequest` /
+/// `RevokeRequest`: operation `renew` or `revoke` on the path that created
+/// it, with its `Secret` (internal data, lease options, lease id) and the
+/// data it was handed out with.
+pub fn secret_request(op: &str, c: &logical::SecretCall) -> Result<pb::Request, RequestError> {
+    let json = |v: &serde_json::Map<String, serde_json::Value>| {
+        serde_json::to_string(v).map_err(|e| RequestError::Internal(e.to_string()))
+    };
+    Ok(pb::Request {
+        operation: op.into(),
+        path: c.path.clone(),
+        data: json(&c.data)?,
+        secret: Some(pb::Secret {
+            lease_options: Some(pb::LeaseOptions {
+                ttl: ns(c.ttl),
+                renewable: c.renewable,
+                increment: ns(c.increment),
+                issue_time: Some(prost_types::Timestamp {
+                    seconds: c.issue_time,
+                    nanos: 0,
+                }),
+                max_ttl: ns(c.max_ttl),
+            }),
+            internal_data: json(&c.internal_data)?,
+            lease_id: c.lease_id.clone(),
+        }),
+        ..Default::default()
+    })
+}
+
+/// The plugin's answer to a secret's renewal: the TTL it grants
+/// (seconds), or its refusal.
+pub fn secret_renew_reply(
+    name: &str,
+    reply: pb::HandleRequestReply,
+    path: &str,
+) -> Result<u64, RequestError> {
+    refused(name, &reply, path)?;
+    match reply.response.and_then(|r| r.secret) {
+        Some(s) => Ok(secs(s.lease_options.unwrap_or_default().ttl)),
+        None => Err(RequestError::Internal(format!(
+            "plugin {name} answered the renewal of a lease without the secret; the lease was not renewed"
+        ))),
+    }
+}
+
+/// The plugin's answer to a revocation: done, or its refusal.
+pub fn secret_revoke_reply(
+    name: &str,
+    reply: pb::HandleRequestReply,
+    path: &str,
+) -> Result<(), RequestError> {
+    refused(name, &reply, path)
+}
+
+/// A token renewal as Vault's `RenewAuthRequest`: operation `renew` on the
+/// login path, with the token's `Auth` (its internal data, policies,
+/// metadata, lease options). The token itself is never sent.
+pub fn renew_request(r: &logical::AuthRenewal) -> Result<pb::Request, RequestError> {
+    let internal = serde_json::to_string(&r.internal_data)
+        .map_err(|e| RequestError::Internal(e.to_string()))?;
+    Ok(pb::Request {
+        id: String::new(),
+        operation: "renew".into(),
+        path: r.path.clone(),
+        data: "{}".into(),
+        auth: Some(pb::Auth {
+            lease_options: Some(pb::LeaseOptions {
+                ttl: ns(r.ttl),
+                renewable: true,
+                increment: ns(r.increment),
+                issue_time: Some(prost_types::Timestamp {
+                    seconds: r.issue_time,
+                    nanos: 0,
+                }),
+                max_ttl: ns(r.max_ttl),
+            }),
+            internal_data: internal,
+            display_name: r.display_name.clone(),
+            policies: r.policies.clone(),
+            token_policies: r.policies.clone(),
+            metadata: r.metadata.clone().into_iter().collect(),
+            accessor: r.accessor.clone(),
+            explicit_max_ttl: ns(r.max_ttl),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The plugin's answer to a renewal: the TTL it grants (seconds), or its
+/// refusal. An answer without `Auth` is refused (the plugin did not say
+/// how long).
+pub fn renew_reply(
+    name: &str,
+    reply: pb::HandleRequestReply,
+    path: &str,
+) -> Result<u64, RequestError> {
+    refused(name, &reply, path)?;
+    match reply.response.and_then(|r| r.auth) {
+        Some(a) => Ok(secs(a.lease_options.unwrap_or_default().ttl)),
+        None => Err(RequestError::Internal(format!(
+            "plugin {name} answered the renewal of a token without auth; the token was not renewed"
+        ))),
+    }
 }
 
 /// A plugin's error as the core's, with Vault's status for each kind.
@@ -76,6 +199,24 @@ pub fn error(name: &str, e: &pb::ProtoError, path: &str) -> RequestError {
     }
 }
 
+/// A `HandleExistenceCheck` reply: the plugin's error, or whether the
+/// target exists (`None`: the path has no existence check, so the request
+/// is an update).
+pub fn existence(
+    name: &str,
+    reply: &pb::HandleExistenceCheckReply,
+    path: &str,
+) -> Result<Option<bool>, RequestError> {
+    if let Some(e) = reply
+        .err
+        .as_ref()
+        .filter(|e| e.err_type != 0 || !e.err_msg.is_empty())
+    {
+        return Err(error(name, e, path));
+    }
+    Ok(reply.check_found.then_some(reply.exists))
+}
+
 /// Vault's `Response.IsError`: data is exactly `{"error": ...}`.
 fn error_message(data: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     match (data.len(), data.get("error")) {
@@ -89,20 +230,16 @@ fn secs(ns: i64) -> u64 {
     u64::try_from(ns / 1_000_000_000).unwrap_or(0)
 }
 
-/// A `HandleRequest` reply as the core's answer: the plugin's error (or an
-/// error response, which Vault answers with 400 unless the error says
-/// otherwise), or its response.
-pub fn reply(
+/// The refusal a `HandleRequest` reply carries: the plugin's error (with
+/// the message of its error response, if any), or an error response alone
+/// (Vault answers it with 400).
+fn refusal(
     name: &str,
-    kind: BackendKind,
-    reply: pb::HandleRequestReply,
+    reply: &pb::HandleRequestReply,
+    data: Option<&serde_json::Map<String, serde_json::Value>>,
     path: &str,
-) -> Result<Option<logical::Response>, RequestError> {
-    let data = match &reply.response {
-        Some(r) => crate::host::plugin_data(name, r.data.as_bytes())?,
-        None => None,
-    };
-    let err_msg = data.as_ref().and_then(error_message);
+) -> Result<(), RequestError> {
+    let err_msg = data.and_then(error_message);
     if let Some(e) = reply
         .err
         .as_ref()
@@ -114,9 +251,41 @@ pub fn reply(
         }
         return Err(error(name, &e, path));
     }
-    if let Some(m) = err_msg {
-        return Err(RequestError::InvalidRequest(m));
+    match err_msg {
+        Some(m) => Err(RequestError::InvalidRequest(m)),
+        None => Ok(()),
     }
+}
+
+/// A reply's response data, shape-checked (`None`: no response or data).
+fn reply_data(
+    name: &str,
+    reply: &pb::HandleRequestReply,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, RequestError> {
+    match &reply.response {
+        Some(r) => crate::host::plugin_data(name, r.data.as_bytes()),
+        None => Ok(None),
+    }
+}
+
+/// [`refusal`] of a reply whose data is only read for its error message
+/// (renewals and revocations).
+fn refused(name: &str, reply: &pb::HandleRequestReply, path: &str) -> Result<(), RequestError> {
+    let data = reply_data(name, reply)?;
+    refusal(name, reply, data.as_ref(), path)
+}
+
+/// A `HandleRequest` reply as the core's answer: the plugin's error (or an
+/// error response, which Vault answers with 400 unless the error says
+/// otherwise), or its response.
+pub fn reply(
+    name: &str,
+    kind: BackendKind,
+    reply: pb::HandleRequestReply,
+    path: &str,
+) -> Result<Option<logical::Response>, RequestError> {
+    let data = reply_data(name, &reply)?;
+    refusal(name, &reply, data.as_ref(), path)?;
     let Some(resp) = reply.response else {
         return Ok(None);
     };
@@ -141,21 +310,28 @@ pub fn reply(
                 max_ttl: secs(lease.max_ttl.max(a.explicit_max_ttl)),
                 renewable: lease.renewable,
                 num_uses: a.num_uses,
+                internal_data: internal_data(name, &a.internal_data)?,
             })
         }
         None => None,
     };
-    let lease = resp
-        .secret
-        .as_ref()
-        .and_then(|s| s.lease_options)
-        .unwrap_or_default();
+    let secret = match resp.secret {
+        Some(s) => {
+            let lease = s.lease_options.unwrap_or_default();
+            Some(logical::SecretLease {
+                internal_data: internal_data(name, &s.internal_data)?,
+                ttl: secs(lease.ttl),
+                max_ttl: secs(lease.max_ttl),
+                renewable: lease.renewable,
+            })
+        }
+        None => None,
+    };
     Ok(Some(logical::Response {
         data,
         login,
+        secret,
         warnings: resp.warnings,
-        lease_duration: secs(lease.ttl),
-        renewable: lease.renewable,
         ..Default::default()
     }))
 }

@@ -28,7 +28,7 @@ pub struct MountServices {
 }
 
 /// Refuses keys that could leave the view's prefix.
-fn check_key(key: &str) -> Result<(), Status> {
+pub fn check_key(key: &str) -> Result<(), Status> {
     if key.starts_with('/') || key.split('/').any(|s| s == "..") {
         return Err(Status::invalid_argument(format!(
             "invalid storage key {key:?}"

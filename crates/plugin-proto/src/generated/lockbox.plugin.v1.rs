@@ -128,6 +128,79 @@ pub struct Response {
     /// without a lease.
     #[prost(bool, tag = "6")]
     pub cacheable: bool,
+    /// A secret with a lease (dynamic secrets): the host records a lease and
+    /// later hands `internal_data_json` back to RenewSecret / RevokeSecret.
+    /// Unset: no lease.
+    #[prost(message, optional, tag = "7")]
+    pub secret: ::core::option::Option<Secret>,
+}
+/// A leased secret as the plugin hands it out (Vault's `logical.Secret`).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Secret {
+    /// The plugin's own data about the secret (e.g. the role to drop), a JSON
+    /// object; kept by the host, encrypted, never shown to clients.
+    #[prost(bytes = "vec", tag = "1")]
+    pub internal_data_json: ::prost::alloc::vec::Vec<u8>,
+    /// 0: the mount's default TTL.
+    #[prost(uint64, tag = "2")]
+    pub ttl_seconds: u64,
+    /// 0: the mount's max TTL.
+    #[prost(uint64, tag = "3")]
+    pub max_ttl_seconds: u64,
+    #[prost(bool, tag = "4")]
+    pub renewable: bool,
+}
+/// A leased secret handed back to the plugin that issued it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SecretCall {
+    /// The request path that created it, relative to the mount.
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub lease_id: ::prost::alloc::string::String,
+    /// What the plugin put in `Secret.internal_data_json`.
+    #[prost(bytes = "vec", tag = "3")]
+    pub internal_data_json: ::prost::alloc::vec::Vec<u8>,
+    /// The response data the secret was handed out with (JSON object).
+    #[prost(bytes = "vec", tag = "4")]
+    pub data_json: ::prost::alloc::vec::Vec<u8>,
+    /// Its TTL at issue.
+    #[prost(uint64, tag = "5")]
+    pub ttl_seconds: u64,
+    /// Its max TTL from issue (0: none).
+    #[prost(uint64, tag = "6")]
+    pub max_ttl_seconds: u64,
+    /// The renewal increment asked (0: none; renewals only).
+    #[prost(uint64, tag = "7")]
+    pub increment_seconds: u64,
+    /// Unix seconds of issue.
+    #[prost(int64, tag = "8")]
+    pub issue_time_unix: i64,
+    #[prost(bool, tag = "9")]
+    pub renewable: bool,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SecretCallArgs {
+    #[prost(string, tag = "1")]
+    pub mount_id: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub secret: ::core::option::Option<SecretCall>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RenewSecretReply {
+    /// The TTL the plugin grants (0: as asked). The host still caps it at the
+    /// lease's max TTL.
+    #[prost(uint64, tag = "1")]
+    pub ttl_seconds: u64,
+    /// Set when the plugin refuses or fails the renewal.
+    #[prost(message, optional, tag = "2")]
+    pub error: ::core::option::Option<ResponseError>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RevokeSecretReply {
+    /// Set when the revocation failed (the host retries with backoff).
+    #[prost(message, optional, tag = "1")]
+    pub error: ::core::option::Option<ResponseError>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct HandleRequestReply {
@@ -563,6 +636,58 @@ pub mod backend_client {
                 .insert(GrpcMethod::new("lockbox.plugin.v1.Backend", "Cleanup"));
             self.inner.unary(req, path, codec).await
         }
+        /// Renews a leased secret the plugin handed out (`Response.secret`): the
+        /// host's lease manager calls it for `sys/leases/renew`.
+        pub async fn renew_secret(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SecretCallArgs>,
+        ) -> std::result::Result<
+            tonic::Response<super::RenewSecretReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lockbox.plugin.v1.Backend/RenewSecret",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lockbox.plugin.v1.Backend", "RenewSecret"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Revokes a leased secret (lease expiry, `sys/leases/revoke*`, the
+        /// token that read it revoked, its mount disabled).
+        pub async fn revoke_secret(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SecretCallArgs>,
+        ) -> std::result::Result<
+            tonic::Response<super::RevokeSecretReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/lockbox.plugin.v1.Backend/RevokeSecret",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("lockbox.plugin.v1.Backend", "RevokeSecret"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -620,6 +745,24 @@ pub mod backend_server {
             &self,
             request: tonic::Request<super::MountRef>,
         ) -> std::result::Result<tonic::Response<super::Empty>, tonic::Status>;
+        /// Renews a leased secret the plugin handed out (`Response.secret`): the
+        /// host's lease manager calls it for `sys/leases/renew`.
+        async fn renew_secret(
+            &self,
+            request: tonic::Request<super::SecretCallArgs>,
+        ) -> std::result::Result<
+            tonic::Response<super::RenewSecretReply>,
+            tonic::Status,
+        >;
+        /// Revokes a leased secret (lease expiry, `sys/leases/revoke*`, the
+        /// token that read it revoked, its mount disabled).
+        async fn revoke_secret(
+            &self,
+            request: tonic::Request<super::SecretCallArgs>,
+        ) -> std::result::Result<
+            tonic::Response<super::RevokeSecretReply>,
+            tonic::Status,
+        >;
     }
     /// Served by the plugin.
     #[derive(Debug)]
@@ -990,6 +1133,92 @@ pub mod backend_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = CleanupSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lockbox.plugin.v1.Backend/RenewSecret" => {
+                    #[allow(non_camel_case_types)]
+                    struct RenewSecretSvc<T: Backend>(pub Arc<T>);
+                    impl<T: Backend> tonic::server::UnaryService<super::SecretCallArgs>
+                    for RenewSecretSvc<T> {
+                        type Response = super::RenewSecretReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SecretCallArgs>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Backend>::renew_secret(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RenewSecretSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/lockbox.plugin.v1.Backend/RevokeSecret" => {
+                    #[allow(non_camel_case_types)]
+                    struct RevokeSecretSvc<T: Backend>(pub Arc<T>);
+                    impl<T: Backend> tonic::server::UnaryService<super::SecretCallArgs>
+                    for RevokeSecretSvc<T> {
+                        type Response = super::RevokeSecretReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SecretCallArgs>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Backend>::revoke_secret(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RevokeSecretSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -40,11 +40,14 @@
 
 pub mod fields;
 pub mod pattern;
+pub mod secret;
 
 pub use fields::{Field, FieldType, FieldValue, Fields, parse_duration};
 pub use pattern::PatternError;
+pub use secret::{SECRET_TYPE_KEY, Secret};
 
 use crate::error::Error;
+use crate::lease::SecretRequest;
 use crate::logical::{Backend, Info, Kind, Operation, Request, Response};
 use crate::storage::Storage;
 use async_trait::async_trait;
@@ -53,6 +56,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a handler returns.
 pub type HandlerResult = Result<Option<Response>, Error>;
@@ -321,6 +325,7 @@ fn display_pattern(p: &Pattern) -> String {
 pub struct PathBackend {
     info: Info,
     paths: Vec<Path>,
+    secrets: BTreeMap<String, Secret>,
     help: String,
 }
 
@@ -344,8 +349,29 @@ impl PathBackend {
                 unauthenticated_paths: Vec::new(),
             },
             paths: Vec::new(),
+            secrets: BTreeMap::new(),
             help: String::new(),
         }
+    }
+
+    /// Declares a secret type: the host's renewals and revocations of
+    /// secrets of that type (by `secret_type` in their internal data) go to
+    /// its handlers. A later type of the same name replaces the earlier.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secrets.insert(secret.name().to_string(), secret);
+        self
+    }
+
+    /// The declared type of a secret handed back by the host.
+    fn secret_of(&self, req: &SecretRequest) -> Result<&Secret, Error> {
+        let name = secret::secret_type(req)?;
+        self.secrets.get(name).ok_or_else(|| {
+            Error::invalid(format!(
+                "secret type {name:?} (lease {:?}) is not declared by this plugin; \
+                 it cannot be renewed or revoked here",
+                req.lease_id
+            ))
+        })
     }
 
     /// Adds a path. Paths are tried in the order they are added.
@@ -444,6 +470,14 @@ impl Backend for PathBackend {
             }
         }
         Ok(response)
+    }
+
+    async fn renew_secret(&self, req: SecretRequest, storage: Storage) -> Result<Duration, Error> {
+        self.secret_of(&req)?.handle_renew(req, storage).await
+    }
+
+    async fn revoke_secret(&self, req: SecretRequest, storage: Storage) -> Result<(), Error> {
+        self.secret_of(&req)?.handle_revoke(req, storage).await
     }
 
     async fn existence_check(&self, req: Request, storage: Storage) -> Result<Option<bool>, Error> {
@@ -602,6 +636,61 @@ mod tests {
         assert!(h.contains("length (int), default 5, 1..=10"), "{h}");
         assert!(b.help_text("").unwrap().contains("## boom"));
         assert!(b.help_text("nothing").is_none());
+    }
+
+    #[tokio::test]
+    async fn secret_types_route_renew_and_revoke_by_type() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let revoked = Arc::new(AtomicUsize::new(0));
+        let counter = revoked.clone();
+        let creds = Secret::new("creds")
+            .default_ttl(Duration::from_secs(30))
+            .renew(|req, _| async move { Ok(req.asked_ttl() * 2) })
+            .revoke(move |req, _| {
+                let counter = counter.clone();
+                async move {
+                    assert_eq!(req.internal_data["user"], "u1");
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            });
+        let issued = creds.response(
+            Map::new(),
+            json!({"user": "u1"}).as_object().unwrap().clone(),
+        );
+        let b = backend().secret(creds).secret(Secret::new("plain"));
+        let lease = issued.secret.unwrap();
+        assert_eq!(lease.ttl, Duration::from_secs(30));
+        assert!(lease.renewable);
+        assert_eq!(lease.internal_data[SECRET_TYPE_KEY], "creds");
+
+        let s = Storage::in_memory();
+        let mut call = SecretRequest::new("creds/x", lease.internal_data.clone());
+        call.increment = Duration::from_secs(5);
+        let ttl = b.renew_secret(call.clone(), s.clone()).await.unwrap();
+        assert_eq!(ttl, Duration::from_secs(10));
+        b.revoke_secret(call, s.clone()).await.unwrap();
+        assert_eq!(revoked.load(Ordering::SeqCst), 1);
+
+        // A type without renew refuses; without revoke, revocation is a no-op.
+        let plain = json!({"secret_type": "plain"}).as_object().unwrap().clone();
+        let e = b
+            .renew_secret(SecretRequest::new("p", plain.clone()), s.clone())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("lease is not renewable"), "{e}");
+        b.revoke_secret(SecretRequest::new("p", plain), s.clone())
+            .await
+            .unwrap();
+        // Unknown or missing types are refused, not silently "revoked".
+        for internal in [json!({"secret_type": "other"}), json!({})] {
+            let internal = internal.as_object().unwrap().clone();
+            let e = b
+                .revoke_secret(SecretRequest::new("p", internal), s.clone())
+                .await
+                .unwrap_err();
+            assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
+        }
     }
 
     #[test]

@@ -166,7 +166,12 @@ fn targets(active: &Active, target: &ReloadTarget) -> Result<Vec<Arc<Route>>, Re
                 let version_ok = version
                     .as_ref()
                     .is_none_or(|v| *v == r.entry.plugin_version);
-                if r.entry.kind == *name && kind_ok && version_ok {
+                // A built-in engine of the same name (kv version 1 beside
+                // the kv plugin's version 2 mounts) is not the plugin's.
+                let plugin_backed = !r.entry.builtin_fixed
+                    && (r.entry.kind != "kv"
+                        || mounts::served_by_plugin(&r.entry.kind, &r.entry.options));
+                if r.entry.kind == *name && kind_ok && version_ok && plugin_backed {
                     found.push(r.clone());
                 }
             }

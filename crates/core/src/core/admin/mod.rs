@@ -239,7 +239,34 @@ impl Admin<'_> {
         self.authorize(&route, Operation::Read).await?;
         Ok(catalog::running(self.core, kind, name))
     }
-}
 
-#[cfg(test)]
-mod tests;
+    /// The enabled audit devices (`GET sys/audit`).
+    pub async fn audit_devices(
+        &self,
+    ) -> Result<Vec<crate::core::audit::DeviceConfig>, RequestError> {
+        let (active, _) = self.authorize("audit", Operation::Read).await?;
+        Ok(active.audit.list())
+    }
+
+    /// Makes the audit device at `config.path` exactly `config`: enabled
+    /// when missing, re-enabled when its settings differ (`PUT` /
+    /// `DELETE sys/audit/:path`). Returns whether anything changed.
+    pub async fn ensure_audit_device(
+        &self,
+        config: crate::core::audit::DeviceConfig,
+    ) -> Result<bool, RequestError> {
+        let path = crate::core::audit::device_path(&config.path)?;
+        let (active, _) = self
+            .authorize(&format!("audit/{path}"), Operation::Update)
+            .await?;
+        let mut wanted = config;
+        wanted.path = path.clone();
+        match active.audit.list().into_iter().find(|d| d.path == path) {
+            Some(current) if current == wanted => return Ok(false),
+            Some(_) => active.audit.disable(&path).await?,
+            None => {}
+        }
+        active.audit.enable(wanted).await?;
+        Ok(true)
+    }
+}

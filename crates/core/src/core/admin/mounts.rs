@@ -160,7 +160,8 @@ pub(crate) async fn enable(
     input: EnableMount,
 ) -> Result<(), RequestError> {
     check_owner_allowed(caller, input.owner.as_deref())?;
-    let kind = input.kind;
+    let mut input = input;
+    let kind = mounts::kv_type(&input.kind, &mut input.options)?;
     if kind.is_empty() {
         return Err(RequestError::invalid(
             "missing type: name the engine to mount, e.g. \"kv\"",
@@ -259,6 +260,7 @@ pub(crate) async fn disable(
             "cannot disable {path}: it is built in"
         )));
     }
+    revoke_leases(active, &path, "disable").await?;
     let mut new_routes = (*routes).clone();
     new_routes.remove(&path);
     swap_tables(active, new_routes).await?;
@@ -274,6 +276,26 @@ pub(crate) async fn disable(
         tracing::info!(%path, revoked, "tokens issued by the auth method revoked");
     }
     tracing::info!(%path, removed, "mount disabled and its data removed");
+    Ok(())
+}
+
+/// Revokes every lease of the mount at `path` through its engine before
+/// the mount goes or moves; a lease the engine cannot revoke stops the
+/// change (nothing is changed; `sys/leases/revoke-force` is the way out).
+async fn revoke_leases(active: &Active, path: &str, what: &str) -> Result<(), RequestError> {
+    let engines = crate::core::leases::RouteEngines { active };
+    let n = active
+        .leases
+        .revoke_prefix(path, false, &engines)
+        .await
+        .map_err(|e| {
+            RequestError::invalid(format!(
+                "cannot {what} {path}: its leases could not all be revoked ({e}); retry, or drop them with sys/leases/revoke-force/{path}"
+            ))
+        })?;
+    if n > 0 {
+        tracing::info!(%path, revoked = n, "leases of the mount revoked");
+    }
     Ok(())
 }
 
@@ -334,7 +356,10 @@ pub(crate) async fn tune(
     }
     if let Some(options) = input.options {
         mounts::check_options(&entry.kind, &options)?;
-        entry.options.extend(options);
+        let mut merged = entry.options.clone();
+        merged.extend(options);
+        mounts::check_options_change(&entry.kind, &entry.options, &merged)?;
+        entry.options = merged;
     }
     if let Some(version) = input.plugin_version {
         entry.plugin_version = version;
@@ -403,6 +428,8 @@ pub(crate) async fn remount(active: &Active, from: &str, to: &str) -> Result<Str
     }
     // The source counts too: a mount cannot move onto or into itself.
     mounts::check_overlap(&to, routes.keys().map(String::as_str))?;
+    // As Vault's `secrets move`: leases of the old path are revoked.
+    revoke_leases(active, &from, "move").await?;
     let mut entry = route.entry.clone();
     entry.path = to.clone();
     let moved = Route {

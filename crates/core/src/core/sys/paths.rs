@@ -9,7 +9,7 @@ use crate::logical::{RequestError, SpecialPaths};
 
 /// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
 /// enforces in code).
-const ROOT_PATHS: [&str; 11] = [
+const ROOT_PATHS: [&str; 14] = [
     "auth/*",
     "remount",
     "rotate",
@@ -21,6 +21,9 @@ const ROOT_PATHS: [&str; 11] = [
     "plugins/catalog/*",
     "leases/revoke-prefix/*",
     "leases/revoke-force/*",
+    "leases/lookup/*",
+    "revoke-prefix/*",
+    "revoke-force/*",
 ];
 
 /// `sys/` paths that need no token.
@@ -80,6 +83,11 @@ pub(in crate::core) fn injects_data_into_top_level(path: &str) -> bool {
 /// case-insensitive, as in Vault; a trailing `/` is dropped) or refused
 /// with a 400 naming the problem. Handlers never rewrite a name again.
 pub(in crate::core) fn canonical_path(path: &str) -> Result<String, RequestError> {
+    // Lease ids and prefixes are opaque: a trailing `/` names a folder of
+    // leases (and `leases/lookup/` the root, which needs sudo as in Vault).
+    if path.starts_with("leases/") {
+        return Ok(path.to_string());
+    }
     let path = path.strip_suffix('/').unwrap_or(path);
     if let Some(rest) = path.strip_prefix("mounts/") {
         let (name, tune) = split_suffix(rest, "/tune");

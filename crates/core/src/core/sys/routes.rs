@@ -4,8 +4,11 @@
 //! no route names is a 404; a named route asked for another operation is a
 //! 405 (`UnsupportedOperation`).
 
+use super::{
+    audit_endpoints as audit, lease_endpoints as leases, mount_endpoints as mounts,
+    plugin_endpoints as plugins,
+};
 use super::{capabilities, internal_ui_mount, internal_ui_mounts, key_status, policy_endpoint};
-use super::{mount_endpoints as mounts, plugin_endpoints as plugins};
 use crate::core::admin::Caller;
 use crate::core::fields::str_field;
 use crate::core::mounts::Table;
@@ -61,6 +64,26 @@ pub(super) enum SysRoute<'a> {
     UiMounts,
     /// `internal/ui/mounts/:path`.
     UiMount(&'a str),
+    /// `leases/lookup` (body `lease_id`).
+    LeaseLookup,
+    /// `leases/lookup/:prefix` (LIST; sudo).
+    LeaseList(&'a str),
+    /// `leases/renew`, `leases/renew/:id`, `renew`, `renew/:id`.
+    LeaseRenew(Option<&'a str>),
+    /// `leases/revoke`, `leases/revoke/:id`, `revoke`, `revoke/:id`.
+    LeaseRevoke(Option<&'a str>),
+    /// `leases/revoke-prefix/:prefix`, `revoke-prefix/:prefix` (sudo).
+    LeaseRevokePrefix(&'a str),
+    /// `leases/revoke-force/:prefix`, `revoke-force/:prefix` (sudo).
+    LeaseRevokeForce(&'a str),
+    /// `leases/tidy`.
+    LeaseTidy,
+    /// `audit`: the enabled audit devices (sudo).
+    AuditDevices,
+    /// `audit/:path` (sudo).
+    AuditDevice(&'a str),
+    /// `audit-hash/:path`.
+    AuditHash(&'a str),
 }
 
 use Operation::{Create, Delete, List, Read, Update};
@@ -87,6 +110,11 @@ impl<'a> SysRoute<'a> {
             "capabilities-self" => CapabilitiesSelf,
             "capabilities" => Capabilities,
             "internal/ui/mounts" => UiMounts,
+            "leases/lookup" => LeaseLookup,
+            "leases/renew" | "renew" => LeaseRenew(None),
+            "leases/revoke" | "revoke" => LeaseRevoke(None),
+            "leases/tidy" => LeaseTidy,
+            "audit" => AuditDevices,
             _ => return Self::parse_named(path),
         })
     }
@@ -111,11 +139,23 @@ impl<'a> SysRoute<'a> {
         if let Some(rest) = path.strip_prefix("plugins/reload/") {
             return rest.split_once('/').map(|(k, n)| ReloadPlugin(k, n));
         }
-        let named: [(&str, Named<'a>); 4] = [
+        let named: [(&str, Named<'a>); 16] = [
+            ("audit/", AuditDevice),
+            ("audit-hash/", AuditHash),
             ("remount/status/", RemountStatus),
             ("policies/acl/", Policy),
             ("policy/", LegacyPolicy),
             ("internal/ui/mounts/", UiMount),
+            ("leases/lookup/", LeaseList),
+            ("leases/renew/", |id| LeaseRenew(Some(id))),
+            ("renew/", |id| LeaseRenew(Some(id))),
+            ("leases/revoke/", |id| LeaseRevoke(Some(id))),
+            ("revoke/", |id| LeaseRevoke(Some(id))),
+            ("leases/revoke-prefix/", LeaseRevokePrefix),
+            ("revoke-prefix/", LeaseRevokePrefix),
+            ("leases/revoke-force/", LeaseRevokeForce),
+            ("revoke-force/", LeaseRevokeForce),
+            ("leases/tidy/", |_| LeaseTidy),
         ];
         named
             .into_iter()
@@ -137,7 +177,12 @@ impl<'a> SysRoute<'a> {
             CatalogType(_) | LegacyPolicies => &[Read, List],
             Policies => &[List],
             Remount | ReloadBackend | ReloadPlugin(..) | Seal | Rotate | CapabilitiesSelf
-            | Capabilities => WRITE,
+            | Capabilities | LeaseLookup | LeaseRenew(_) | LeaseRevoke(_)
+            | LeaseRevokePrefix(_) | LeaseRevokeForce(_) | LeaseTidy => WRITE,
+            LeaseList(_) => &[List],
+            AuditDevices => &[Read],
+            AuditDevice(_) => &[Create, Update, Delete],
+            AuditHash(_) => WRITE,
         }
     }
 }
@@ -229,6 +274,17 @@ async fn dispatch(
         }
         UiMounts => internal_ui_mounts(active, token).await,
         UiMount(path) => internal_ui_mount(active, token, path).await,
+        LeaseLookup => leases::lookup(active, data).await,
+        LeaseList(prefix) => leases::list(active, prefix).await,
+        LeaseRenew(id) => leases::renew(active, id, data).await,
+        LeaseRevoke(id) => leases::revoke(active, id, data).await,
+        LeaseRevokePrefix(prefix) => leases::revoke_prefix(active, prefix, false).await,
+        LeaseRevokeForce(prefix) => leases::revoke_prefix(active, prefix, true).await,
+        LeaseTidy => leases::tidy(active).await,
+        AuditDevices => Ok(Some(audit::list(active))),
+        AuditDevice(path) if op == Delete => audit::disable(active, path).await,
+        AuditDevice(path) => audit::enable(active, path, data).await,
+        AuditHash(path) => audit::hash(active, path, data),
     }
 }
 

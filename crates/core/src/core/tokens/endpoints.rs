@@ -1,7 +1,7 @@
 //! The `auth/token/` endpoints: [`TokenStore::handle`] and the parsing
 //! of their request bodies.
 
-use super::{CreateParams, Grant, Resolved, TokenStore, now};
+use super::{AuthRenewer, CreateParams, Grant, Resolved, TokenEntry, TokenStore, now};
 use crate::logical::{Operation, Request, RequestError, Response, duration};
 use serde_json::{Map, Value, json};
 
@@ -12,6 +12,7 @@ impl TokenStore {
         req: &Request,
         caller: &Resolved,
         caller_sudo: bool,
+        renewer: &dyn AuthRenewer,
     ) -> Result<Option<Response>, RequestError> {
         let op = req.operation;
         let write = matches!(op, Operation::Create | Operation::Update);
@@ -77,8 +78,9 @@ impl TokenStore {
             }
             ("renew-self", _) if write => {
                 let inc = increment(&req.data)?;
+                let granted = ask_method(renewer, &caller.entry, inc).await?;
                 let entry = self
-                    .renew(&caller.hash, inc)
+                    .renew(&caller.hash, inc, granted)
                     .await?
                     .ok_or(RequestError::PermissionDenied)?;
                 Ok(Some(Response {
@@ -91,7 +93,11 @@ impl TokenStore {
                 let inc = increment(&req.data)?;
                 let not_found = || RequestError::invalid("token not found");
                 let target = self.lookup(&id).await?.ok_or_else(not_found)?;
-                let entry = self.renew(&target.hash, inc).await?.ok_or_else(not_found)?;
+                let granted = ask_method(renewer, &target.entry, inc).await?;
+                let entry = self
+                    .renew(&target.hash, inc, granted)
+                    .await?
+                    .ok_or_else(not_found)?;
                 Ok(Some(Response {
                     auth: Some(entry.auth(&id, now())),
                     ..Default::default()
@@ -133,7 +139,7 @@ impl TokenStore {
     }
 }
 
-fn increment(data: &Map<String, Value>) -> Result<u64, RequestError> {
+pub(crate) fn increment(data: &Map<String, Value>) -> Result<u64, RequestError> {
     data.get("increment")
         .map(|v| duration::parse_seconds("increment", v).map_err(RequestError::InvalidRequest))
         .transpose()
@@ -257,4 +263,17 @@ pub fn create_params(
         }
     }
     Ok(p)
+}
+
+/// The issuing auth method's say on a renewal, asked before the core
+/// renews (a token that is not renewable is refused without asking).
+async fn ask_method(
+    renewer: &dyn AuthRenewer,
+    entry: &TokenEntry,
+    increment: u64,
+) -> Result<Option<u64>, RequestError> {
+    if !entry.renewable {
+        return Err(RequestError::invalid("lease is not renewable"));
+    }
+    renewer.renew_auth(entry, increment).await
 }

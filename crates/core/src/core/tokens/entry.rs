@@ -41,6 +41,10 @@ pub struct TokenEntry {
     /// Unix seconds of the last renewal; `None` before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renewal: Option<i64>,
+    /// The issuing auth method's internal data (Vault's
+    /// `Auth.InternalData`), given back to it at renewal; never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_data: Option<Map<String, Value>>,
 }
 
 impl TokenEntry {
@@ -179,4 +183,6 @@ pub struct CreateParams {
     pub num_uses: i64,
     /// Path recorded on the token.
     pub path: String,
+    /// An auth method's internal data (logins only).
+    pub internal_data: Option<Map<String, Value>>,
 }

@@ -109,7 +109,12 @@ async fn writers_never_resurrect_a_revoked_token() {
     let renewable = issue(&s, "auth/token/create").await;
     s.revoke_tree(&renewable.hash).await.expect("revoke");
     // A renewal or a use holding a snapshot from before the revocation.
-    assert!(s.renew(&renewable.hash, 60).await.expect("renew").is_none());
+    assert!(
+        s.renew(&renewable.hash, 60, None)
+            .await
+            .expect("renew")
+            .is_none()
+    );
     assert!(matches!(
         s.use_once(&renewable).await,
         Err(RequestError::PermissionDenied)

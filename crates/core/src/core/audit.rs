@@ -1,0 +1,448 @@
+//! Audit devices (Vault's model): every request that passes the ACL is
+//! recorded before its handler runs, and its response (or error) after.
+//! **Fail closed**: while at least one device is enabled, a request no
+//! device could record is refused before anything changes.
+//!
+//! Devices are configured through `sys/audit` and stored in the barrier
+//! (`core/audit/devices`); each has its own random salt
+//! (`core/audit/salt/<path>`): every string value of an entry is replaced
+//! by `hmac-sha256:<hex>` of it under that salt (numbers and booleans as
+//! they are), unless the device has `log_raw`; `sys/audit-hash/:path`
+//! gives the same hash of an input. One device type: `file` (`file_path`,
+//! or `stdout`; `mode`, default 0600; `format` `json` or `jsonx`;
+//! `prefix`; `hmac_accessor`). The file is reopened by
+//! [`AuditBroker::reopen`] (SIGHUP, for logrotate).
+
+mod entry;
+mod format;
+
+use crate::barrier::Barrier;
+use crate::logical::RequestError;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use zeroize::Zeroizing;
+
+pub use entry::Record;
+pub use format::Format;
+
+const DEVICES_KEY: &str = "core/audit/devices";
+const SALT_PREFIX: &str = "core/audit/salt/";
+
+/// A device as configured (`sys/audit/:path`), as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceConfig {
+    /// The device's path, ending in `/` (`file/`).
+    pub path: String,
+    /// The device type: `file`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Type options (`file_path`, `mode`, `format`, `prefix`, `log_raw`,
+    /// `hmac_accessor`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Vault's `local` flag (kept, no replication here).
+    #[serde(default)]
+    pub local: bool,
+}
+
+enum Sink {
+    Stdout,
+    File {
+        path: PathBuf,
+        mode: Option<u32>,
+        file: Option<std::fs::File>,
+    },
+}
+
+impl Sink {
+    fn open(path: &PathBuf, mode: Option<u32>) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).append(true).mode(mode.unwrap_or(0o600));
+        let f = o.open(path)?;
+        if let Some(m) = mode {
+            f.set_permissions(std::fs::Permissions::from_mode(m))?;
+        }
+        Ok(f)
+    }
+
+    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line)?;
+                out.flush()
+            }
+            Sink::File { path, mode, file } => {
+                if file.is_none() {
+                    *file = Some(Self::open(path, *mode)?);
+                }
+                let f = file
+                    .as_mut()
+                    .ok_or_else(|| std::io::Error::other("no file"))?;
+                match f.write_all(line) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // Reopened at the next write.
+                        *file = None;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if let Sink::File { path, mode, file } = self {
+            *file = None;
+            *file = Some(Self::open(path, *mode)?);
+        }
+        Ok(())
+    }
+}
+
+/// One enabled device.
+pub struct Device {
+    /// Its configuration.
+    pub config: DeviceConfig,
+    salt: Zeroizing<Vec<u8>>,
+    sink: Mutex<Sink>,
+    format: Format,
+    log_raw: bool,
+    hmac_accessor: bool,
+    prefix: String,
+}
+
+fn bool_option(
+    options: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, RequestError> {
+    match options.get(key).map(String::as_str) {
+        None | Some("") => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(v) => Err(RequestError::invalid(format!(
+            "options.{key}: {v:?} is not a boolean (true or false)"
+        ))),
+    }
+}
+
+impl Device {
+    /// Builds (and for a file, opens) a device: every option is checked and
+    /// a file that cannot be opened is an error naming it.
+    /// With `open_now` false (loading at unseal) the file opens at the
+    /// first write instead, so a missing file does not stop the unseal.
+    fn build(
+        config: DeviceConfig,
+        salt: Zeroizing<Vec<u8>>,
+        open_now: bool,
+    ) -> Result<Device, RequestError> {
+        if config.kind != "file" {
+            return Err(RequestError::invalid(format!(
+                "audit device type {:?} is not supported: lockbox has the \"file\" device (file_path=PATH or stdout)",
+                config.kind
+            )));
+        }
+        let o = &config.options;
+        for key in o.keys() {
+            if !matches!(
+                key.as_str(),
+                "file_path"
+                    | "path"
+                    | "mode"
+                    | "format"
+                    | "prefix"
+                    | "log_raw"
+                    | "hmac_accessor"
+                    | "elide_list_responses"
+                    | "fallback"
+            ) {
+                return Err(RequestError::invalid(format!(
+                    "unknown option {key:?} for the file audit device (file_path, mode, format, prefix, log_raw, hmac_accessor)"
+                )));
+            }
+        }
+        let file_path = o
+            .get("file_path")
+            .or_else(|| o.get("path"))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                RequestError::invalid(
+                    "missing options.file_path: a file to append to, or \"stdout\"",
+                )
+            })?;
+        let mode = match o.get("mode").map(String::as_str) {
+            None | Some("") => Some(0o600),
+            Some(m) => match u32::from_str_radix(m, 8) {
+                Ok(0) => None,
+                Ok(m) if m <= 0o777 => Some(m),
+                _ => {
+                    return Err(RequestError::invalid(format!(
+                        "options.mode {m:?} is not an octal file mode such as 0600"
+                    )));
+                }
+            },
+        };
+        let format = Format::parse(o.get("format").map(String::as_str).unwrap_or("json"))?;
+        let sink = if file_path == "stdout" {
+            Sink::Stdout
+        } else {
+            let path = PathBuf::from(file_path);
+            if !path.is_absolute() {
+                return Err(RequestError::invalid(format!(
+                    "options.file_path {file_path:?} must be an absolute path"
+                )));
+            }
+            let file = if open_now {
+                Some(Sink::open(&path, mode).map_err(|e| {
+                    RequestError::invalid(format!(
+                        "cannot open audit file {file_path}: {e}; check the directory exists and lockbox may write there"
+                    ))
+                })?)
+            } else {
+                None
+            };
+            Sink::File { path, mode, file }
+        };
+        Ok(Device {
+            log_raw: bool_option(o, "log_raw", false)?,
+            hmac_accessor: bool_option(o, "hmac_accessor", true)?,
+            prefix: o.get("prefix").cloned().unwrap_or_default(),
+            format,
+            sink: Mutex::new(sink),
+            salt,
+            config,
+        })
+    }
+
+    /// `hmac-sha256:<hex>` of `value` under this device's salt.
+    pub fn hash(&self, value: &str) -> String {
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.salt) else {
+            return String::new();
+        };
+        mac.update(value.as_bytes());
+        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    fn write(&self, entry: &Value) -> Result<(), String> {
+        let mut line = self.prefix.as_bytes().to_vec();
+        line.extend(self.format.render(entry));
+        line.push(b'\n');
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(&line)
+            .map_err(|e| format!("audit device {}: {e}", self.config.path))
+    }
+}
+
+/// The enabled devices of an unsealed core.
+pub struct AuditBroker {
+    barrier: Arc<Barrier>,
+    devices: RwLock<Vec<Arc<Device>>>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// The canonical device path: no leading `/`, one trailing `/`.
+pub fn device_path(raw: &str) -> Result<String, RequestError> {
+    let p = raw.trim_matches('/');
+    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(RequestError::invalid(format!(
+            "invalid audit device path {raw:?}: use a name such as \"file\""
+        )));
+    }
+    Ok(format!("{p}/"))
+}
+
+impl AuditBroker {
+    /// Loads the stored devices; their files open at the first write (a
+    /// file that cannot be opened then refuses requests, fail closed).
+    pub async fn open(barrier: Arc<Barrier>) -> Result<Self, RequestError> {
+        let configs: Vec<DeviceConfig> = match barrier.get(DEVICES_KEY).await? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| RequestError::Internal(format!("audit table: {e}")))?,
+            None => vec![],
+        };
+        let broker = Self {
+            barrier,
+            devices: RwLock::new(vec![]),
+            lock: tokio::sync::Mutex::new(()),
+        };
+        let mut devices = vec![];
+        for c in configs {
+            let salt = broker.salt(&c.path).await?;
+            devices.push(Arc::new(Device::build(c, salt, false)?));
+        }
+        *broker.devices.write().unwrap_or_else(|e| e.into_inner()) = devices;
+        Ok(broker)
+    }
+
+    async fn salt(&self, path: &str) -> Result<Zeroizing<Vec<u8>>, RequestError> {
+        let key = format!("{SALT_PREFIX}{path}");
+        if let Some(s) = self.barrier.get(&key).await? {
+            return Ok(Zeroizing::new(s));
+        }
+        let mut s = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut s);
+        self.barrier.put(&key, &s).await?;
+        Ok(Zeroizing::new(s))
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Device>> {
+        self.devices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The enabled devices' configurations.
+    pub fn list(&self) -> Vec<DeviceConfig> {
+        self.snapshot().iter().map(|d| d.config.clone()).collect()
+    }
+
+    async fn save(&self, devices: &[Arc<Device>]) -> Result<(), RequestError> {
+        let configs: Vec<&DeviceConfig> = devices.iter().map(|d| &d.config).collect();
+        let raw =
+            serde_json::to_vec(&configs).map_err(|e| RequestError::Internal(e.to_string()))?;
+        self.barrier.put(DEVICES_KEY, &raw).await?;
+        Ok(())
+    }
+
+    /// Enables a device (its file must open now).
+    pub async fn enable(&self, mut config: DeviceConfig) -> Result<(), RequestError> {
+        config.path = device_path(&config.path)?;
+        let _g = self.lock.lock().await;
+        let mut devices = self.snapshot();
+        if devices.iter().any(|d| d.config.path == config.path) {
+            return Err(RequestError::invalid(format!(
+                "an audit device is already enabled at {}; disable it first",
+                config.path
+            )));
+        }
+        let salt = self.salt(&config.path).await?;
+        let device = Arc::new(Device::build(config, salt, true)?);
+        devices.push(device);
+        self.save(&devices).await?;
+        *self.devices.write().unwrap_or_else(|e| e.into_inner()) = devices;
+        Ok(())
+    }
+
+    /// Disables a device (a missing one is a success, as in Vault).
+    pub async fn disable(&self, raw_path: &str) -> Result<(), RequestError> {
+        let path = device_path(raw_path)?;
+        let _g = self.lock.lock().await;
+        let mut devices = self.snapshot();
+        devices.retain(|d| d.config.path != path);
+        self.save(&devices).await?;
+        self.barrier.delete(&format!("{SALT_PREFIX}{path}")).await?;
+        *self.devices.write().unwrap_or_else(|e| e.into_inner()) = devices;
+        Ok(())
+    }
+
+    /// `sys/audit-hash/:path`: the device's hash of `input`.
+    pub fn hash(&self, raw_path: &str, input: &str) -> Result<String, RequestError> {
+        let path = device_path(raw_path)?;
+        self.snapshot()
+            .iter()
+            .find(|d| d.config.path == path)
+            .map(|d| d.hash(input))
+            .ok_or_else(|| RequestError::invalid(format!("no audit device at {path}")))
+    }
+
+    /// Reopens every device's file (SIGHUP, after logrotate moved it).
+    pub fn reopen(&self) {
+        for d in self.snapshot() {
+            if let Err(e) = d.sink.lock().unwrap_or_else(|e| e.into_inner()).reopen() {
+                tracing::error!(path = %d.config.path, "audit device cannot reopen its file: {e}");
+            }
+        }
+    }
+
+    /// Records `entry` (built per device) on every device. `Ok` when there
+    /// is no device or at least one recorded it; else the error that
+    /// refuses the request.
+    fn record(&self, build: impl Fn(&Device) -> Value) -> Result<(), RequestError> {
+        let devices = self.snapshot();
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let mut errors = vec![];
+        let mut recorded = false;
+        for d in &devices {
+            match d.write(&build(d)) {
+                Ok(()) => recorded = true,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    errors.push(e);
+                }
+            }
+        }
+        if recorded {
+            Ok(())
+        } else {
+            Err(RequestError::Unavailable(format!(
+                "no enabled audit device could record the request, so it was refused ({})",
+                errors.join("; ")
+            )))
+        }
+    }
+
+    /// Records the request; an error refuses it (fail closed).
+    pub fn log_request(&self, r: &Record<'_>) -> Result<(), RequestError> {
+        self.record(|d| r.request_entry(d))
+    }
+
+    /// Records a request refused before its handler (token or ACL): one
+    /// response entry with the error and no auth. An error here refuses it
+    /// too (it is refused anyway).
+    pub fn log_refused(
+        &self,
+        path: &str,
+        method: crate::core::Method,
+        error: &RequestError,
+    ) -> Result<(), RequestError> {
+        let operation = match method {
+            crate::core::Method::Read => "read",
+            crate::core::Method::Write => "update",
+            crate::core::Method::Delete => "delete",
+            crate::core::Method::List => "list",
+            crate::core::Method::Patch => "patch",
+        };
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.record(|_| {
+            serde_json::json!({
+                "time": time,
+                "type": "response",
+                "auth": null,
+                "request": {"operation": operation, "path": path, "namespace": {"id": "root"}},
+                "response": null,
+                "error": error.to_string(),
+            })
+        })
+    }
+
+    /// Records the response or error.
+    pub fn log_response(
+        &self,
+        r: &Record<'_>,
+        outcome: &Result<crate::core::Reply, RequestError>,
+    ) -> Result<(), RequestError> {
+        self.record(|d| r.response_entry(d, outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! PostgreSQL: connecting with a stored configuration, running templated
+//! statements in a transaction, and the default revocation and renewal.
+//!
+//! Every error message names what failed and carries PostgreSQL's own
+//! message, with any generated password cut out.
+
+use lockbox_sdk::Error;
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `connection_url` with `{{username}}` / `{{password}}` filled in
+/// (percent-encoded, so any character is safe in the URL's user info).
+pub fn fill_url(url: &str, username: &str, password: &str) -> String {
+    url.replace("{{username}}", &percent_encode(username))
+        .replace("{{password}}", &percent_encode(password))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Connects with `url` (already filled in). The connection task runs on the
+/// plugin's runtime until the client is dropped.
+pub async fn connect(url: &str, db_name: &str) -> Result<Client, Error> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        Error::invalid(format!(
+            "connection {db_name:?}: connection_url is not a valid PostgreSQL URL: {e}"
+        ))
+    })?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "connection {db_name:?}: cannot connect to PostgreSQL: {}",
+            pg_message(&e)
+        ))
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("postgres connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// PostgreSQL's message for `e` (the server's error text when it sent one).
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!(" ({d})"));
+            }
+            m
+        }
+        None => e.to_string(),
+    }
+}
+
+/// A double-quoted SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A single-quoted SQL string literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The statements of a list, each split on `;` (as Vault does), trimmed,
+/// empty ones dropped, with `{{key}}` replaced from `vars`.
+pub fn expand(statements: &[String], vars: &[(&str, &str)]) -> Vec<String> {
+    statements
+        .iter()
+        .flat_map(|s| s.split(';'))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            vars.iter().fold(s.to_string(), |acc, (k, v)| {
+                acc.replace(&format!("{{{{{k}}}}}"), v)
+            })
+        })
+        .collect()
+}
+
+/// Runs `statements` in one transaction; on failure nothing of it stays.
+/// `what` names the statements in the error; `secret` (a generated
+/// password) is cut out of PostgreSQL's message.
+pub async fn run_in_transaction(
+    client: &mut Client,
+    statements: &[String],
+    what: &str,
+    secret: &str,
+) -> Result<(), Error> {
+    let fail = |e: tokio_postgres::Error| {
+        let mut msg = pg_message(&e);
+        if !secret.is_empty() {
+            msg = msg.replace(secret, "[redacted]");
+        }
+        Error::invalid(format!("{what} failed in PostgreSQL: {msg}"))
+    };
+    let tx = client.transaction().await.map_err(fail)?;
+    for s in statements {
+        tx.batch_execute(s).await.map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)
+}
+
+/// Whether the role `name` exists.
+pub async fn role_exists(client: &Client, name: &str) -> Result<bool, Error> {
+    let rows = client
+        .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+        .await
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot look up role {name:?} in PostgreSQL: {}",
+                pg_message(&e)
+            ))
+        })?;
+    Ok(!rows.is_empty())
+}
+
+/// Ends every session of `name` (so a revoked user is logged out now).
+pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), Error> {
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot end the sessions of {name:?} in PostgreSQL: {}",
+                pg_message(&e)
+            ))
+        })?;
+    Ok(())
+}
+
+/// The default revocation: end the user's sessions, drop what it owns and
+/// its grants in this database, drop the role. A role already gone is
+/// success (revocation may be retried).
+pub async fn default_revoke(client: &mut Client, name: &str) -> Result<(), Error> {
+    if !role_exists(client, name).await? {
+        return Ok(());
+    }
+    let ident = quote_ident(name);
+    // No new logins while the sessions are ended and the role dropped.
+    let statements = vec![format!("ALTER ROLE {ident} NOLOGIN")];
+    run_in_transaction(client, &statements, "revoking the user", "").await?;
+    terminate_sessions(client, name).await?;
+    let statements = vec![
+        format!("DROP OWNED BY {ident}"),
+        format!("DROP ROLE IF EXISTS {ident}"),
+    ];
+    run_in_transaction(client, &statements, "revoking the user", "").await
+}
+
+/// `ALTER ROLE name VALID UNTIL 'expiration'`: the default renewal.
+pub fn default_renew(name: &str, expiration: &str) -> Vec<String> {
+    vec![format!(
+        "ALTER ROLE {} VALID UNTIL {}",
+        quote_ident(name),
+        quote_literal(expiration)
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_statements_and_quoting() {
+        assert_eq!(
+            fill_url(
+                "postgresql://{{username}}:{{password}}@h/db",
+                "a b",
+                "p@ss:/"
+            ),
+            "postgresql://a%20b:p%40ss%3A%2F@h/db"
+        );
+        let s = expand(
+            &[
+                "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; GRANT x TO \"{{name}}\";".into(),
+                " ".into(),
+            ],
+            &[("name", "v-1"), ("password", "pw")],
+        );
+        assert_eq!(
+            s,
+            vec![
+                "CREATE ROLE \"v-1\" PASSWORD 'pw'".to_string(),
+                "GRANT x TO \"v-1\"".to_string()
+            ]
+        );
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}
