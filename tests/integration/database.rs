@@ -535,7 +535,11 @@ async fn a_postgres_outage_at_expiry_is_retried_and_revoked_once_it_is_back() {
             assert!(r.error_text().contains("invalid lease"), "{:?}", r.body);
             break;
         }
-        assert!(Instant::now() < deadline, "the revoked lease stays: {:?}", r.body);
+        assert!(
+            Instant::now() < deadline,
+            "the revoked lease stays: {:?}",
+            r.body
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

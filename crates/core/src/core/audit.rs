@@ -12,6 +12,14 @@
 //! or `stdout`; `mode`, default 0600; `format` `json` or `jsonx`;
 //! `prefix`; `hmac_accessor`). The file is reopened by
 //! [`AuditBroker::reopen`] (SIGHUP, for logrotate).
+//!
+//! Writes are group commits: a request's line joins the device's queue,
+//! then the request takes its turn at the file (a FIFO async lock); whoever
+//! holds the turn writes every queued line in one `write(2)` and hands each
+//! waiting request its result, so under concurrency a handful of requests
+//! share one system call, and each still learns whether *its* line was
+//! written before its handler runs (fail closed). The device's HMAC key is
+//! scheduled once when the device is built.
 
 mod entry;
 mod format;
@@ -21,11 +29,11 @@ use crate::logical::RequestError;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use zeroize::Zeroizing;
 
@@ -111,12 +119,26 @@ impl Sink {
     }
 }
 
+/// The lines waiting for the next write, and who waits for them.
+#[derive(Default)]
+struct Queue {
+    buf: Vec<u8>,
+    waiters: Vec<tokio::sync::oneshot::Sender<Result<(), Arc<str>>>>,
+}
+
 /// One enabled device.
 pub struct Device {
     /// Its configuration.
     pub config: DeviceConfig,
-    salt: Zeroizing<Vec<u8>>,
-    sink: Mutex<Sink>,
+    /// HMAC-SHA256 keyed with the device's salt (key schedule done once;
+    /// cloned per string).
+    mac: Hmac<Sha256>,
+    queue: Mutex<Queue>,
+    /// The turn at the file: one writer at a time, in arrival order.
+    sink: tokio::sync::Mutex<Sink>,
+    /// Set by [`AuditBroker::reopen`] when the file was busy: the next
+    /// writer reopens it first.
+    reopen: AtomicBool,
     format: Format,
     log_raw: bool,
     hmac_accessor: bool,
@@ -215,35 +237,82 @@ impl Device {
             };
             Sink::File { path, mode, file }
         };
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&salt)
+            .map_err(|e| RequestError::Internal(format!("audit device salt: {e}")))?;
         Ok(Device {
             log_raw: bool_option(o, "log_raw", false)?,
             hmac_accessor: bool_option(o, "hmac_accessor", true)?,
             prefix: o.get("prefix").cloned().unwrap_or_default(),
             format,
-            sink: Mutex::new(sink),
-            salt,
+            queue: Mutex::new(Queue::default()),
+            sink: tokio::sync::Mutex::new(sink),
+            reopen: AtomicBool::new(false),
+            mac,
             config,
         })
     }
 
     /// `hmac-sha256:<hex>` of `value` under this device's salt.
     pub fn hash(&self, value: &str) -> String {
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.salt) else {
-            return String::new();
-        };
-        mac.update(value.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        self.hash_buf(value).as_str().to_string()
     }
 
-    fn write(&self, entry: &Value) -> Result<(), String> {
-        let mut line = self.prefix.as_bytes().to_vec();
-        line.extend(self.format.render(entry));
+    fn hash_buf(&self, value: &str) -> entry::HashBuf {
+        let mut mac = self.mac.clone();
+        mac.update(value.as_bytes());
+        entry::HashBuf::new(&mac.finalize().into_bytes())
+    }
+
+    /// One line: the prefix, the entry in the device's format, a newline.
+    fn render<T: Serialize>(&self, entry: &T) -> Result<Vec<u8>, String> {
+        let mut line = Vec::with_capacity(1024);
+        line.extend_from_slice(self.prefix.as_bytes());
+        self.format.write(entry, &mut line).map_err(|e| {
+            format!(
+                "audit device {}: entry not serializable: {e}",
+                self.config.path
+            )
+        })?;
         line.push(b'\n');
-        self.sink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write(&line)
-            .map_err(|e| format!("audit device {}: {e}", self.config.path))
+        Ok(line)
+    }
+
+    /// Appends `line` to the device (a group commit, see the module docs);
+    /// `Ok` once it was written.
+    async fn write(&self, line: &[u8]) -> Result<(), String> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.buf.extend_from_slice(line);
+            q.waiters.push(tx);
+        }
+        let mut sink = self.sink.lock().await;
+        // Written by the writer before us?
+        if let Ok(result) = rx.try_recv() {
+            return result.map_err(|e| e.to_string());
+        }
+        // Not yet: our line is in the queue; we write it and all after it.
+        let Queue { buf, waiters } =
+            std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if self.reopen.swap(false, Ordering::AcqRel)
+            && let Err(e) = sink.reopen()
+        {
+            tracing::error!(path = %self.config.path, "audit device cannot reopen its file: {e}");
+        }
+        let result: Result<(), Arc<str>> = sink
+            .write(&buf)
+            .map_err(|e| Arc::from(format!("audit device {}: {e}", self.config.path)));
+        drop(sink);
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+        match rx.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "audit device {}: the entry was not written",
+                self.config.path
+            )),
+        }
     }
 }
 
@@ -363,16 +432,25 @@ impl AuditBroker {
     /// Reopens every device's file (SIGHUP, after logrotate moved it).
     pub fn reopen(&self) {
         for d in self.snapshot() {
-            if let Err(e) = d.sink.lock().unwrap_or_else(|e| e.into_inner()).reopen() {
-                tracing::error!(path = %d.config.path, "audit device cannot reopen its file: {e}");
+            match d.sink.try_lock() {
+                Ok(mut sink) => {
+                    if let Err(e) = sink.reopen() {
+                        tracing::error!(path = %d.config.path, "audit device cannot reopen its file: {e}");
+                    }
+                }
+                // A write is under way: the next one reopens first.
+                Err(_) => d.reopen.store(true, Ordering::Release),
             }
         }
     }
 
-    /// Records `entry` (built per device) on every device. `Ok` when there
-    /// is no device or at least one recorded it; else the error that
+    /// Records an entry (built per device) on every device. `Ok` when
+    /// there is no device or at least one recorded it; else the error that
     /// refuses the request.
-    fn record(&self, build: impl Fn(&Device) -> Value) -> Result<(), RequestError> {
+    async fn record(
+        &self,
+        build: impl Fn(&Device) -> Result<Vec<u8>, String>,
+    ) -> Result<(), RequestError> {
         let devices = self.snapshot();
         if devices.is_empty() {
             return Ok(());
@@ -380,7 +458,11 @@ impl AuditBroker {
         let mut errors = vec![];
         let mut recorded = false;
         for d in &devices {
-            match d.write(&build(d)) {
+            let written = match build(d) {
+                Ok(line) => d.write(&line).await,
+                Err(e) => Err(e),
+            };
+            match written {
                 Ok(()) => recorded = true,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -399,14 +481,14 @@ impl AuditBroker {
     }
 
     /// Records the request; an error refuses it (fail closed).
-    pub fn log_request(&self, r: &Record<'_>) -> Result<(), RequestError> {
-        self.record(|d| r.request_entry(d))
+    pub async fn log_request(&self, r: &Record<'_>) -> Result<(), RequestError> {
+        self.record(|d| r.request_entry(d)).await
     }
 
     /// Records a request refused before its handler (token or ACL): one
     /// response entry with the error and no auth. An error here refuses it
     /// too (it is refused anyway).
-    pub fn log_refused(
+    pub async fn log_refused(
         &self,
         path: &str,
         method: crate::core::Method,
@@ -419,28 +501,26 @@ impl AuditBroker {
             crate::core::Method::List => "list",
             crate::core::Method::Patch => "patch",
         };
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        self.record(|_| {
-            serde_json::json!({
-                "time": time,
-                "type": "response",
-                "auth": null,
-                "request": {"operation": operation, "path": path, "namespace": {"id": "root"}},
-                "response": null,
-                "error": error.to_string(),
-            })
+        let time = entry::now();
+        let error = error.to_string();
+        self.record(|d| {
+            entry::refused_entry(
+                d,
+                &time,
+                entry::RefusedRequest::new(operation, path),
+                &error,
+            )
         })
+        .await
     }
 
     /// Records the response or error.
-    pub fn log_response(
+    pub async fn log_response(
         &self,
         r: &Record<'_>,
         outcome: &Result<crate::core::Reply, RequestError>,
     ) -> Result<(), RequestError> {
-        self.record(|d| r.response_entry(d, outcome))
+        self.record(|d| r.response_entry(d, outcome)).await
     }
 }
 

@@ -24,7 +24,8 @@ impl Core {
         {
             active
                 .audit
-                .log_refused(raw_path.trim_start_matches('/'), method, e)?;
+                .log_refused(raw_path.trim_start_matches('/'), method, e)
+                .await?;
         }
         result
     }
@@ -143,7 +144,7 @@ impl Core {
         // Fail closed: a request no audit device could record is refused
         // before its handler runs.
         *audited = true;
-        active.audit.log_request(&record)?;
+        active.audit.log_request(&record).await?;
         let outcome: Result<Reply, RequestError> = async {
             let result = match &route.handler {
                 Handler::System => routes::handle(self, &active, &request, token.as_ref()).await,
@@ -223,7 +224,7 @@ impl Core {
             })
         }
         .await;
-        active.audit.log_response(&record, &outcome)?;
+        active.audit.log_response(&record, &outcome).await?;
         outcome
     }
 }

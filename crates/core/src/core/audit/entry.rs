@@ -2,12 +2,18 @@
 //! (linked by the request id), in Vault's JSON shape, with every string of
 //! request and response data, the client token and (unless
 //! `hmac_accessor=false`) accessors replaced by the device's HMAC.
+//!
+//! Entries are serialized straight from the request and the reply they
+//! borrow (no intermediate JSON tree): strings are hashed as they are
+//! written, into a stack buffer.
 
 use super::Device;
 use crate::core::Reply;
 use crate::core::tokens::Resolved;
 use crate::logical::{Operation, Request, RequestError};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 /// What an entry is about: the request as the handler sees it, its full
@@ -32,165 +38,359 @@ fn op(o: Operation) -> &'static str {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-/// Every string in `v` replaced by the device's hash (map keys kept).
-pub(super) fn hash_strings(d: &Device, v: &Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(d.hash(s)),
-        Value::Array(a) => Value::Array(a.iter().map(|x| hash_strings(d, x)).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), hash_strings(d, x)))
-                .collect(),
-        ),
-        other => other.clone(),
+/// `hmac-sha256:` and 64 hex digits.
+const HASH_LEN: usize = 12 + 64;
+
+/// One hashed string, on the stack.
+pub(super) struct HashBuf([u8; HASH_LEN]);
+
+impl HashBuf {
+    pub(super) fn new(digest: &[u8]) -> HashBuf {
+        let mut b = [0u8; HASH_LEN];
+        b[..12].copy_from_slice(b"hmac-sha256:");
+        // 32 bytes of digest into 64 hex digits: cannot fail.
+        let _ = hex::encode_to_slice(&digest[..32.min(digest.len())], &mut b[12..]);
+        HashBuf(b)
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// A string as a device writes it: as is, or its hash.
+enum Text<'a> {
+    Raw(&'a str),
+    Hash(HashBuf),
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Raw(t) => s.serialize_str(t),
+            Text::Hash(h) => s.serialize_str(h.as_str()),
+        }
+    }
+}
+
+/// Borrowed JSON with every string hashed (map keys kept).
+pub(super) struct Hashed<'a> {
+    pub(super) d: &'a Device,
+    pub(super) v: &'a Value,
+}
+
+impl Serialize for Hashed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.v {
+            Value::String(t) => s.serialize_str(self.d.hash_buf(t).as_str()),
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&Hashed { d: self.d, v })?;
+                }
+                seq.end()
+            }
+            Value::Object(m) => HashedMap { d: self.d, m }.serialize(s),
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// A borrowed JSON object with every string hashed.
+struct HashedMap<'a> {
+    d: &'a Device,
+    m: &'a Map<String, Value>,
+}
+
+impl Serialize for HashedMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.m.len()))?;
+        for (k, v) in self.m {
+            map.serialize_entry(k, &Hashed { d: self.d, v })?;
+        }
+        map.end()
+    }
+}
+
+/// Request or response data as the device writes it: hashed unless
+/// `log_raw`.
+struct Data<'a> {
+    d: &'a Device,
+    m: &'a Map<String, Value>,
+}
+
+impl Serialize for Data<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.d.log_raw {
+            self.m.serialize(s)
+        } else {
+            HashedMap {
+                d: self.d,
+                m: self.m,
+            }
+            .serialize(s)
+        }
     }
 }
 
 impl Device {
-    fn secret(&self, s: &str) -> Value {
-        if s.is_empty() {
-            Value::String(String::new())
-        } else if self.log_raw {
-            Value::String(s.to_string())
+    fn secret<'a>(&self, s: &'a str) -> Text<'a> {
+        if s.is_empty() || self.log_raw {
+            Text::Raw(s)
         } else {
-            Value::String(self.hash(s))
+            Text::Hash(self.hash_buf(s))
         }
     }
 
-    fn accessor(&self, s: &str) -> Value {
-        if self.hmac_accessor && !s.is_empty() {
+    fn accessor<'a>(&self, s: &'a str) -> Text<'a> {
+        if self.hmac_accessor {
             self.secret(s)
         } else {
-            Value::String(s.to_string())
+            Text::Raw(s)
         }
     }
 
-    fn data(&self, v: &Value) -> Value {
+    fn data_value(&self, v: &Value) -> Value {
         if self.log_raw {
             v.clone()
         } else {
-            hash_strings(self, v)
+            serde_json::to_value(Hashed { d: self, v }).unwrap_or(Value::Null)
         }
     }
 }
 
-impl Record<'_> {
-    fn auth(&self, d: &Device) -> Value {
-        match self.token {
-            None => Value::Null,
-            Some(t) => json!({
-                "client_token": d.secret(t.id()),
-                "accessor": d.accessor(&t.entry.accessor),
-                "display_name": t.entry.display_name,
-                "policies": t.entry.policies,
-                "token_policies": t.entry.policies,
-                "metadata": t.entry.meta,
-                "entity_id": "",
-                "token_type": "service",
-            }),
+#[derive(Serialize)]
+struct Namespace {
+    id: &'static str,
+}
+
+const ROOT: Namespace = Namespace { id: "root" };
+
+/// One entry: `response` is absent from request entries and `null` in the
+/// entry of a failed request; `error` only when there is one.
+#[derive(Serialize)]
+pub(super) struct Entry<'a, R: Serialize> {
+    time: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    auth: Option<AuthJson<'a>>,
+    request: R,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<Option<ResponseJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AuthJson<'a> {
+    client_token: Text<'a>,
+    accessor: Text<'a>,
+    display_name: &'a str,
+    policies: &'a [String],
+    token_policies: &'a [String],
+    metadata: &'a Option<Map<String, Value>>,
+    entity_id: &'static str,
+    token_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct RequestJson<'a> {
+    id: &'a str,
+    operation: &'static str,
+    mount_point: &'a str,
+    mount_type: &'a str,
+    mount_accessor: &'a str,
+    client_token: Text<'a>,
+    client_token_accessor: Text<'a>,
+    namespace: Namespace,
+    path: &'a str,
+    data: Option<Data<'a>>,
+}
+
+/// The request of an entry for a request refused before its handler.
+#[derive(Serialize)]
+pub(super) struct RefusedRequest<'a> {
+    operation: &'static str,
+    path: &'a str,
+    namespace: Namespace,
+}
+
+impl<'a> RefusedRequest<'a> {
+    pub(super) fn new(operation: &'static str, path: &'a str) -> Self {
+        RefusedRequest {
+            operation,
+            path,
+            namespace: ROOT,
         }
     }
+}
 
-    fn request_json(&self, d: &Device) -> Value {
-        let r = self.request;
-        json!({
-            "id": r.id,
-            "operation": op(r.operation),
-            "mount_point": r.mount_point,
-            "mount_type": r.mount_type,
-            "mount_accessor": r.mount_accessor,
-            "client_token": self.token.map(|t| d.secret(t.id())).unwrap_or(Value::String(String::new())),
-            "client_token_accessor": self.token.map(|t| d.accessor(&t.entry.accessor)).unwrap_or(Value::String(String::new())),
-            "namespace": {"id": "root"},
-            "path": self.path,
-            "data": if r.data.is_empty() { Value::Null } else { d.data(&Value::Object(r.data.clone())) },
-        })
-    }
+/// A reply as a device writes it.
+struct ResponseJson<'a> {
+    d: &'a Device,
+    reply: &'a Reply,
+}
 
-    /// The request entry for device `d`.
-    pub(super) fn request_entry(&self, d: &Device) -> Value {
-        json!({
-            "time": now(),
-            "type": "request",
-            "auth": self.auth(d),
-            "request": self.request_json(d),
-        })
-    }
-
-    /// The response entry for device `d`.
-    pub(super) fn response_entry(
-        &self,
-        d: &Device,
-        outcome: &Result<Reply, RequestError>,
-    ) -> Value {
-        let (response, error) = match outcome {
-            Err(e) => (Value::Null, e.to_string()),
-            Ok(Reply::Envelope {
+impl Serialize for ResponseJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.d;
+        let mut m = s.serialize_map(None)?;
+        match self.reply {
+            Reply::Envelope {
                 response,
                 mount_type,
                 ..
-            }) => {
-                let mut m = Map::new();
-                m.insert("mount_type".into(), json!(mount_type));
+            } => {
+                m.serialize_entry("mount_type", mount_type)?;
                 if let Some(data) = &response.data {
-                    m.insert("data".into(), d.data(&Value::Object(data.clone())));
+                    m.serialize_entry("data", &Data { d, m: data })?;
                 }
                 if let Some(auth) = &response.auth {
+                    // Logins only: the slower JSON tree is fine here.
                     let mut a = serde_json::to_value(auth).unwrap_or(Value::Null);
                     if let Some(o) = a.as_object_mut() {
-                        o.insert("client_token".into(), d.secret(&auth.client_token));
-                        o.insert("accessor".into(), d.accessor(&auth.accessor));
+                        let token = serde_json::to_value(d.secret(&auth.client_token));
+                        o.insert("client_token".into(), token.unwrap_or(Value::Null));
+                        let accessor = serde_json::to_value(d.accessor(&auth.accessor));
+                        o.insert("accessor".into(), accessor.unwrap_or(Value::Null));
                         if let Some(meta) = o.get("metadata").cloned() {
-                            o.insert("metadata".into(), d.data(&meta));
+                            o.insert("metadata".into(), d.data_value(&meta));
                         }
                     }
-                    m.insert("auth".into(), a);
+                    m.serialize_entry("auth", &a)?;
                 }
                 if !response.lease_id.is_empty() {
-                    m.insert("secret".into(), json!({"lease_id": response.lease_id}));
+                    let mut secret = Map::new();
+                    secret.insert("lease_id".into(), Value::from(response.lease_id.as_str()));
+                    m.serialize_entry("secret", &secret)?;
                 }
                 if !response.warnings.is_empty() {
-                    m.insert("warnings".into(), json!(response.warnings));
+                    m.serialize_entry("warnings", &response.warnings)?;
                 }
-                (Value::Object(m), String::new())
             }
-            Ok(Reply::Raw { status, body }) => (
-                json!({"data": d.data(body), "http_status_code": status}),
-                String::new(),
-            ),
-            Ok(Reply::Http {
+            Reply::Raw { status, body } => {
+                if d.log_raw {
+                    m.serialize_entry("data", body)?;
+                } else {
+                    m.serialize_entry("data", &Hashed { d, v: body })?;
+                }
+                m.serialize_entry("http_status_code", status)?;
+            }
+            Reply::Http {
                 status,
                 content_type,
                 body,
-            }) => (
-                json!({"data": {
-                    "http_status_code": status,
-                    "http_content_type": content_type,
-                    "http_raw_body": d.secret(&String::from_utf8_lossy(body)),
-                }}),
-                String::new(),
-            ),
-            Ok(Reply::NoContent) => (json!({}), String::new()),
-            Ok(Reply::NotFound) => (json!({}), String::new()),
-        };
-        let mut entry = json!({
-            "time": now(),
-            "type": "response",
-            "auth": self.auth(d),
-            "request": self.request_json(d),
-            "response": response,
-        });
-        if !error.is_empty()
-            && let Some(o) = entry.as_object_mut()
-        {
-            o.insert("error".into(), Value::String(error));
+            } => {
+                let body = String::from_utf8_lossy(body);
+                m.serialize_entry(
+                    "data",
+                    &HttpData {
+                        http_status_code: *status,
+                        http_content_type: content_type,
+                        http_raw_body: d.secret(&body),
+                    },
+                )?;
+            }
+            Reply::NoContent | Reply::NotFound => {}
         }
-        entry
+        m.end()
     }
+}
+
+#[derive(Serialize)]
+struct HttpData<'a> {
+    http_status_code: u16,
+    http_content_type: &'a str,
+    http_raw_body: Text<'a>,
+}
+
+impl<'a> Record<'a> {
+    fn auth(&self, d: &Device) -> Option<AuthJson<'a>> {
+        self.token.map(|t| AuthJson {
+            client_token: d.secret(t.id()),
+            accessor: d.accessor(&t.entry.accessor),
+            display_name: &t.entry.display_name,
+            policies: &t.entry.policies,
+            token_policies: &t.entry.policies,
+            metadata: &t.entry.meta,
+            entity_id: "",
+            token_type: "service",
+        })
+    }
+
+    fn request_json(&self, d: &'a Device) -> RequestJson<'a> {
+        let r = self.request;
+        RequestJson {
+            id: &r.id,
+            operation: op(r.operation),
+            mount_point: &r.mount_point,
+            mount_type: &r.mount_type,
+            mount_accessor: &r.mount_accessor,
+            client_token: self.token.map_or(Text::Raw(""), |t| d.secret(t.id())),
+            client_token_accessor: self
+                .token
+                .map_or(Text::Raw(""), |t| d.accessor(&t.entry.accessor)),
+            namespace: ROOT,
+            path: self.path,
+            data: (!r.data.is_empty()).then_some(Data { d, m: &r.data }),
+        }
+    }
+
+    /// The request entry for device `d`, as the line it writes.
+    pub(super) fn request_entry(&self, d: &'a Device) -> Result<Vec<u8>, String> {
+        let time = now();
+        d.render(&Entry {
+            time: &time,
+            kind: "request",
+            auth: self.auth(d),
+            request: self.request_json(d),
+            response: None,
+            error: None,
+        })
+    }
+
+    /// The response entry for device `d`, as the line it writes.
+    pub(super) fn response_entry(
+        &self,
+        d: &'a Device,
+        outcome: &'a Result<Reply, RequestError>,
+    ) -> Result<Vec<u8>, String> {
+        let time = now();
+        let (response, error) = match outcome {
+            Ok(reply) => (Some(ResponseJson { d, reply }), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        d.render(&Entry {
+            time: &time,
+            kind: "response",
+            auth: self.auth(d),
+            request: self.request_json(d),
+            response: Some(response),
+            error: error.as_deref(),
+        })
+    }
+}
+
+/// The response entry of a request refused before its handler: no auth,
+/// no response, the error.
+pub(super) fn refused_entry(
+    d: &Device,
+    time: &str,
+    request: RefusedRequest<'_>,
+    error: &str,
+) -> Result<Vec<u8>, String> {
+    d.render(&Entry {
+        time,
+        kind: "response",
+        auth: None,
+        request,
+        response: Some(None),
+        error: Some(error),
+    })
 }

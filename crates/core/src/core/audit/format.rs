@@ -2,6 +2,7 @@
 //! (IBM's JSONx XML form of the same JSON, as Vault's `format=jsonx`).
 
 use crate::logical::RequestError;
+use serde::Serialize;
 use serde_json::Value;
 
 /// An audit device's output format.
@@ -25,17 +26,28 @@ impl Format {
         }
     }
 
-    /// The bytes of one entry (no newline).
-    pub fn render(self, entry: &Value) -> Vec<u8> {
-        match self {
-            Format::Json => serde_json::to_vec(entry).unwrap_or_default(),
-            Format::Jsonx => {
-                let mut out = String::from(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-                jsonx(entry, None, true, &mut out);
-                out.into_bytes()
-            }
+    /// Appends one entry (no newline) to `out`; an entry that cannot be
+    /// serialized is an error and appends nothing.
+    pub fn write<T: Serialize>(self, entry: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        let result = match self {
+            Format::Json => serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string()),
+            Format::Jsonx => serde_json::to_value(entry)
+                .map(|v| out.extend(render_jsonx(&v)))
+                .map_err(|e| e.to_string()),
+        };
+        if result.is_err() {
+            out.truncate(start);
         }
+        result
     }
+}
+
+/// The JSONx document of `v`.
+fn render_jsonx(v: &Value) -> Vec<u8> {
+    let mut out = String::from(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    jsonx(v, None, true, &mut out);
+    out.into_bytes()
 }
 
 fn escape(s: &str, out: &mut String) {
@@ -96,7 +108,9 @@ mod tests {
     #[test]
     fn jsonx_writes_ibms_form_and_escapes() {
         let v = json!({"a": "x<&>\"y", "n": 1, "b": true, "l": [null]});
-        let out = String::from_utf8(Format::Jsonx.render(&v)).unwrap();
+        let mut out = vec![];
+        Format::Jsonx.write(&v, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,
             r#"<?xml version="1.0" encoding="UTF-8"?><json:object xmlns:json="http://www.ibm.com/xmlns/prod/2009/jsonx"><json:string name="a">x&lt;&amp;&gt;&quot;y</json:string><json:boolean name="b">true</json:boolean><json:array name="l"><json:null></json:null></json:array><json:number name="n">1</json:number></json:object>"#

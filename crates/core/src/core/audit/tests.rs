@@ -1,5 +1,6 @@
 use super::*;
 use lockbox_storage::InMemory;
+use serde_json::Value;
 
 async fn broker() -> AuditBroker {
     let mem = Arc::new(InMemory::new());
@@ -22,7 +23,7 @@ fn file_device(path: &str, file: &std::path::Path) -> DeviceConfig {
 #[tokio::test]
 async fn no_device_records_nothing_and_refuses_nothing() {
     let b = broker().await;
-    assert!(b.record(|_| Value::Null).is_ok());
+    assert!(b.record(|_| Ok(b"x\n".to_vec())).await.is_ok());
 }
 
 #[tokio::test]
@@ -60,7 +61,7 @@ async fn strings_are_hashed_numbers_and_booleans_are_not() {
         .unwrap();
     let d = b.snapshot()[0].clone();
     let v = serde_json::json!({"s": "secret", "n": 3, "b": true, "l": ["x"], "m": {"k": "v"}});
-    let h = entry::hash_strings(&d, &v);
+    let h = serde_json::to_value(entry::Hashed { d: &d, v: &v }).unwrap();
     assert_eq!(h["s"], d.hash("secret"));
     assert_eq!(h["n"], 3);
     assert_eq!(h["b"], true);
@@ -76,4 +77,121 @@ fn device_paths_are_canonical_or_refused() {
     for bad in ["", "/", "a//b", "../x", "a/./b"] {
         assert!(device_path(bad).is_err(), "{bad}");
     }
+}
+
+/// Many requests at once: every line is written whole, once, and each
+/// request learns its own line was written (the group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_records_each_write_one_whole_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.log");
+    let b = Arc::new(broker().await);
+    b.enable(file_device("f", &file)).await.unwrap();
+    let mut tasks = vec![];
+    for i in 0..200 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            b.record(|_| Ok(format!("{{\"n\":{i}}}\n").into_bytes()))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut seen: Vec<i64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..200).collect::<Vec<_>>());
+}
+
+/// A write that fails refuses every request whose line it carried, and the
+/// next write (the file back) succeeds.
+#[tokio::test]
+async fn a_failed_write_refuses_its_requests_and_the_next_one_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.log");
+    let b = broker().await;
+    b.enable(file_device("f", &file)).await.unwrap();
+    b.record(|_| Ok(b"{}\n".to_vec())).await.unwrap();
+    // Rotated away and a directory in its place: the reopen fails (for
+    // root too).
+    std::fs::rename(&file, dir.path().join("old.log")).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    b.reopen();
+    let e = b
+        .record(|_| Ok(b"{}\n".to_vec()))
+        .await
+        .expect_err("no file, no request");
+    assert!(e.to_string().contains("audit device f/"), "{e}");
+    assert!(e.to_string().contains("refused"), "{e}");
+    std::fs::remove_dir(&file).unwrap();
+    b.record(|_| Ok(b"{\"back\":true}\n".to_vec()))
+        .await
+        .unwrap();
+    assert!(std::fs::read_to_string(&file).unwrap().contains("back"));
+}
+
+/// Entries are Vault's shape, serialized without a JSON tree: the request
+/// entry has no `response`, a failed request's entry a null one and the
+/// error; strings hashed, numbers not.
+#[tokio::test]
+async fn entries_have_vaults_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.log");
+    let b = broker().await;
+    b.enable(file_device("f", &file)).await.unwrap();
+    let d = b.snapshot()[0].clone();
+    let mut request = crate::logical::Request {
+        id: "req-1".into(),
+        operation: crate::logical::Operation::Update,
+        path: "x".into(),
+        data: Default::default(),
+        mount_point: "secret/".into(),
+        mount_type: "kv".into(),
+        mount_accessor: "kv_1".into(),
+        mount_default_ttl: 0,
+        mount_max_ttl: 0,
+        mount_force_no_cache: false,
+        client_token_accessor: None,
+        display_name: None,
+    };
+    request
+        .data
+        .insert("password".into(), Value::from("hunter2"));
+    request.data.insert("n".into(), Value::from(7));
+    let record = Record {
+        request: &request,
+        path: "secret/x",
+        token: None,
+    };
+    let line = record.request_entry(&d).unwrap();
+    let v: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(v["type"], "request");
+    assert!(v.get("response").is_none());
+    assert_eq!(v["request"]["id"], "req-1");
+    assert_eq!(v["request"]["operation"], "update");
+    assert_eq!(v["request"]["path"], "secret/x");
+    assert_eq!(v["request"]["namespace"]["id"], "root");
+    assert_eq!(v["request"]["data"]["password"], d.hash("hunter2"));
+    assert_eq!(v["request"]["data"]["n"], 7);
+    assert!(!String::from_utf8_lossy(&line).contains("hunter2"));
+    assert!(line.ends_with(b"\n"));
+
+    let failed = Err(RequestError::invalid("bad thing"));
+    let v: Value = serde_json::from_slice(&record.response_entry(&d, &failed).unwrap()).unwrap();
+    assert_eq!(v["type"], "response");
+    assert!(v["response"].is_null());
+    assert!(v["error"].as_str().unwrap().contains("bad thing"));
+
+    let ok = Ok(crate::core::Reply::NoContent);
+    let v: Value = serde_json::from_slice(&record.response_entry(&d, &ok).unwrap()).unwrap();
+    assert_eq!(v["response"], serde_json::json!({}));
+    assert!(v.get("error").is_none());
 }
