@@ -5,7 +5,9 @@
 mod backend;
 mod connection;
 mod pg;
+mod root;
 mod static_roles;
+mod tls;
 
 use lockbox_sdk::framework::PathBackend;
 use lockbox_sdk::lease::SecretRequest;
