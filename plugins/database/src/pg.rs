@@ -188,7 +188,9 @@ where
     });
 }
 
-/// PostgreSQL's message for `e` (the server's error text when it sent one).
+/// PostgreSQL's message for `e` (the server's error text when it sent one,
+/// else the error with its causes, e.g. rustls' reason for a failed
+/// handshake).
 pub fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
@@ -198,7 +200,19 @@ pub fn pg_message(e: &tokio_postgres::Error) -> String {
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            let mut m = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !m.contains(&text) {
+                    m.push_str(": ");
+                    m.push_str(&text);
+                }
+                cause = c.source();
+            }
+            m
+        }
     }
 }
 

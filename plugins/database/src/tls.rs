@@ -267,8 +267,16 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, Error> 
 
 fn read_file(path: &str, param: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+            "; lockbox runs plugins in a sandbox that reads files only under /usr, /etc/ssl, \
+             /etc/pki and /etc/ca-certificates: put the file there, or give the PEM text in \
+             tls_ca (tls_certificate/private_key for a client certificate)"
+        } else {
+            "; give a PEM file readable by the plugin, or the PEM text in tls_ca \
+             (tls_certificate/private_key for a client certificate)"
+        };
         Error::invalid(format!(
-            "connection_url: {param} {path:?} cannot be read: {e}; give a PEM file readable by the plugin"
+            "connection_url: {param} {path:?} cannot be read: {e}{hint}"
         ))
     })
 }
