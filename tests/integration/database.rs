@@ -2,7 +2,9 @@
 //! against a real PostgreSQL (tests/harness/pg-up.sh, a throwaway cluster per
 //! test on a free loopback port), with leases through lockbox's own plugin
 //! protocol. Credentials are checked with the real `psql` over TCP (password
-//! logins); the cluster's state through its socket as `postgres`.
+//! logins); the cluster's state through its socket as `postgres`. The `tls_`
+//! tests use a TLS-only cluster (`PG_TLS=1`: hostssl, its own CA), psql
+//! logging in with `verify-full`.
 
 use crate::common::{TestServer, lockbox_bin, sha256_file};
 use serde_json::{Value, json};

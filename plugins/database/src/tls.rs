@@ -88,6 +88,10 @@ pub struct UrlTls {
 }
 
 impl UrlTls {
+    fn is_tls(key: &str) -> bool {
+        matches!(key, "sslmode" | "sslrootcert" | "sslcert" | "sslkey")
+    }
+
     /// Takes `key=value` if it is a TLS parameter; `false` otherwise.
     fn take(&mut self, key: &str, value: String) -> bool {
         let slot = match key {
@@ -140,8 +144,12 @@ pub fn split_url(url: &str) -> Result<(String, UrlTls), Error> {
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if !tls.take(k, percent_decode(v)?) {
+            // Only TLS values are decoded (and may appear in an error): the
+            // others, a password among them, pass through untouched.
+            if !UrlTls::is_tls(k) {
                 kept.push(pair);
+            } else {
+                tls.take(k, percent_decode(v)?);
             }
         }
         let rest = if kept.is_empty() {
@@ -629,6 +637,9 @@ mod tests {
         assert!(split_url("host=h sslmode").is_err());
         assert!(split_url("host='h").is_err());
         assert!(split_url("postgres://h/db?sslrootcert=%zz").is_err());
+        // Other values are never decoded, so never shown in an error.
+        let (rest, _) = split_url("postgres://h/db?password=%zzsecret").expect("split");
+        assert_eq!(rest, "postgres://h/db?password=%zzsecret");
     }
 
     #[test]
