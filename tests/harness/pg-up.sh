@@ -9,6 +9,12 @@
 # superuser `postgres`), logins over TCP need a password (scram-sha-256), so
 # generated credentials are really checked. PostgreSQL refuses to run as
 # root: as root, the cluster belongs to the `postgres` user.
+# PG_TLS=1 (when the cluster is created): TLS only over TCP. A throwaway CA
+# and a server certificate for 127.0.0.1 and localhost are generated with
+# openssl into DIR/tls (ca.pem, server.crt, server.key), `ssl=on`, and
+# pg_hba.conf has `hostssl` lines only, so a plaintext TCP login is refused
+# ("no pg_hba.conf entry ... no encryption"). The script then also prints
+# PGSSLROOTCERT=DIR/tls/ca.pem. A restart keeps the cluster's mode.
 set -euo pipefail
 dir=${1:?usage: pg-up.sh DIR}
 mkdir -p "$dir"
@@ -38,6 +44,37 @@ else
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_pg "'$bindir/initdb' -D '$dir/data' -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >'$dir/initdb.log' 2>&1" \
     || { cat "$dir/initdb.log" >&2; exit 1; }
+  if [ "${PG_TLS:-0}" = 1 ]; then
+    command -v openssl >/dev/null 2>&1 || { echo "pg-up.sh: PG_TLS=1 needs openssl" >&2; exit 1; }
+    tls=$dir/tls
+    mkdir -p "$tls"
+    {
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj "/CN=lockbox pg-up test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr"
+      printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+      openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 7 -extfile "$tls/server.ext" -out "$tls/server.crt"
+    } >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; exit 1; }
+    chmod 600 "$tls/server.key" "$tls/ca.key"
+    chmod 644 "$tls/ca.pem" "$tls/server.crt"
+    chmod 755 "$tls"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$tls/server.key" "$tls/server.crt"; fi
+    cat >>"$dir/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$tls/server.crt'
+ssl_key_file = '$tls/server.key'
+CONF
+    cat >"$dir/data/pg_hba.conf" <<HBA
+local   all all                trust
+hostssl all all 127.0.0.1/32   scram-sha-256
+hostssl all all ::1/128        scram-sha-256
+HBA
+    if [ "$(id -u)" = 0 ]; then chown postgres "$dir/data/pg_hba.conf"; fi
+  fi
   echo "$port" > "$dir/port"
 fi
 as_pg "'$bindir/pg_ctl' -D '$dir/data' -w -t 60 -l '$dir/log' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" start >/dev/null" \
@@ -45,3 +82,4 @@ as_pg "'$bindir/pg_ctl' -D '$dir/data' -w -t 60 -l '$dir/log' -o \"-p $port -k '
 echo "$bindir" > "$dir/bindir"
 echo "PGPORT=$port"
 echo "PGHOST=$dir"
+if [ -f "$dir/tls/ca.pem" ]; then echo "PGSSLROOTCERT=$dir/tls/ca.pem"; fi

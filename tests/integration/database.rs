@@ -2,7 +2,9 @@
 //! against a real PostgreSQL (tests/harness/pg-up.sh, a throwaway cluster per
 //! test on a free loopback port), with leases through lockbox's own plugin
 //! protocol. Credentials are checked with the real `psql` over TCP (password
-//! logins); the cluster's state through its socket as `postgres`.
+//! logins); the cluster's state through its socket as `postgres`. The `tls_`
+//! tests use a TLS-only cluster (`PG_TLS=1`: hostssl, its own CA), psql
+//! logging in with `verify-full`.
 
 use crate::common::{TestServer, lockbox_bin, sha256_file};
 use serde_json::{Value, json};
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
+    /// The CA of a TLS-only cluster (`PG_TLS=1`): TCP logins, ours and
+    /// psql's, then use `verify-full` with it.
+    ca: Option<PathBuf>,
 }
 
 fn harness(script: &str) -> PathBuf {
@@ -24,10 +29,20 @@ fn harness(script: &str) -> PathBuf {
 
 impl Postgres {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A cluster that takes TCP logins over TLS only.
+    fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("bash")
             .arg(harness("pg-up.sh"))
             .arg(dir.path())
+            .env("PG_TLS", if tls { "1" } else { "0" })
             .output()
             .expect("run pg-up.sh");
         assert!(
@@ -41,7 +56,12 @@ impl Postgres {
             .find_map(|l| l.strip_prefix("PGPORT="))
             .and_then(|p| p.trim().parse().ok())
             .expect("PGPORT line");
-        let pg = Postgres { dir, port };
+        let ca = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("PGSSLROOTCERT="))
+            .map(|p| PathBuf::from(p.trim()));
+        assert_eq!(ca.is_some(), tls, "pg-up.sh output: {stdout}");
+        let pg = Postgres { dir, port, ca };
         // The engine's root user: a superuser with a password (TCP logins
         // need one).
         pg.admin("CREATE ROLE lockboxroot SUPERUSER LOGIN PASSWORD 'rootpw'");
@@ -98,6 +118,7 @@ impl Postgres {
             .arg(user)
             .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "5")
+            .envs(self.psql_tls())
             .output()
             .expect("run psql");
         out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "1"
@@ -112,10 +133,23 @@ impl Postgres {
             .arg("-U")
             .arg(user)
             .env("PGPASSWORD", password)
+            .envs(self.psql_tls())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("run psql")
+    }
+
+    /// psql's TLS settings for TCP logins: `verify-full` with the
+    /// cluster's CA when it has one, else plain.
+    fn psql_tls(&self) -> Vec<(&'static str, String)> {
+        match &self.ca {
+            Some(ca) => vec![
+                ("PGSSLMODE", "verify-full".to_string()),
+                ("PGSSLROOTCERT", ca.display().to_string()),
+            ],
+            None => vec![("PGSSLMODE", "disable".to_string())],
+        }
     }
 
     fn role_exists(&self, user: &str) -> bool {
@@ -132,9 +166,28 @@ impl Postgres {
             .collect()
     }
 
+    /// The engine's `connection_url`: `verify-full` on a TLS cluster (with
+    /// [`Self::tls_ca`]), `disable` otherwise.
     fn url(&self) -> String {
+        match &self.ca {
+            Some(_) => self.url_with("sslmode=verify-full"),
+            None => self.url_with("sslmode=disable"),
+        }
+    }
+
+    /// The cluster's CA as PEM text, for the connection's `tls_ca` (the
+    /// plugin's sandbox cannot read a file under /tmp named by
+    /// `sslrootcert`), or "" without TLS.
+    fn tls_ca(&self) -> String {
+        self.ca
+            .as_ref()
+            .map(|ca| std::fs::read_to_string(ca).expect("read the CA"))
+            .unwrap_or_default()
+    }
+
+    fn url_with(&self, query: &str) -> String {
         format!(
-            "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?{query}",
             self.port
         )
     }
@@ -156,6 +209,7 @@ impl Postgres {
         let out = Command::new("bash")
             .arg(harness("pg-up.sh"))
             .arg(self.dir.path())
+            .env("PG_TLS", if self.ca.is_some() { "1" } else { "0" })
             .output()
             .expect("run pg-up.sh");
         assert!(
@@ -230,6 +284,7 @@ async fn mounted(pg: &Postgres, ttl: &str, max_ttl: &str) -> (tempfile::TempDir,
                 "username": "lockboxroot",
                 "password": "rootpw",
                 "allowed_roles": "*",
+                "tls_ca": pg.tls_ca(),
             })),
         )
         .await;
@@ -863,4 +918,201 @@ async fn static_roles_rotate_an_existing_users_password_on_schedule() {
             .status,
         404
     );
+}
+
+/// Writes `database/config/<name>` for the root user with `url` (and
+/// `extra` fields); returns the response.
+async fn write_config(s: &TestServer, name: &str, url: &str, extra: Value) -> crate::common::Resp {
+    let mut body = json!({
+        "plugin_name": "postgresql-database-plugin",
+        "connection_url": url,
+        "username": "lockboxroot",
+        "password": "rootpw",
+        "allowed_roles": "*",
+    });
+    if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    s.root("PUT", &format!("database/config/{name}"), Some(body))
+        .await
+}
+
+/// A CA that signed nothing of the cluster's, as a PEM file in `dir`.
+fn other_ca(dir: &Path) -> PathBuf {
+    let pem = dir.join("other-ca.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=not the cluster's CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("other-ca.key"))
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pem
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_verify_full_creds_log_in_over_tls_and_are_dropped_at_revoke() {
+    let pg = Postgres::start_tls();
+    // psql without TLS is refused: the cluster takes TCP logins over TLS only.
+    let plain = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-d",
+            "postgres",
+            "-U",
+            "lockboxroot",
+            "-c",
+            "select 1",
+        ])
+        .arg("-p")
+        .arg(pg.port.to_string())
+        .env("PGPASSWORD", "rootpw")
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("run psql");
+    assert!(!plain.status.success());
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("no encryption"));
+
+    // mounted() configures `pg` with sslmode=verify-full and the CA in tls_ca.
+    let (_dir, s) = mounted(&pg, "1h", "2h").await;
+    let (user, pass, lease, _) = creds(&s, "ro", None).await;
+    assert!(
+        pg.logs_in(&user, &pass),
+        "creds must log in over TLS (verify-full)"
+    );
+    let r = s
+        .root("PUT", "sys/leases/revoke", Some(json!({"lease_id": lease})))
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
+    wait_dropped(&pg, &user, Duration::from_secs(20)).await;
+    assert!(!pg.logs_in(&user, &pass));
+
+    // The CA is shown on read (it is no secret).
+    let r = s.root("GET", "database/config/pg", None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["data"]["connection_details"]["tls_ca"],
+        pg.tls_ca().as_str()
+    );
+
+    // Rotating the root password works over TLS too.
+    let r = s
+        .root("PUT", "database/rotate-root/pg", Some(json!({})))
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
+    let (user, pass, _, _) = creds(&s, "ro", None).await;
+    assert!(pg.logs_in(&user, &pass));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_misconfigurations_are_clear_400s_at_config() {
+    let pg = Postgres::start_tls();
+    let (dir, s) = mounted(&pg, "1h", "2h").await;
+    let check = |r: &crate::common::Resp, needles: &[&str]| {
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        let text = r.body.to_string();
+        for n in needles {
+            assert!(text.contains(n), "{n:?} not in {text}");
+        }
+        assert!(!text.contains("rootpw"), "the password leaked: {text}");
+    };
+
+    // Plain TCP against the TLS-only server.
+    let r = write_config(&s, "plain", &pg.url_with("sslmode=disable"), json!({})).await;
+    check(&r, &["no encryption", "sslmode=verify-full"]);
+
+    // verify-full with a CA that did not sign the server's certificate.
+    let wrong = std::fs::read_to_string(other_ca(dir.path())).expect("read the other CA");
+    let url = pg.url_with("sslmode=verify-full");
+    let r = write_config(&s, "wrongca", &url, json!({"tls_ca": wrong})).await;
+    check(&r, &["certificate verification failed", "UnknownIssuer"]);
+
+    // An unreadable sslrootcert (missing; outside what the plugin's
+    // sandbox may read), an unknown sslmode, a verify mode without a CA:
+    // refused before any connection is tried.
+    let r = write_config(
+        &s,
+        "nofile",
+        &pg.url_with("sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem"),
+        json!({"verify_connection": false}),
+    )
+    .await;
+    check(
+        &r,
+        &["sslrootcert", "/nonexistent/ca.pem", "cannot be read"],
+    );
+    let ca_file = pg.ca.as_ref().expect("CA").display().to_string();
+    let r = write_config(
+        &s,
+        "sandboxed",
+        &pg.url_with(&format!("sslmode=verify-full&sslrootcert={ca_file}")),
+        json!({}),
+    )
+    .await;
+    if r.status == 400 {
+        check(&r, &[&ca_file, "cannot be read", "sandbox", "tls_ca"]);
+    } else {
+        // A kernel without Landlock: the plugin can read the file.
+        assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
+        let r = s.root("DELETE", "database/config/sandboxed", None).await;
+        assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
+    }
+    let r = write_config(
+        &s,
+        "badmode",
+        &pg.url_with("sslmode=verify_full"),
+        json!({}),
+    )
+    .await;
+    check(&r, &["sslmode", "verify_full", "verify-full"]);
+    let r = write_config(&s, "noca", &pg.url_with("sslmode=verify-ca"), json!({})).await;
+    check(&r, &["verify-ca", "sslrootcert", "tls_ca"]);
+    for name in ["plain", "wrongca", "nofile", "sandboxed", "badmode", "noca"] {
+        let r = s
+            .root("GET", &format!("database/config/{name}"), None)
+            .await;
+        assert_eq!(r.status, 404, "{name} was stored: {:?}", r.body);
+    }
+
+    // require: TLS without a CA (no certificate check, as libpq).
+    let r = write_config(&s, "req", &pg.url_with("sslmode=require"), json!({})).await;
+    assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
+    write_role(
+        &s,
+        "req",
+        json!({
+            "db_name": "req",
+            "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        }),
+    )
+    .await;
+    let (user, pass, _, _) = creds(&s, "req", None).await;
+    assert!(pg.logs_in(&user, &pass));
+    // prefer (libpq's default) uses TLS here as well.
+    let r = write_config(&s, "pref", &pg.url_with("application_name=x"), json!({})).await;
+    assert!(r.status == 204 || r.status == 200, "{:?}", r.body);
 }

@@ -2,21 +2,27 @@
 //! framework:
 //!
 //! ```text
-//!  config/{name}       connection: plugin_name, connection_url ({{username}}/{{password}}),
-//!                      username, password (never read back), allowed_roles, verify_connection
+//!  config/{name}       connection: plugin_name, connection_url ({{username}}/{{password}},
+//!                      sslmode/sslrootcert/sslcert/sslkey: see `tls`), username, password and
+//!                      private_key (never read back), tls_ca, tls_certificate, allowed_roles,
+//!                      verify_connection
 //!  roles/{name}        db_name, creation/revocation/renew statements, default_ttl, max_ttl
 //!  creds/{name}        a new PostgreSQL user with a lease (secret type "creds")
-//!  rotate-root/{name}  a new root password, set in PostgreSQL, stored, never returned
+//!  rotate-root/{name}  a new root password, set in PostgreSQL, stored, never returned;
+//!                      crash-safe through a write-ahead entry (see `root`)
 //!  static-roles/{name}, static-creds/{name}, rotate-role/{name}: see `static_roles`
 //! ```
 //!
-//! Storage: `config/<name>`, `role/<name>` (JSON). Lease expiry, renewal
+//! Storage: `config/<name>`, `role/<name>`, `rotate-root-pending/<name>`
+//! (JSON). Every connection as the root user goes through
+//! `root::connect_stored`, which finishes an interrupted rotate-root. Lease expiry, renewal
 //! and revocation come from the host's lease manager through the `creds`
 //! secret type: revoke runs the role's revocation statements, or by
 //! default ends the user's sessions and drops the role.
 
 use crate::connection::{Connection, password, random_alnum};
 use crate::pg;
+use crate::root;
 use crate::static_roles;
 use lockbox_sdk::framework::{Field, Fields, Path, PathBackend, Secret};
 use lockbox_sdk::lease::SecretRequest;
@@ -196,12 +202,27 @@ async fn write_config(
                 .unwrap_or_default()
         },
         verify_connection: fields.bool("verify_connection").unwrap_or(true),
+        tls_ca: str_or("tls_ca", existing.as_ref().map(|c| &c.tls_ca)),
+        tls_certificate: str_or(
+            "tls_certificate",
+            existing.as_ref().map(|c| &c.tls_certificate),
+        ),
+        private_key: str_or("private_key", existing.as_ref().map(|c| &c.private_key)),
     };
+    // sslmode, sslrootcert and the PEM fields are checked even without
+    // verify_connection: a connection that can never work is not stored.
+    conn.plan()
+        .map_err(|e| Error::invalid(format!("connection {name:?}: {e}")))?;
     if conn.verify_connection {
         let client = conn
-            .connect(&name)
+            .connect_with(&conn.password, &name)
             .await
-            .map_err(|e| Error::invalid(format!("error creating database object: {e}")))?;
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "error creating database object: {}",
+                    e.into_error()
+                ))
+            })?;
         client.simple_query("SELECT 1").await.map_err(|e| {
             Error::invalid(format!(
                 "error creating database object: connection {name:?}: {}",
@@ -210,6 +231,10 @@ async fn write_config(
         })?;
     }
     storage.put_json(&format!("config/{name}"), &conn).await?;
+    if given("password") {
+        // A password given by hand replaces an unfinished rotate-root.
+        storage.delete(&root::pending_key(&name)).await?;
+    }
     let _ = req;
     Ok(None)
 }
@@ -239,16 +264,38 @@ async fn read_config(
     };
     Ok(Some(Response::json(json!({
         "plugin_name": c.plugin_name,
-        "connection_details": {
-            "connection_url": redact_url(&c.connection_url),
-            "username": c.username,
-        },
+        "connection_details": connection_details(&c),
         "allowed_roles": c.allowed_roles,
         "root_credentials_rotate_statements": c.root_rotation_statements,
         "password_policy": "",
         "plugin_version": "",
         "verify_connection": c.verify_connection,
     }))))
+}
+
+/// What a read shows of the connection: never the password or the
+/// private key.
+fn connection_details(c: &Connection) -> Value {
+    let mut d = Map::new();
+    d.insert(
+        "connection_url".into(),
+        redact_url(&c.connection_url).into(),
+    );
+    d.insert("username".into(), c.username.clone().into());
+    if !c.tls_ca.is_empty() {
+        d.insert("tls_ca".into(), c.tls_ca.clone().into());
+    }
+    if !c.tls_certificate.is_empty() {
+        d.insert("tls_certificate".into(), c.tls_certificate.clone().into());
+    }
+    Value::Object(d)
+}
+
+async fn delete_config(fields: &Fields, storage: &Storage) -> Result<Option<Response>, Error> {
+    let name = name_of(fields)?;
+    storage.delete(&format!("config/{name}")).await?;
+    storage.delete(&root::pending_key(&name)).await?;
+    Ok(None)
 }
 
 async fn delete_key(
@@ -357,7 +404,7 @@ async fn creds(req: Request, fields: Fields, storage: Storage) -> Result<Option<
             ("expiration", &exp),
         ],
     );
-    let mut client = conn.connect(&role.db_name).await?;
+    let mut client = root::connect_stored(&storage, &role.db_name, &conn).await?;
     let what = format!("creation statements of role {role_name:?}");
     if let Err(e) = pg::run_in_transaction(&mut client, &statements, &what, &pass).await {
         // The transaction rolled back; a statement that committed on its own
@@ -392,7 +439,7 @@ async fn rotate_root(
     storage: Storage,
 ) -> Result<Option<Response>, Error> {
     let name = name_of(&fields)?;
-    let mut conn = load_connection(&storage, &name)
+    let conn = load_connection(&storage, &name)
         .await?
         .ok_or_else(|| Error::invalid(format!("no connection named {name:?}")))?;
     if conn.username.is_empty() {
@@ -400,27 +447,7 @@ async fn rotate_root(
             "connection {name:?} has no username; rotate-root needs the root user's username and password"
         )));
     }
-    let new = password();
-    let statements = if conn.root_rotation_statements.is_empty() {
-        vec![format!(
-            "ALTER ROLE {} WITH PASSWORD {}",
-            pg::quote_ident(&conn.username),
-            pg::quote_literal(&new)
-        )]
-    } else {
-        pg::expand(
-            &conn.root_rotation_statements,
-            &[
-                ("username", &conn.username),
-                ("name", &conn.username),
-                ("password", &new),
-            ],
-        )
-    };
-    let mut client = conn.connect(&name).await?;
-    pg::run_in_transaction(&mut client, &statements, "rotating the root password", &new).await?;
-    conn.password = new;
-    storage.put_json(&format!("config/{name}"), &conn).await?;
+    root::rotate_stored(&storage, &name, &conn).await?;
     Ok(None)
 }
 
@@ -472,7 +499,7 @@ async fn renew_creds(req: SecretRequest, storage: Storage) -> Result<Duration, E
         ),
         None => pg::default_renew(&user, &exp),
     };
-    let mut client = conn.connect(&db).await?;
+    let mut client = root::connect_stored(&storage, &db, &conn).await?;
     pg::run_in_transaction(&mut client, &statements, "renew statements", "").await?;
     Ok(Duration::from_secs(ttl))
 }
@@ -484,7 +511,7 @@ async fn revoke_creds(req: SecretRequest, storage: Storage) -> Result<(), Error>
         Some(r) => load_role(&storage, r).await?,
         None => None,
     };
-    let mut client = conn.connect(&db).await?;
+    let mut client = root::connect_stored(&storage, &db, &conn).await?;
     match role.filter(|r| !r.revocation_statements.is_empty()) {
         Some(r) => {
             let statements = pg::expand(
@@ -538,9 +565,23 @@ pub fn backend() -> PathBackend {
                     "SQL that sets the root password ({{username}}, {{password}}).",
                 ))
                 .field(Field::string("password_policy"))
+                .field(
+                    Field::string("tls_ca").description(
+                        "PEM CA certificate(s) the server's certificate must lead to.",
+                    ),
+                )
+                .field(
+                    Field::string("tls_certificate")
+                        .description("PEM client certificate for the connection."),
+                )
+                .field(
+                    Field::string("private_key")
+                        .sensitive()
+                        .description("PEM key of tls_certificate (never returned)."),
+                )
                 .write(write_config)
                 .read(read_config)
-                .delete(|_, f, s| async move { delete_key("config", &f, &s).await }),
+                .delete(|_, f, s| async move { delete_config(&f, &s).await }),
         )
         .path(Path::new("roles/").list(|_, _, s| async move { list_keys("role/", &s).await }))
         .path(

@@ -1,11 +1,21 @@
 //! `lockbox-plugin-database`: Vault's database secrets engine API for
 //! PostgreSQL (dynamic users with leases, root rotation). Started by
 //! lockbox, never by hand.
+//!
+//! Modules: `backend` (paths, dynamic roles), `static_roles`, `connection`
+//! (the stored connection), `root` (connecting as the root user;
+//! crash-safe rotate-root with a write-ahead entry), `pg` (statements,
+//! connecting per `sslmode`), `tls` (libpq's `sslmode` on rustls).
 
 mod backend;
 mod connection;
 mod pg;
+mod root;
 mod static_roles;
+mod tls;
+
+#[cfg(test)]
+mod pg_tests;
 
 use lockbox_sdk::framework::PathBackend;
 use lockbox_sdk::lease::SecretRequest;

@@ -1,11 +1,14 @@
-//! PostgreSQL: connecting with a stored configuration, running templated
-//! statements in a transaction, and the default revocation and renewal.
+//! PostgreSQL: connecting with a stored configuration (TLS per `sslmode`,
+//! see `tls`), running templated statements in a transaction, and the
+//! default revocation and renewal.
 //!
 //! Every error message names what failed and carries PostgreSQL's own
 //! message, with any generated password cut out.
 
+use crate::tls::{MakeRustls, Plan, SslMode, is_certificate_error};
 use lockbox_sdk::Error;
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 /// How long a connection attempt may take.
@@ -30,30 +33,164 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Connects with `url` (already filled in). The connection task runs on the
-/// plugin's runtime until the client is dropped.
-pub async fn connect(url: &str, db_name: &str) -> Result<Client, Error> {
+/// Why a connection failed: the server refused the password (the root
+/// rotation's recovery then tries a pending one), or anything else.
+#[derive(Debug)]
+pub enum ConnectError {
+    BadPassword(Error),
+    Other(Error),
+}
+
+impl ConnectError {
+    pub fn into_error(self) -> Error {
+        match self {
+            ConnectError::BadPassword(e) | ConnectError::Other(e) => e,
+        }
+    }
+}
+
+impl From<ConnectError> for Error {
+    fn from(e: ConnectError) -> Self {
+        e.into_error()
+    }
+}
+
+/// Connects as `username`/`password` following `plan` (its `sslmode`:
+/// `prefer` tries TLS then plain, `allow` plain then TLS). The connection
+/// task runs on the plugin's runtime until the client is dropped.
+pub async fn connect(
+    plan: &Plan,
+    username: &str,
+    password: &str,
+    db_name: &str,
+) -> Result<Client, ConnectError> {
+    let url = fill_url(&plan.url, username, password);
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-        Error::invalid(format!(
+        ConnectError::Other(Error::invalid(format!(
             "connection {db_name:?}: connection_url is not a valid PostgreSQL URL: {e}"
-        ))
+        )))
     })?;
     config.connect_timeout(CONNECT_TIMEOUT);
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        Error::Unavailable(format!(
+    let tls = plan.tls.as_ref().map(|c| MakeRustls(c.clone()));
+    let first = match (plan.mode, tls) {
+        (SslMode::Disable, _) | (_, None) => attempt(&mut config, None).await,
+        (SslMode::Allow, Some(tls)) => match attempt(&mut config, None).await {
+            Ok(c) => Ok(c),
+            Err(plain) => attempt(&mut config, Some(tls))
+                .await
+                .map_err(|tls_err| Failure::both(tls_err, plain)),
+        },
+        (SslMode::Prefer, Some(tls)) => match attempt(&mut config, Some(tls)).await {
+            Ok(c) => Ok(c),
+            Err(tls_err) => attempt(&mut config, None)
+                .await
+                .map_err(|plain| Failure::both(tls_err, plain)),
+        },
+        (_, Some(tls)) => attempt(&mut config, Some(tls)).await,
+    };
+    first.map_err(|f| f.into_connect_error(plan.mode, db_name))
+}
+
+/// One failed connection attempt (or two, for `allow`/`prefer`).
+struct Failure {
+    message: String,
+    bad_password: bool,
+    certificate: bool,
+    plain_refused: bool,
+}
+
+impl Failure {
+    fn of(e: &tokio_postgres::Error, over_tls: bool) -> Self {
+        let code = e.code();
+        let message = pg_message(e);
+        Failure {
+            bad_password: code == Some(&SqlState::INVALID_PASSWORD),
+            certificate: is_certificate_error(e),
+            plain_refused: !over_tls
+                && code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+                && message.contains("no encryption"),
+            message,
+        }
+    }
+
+    fn both(tls: Failure, plain: Failure) -> Self {
+        Failure {
+            message: format!("over TLS: {}; without TLS: {}", tls.message, plain.message),
+            bad_password: tls.bad_password || plain.bad_password,
+            certificate: tls.certificate,
+            plain_refused: plain.plain_refused,
+        }
+    }
+
+    fn into_connect_error(self, mode: SslMode, db_name: &str) -> ConnectError {
+        let mut msg = format!(
             "connection {db_name:?}: cannot connect to PostgreSQL: {}",
-            pg_message(&e)
-        ))
-    })?;
+            self.message
+        );
+        if self.certificate {
+            msg.push_str(&format!(
+                " (TLS certificate verification failed with sslmode={}: the server's \
+                 certificate does not lead to the CA in sslrootcert/tls_ca or does not name \
+                 the host; give the CA that signed it)",
+                mode.name()
+            ));
+        }
+        if self.plain_refused && mode == SslMode::Disable {
+            msg.push_str(
+                " (the server accepts only TLS connections: use sslmode=verify-full with \
+                 sslrootcert or tls_ca, or sslmode=require)",
+            );
+        }
+        if self.bad_password {
+            ConnectError::BadPassword(Error::invalid(msg))
+        } else {
+            ConnectError::Other(Error::Unavailable(msg))
+        }
+    }
+}
+
+async fn attempt(
+    config: &mut tokio_postgres::Config,
+    tls: Option<MakeRustls>,
+) -> Result<Client, Failure> {
+    let client = match tls {
+        None => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| Failure::of(&e, false))?;
+            spawn_connection(connection);
+            client
+        }
+        Some(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| Failure::of(&e, true))?;
+            spawn_connection(connection);
+            client
+        }
+    };
+    Ok(client)
+}
+
+fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("postgres connection closed: {e}");
         }
     });
-    Ok(client)
 }
 
-/// PostgreSQL's message for `e` (the server's error text when it sent one).
+/// PostgreSQL's message for `e` (the server's error text when it sent one,
+/// else the error with its causes, e.g. rustls' reason for a failed
+/// handshake).
 pub fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
@@ -63,7 +200,19 @@ pub fn pg_message(e: &tokio_postgres::Error) -> String {
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            let mut m = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !m.contains(&text) {
+                    m.push_str(": ");
+                    m.push_str(&text);
+                }
+                cause = c.source();
+            }
+            m
+        }
     }
 }
 

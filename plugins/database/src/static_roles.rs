@@ -13,6 +13,7 @@
 
 use crate::connection::{Connection, password};
 use crate::pg;
+use crate::root;
 use lockbox_sdk::framework::Fields;
 use lockbox_sdk::{Error, Request, Response, Storage};
 use serde::{Deserialize, Serialize};
@@ -93,8 +94,7 @@ async fn set_password(storage: &Storage, name: &str, role: &mut StaticRole) -> R
             ],
         )
     };
-    let url = pg::fill_url(&conn.connection_url, &conn.username, &conn.password);
-    let mut client = pg::connect(&url, &role.db_name).await?;
+    let mut client = root::connect_stored(storage, &role.db_name, &conn).await?;
     let what = format!("rotation statements of static role {name:?}");
     pg::run_in_transaction(&mut client, &statements, &what, &new).await?;
     role.password = new;
