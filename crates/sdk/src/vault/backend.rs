@@ -652,7 +652,7 @@ mod tests {
             internal,
             serde_json::json!({"secret_type": "creds", "username": "v-alice"})
         );
-        let opts = secret.lease_options.clone().unwrap();
+        let opts = secret.lease_options.unwrap();
         assert_eq!((opts.ttl, opts.renewable), (60_000_000_000, true));
 
         // Renewal: the lease entry's secret with its issue time and the
@@ -664,7 +664,7 @@ mod tests {
                 seconds: 1_700_000_000,
                 nanos: 0,
             }),
-            ..opts.clone()
+            ..opts
         });
         let r = svc
             .handle_request(lease_call("renew", Some(back.clone()), &issued.data))

@@ -220,7 +220,7 @@ pub(crate) fn secret_call(mount: &Arc<Mount>, r: pb::Request) -> Result<SecretCa
             r.operation, r.path
         )));
     };
-    let lease = wire.lease_options.clone().unwrap_or_default();
+    let lease = wire.lease_options.unwrap_or_default();
     let request = SecretRequest {
         path: r.path,
         lease_id: wire.lease_id.clone(),
@@ -455,7 +455,7 @@ mod tests {
             internal,
             serde_json::json!({"secret_type": "creds", "username": "v-alice", "n": 7})
         );
-        let lease = s.lease_options.clone().unwrap();
+        let lease = s.lease_options.unwrap();
         assert_eq!(lease.ttl, 60_000_000_000);
         assert_eq!(lease.max_ttl, 600_000_000_000);
         assert!(lease.renewable);
@@ -467,7 +467,7 @@ mod tests {
         // The host's renewal: its lease entry's secret with the issue time
         // and the increment asked, the lease's data, the mount point.
         let mut back = s.clone();
-        let mut opts = lease.clone();
+        let mut opts = lease;
         opts.issue_time = Some(prost_types::Timestamp {
             seconds: 1_700_000_000,
             nanos: 5,
