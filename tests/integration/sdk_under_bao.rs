@@ -11,6 +11,11 @@
 //!   `login/*` path works without a token and returns a token with the
 //!   user's policies; a wrong password is a 403. Then passgen: a role and a
 //!   generated password, and the plugin's own 400 for an unknown role.
+//! * `database_leases_under_bao`: the database engine (an SDK plugin with a
+//!   secret type) against a real PostgreSQL (`tests/harness/pg-up.sh`):
+//!   reading `creds/<role>` gives a lease id from OpenBao; `bao lease renew`
+//!   reaches the plugin's renew handler (the user's `VALID UNTIL` moves);
+//!   `bao lease revoke` reaches its revoke handler (the user is dropped).
 
 use crate::common::{Spawned, call, client, install_plugin};
 use serde_json::{Value, json};
@@ -289,4 +294,237 @@ async fn userpass_and_passgen_under_bao() {
         "{:?}",
         r.body
     );
+}
+
+/// A throwaway PostgreSQL cluster (`tests/harness/pg-up.sh`), stopped on drop.
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn pg_harness(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/harness")
+        .join(script)
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(pg_harness("pg-up.sh"))
+            .arg(dir.path())
+            .output()
+            .expect("run pg-up.sh");
+        assert!(
+            out.status.success(),
+            "pg-up.sh failed (is Debian's postgresql installed? tests/run.sh installs it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("PGPORT="))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("PGPORT line");
+        let pg = Postgres { dir, port };
+        pg.admin("CREATE ROLE lockboxroot SUPERUSER LOGIN PASSWORD 'rootpw'");
+        pg
+    }
+
+    /// Runs `sql` as `postgres` over the socket; psql's unaligned output.
+    fn admin(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .args(["-d", "postgres", "-h"])
+            .arg(self.dir.path())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn role_exists(&self, user: &str) -> bool {
+        self.admin(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{user}'"
+        )) == "1"
+    }
+
+    /// Unix seconds of the role's `VALID UNTIL`.
+    fn valid_until(&self, user: &str) -> i64 {
+        let out = self.admin(&format!(
+            "SELECT extract(epoch FROM rolvaliduntil)::bigint FROM pg_roles WHERE rolname = '{user}'"
+        ));
+        out.parse()
+            .unwrap_or_else(|_| panic!("VALID UNTIL of {user}: {out:?}"))
+    }
+
+    /// Whether `user` / `password` log in over TCP.
+    fn logs_in(&self, user: &str, password: &str) -> bool {
+        let out = Command::new("psql")
+            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-d", "postgres"])
+            .args(["-c", "select 1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-U")
+            .arg(user)
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("run psql");
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(pg_harness("pg-down.sh"))
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `lockbox-plugin-database` copied into `plugins` as `name`; its sha256.
+fn install_database_plugin(plugins: &Path, name: &str) -> String {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let src = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "lockbox-plugin-database"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building lockbox-plugin-database failed");
+        Path::new(crate::common::lockbox_bin())
+            .parent()
+            .expect("target dir")
+            .join("lockbox-plugin-database")
+    });
+    let dst = plugins.join(name);
+    std::fs::copy(src, &dst).expect("copy plugin");
+    crate::common::sha256_file(&dst)
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn database_leases_under_bao() {
+    let pg = Postgres::start();
+    let home = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let bao = Bao::start(home.path(), plugins.path());
+    let sha = install_database_plugin(plugins.path(), "database-rs");
+    bao.register("secret", "database-rs", &sha);
+    bao.ok(&["secrets", "enable", "-path=db", "database-rs"]);
+    let url = format!(
+        "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+        pg.port
+    );
+    bao.ok(&[
+        "write",
+        "db/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        &url,
+        "username=lockboxroot",
+        "password=rootpw",
+        "allowed_roles=*",
+    ]);
+    bao.ok(&[
+        "write",
+        "db/roles/ro",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        "default_ttl=1h",
+        "max_ttl=24h",
+    ]);
+
+    // Issue: OpenBao registers the secret as a lease of its own.
+    let issued: Value =
+        serde_json::from_str(&bao.ok(&["read", "-format=json", "db/creds/ro"])).expect("json");
+    let lease_id = issued["lease_id"].as_str().expect("lease_id").to_string();
+    assert!(lease_id.starts_with("db/creds/ro/"), "{issued}");
+    assert_eq!(issued["lease_duration"], 3600, "{issued}");
+    assert_eq!(issued["renewable"], true, "{issued}");
+    let user = issued["data"]["username"].as_str().expect("username");
+    let password = issued["data"]["password"].as_str().expect("password");
+    assert!(pg.logs_in(user, password), "{user} cannot log in");
+    let first = pg.valid_until(user);
+    assert!((first - (now_unix() + 3600)).abs() < 120, "{first}");
+    let lookup: Value =
+        serde_json::from_str(&bao.ok(&["lease", "lookup", "-format=json", &lease_id]))
+            .expect("json");
+    assert_eq!(lookup["data"]["renewable"], true, "{lookup}");
+
+    // Renew: OpenBao hands the secret back to the plugin's renew handler,
+    // which moves the user's expiry to now + the increment.
+    let renewed: Value = serde_json::from_str(&bao.ok(&[
+        "lease",
+        "renew",
+        "-format=json",
+        "-increment=2h",
+        &lease_id,
+    ]))
+    .expect("json");
+    assert_eq!(renewed["lease_id"], lease_id.as_str(), "{renewed}");
+    assert_eq!(renewed["lease_duration"], 7200, "{renewed}");
+    let second = pg.valid_until(user);
+    assert!(
+        (second - (now_unix() + 7200)).abs() < 120 && second > first + 3000,
+        "VALID UNTIL {first} → {second}"
+    );
+    let lookup: Value =
+        serde_json::from_str(&bao.ok(&["lease", "lookup", "-format=json", &lease_id]))
+            .expect("json");
+    let ttl = lookup["data"]["ttl"].as_i64().expect("ttl");
+    assert!(ttl > 3600 && ttl <= 7200, "{lookup}");
+
+    // Revoke: the plugin's revoke handler drops the user.
+    bao.ok(&["lease", "revoke", "-sync", &lease_id]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pg.role_exists(user) {
+        assert!(
+            Instant::now() < deadline,
+            "{user} still exists after the revocation\n{}",
+            bao.server.log().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!pg.logs_in(user, password));
+    let (code, _, _) = bao.run(&["lease", "lookup", &lease_id]);
+    assert_ne!(code, 0, "the lease outlived its revocation");
+
+    // A second secret expires by TTL alone when the role's TTL is short:
+    // OpenBao's own timer calls the plugin's revoke handler.
+    bao.ok(&[
+        "write",
+        "db/roles/short",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        "default_ttl=2s",
+        "max_ttl=2s",
+    ]);
+    let short: Value =
+        serde_json::from_str(&bao.ok(&["read", "-format=json", "db/creds/short"])).expect("json");
+    let short_user = short["data"]["username"].as_str().expect("username");
+    assert!(pg.role_exists(short_user));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.role_exists(short_user) {
+        assert!(
+            Instant::now() < deadline,
+            "{short_user} outlived its 2s lease\n{}",
+            bao.server.log().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

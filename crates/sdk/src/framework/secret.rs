@@ -11,6 +11,9 @@
 //! [`PathBackend::secret`](super::PathBackend::secret); the host's renewals
 //! and revocations are routed by the `secret_type` key of the internal
 //! data (the name Vault uses), so one backend can hand out several kinds.
+//! Under Vault or OpenBao the same happens through Vault's plugin protocol
+//! (`Response.secret`, then `renew`/`revoke` requests carrying it; see
+//! `vault/convert.rs`).
 
 use crate::error::Error;
 use crate::lease::{SecretLease, SecretRequest};

@@ -8,6 +8,9 @@
 //! Initialize(id)               → backend.initialize(mount, storage)
 //! HandleRequest(id, r)         → rollback: nothing; unknown operation: ErrUnsupportedOperation
 //!                                → backend.handle_request(convert::request(r), storage)
+//!                                → renew + secret:  backend.renew_secret  → Response.secret (new TTL)
+//!                                → revoke + secret: backend.revoke_secret → no response
+//!                                  (a PathBackend routes both by the secret's "secret_type")
 //! Cleanup(id)                  → remove (the broker connection closes), backend.cleanup
 //! ```
 //!
@@ -92,6 +95,47 @@ async fn ttl(
             .map(Duration::from_nanos)
             .unwrap_or(DEFAULT_TTL),
         Err(_) => DEFAULT_TTL,
+    }
+}
+
+/// Runs one request of the SDK's (not rollback, not an unknown operation)
+/// on its mount: the encoded response, if any.
+async fn dispatch(
+    entry: MountEntry,
+    op: VaultOp,
+    r: pb::Request,
+) -> Result<Option<pb::Response>, Error> {
+    match op {
+        VaultOp::Known(operation) => {
+            let req = convert::request(&entry.mount, operation, r)?;
+            let resp = isolated("request", async move {
+                entry.backend.handle_request(req, entry.storage).await
+            })
+            .await?;
+            resp.map(convert::response).transpose()
+        }
+        VaultOp::Renew => {
+            let convert::SecretCall { request, wire } = convert::secret_call(&entry.mount, r)?;
+            let asked = request.asked_ttl();
+            let granted = isolated("renew", async move {
+                entry.backend.renew_secret(request, entry.storage).await
+            })
+            .await?;
+            Ok(Some(convert::renewed(wire, granted, asked)))
+        }
+        VaultOp::Revoke => {
+            let call = convert::secret_call(&entry.mount, r)?;
+            isolated("revoke", async move {
+                entry
+                    .backend
+                    .revoke_secret(call.request, entry.storage)
+                    .await
+            })
+            .await?;
+            Ok(None)
+        }
+        // Answered by `handle_request` before a mount is looked up.
+        VaultOp::Rollback | VaultOp::Other => Ok(None),
     }
 }
 
@@ -215,38 +259,33 @@ impl pb::backend_server::Backend for VaultBackend {
                 wal_index: None,
             }));
         };
-        let operation = match convert::operation(&r.operation) {
-            VaultOp::Known(op) => op,
-            VaultOp::Rollback => return Ok(Response::new(pb::HandleRequestReply::default())),
-            VaultOp::Other => {
-                return Ok(Response::new(pb::HandleRequestReply {
-                    response: None,
-                    err: Some(convert::unsupported_operation()),
-                    wal_index: None,
-                }));
-            }
-        };
+        let op = convert::operation(&r.operation);
+        if op == VaultOp::Rollback {
+            return Ok(Response::new(pb::HandleRequestReply::default()));
+        }
+        // A login token's renewal (`bao token renew`) carries `auth`, not
+        // `secret`: the SDK has no auth renewal over Vault's protocol.
+        let token_renewal = op == VaultOp::Renew && r.secret.is_none() && r.auth.is_some();
+        if op == VaultOp::Other || token_renewal {
+            return Ok(Response::new(pb::HandleRequestReply {
+                response: None,
+                err: Some(convert::unsupported_operation()),
+                wal_index: None,
+            }));
+        }
         let result = match self.entry(&key) {
             None => Err(Self::not_set_up(&key)),
-            Some(entry) => match convert::request(&entry.mount, operation, r) {
-                Err(e) => Err(e),
-                Ok(req) => {
-                    isolated("request", async move {
-                        entry.backend.handle_request(req, entry.storage).await
-                    })
-                    .await
-                }
-            },
+            Some(entry) => dispatch(entry, op, r).await,
         };
-        let reply = match result.and_then(|r| r.map(convert::response).transpose()) {
+        let reply = match result {
             Ok(response) => pb::HandleRequestReply {
                 response,
                 err: None,
                 wal_index: None,
             },
             Err(e) => {
-                if matches!(e, Error::Internal(_) | Error::Storage(_)) {
-                    tracing::warn!(multiplex_id = %key, error = %e, "request failed");
+                if matches!(e, Error::Internal(_) | Error::Storage(_)) || op == VaultOp::Revoke {
+                    tracing::warn!(multiplex_id = %key, operation = ?op, error = %e, "request failed");
                 }
                 let (response, err) = convert::error(&e);
                 pb::HandleRequestReply {
@@ -375,7 +414,7 @@ impl vlogical::plugin_version_server::PluginVersion for Version {
 mod tests {
     use super::*;
     use crate::Response as SdkResponse;
-    use crate::framework::{Path, PathBackend};
+    use crate::framework::{Path, PathBackend, Secret};
     use crate::logical::Shared;
     use lockbox_vault_plugin_proto::tls::{AutoMtlsCert, Peer};
     use pb::backend_server::Backend as _;
@@ -388,6 +427,10 @@ mod tests {
                 )))
             },
         ));
+        service_with(backend)
+    }
+
+    fn service_with(backend: PathBackend) -> VaultBackend {
         let plugin = AutoMtlsCert::generate().unwrap();
         let host = AutoMtlsCert::generate().unwrap();
         let broker = Broker::new(plugin.client_config(Peer::host(host.der.clone())).unwrap());
@@ -508,6 +551,221 @@ mod tests {
             .await
             .unwrap()
             .into_inner();
+        assert!(r.err.unwrap().err_msg.contains("mount not set up"));
+    }
+
+    /// A secrets engine issuing `creds` secrets at `creds`; its handlers
+    /// record what they were given in the mount's storage.
+    fn leasing_service() -> VaultBackend {
+        let creds = Secret::new("creds")
+            .default_ttl(Duration::from_secs(60))
+            .renew(|req, s| async move {
+                let seen = serde_json::json!({
+                    "asked": req.asked_ttl().as_secs(),
+                    "issue_time": req.issue_time,
+                    "max_ttl": req.max_ttl.as_secs(),
+                    "path": req.path,
+                    "mount": req.mount.path,
+                    "data": req.data,
+                });
+                s.put_json("renewed", &seen).await?;
+                Ok(Duration::from_secs(45))
+            })
+            .revoke(|req, s| async move {
+                let user = req.internal_data.get("username").and_then(|u| u.as_str());
+                match user {
+                    Some("fail") => Err(Error::internal("database down")),
+                    Some(u) => Ok(s.put(&format!("revoked/{u}"), "1").await?),
+                    None => Err(Error::invalid("no username in the secret")),
+                }
+            });
+        let issuer = creds.clone();
+        let backend = PathBackend::new(Kind::Secret, "v1")
+            .secret(creds)
+            .secret(Secret::new("plain"))
+            .path(Path::new("creds").read(move |_, _, _| {
+                let issuer = issuer.clone();
+                async move {
+                    let mut data = serde_json::Map::new();
+                    data.insert("username".into(), "v-alice".into());
+                    let mut internal = serde_json::Map::new();
+                    internal.insert("username".into(), "v-alice".into());
+                    Ok(Some(issuer.response(data, internal)))
+                }
+            }));
+        service_with(backend)
+    }
+
+    async fn mounted(svc: &VaultBackend, key: &str) -> Storage {
+        let backend = svc.factory.create(&Mount::for_tests()).await.unwrap();
+        let storage = Storage::in_memory();
+        svc.mounts.write().unwrap().insert(
+            key.into(),
+            MountEntry {
+                mount: Arc::new(Mount::for_tests()),
+                backend,
+                storage: storage.clone(),
+            },
+        );
+        storage
+    }
+
+    fn lease_call(
+        op: &str,
+        secret: Option<pb::Secret>,
+        data: &str,
+    ) -> Request<pb::HandleRequestArgs> {
+        with_id(
+            &["m1"],
+            pb::HandleRequestArgs {
+                storage_id: 0,
+                request: Some(pb::Request {
+                    operation: op.into(),
+                    path: "creds".into(),
+                    data: data.into(),
+                    secret,
+                    mount_point: "db/".into(),
+                    ..Default::default()
+                }),
+            },
+        )
+    }
+
+    /// Issue, renew and revoke over `HandleRequest`, as OpenBao's lease
+    /// manager drives them: the secret comes back to its type's handlers
+    /// with the lease's options, and the renewal's answer carries the TTL
+    /// granted.
+    #[tokio::test]
+    async fn leased_secrets_are_issued_renewed_and_revoked() {
+        let svc = leasing_service();
+        let storage = mounted(&svc, "m1").await;
+        let r = svc
+            .handle_request(lease_call("read", None, "null"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.err.is_none(), "{:?}", r.err);
+        let issued = r.response.unwrap();
+        let secret = issued.secret.clone().expect("Response.secret");
+        let internal: serde_json::Value = serde_json::from_str(&secret.internal_data).unwrap();
+        assert_eq!(
+            internal,
+            serde_json::json!({"secret_type": "creds", "username": "v-alice"})
+        );
+        let opts = secret.lease_options.unwrap();
+        assert_eq!((opts.ttl, opts.renewable), (60_000_000_000, true));
+
+        // Renewal: the lease entry's secret with its issue time and the
+        // increment asked.
+        let mut back = secret.clone();
+        back.lease_options = Some(pb::LeaseOptions {
+            increment: 120_000_000_000,
+            issue_time: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..opts
+        });
+        let r = svc
+            .handle_request(lease_call("renew", Some(back.clone()), &issued.data))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.err.is_none(), "{:?}", r.err);
+        let renewed = r.response.unwrap().secret.unwrap();
+        assert_eq!(renewed.lease_options.unwrap().ttl, 45_000_000_000);
+        assert_eq!(renewed.internal_data, secret.internal_data);
+        let seen: serde_json::Value = storage.get_json("renewed").await.unwrap().unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({
+                "asked": 120, "issue_time": 1_700_000_000, "max_ttl": 0,
+                "path": "creds", "mount": "db/", "data": {"username": "v-alice"},
+            })
+        );
+
+        // Revocation: the handler ran; no response.
+        let r = svc
+            .handle_request(lease_call("revoke", Some(back.clone()), "null"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.err.is_none() && r.response.is_none(), "{r:?}");
+        assert!(storage.get("revoked/v-alice").await.unwrap().is_some());
+
+        // A failing revocation is an error the host retries.
+        let mut failing = back.clone();
+        failing.internal_data = r#"{"secret_type":"creds","username":"fail"}"#.into();
+        let r = svc
+            .handle_request(lease_call("revoke", Some(failing), "null"))
+            .await
+            .unwrap()
+            .into_inner();
+        let err = r.err.unwrap();
+        assert_eq!(err.err_type, convert::err_type::INTERNAL);
+        assert!(err.err_msg.contains("database down"), "{}", err.err_msg);
+    }
+
+    /// Unknown or untyped secrets, a type without a renew handler, a call
+    /// without a secret and a token renewal are refused, never a silent
+    /// success.
+    #[tokio::test]
+    async fn lease_calls_the_plugin_cannot_serve_are_refused() {
+        let svc = leasing_service();
+        mounted(&svc, "m1").await;
+        let typed = |internal: &str| pb::Secret {
+            lease_options: Some(pb::LeaseOptions {
+                ttl: 1_000_000_000,
+                renewable: true,
+                ..Default::default()
+            }),
+            internal_data: internal.into(),
+            lease_id: String::new(),
+        };
+        for (op, internal, expect) in [
+            ("renew", r#"{"secret_type":"zz"}"#, "zz"),
+            ("revoke", r#"{"secret_type":"zz"}"#, "not declared"),
+            ("revoke", r#"{"username":"x"}"#, "secret_type"),
+            ("renew", r#"{"secret_type":"plain"}"#, "cannot be renewed"),
+        ] {
+            let r = svc
+                .handle_request(lease_call(op, Some(typed(internal)), "null"))
+                .await
+                .unwrap()
+                .into_inner();
+            let err = r.err.expect("an error");
+            assert_eq!(
+                err.err_type,
+                convert::err_type::INVALID_REQUEST,
+                "{op} {internal}"
+            );
+            let data = r.response.unwrap().data;
+            assert!(data.contains(expect), "{op} {internal}: {data}");
+        }
+        let r = svc
+            .handle_request(lease_call("revoke", None, "null"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.err.unwrap().err_type, convert::err_type::INVALID_REQUEST);
+        assert!(r.response.unwrap().data.contains("no secret"));
+        let mut token_renewal = lease_call("renew", None, "null");
+        if let Some(r) = token_renewal.get_mut().request.as_mut() {
+            r.auth = Some(pb::Auth::default());
+        }
+        let r = svc
+            .handle_request(token_renewal)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.err.unwrap().err_type,
+            convert::err_type::UNSUPPORTED_OPERATION
+        );
+        // A mount not set up.
+        let mut other = lease_call("revoke", Some(typed(r#"{"secret_type":"creds"}"#)), "null");
+        other.metadata_mut().remove(MULTIPLEX_ID_METADATA);
+        let r = svc.handle_request(other).await.unwrap().into_inner();
         assert!(r.err.unwrap().err_msg.contains("mount not set up"));
     }
 }
