@@ -13,13 +13,16 @@
 //! `prefix`; `hmac_accessor`). The file is reopened by
 //! [`AuditBroker::reopen`] (SIGHUP, for logrotate).
 //!
-//! Writes are group commits: a request's line joins the device's queue,
-//! then the request takes its turn at the file (a FIFO async lock); whoever
-//! holds the turn writes every queued line in one `write(2)` and hands each
-//! waiting request its result, so under concurrency a handful of requests
-//! share one system call, and each still learns whether *its* line was
-//! written before its handler runs (fail closed). The device's HMAC key is
-//! scheduled once when the device is built.
+//! Writes are group commits: a request's line joins the device's queue.
+//! The request that finds no writer at work becomes the writer: it takes
+//! every queued line, writes them in one `write(2)`, hands each waiting
+//! request its result, and goes on until the queue is empty; the others
+//! only wait for their result (no lock is passed from task to task). So
+//! under concurrency many requests share one system call, and each still
+//! learns whether *its* line was written before its handler runs (fail
+//! closed). The writer's loop has no `.await`: a cancelled request cannot
+//! leave lines behind. The device's HMAC key is scheduled once when the
+//! device is built.
 
 mod entry;
 mod format;
@@ -33,7 +36,7 @@ use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use zeroize::Zeroizing;
 
@@ -119,23 +122,34 @@ impl Sink {
     }
 }
 
+/// A write's outcome, as each waiting request receives it.
+type Written = Result<(), Arc<str>>;
+
 /// The lines waiting for the next write, and who waits for them.
 #[derive(Default)]
 struct Queue {
     buf: Vec<u8>,
-    waiters: Vec<tokio::sync::oneshot::Sender<Result<(), Arc<str>>>>,
+    waiters: Vec<tokio::sync::oneshot::Sender<Written>>,
+    /// A request is writing (see the module docs): the others wait.
+    writing: bool,
 }
+
+/// Distinguishes devices for the lifetime of the process (a device
+/// disabled and enabled again is another device, with another salt).
+static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(0);
 
 /// One enabled device.
 pub struct Device {
     /// Its configuration.
     pub config: DeviceConfig,
+    /// Unique in this process.
+    id: u64,
     /// HMAC-SHA256 keyed with the device's salt (key schedule done once;
     /// cloned per string).
     mac: Hmac<Sha256>,
     queue: Mutex<Queue>,
-    /// The turn at the file: one writer at a time, in arrival order.
-    sink: tokio::sync::Mutex<Sink>,
+    /// The file; only the writer of the moment takes it (and SIGHUP).
+    sink: Mutex<Sink>,
     /// Set by [`AuditBroker::reopen`] when the file was busy: the next
     /// writer reopens it first.
     reopen: AtomicBool,
@@ -244,8 +258,9 @@ impl Device {
             hmac_accessor: bool_option(o, "hmac_accessor", true)?,
             prefix: o.get("prefix").cloned().unwrap_or_default(),
             format,
+            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
             queue: Mutex::new(Queue::default()),
-            sink: tokio::sync::Mutex::new(sink),
+            sink: Mutex::new(sink),
             reopen: AtomicBool::new(false),
             mac,
             config,
@@ -280,31 +295,15 @@ impl Device {
     /// Appends `line` to the device (a group commit, see the module docs);
     /// `Ok` once it was written.
     async fn write(&self, line: &[u8]) -> Result<(), String> {
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             q.buf.extend_from_slice(line);
             q.waiters.push(tx);
-        }
-        let mut sink = self.sink.lock().await;
-        // Written by the writer before us?
-        if let Ok(result) = rx.try_recv() {
-            return result.map_err(|e| e.to_string());
-        }
-        // Not yet: our line is in the queue; we write it and all after it.
-        let Queue { buf, waiters } =
-            std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        if self.reopen.swap(false, Ordering::AcqRel)
-            && let Err(e) = sink.reopen()
-        {
-            tracing::error!(path = %self.config.path, "audit device cannot reopen its file: {e}");
-        }
-        let result: Result<(), Arc<str>> = sink
-            .write(&buf)
-            .map_err(|e| Arc::from(format!("audit device {}: {e}", self.config.path)));
-        drop(sink);
-        for w in waiters {
-            let _ = w.send(result.clone());
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if lead {
+            self.write_queued();
         }
         match rx.await {
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -312,6 +311,42 @@ impl Device {
                 "audit device {}: the entry was not written",
                 self.config.path
             )),
+        }
+    }
+
+    /// The writer's loop: writes what is queued, in batches, until the
+    /// queue is empty, then stands down. No `.await` in here.
+    fn write_queued(&self) {
+        let mut buf = Vec::new();
+        loop {
+            let waiters = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if q.waiters.is_empty() {
+                    q.writing = false;
+                    // Keep the larger buffer for the next batch.
+                    if q.buf.capacity() < buf.capacity() {
+                        buf.clear();
+                        q.buf = buf;
+                    }
+                    return;
+                }
+                buf.clear();
+                std::mem::swap(&mut q.buf, &mut buf);
+                std::mem::take(&mut q.waiters)
+            };
+            let result: Written = {
+                let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+                if self.reopen.swap(false, Ordering::AcqRel)
+                    && let Err(e) = sink.reopen()
+                {
+                    tracing::error!(path = %self.config.path, "audit device cannot reopen its file: {e}");
+                }
+                sink.write(&buf)
+                    .map_err(|e| Arc::from(format!("audit device {}: {e}", self.config.path)))
+            };
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
         }
     }
 }

@@ -136,11 +136,7 @@ impl Core {
             .await?;
         }
 
-        let record = audit::Record {
-            request: &request,
-            path: &path,
-            token: token.as_ref(),
-        };
+        let record = audit::Record::new(&request, &path, token.as_ref());
         // Fail closed: a request no audit device could record is refused
         // before its handler runs.
         *audited = true;

@@ -5,7 +5,9 @@
 //!
 //! Entries are serialized straight from the request and the reply they
 //! borrow (no intermediate JSON tree): strings are hashed as they are
-//! written, into a stack buffer.
+//! written, into a stack buffer. The caller's token and accessor appear
+//! in both entries of a request, twice each: they are hashed once per
+//! request and device ([`Record`] keeps them).
 
 use super::Device;
 use crate::core::Reply;
@@ -14,6 +16,7 @@ use crate::logical::{Operation, Request, RequestError};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
+use std::sync::Mutex;
 use time::OffsetDateTime;
 
 /// What an entry is about: the request as the handler sees it, its full
@@ -25,6 +28,27 @@ pub struct Record<'a> {
     pub path: &'a str,
     /// The caller's token, when one was presented.
     pub token: Option<&'a Resolved>,
+    /// The token and accessor as each device writes them, by device
+    /// ([`Device::id`]): computed at the first entry, reused after.
+    idents: Mutex<Vec<(u64, Ident)>>,
+}
+
+/// The caller's token and accessor as one device writes them (`None`:
+/// written as they are).
+#[derive(Clone, Copy)]
+struct Ident {
+    token: Option<HashBuf>,
+    accessor: Option<HashBuf>,
+}
+
+impl Ident {
+    fn token<'a>(&self, raw: &'a str) -> Text<'a> {
+        self.token.map_or(Text::Raw(raw), Text::Hash)
+    }
+
+    fn accessor<'a>(&self, raw: &'a str) -> Text<'a> {
+        self.accessor.map_or(Text::Raw(raw), Text::Hash)
+    }
 }
 
 fn op(o: Operation) -> &'static str {
@@ -48,6 +72,7 @@ pub(super) fn now() -> String {
 const HASH_LEN: usize = 12 + 64;
 
 /// One hashed string, on the stack.
+#[derive(Clone, Copy)]
 pub(super) struct HashBuf([u8; HASH_LEN]);
 
 impl HashBuf {
@@ -140,20 +165,22 @@ impl Serialize for Data<'_> {
 }
 
 impl Device {
+    /// `s` hashed, unless it is empty or the device logs raw.
+    fn secret_hash(&self, s: &str) -> Option<HashBuf> {
+        (!s.is_empty() && !self.log_raw).then(|| self.hash_buf(s))
+    }
+
     fn secret<'a>(&self, s: &'a str) -> Text<'a> {
-        if s.is_empty() || self.log_raw {
-            Text::Raw(s)
-        } else {
-            Text::Hash(self.hash_buf(s))
-        }
+        self.secret_hash(s).map_or(Text::Raw(s), Text::Hash)
+    }
+
+    /// An accessor hashed as `hmac_accessor` says.
+    fn accessor_hash(&self, s: &str) -> Option<HashBuf> {
+        self.hmac_accessor.then(|| self.secret_hash(s)).flatten()
     }
 
     fn accessor<'a>(&self, s: &'a str) -> Text<'a> {
-        if self.hmac_accessor {
-            self.secret(s)
-        } else {
-            Text::Raw(s)
-        }
+        self.accessor_hash(s).map_or(Text::Raw(s), Text::Hash)
     }
 
     fn data_value(&self, v: &Value) -> Value {
@@ -311,10 +338,42 @@ struct HttpData<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn auth(&self, d: &Device) -> Option<AuthJson<'a>> {
+    /// The record of `request` at its full `path`, by the caller's `token`.
+    pub fn new(request: &'a Request, path: &'a str, token: Option<&'a Resolved>) -> Self {
+        Record {
+            request,
+            path,
+            token,
+            idents: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The caller's token and accessor as `d` writes them, hashed at the
+    /// first entry for `d` only.
+    fn ident(&self, d: &Device) -> Ident {
+        let key = d.id;
+        let mut idents = self.idents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, ident)) = idents.iter().find(|(k, _)| *k == key) {
+            return *ident;
+        }
+        let ident = match self.token {
+            Some(t) => Ident {
+                token: d.secret_hash(t.id()),
+                accessor: d.accessor_hash(&t.entry.accessor),
+            },
+            None => Ident {
+                token: None,
+                accessor: None,
+            },
+        };
+        idents.push((key, ident));
+        ident
+    }
+
+    fn auth(&self, ident: &Ident) -> Option<AuthJson<'a>> {
         self.token.map(|t| AuthJson {
-            client_token: d.secret(t.id()),
-            accessor: d.accessor(&t.entry.accessor),
+            client_token: ident.token(t.id()),
+            accessor: ident.accessor(&t.entry.accessor),
             display_name: &t.entry.display_name,
             policies: &t.entry.policies,
             token_policies: &t.entry.policies,
@@ -324,7 +383,7 @@ impl<'a> Record<'a> {
         })
     }
 
-    fn request_json(&self, d: &'a Device) -> RequestJson<'a> {
+    fn request_json(&self, d: &'a Device, ident: &Ident) -> RequestJson<'a> {
         let r = self.request;
         RequestJson {
             id: &r.id,
@@ -332,10 +391,10 @@ impl<'a> Record<'a> {
             mount_point: &r.mount_point,
             mount_type: &r.mount_type,
             mount_accessor: &r.mount_accessor,
-            client_token: self.token.map_or(Text::Raw(""), |t| d.secret(t.id())),
+            client_token: self.token.map_or(Text::Raw(""), |t| ident.token(t.id())),
             client_token_accessor: self
                 .token
-                .map_or(Text::Raw(""), |t| d.accessor(&t.entry.accessor)),
+                .map_or(Text::Raw(""), |t| ident.accessor(&t.entry.accessor)),
             namespace: ROOT,
             path: self.path,
             data: (!r.data.is_empty()).then_some(Data { d, m: &r.data }),
@@ -345,11 +404,12 @@ impl<'a> Record<'a> {
     /// The request entry for device `d`, as the line it writes.
     pub(super) fn request_entry(&self, d: &'a Device) -> Result<Vec<u8>, String> {
         let time = now();
+        let ident = self.ident(d);
         d.render(&Entry {
             time: &time,
             kind: "request",
-            auth: self.auth(d),
-            request: self.request_json(d),
+            auth: self.auth(&ident),
+            request: self.request_json(d, &ident),
             response: None,
             error: None,
         })
@@ -366,11 +426,12 @@ impl<'a> Record<'a> {
             Ok(reply) => (Some(ResponseJson { d, reply }), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let ident = self.ident(d);
         d.render(&Entry {
             time: &time,
             kind: "response",
-            auth: self.auth(d),
-            request: self.request_json(d),
+            auth: self.auth(&ident),
+            request: self.request_json(d, &ident),
             response: Some(response),
             error: error.as_deref(),
         })

@@ -166,11 +166,7 @@ async fn entries_have_vaults_shape() {
         .data
         .insert("password".into(), Value::from("hunter2"));
     request.data.insert("n".into(), Value::from(7));
-    let record = Record {
-        request: &request,
-        path: "secret/x",
-        token: None,
-    };
+    let record = Record::new(&request, "secret/x", None);
     let line = record.request_entry(&d).unwrap();
     let v: Value = serde_json::from_slice(&line).unwrap();
     assert_eq!(v["type"], "request");
@@ -194,4 +190,68 @@ async fn entries_have_vaults_shape() {
     let v: Value = serde_json::from_slice(&record.response_entry(&d, &ok).unwrap()).unwrap();
     assert_eq!(v["response"], serde_json::json!({}));
     assert!(v.get("error").is_none());
+}
+
+/// The caller's token and accessor are hashed once per request and device
+/// and reused in both entries: each device still writes them under its own
+/// salt, and `hmac_accessor=false` keeps the accessor as it is.
+#[tokio::test]
+async fn token_and_accessor_are_written_under_each_devices_own_salt() {
+    use crate::core::tokens::{CreateParams, TokenStore};
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker().await;
+    b.enable(file_device("one", &dir.path().join("1.log")))
+        .await
+        .unwrap();
+    let mut plain = file_device("two", &dir.path().join("2.log"));
+    plain.options.insert("hmac_accessor".into(), "false".into());
+    b.enable(plain).await.unwrap();
+    let store = TokenStore::open(b.barrier.clone(), 3600, 7200)
+        .await
+        .unwrap();
+    let params = CreateParams {
+        policies: vec!["default".into()],
+        orphan: true,
+        path: "auth/token/create".into(),
+        ..Default::default()
+    };
+    let (id, _) = store.create(None, params).await.unwrap();
+    let token = store.lookup(&id).await.unwrap().unwrap();
+    let accessor = token.entry.accessor.clone();
+    let request = crate::logical::Request {
+        id: "req-2".into(),
+        operation: crate::logical::Operation::Read,
+        path: "x".into(),
+        data: Default::default(),
+        mount_point: "secret/".into(),
+        mount_type: "kv".into(),
+        mount_accessor: "kv_1".into(),
+        mount_default_ttl: 0,
+        mount_max_ttl: 0,
+        mount_force_no_cache: false,
+        client_token_accessor: None,
+        display_name: None,
+    };
+    let record = Record::new(&request, "secret/x", Some(&token));
+    let devices = b.snapshot();
+    let ok = Ok(crate::core::Reply::NoContent);
+    for d in &devices {
+        for line in [
+            record.request_entry(d).unwrap(),
+            record.response_entry(d, &ok).unwrap(),
+        ] {
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(v["auth"]["client_token"], d.hash(&id));
+            assert_eq!(v["request"]["client_token"], d.hash(&id));
+            let want = if d.hmac_accessor {
+                d.hash(&accessor)
+            } else {
+                accessor.clone()
+            };
+            assert_eq!(v["auth"]["accessor"], want.as_str());
+            assert_eq!(v["request"]["client_token_accessor"], want.as_str());
+            assert!(!String::from_utf8_lossy(&line).contains(id.as_str()));
+        }
+    }
+    assert_ne!(devices[0].hash(&id), devices[1].hash(&id));
 }
