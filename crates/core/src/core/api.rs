@@ -20,6 +20,21 @@ pub enum Method {
     Patch,
 }
 
+impl Method {
+    /// The operation a handler sees for this method (a write is an
+    /// `update` until the existence check makes it a `create`).
+    pub fn operation(self) -> crate::logical::Operation {
+        use crate::logical::Operation;
+        match self {
+            Method::Read => Operation::Read,
+            Method::Write => Operation::Update,
+            Method::Delete => Operation::Delete,
+            Method::List => Operation::List,
+            Method::Patch => Operation::Patch,
+        }
+    }
+}
+
 /// A request as it arrives from the API layer.
 #[derive(Debug, Clone)]
 pub struct ApiRequest {

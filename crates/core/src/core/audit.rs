@@ -529,13 +529,7 @@ impl AuditBroker {
         method: crate::core::Method,
         error: &RequestError,
     ) -> Result<(), RequestError> {
-        let operation = match method {
-            crate::core::Method::Read => "read",
-            crate::core::Method::Write => "update",
-            crate::core::Method::Delete => "delete",
-            crate::core::Method::List => "list",
-            crate::core::Method::Patch => "patch",
-        };
+        let operation = entry::op(method.operation());
         let time = entry::now();
         let error = error.to_string();
         self.record(|d| {

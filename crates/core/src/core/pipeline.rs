@@ -86,13 +86,7 @@ impl Core {
         let (default_ttl, max_ttl) = self.effective_ttls(&route.entry);
         let mut request = Request {
             id: new_uuid(),
-            operation: match req.method {
-                Method::Read => Operation::Read,
-                Method::Write => Operation::Update,
-                Method::Delete => Operation::Delete,
-                Method::List => Operation::List,
-                Method::Patch => Operation::Patch,
-            },
+            operation: req.method.operation(),
             path: relative.clone(),
             data: req.data,
             mount_point: route.entry.path.clone(),

@@ -51,7 +51,7 @@ impl Ident {
     }
 }
 
-fn op(o: Operation) -> &'static str {
+pub(super) fn op(o: Operation) -> &'static str {
     match o {
         Operation::Read => "read",
         Operation::Create => "create",
@@ -143,23 +143,28 @@ impl Serialize for HashedMap<'_> {
     }
 }
 
+/// Borrowed JSON: a value, or the object of request or response data.
+#[derive(Clone, Copy)]
+enum Json<'a> {
+    Value(&'a Value),
+    Object(&'a Map<String, Value>),
+}
+
 /// Request or response data as the device writes it: hashed unless
 /// `log_raw`.
 struct Data<'a> {
     d: &'a Device,
-    m: &'a Map<String, Value>,
+    j: Json<'a>,
 }
 
 impl Serialize for Data<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.d.log_raw {
-            self.m.serialize(s)
-        } else {
-            HashedMap {
-                d: self.d,
-                m: self.m,
-            }
-            .serialize(s)
+        let d = self.d;
+        match (d.log_raw, self.j) {
+            (true, Json::Value(v)) => v.serialize(s),
+            (true, Json::Object(m)) => m.serialize(s),
+            (false, Json::Value(v)) => Hashed { d, v }.serialize(s),
+            (false, Json::Object(m)) => HashedMap { d, m }.serialize(s),
         }
     }
 }
@@ -181,14 +186,6 @@ impl Device {
 
     fn accessor<'a>(&self, s: &'a str) -> Text<'a> {
         self.accessor_hash(s).map_or(Text::Raw(s), Text::Hash)
-    }
-
-    fn data_value(&self, v: &Value) -> Value {
-        if self.log_raw {
-            v.clone()
-        } else {
-            serde_json::to_value(Hashed { d: self, v }).unwrap_or(Value::Null)
-        }
     }
 }
 
@@ -276,7 +273,13 @@ impl Serialize for ResponseJson<'_> {
             } => {
                 m.serialize_entry("mount_type", mount_type)?;
                 if let Some(data) = &response.data {
-                    m.serialize_entry("data", &Data { d, m: data })?;
+                    m.serialize_entry(
+                        "data",
+                        &Data {
+                            d,
+                            j: Json::Object(data),
+                        },
+                    )?;
                 }
                 if let Some(auth) = &response.auth {
                     // Logins only: the slower JSON tree is fine here.
@@ -286,8 +289,13 @@ impl Serialize for ResponseJson<'_> {
                         o.insert("client_token".into(), token.unwrap_or(Value::Null));
                         let accessor = serde_json::to_value(d.accessor(&auth.accessor));
                         o.insert("accessor".into(), accessor.unwrap_or(Value::Null));
-                        if let Some(meta) = o.get("metadata").cloned() {
-                            o.insert("metadata".into(), d.data_value(&meta));
+                        if let Some(meta) = o.get("metadata") {
+                            let meta = Data {
+                                d,
+                                j: Json::Value(meta),
+                            };
+                            let meta = serde_json::to_value(meta).unwrap_or(Value::Null);
+                            o.insert("metadata".into(), meta);
                         }
                     }
                     m.serialize_entry("auth", &a)?;
@@ -302,11 +310,11 @@ impl Serialize for ResponseJson<'_> {
                 }
             }
             Reply::Raw { status, body } => {
-                if d.log_raw {
-                    m.serialize_entry("data", body)?;
-                } else {
-                    m.serialize_entry("data", &Hashed { d, v: body })?;
-                }
+                let data = Data {
+                    d,
+                    j: Json::Value(body),
+                };
+                m.serialize_entry("data", &data)?;
                 m.serialize_entry("http_status_code", status)?;
             }
             Reply::Http {
@@ -397,7 +405,10 @@ impl<'a> Record<'a> {
                 .map_or(Text::Raw(""), |t| ident.accessor(&t.entry.accessor)),
             namespace: ROOT,
             path: self.path,
-            data: (!r.data.is_empty()).then_some(Data { d, m: &r.data }),
+            data: (!r.data.is_empty()).then_some(Data {
+                d,
+                j: Json::Object(&r.data),
+            }),
         }
     }
 
