@@ -14,15 +14,17 @@
 //! [`AuditBroker::reopen`] (SIGHUP, for logrotate).
 //!
 //! Writes are group commits: a request's line joins the device's queue.
-//! The request that finds no writer at work becomes the writer: it takes
-//! every queued line, writes them in one `write(2)`, hands each waiting
-//! request its result, and goes on until the queue is empty; the others
-//! only wait for their result (no lock is passed from task to task). So
-//! under concurrency many requests share one system call, and each still
-//! learns whether *its* line was written before its handler runs (fail
-//! closed). The writer's loop has no `.await`: a cancelled request cannot
-//! leave lines behind. The device's HMAC key is scheduled once when the
-//! device is built.
+//! The request that finds no writer at work becomes the writer: it yields
+//! once, so that the requests ready to run queue their lines too, then
+//! takes every queued line, writes them in one `write(2)`, hands each
+//! waiting request its result, and goes on until the queue is empty; the
+//! others only wait for their result (no lock is passed from task to
+//! task). So under concurrency many requests share one system call, and
+//! each still learns whether *its* line was written before its handler
+//! runs (fail closed). The writing itself has no `.await`, and the duty is
+//! a guard ([`Writer`]) that writes when dropped: a cancelled request
+//! cannot leave lines behind. The device's HMAC key is scheduled once when
+//! the device is built.
 
 mod entry;
 mod format;
@@ -121,6 +123,16 @@ impl Sink {
         Ok(())
     }
 }
+
+thread_local! {
+    /// The line being rendered on this thread (see [`AuditBroker::record`]).
+    static LINE: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(LINE_KEEP));
+}
+
+/// The render buffer a thread keeps between lines (a larger one, after an
+/// entry with a large response, is given back).
+const LINE_KEEP: usize = 16 * 1024;
 
 /// A write's outcome, as each waiting request receives it.
 type Written = Result<(), Arc<str>>;
@@ -278,32 +290,43 @@ impl Device {
         entry::HashBuf::new(&mac.finalize().into_bytes())
     }
 
-    /// One line: the prefix, the entry in the device's format, a newline.
-    fn render<T: Serialize>(&self, entry: &T) -> Result<Vec<u8>, String> {
-        let mut line = Vec::with_capacity(1024);
+    /// One line into `line`: the prefix, the entry in the device's format,
+    /// a newline.
+    fn render<T: Serialize>(&self, entry: &T, line: &mut Vec<u8>) -> Result<(), String> {
         line.extend_from_slice(self.prefix.as_bytes());
-        self.format.write(entry, &mut line).map_err(|e| {
+        self.format.write(entry, &mut *line).map_err(|e| {
             format!(
                 "audit device {}: entry not serializable: {e}",
                 self.config.path
             )
         })?;
         line.push(b'\n');
-        Ok(line)
+        Ok(())
     }
 
-    /// Appends `line` to the device (a group commit, see the module docs);
-    /// `Ok` once it was written.
-    async fn write(&self, line: &[u8]) -> Result<(), String> {
+    /// Queues `line` for the device (a group commit, see the module docs);
+    /// the request that finds no writer at work gets the writer's duty.
+    fn enqueue(&self, line: &[u8]) -> Pending<'_> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let lead = {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.buf.extend_from_slice(line);
-            q.waiters.push(tx);
-            !std::mem::replace(&mut q.writing, true)
-        };
-        if lead {
-            self.write_queued();
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.buf.extend_from_slice(line);
+        q.waiters.push(tx);
+        // `then`, not `then_some`: a `Writer` built and dropped here would
+        // write while this lock is held, and deadlock.
+        let writer = (!std::mem::replace(&mut q.writing, true)).then(|| Writer(self));
+        Pending { rx, writer }
+    }
+
+    /// Waits until the queued line was written: `Ok` once it was.
+    async fn written(&self, pending: Pending<'_>) -> Result<(), String> {
+        let Pending { rx, writer } = pending;
+        if let Some(writer) = writer {
+            // Let the requests that are ready to run queue their lines
+            // first, so that one write carries them all (with few worker
+            // threads a writer would otherwise rarely find company). If
+            // this request is dropped meanwhile, the guard still writes.
+            tokio::task::yield_now().await;
+            drop(writer);
         }
         match rx.await {
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -348,6 +371,23 @@ impl Device {
                 let _ = w.send(result.clone());
             }
         }
+    }
+}
+
+/// A queued line: its result to come, and the writer's duty if this
+/// request has it.
+struct Pending<'a> {
+    rx: tokio::sync::oneshot::Receiver<Written>,
+    writer: Option<Writer<'a>>,
+}
+
+/// The duty of writing a device's queue, done when dropped: by the request
+/// that took it, or by its drop if that request is cancelled first.
+struct Writer<'a>(&'a Device);
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.0.write_queued();
     }
 }
 
@@ -484,7 +524,7 @@ impl AuditBroker {
     /// refuses the request.
     async fn record(
         &self,
-        build: impl Fn(&Device) -> Result<Vec<u8>, String>,
+        build: impl Fn(&Device, &mut Vec<u8>) -> Result<(), String>,
     ) -> Result<(), RequestError> {
         let devices = self.snapshot();
         if devices.is_empty() {
@@ -493,8 +533,19 @@ impl AuditBroker {
         let mut errors = vec![];
         let mut recorded = false;
         for d in &devices {
-            let written = match build(d) {
-                Ok(line) => d.write(&line).await,
+            // Rendered into this thread's buffer and copied into the queue
+            // before the first `.await`: no allocation per line.
+            let queued = LINE.with(|cell| {
+                let mut line = cell.borrow_mut();
+                line.clear();
+                let queued = build(d, &mut line).map(|()| d.enqueue(&line));
+                if line.capacity() > LINE_KEEP {
+                    *line = Vec::with_capacity(LINE_KEEP);
+                }
+                queued
+            });
+            let written = match queued {
+                Ok(pending) => d.written(pending).await,
                 Err(e) => Err(e),
             };
             match written {
@@ -517,7 +568,7 @@ impl AuditBroker {
 
     /// Records the request; an error refuses it (fail closed).
     pub async fn log_request(&self, r: &Record<'_>) -> Result<(), RequestError> {
-        self.record(|d| r.request_entry(d)).await
+        self.record(|d, line| r.request_entry(d, line)).await
     }
 
     /// Records a request refused before its handler (token or ACL): one
@@ -530,14 +581,15 @@ impl AuditBroker {
         error: &RequestError,
     ) -> Result<(), RequestError> {
         let operation = entry::op(method.operation());
-        let time = entry::now();
+        let time = entry::Timestamp::now();
         let error = error.to_string();
-        self.record(|d| {
+        self.record(|d, line| {
             entry::refused_entry(
                 d,
                 &time,
                 entry::RefusedRequest::new(operation, path),
                 &error,
+                line,
             )
         })
         .await
@@ -549,7 +601,8 @@ impl AuditBroker {
         r: &Record<'_>,
         outcome: &Result<crate::core::Reply, RequestError>,
     ) -> Result<(), RequestError> {
-        self.record(|d| r.response_entry(d, outcome)).await
+        self.record(|d, line| r.response_entry(d, outcome, line))
+            .await
     }
 }
 

@@ -62,10 +62,26 @@ pub(super) fn op(o: Operation) -> &'static str {
     }
 }
 
-pub(super) fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+/// An entry's time, RFC 3339 with nanoseconds, on the stack.
+pub(super) struct Timestamp {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Timestamp {
+    pub(super) fn now() -> Timestamp {
+        let mut buf = [0u8; 40];
+        let mut out = &mut buf[..];
+        // Always fits: `YYYY-MM-DDTHH:MM:SS.fffffffffZ` is 30 bytes.
+        let len = OffsetDateTime::now_utc()
+            .format_into(&mut out, &time::format_description::well_known::Rfc3339)
+            .unwrap_or(0);
+        Timestamp { buf, len }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 /// `hmac-sha256:` and 64 hex digits.
@@ -412,57 +428,62 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// The request entry for device `d`, as the line it writes.
-    pub(super) fn request_entry(&self, d: &'a Device) -> Result<Vec<u8>, String> {
-        let time = now();
+    /// The request entry for device `d`, appended to `line`.
+    pub(super) fn request_entry(&self, d: &'a Device, line: &mut Vec<u8>) -> Result<(), String> {
+        let time = Timestamp::now();
         let ident = self.ident(d);
-        d.render(&Entry {
-            time: &time,
+        let entry = Entry {
+            time: time.as_str(),
             kind: "request",
             auth: self.auth(&ident),
             request: self.request_json(d, &ident),
             response: None,
             error: None,
-        })
+        };
+        d.render(&entry, line)
     }
 
-    /// The response entry for device `d`, as the line it writes.
+    /// The response entry for device `d`, appended to `line`.
     pub(super) fn response_entry(
         &self,
         d: &'a Device,
         outcome: &'a Result<Reply, RequestError>,
-    ) -> Result<Vec<u8>, String> {
-        let time = now();
+        line: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let time = Timestamp::now();
         let (response, error) = match outcome {
             Ok(reply) => (Some(ResponseJson { d, reply }), None),
             Err(e) => (None, Some(e.to_string())),
         };
         let ident = self.ident(d);
-        d.render(&Entry {
-            time: &time,
+        let entry = Entry {
+            time: time.as_str(),
             kind: "response",
             auth: self.auth(&ident),
             request: self.request_json(d, &ident),
             response: Some(response),
             error: error.as_deref(),
-        })
+        };
+        d.render(&entry, line)
     }
 }
 
-/// The response entry of a request refused before its handler: no auth,
-/// no response, the error.
+/// The response entry of a request refused before its handler (no auth,
+/// no response, the error), appended to `line`.
 pub(super) fn refused_entry(
     d: &Device,
-    time: &str,
+    time: &Timestamp,
     request: RefusedRequest<'_>,
     error: &str,
-) -> Result<Vec<u8>, String> {
-    d.render(&Entry {
-        time,
+    line: &mut Vec<u8>,
+) -> Result<(), String> {
+    let entry = Entry {
+        time: time.as_str(),
         kind: "response",
         auth: None,
         request,
         response: Some(None),
         error: Some(error),
-    })
+    };
+    d.render(&entry, line)
 }

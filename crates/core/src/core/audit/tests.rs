@@ -8,6 +8,19 @@ async fn broker() -> AuditBroker {
     AuditBroker::open(Arc::new(init.barrier)).await.unwrap()
 }
 
+/// A test line into the render buffer.
+fn put(line: &mut Vec<u8>, text: &[u8]) -> Result<(), String> {
+    line.extend_from_slice(text);
+    Ok(())
+}
+
+/// The line an entry function renders.
+fn rendered(render: impl FnOnce(&mut Vec<u8>) -> Result<(), String>) -> Vec<u8> {
+    let mut line = Vec::new();
+    render(&mut line).unwrap();
+    line
+}
+
 fn file_device(path: &str, file: &std::path::Path) -> DeviceConfig {
     let mut options = BTreeMap::new();
     options.insert("file_path".into(), file.display().to_string());
@@ -23,7 +36,7 @@ fn file_device(path: &str, file: &std::path::Path) -> DeviceConfig {
 #[tokio::test]
 async fn no_device_records_nothing_and_refuses_nothing() {
     let b = broker().await;
-    assert!(b.record(|_| Ok(b"x\n".to_vec())).await.is_ok());
+    assert!(b.record(|_, l| put(l, b"x\n")).await.is_ok());
 }
 
 #[tokio::test]
@@ -91,7 +104,7 @@ async fn concurrent_records_each_write_one_whole_line() {
     for i in 0..200 {
         let b = b.clone();
         tasks.push(tokio::spawn(async move {
-            b.record(|_| Ok(format!("{{\"n\":{i}}}\n").into_bytes()))
+            b.record(|_, l| put(l, format!("{{\"n\":{i}}}\n").as_bytes()))
                 .await
         }));
     }
@@ -119,22 +132,20 @@ async fn a_failed_write_refuses_its_requests_and_the_next_one_retries() {
     let file = dir.path().join("f.log");
     let b = broker().await;
     b.enable(file_device("f", &file)).await.unwrap();
-    b.record(|_| Ok(b"{}\n".to_vec())).await.unwrap();
+    b.record(|_, l| put(l, b"{}\n")).await.unwrap();
     // Rotated away and a directory in its place: the reopen fails (for
     // root too).
     std::fs::rename(&file, dir.path().join("old.log")).unwrap();
     std::fs::create_dir(&file).unwrap();
     b.reopen();
     let e = b
-        .record(|_| Ok(b"{}\n".to_vec()))
+        .record(|_, l| put(l, b"{}\n"))
         .await
         .expect_err("no file, no request");
     assert!(e.to_string().contains("audit device f/"), "{e}");
     assert!(e.to_string().contains("refused"), "{e}");
     std::fs::remove_dir(&file).unwrap();
-    b.record(|_| Ok(b"{\"back\":true}\n".to_vec()))
-        .await
-        .unwrap();
+    b.record(|_, l| put(l, b"{\"back\":true}\n")).await.unwrap();
     assert!(std::fs::read_to_string(&file).unwrap().contains("back"));
 }
 
@@ -167,7 +178,7 @@ async fn entries_have_vaults_shape() {
         .insert("password".into(), Value::from("hunter2"));
     request.data.insert("n".into(), Value::from(7));
     let record = Record::new(&request, "secret/x", None);
-    let line = record.request_entry(&d).unwrap();
+    let line = rendered(|l| record.request_entry(&d, l));
     let v: Value = serde_json::from_slice(&line).unwrap();
     assert_eq!(v["type"], "request");
     assert!(v.get("response").is_none());
@@ -181,13 +192,15 @@ async fn entries_have_vaults_shape() {
     assert!(line.ends_with(b"\n"));
 
     let failed = Err(RequestError::invalid("bad thing"));
-    let v: Value = serde_json::from_slice(&record.response_entry(&d, &failed).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&rendered(|l| record.response_entry(&d, &failed, l))).unwrap();
     assert_eq!(v["type"], "response");
     assert!(v["response"].is_null());
     assert!(v["error"].as_str().unwrap().contains("bad thing"));
 
     let ok = Ok(crate::core::Reply::NoContent);
-    let v: Value = serde_json::from_slice(&record.response_entry(&d, &ok).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&rendered(|l| record.response_entry(&d, &ok, l))).unwrap();
     assert_eq!(v["response"], serde_json::json!({}));
     assert!(v.get("error").is_none());
 }
@@ -237,8 +250,8 @@ async fn token_and_accessor_are_written_under_each_devices_own_salt() {
     let ok = Ok(crate::core::Reply::NoContent);
     for d in &devices {
         for line in [
-            record.request_entry(d).unwrap(),
-            record.response_entry(d, &ok).unwrap(),
+            rendered(|l| record.request_entry(d, l)),
+            rendered(|l| record.response_entry(d, &ok, l)),
         ] {
             let v: Value = serde_json::from_slice(&line).unwrap();
             assert_eq!(v["auth"]["client_token"], d.hash(&id));
