@@ -229,7 +229,7 @@ impl Postgres {
 }
 
 impl Drop for Postgres {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg(harness("pg-down.sh"))
             .arg(self.dir.path())
