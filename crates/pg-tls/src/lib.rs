@@ -462,6 +462,34 @@ pub fn is_certificate_error(e: &tokio_postgres::Error) -> bool {
     false
 }
 
+/// PostgreSQL's message for `e`: the server's text (severity, message,
+/// detail) when it sent one, else the error with its causes (e.g. rustls'
+/// reason for a failed handshake).
+pub fn error_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!(" ({d})"));
+            }
+            m
+        }
+        None => {
+            let mut m = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !m.contains(&text) {
+                    m.push_str(": ");
+                    m.push_str(&text);
+                }
+                cause = c.source();
+            }
+            m
+        }
+    }
+}
+
 /// `require` without a CA: TLS without checking the server's certificate
 /// (as libpq); handshake signatures are still checked.
 #[derive(Debug)]

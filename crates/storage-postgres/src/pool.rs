@@ -47,28 +47,7 @@ pub(crate) struct Target {
 /// PostgreSQL's message for `e` (the server's text when it sent one, else
 /// the error and its causes), with the password cut out.
 pub(crate) fn message(e: &tokio_postgres::Error, scrub: &Scrubber) -> String {
-    let text = match e.as_db_error() {
-        Some(db) => {
-            let mut m = format!("{}: {}", db.severity(), db.message());
-            if let Some(d) = db.detail() {
-                m.push_str(&format!(" ({d})"));
-            }
-            m
-        }
-        None => {
-            let mut m = e.to_string();
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                let t = c.to_string();
-                if !m.contains(&t) {
-                    m.push_str(": ");
-                    m.push_str(&t);
-                }
-                cause = c.source();
-            }
-            m
-        }
-    };
+    let text = lockbox_pg_tls::error_message(e);
     scrub.scrub(&text)
 }
 
@@ -83,6 +62,15 @@ enum Failure {
 impl Target {
     fn classify(&self, e: &tokio_postgres::Error) -> Failure {
         let text = message(e, &self.scrub);
+        if self.plan.mode == SslMode::Disable && text.contains("no encryption") {
+            return Failure::Fatal(PostgresError::Connect {
+                target: self.name.clone(),
+                message: format!(
+                    "{text} (the server accepts only TLS connections: use sslmode=verify-full \
+                     with sslrootcert, or sslmode=require)"
+                ),
+            });
+        }
         match e.code() {
             Some(c)
                 if *c == SqlState::INVALID_PASSWORD

@@ -38,6 +38,12 @@ struct Pg {
 
 impl Pg {
     fn start() -> Option<Pg> {
+        Self::start_with(false)
+    }
+
+    /// A cluster that takes TCP logins over TLS only (`PG_TLS=1`; its CA in
+    /// `DIR/tls/ca.pem`).
+    fn start_with(tls: bool) -> Option<Pg> {
         if !initdb_installed() {
             eprintln!("SKIPPED: initdb not found (apt-get install postgresql; tests/run.sh does)");
             return None;
@@ -46,6 +52,7 @@ impl Pg {
         let out = Command::new("bash")
             .arg(harness("pg-up.sh"))
             .arg(dir.path())
+            .env("PG_TLS", if tls { "1" } else { "0" })
             .output()
             .expect("run pg-up.sh");
         assert!(
@@ -89,8 +96,12 @@ impl Pg {
     }
 
     fn url(&self) -> String {
+        self.url_with("sslmode=disable")
+    }
+
+    fn url_with(&self, query: &str) -> String {
         format!(
-            "postgresql://store:{PASSWORD_ENCODED}@127.0.0.1:{}/lockbox?sslmode=disable",
+            "postgresql://store:{PASSWORD_ENCODED}@127.0.0.1:{}/lockbox?{query}",
             self.port
         )
     }
@@ -377,4 +388,76 @@ async fn requests_work_again_after_a_database_restart() {
     );
     b.put("k", b"2".to_vec()).await.expect("put after restart");
     assert_eq!(b.get("k").await.expect("get"), Some(b"2".to_vec()));
+}
+
+#[tokio::test]
+async fn sslmode_is_libpqs_on_a_tls_only_cluster() {
+    let Some(pg) = Pg::start_with(true) else {
+        return;
+    };
+    let ca = pg.dir.path().join("tls/ca.pem");
+    let ca = ca.to_str().expect("utf-8 path");
+    for query in [
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+        format!("sslmode=verify-ca&sslrootcert={ca}"),
+        "sslmode=require".to_string(),
+        "sslmode=prefer".to_string(),
+    ] {
+        let b = PostgresBackend::open(&pg.url_with(&query), &PostgresConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        b.put("tls/k", b"v".to_vec()).await.expect("put over TLS");
+        assert_eq!(b.get("tls/k").await.expect("get"), Some(b"v".to_vec()));
+    }
+    // Plain TCP is refused by the cluster, at once and clearly.
+    let err = PostgresBackend::open(&pg.url_with("sslmode=disable"), &PostgresConfig::default())
+        .await
+        .expect_err("plain refused");
+    let text = err.to_string();
+    assert!(text.contains("no encryption"), "{text}");
+    assert!(text.contains("sslmode=require"), "{text}");
+    assert_no_password(&text);
+    // verify-full against another CA fails on the certificate, not retried.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_ca = other.path().join("ca.pem");
+    let key = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=other CA", "-keyout"])
+        .arg(other.path().join("ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .expect("openssl");
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let err = PostgresBackend::open(
+        &pg.url_with(&format!(
+            "sslmode=verify-full&sslrootcert={}",
+            other_ca.display()
+        )),
+        &PostgresConfig::default(),
+    )
+    .await
+    .expect_err("wrong CA");
+    let text = err.to_string();
+    assert!(text.contains("certificate"), "{text}");
+    assert!(matches!(err, PostgresError::Connect { .. }), "{text}");
+    // A CA file that is not there: named, before connecting.
+    let err = PostgresBackend::open(
+        &pg.url_with("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+        &PostgresConfig::default(),
+    )
+    .await
+    .expect_err("missing CA");
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
