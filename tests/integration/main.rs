@@ -21,6 +21,7 @@ mod plugin_failures;
 mod plugin_isolation;
 mod plugins;
 mod policies;
+mod postgres_storage;
 mod process;
 mod sdk_under_bao;
 mod server_config;

@@ -82,6 +82,11 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         // Layer 0: no workspace dependencies.
         ("lockbox-storage", &[][..]),
+        ("lockbox-pg-tls", &[][..]),
+        (
+            "lockbox-storage-postgres",
+            &["lockbox-storage", "lockbox-pg-tls"][..],
+        ),
         ("lockbox-plugin-proto", &[][..]),
         ("lockbox-vault-plugin-proto", &[][..]),
         ("lockbox-oci", &[][..]),
@@ -117,6 +122,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             "lockbox-server",
             &[
                 "lockbox-storage",
+                "lockbox-storage-postgres",
                 "lockbox-core",
                 "lockbox-plugin-host",
                 "lockbox-http",
@@ -142,7 +148,10 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             &["lockbox-sdk", "lockbox-plugin-proto"][..],
         ),
         ("lockbox-plugin-passgen", &["lockbox-sdk"][..]),
-        ("lockbox-plugin-database", &["lockbox-sdk"][..]),
+        (
+            "lockbox-plugin-database",
+            &["lockbox-sdk", "lockbox-pg-tls"][..],
+        ),
         ("lockbox-plugin-userpass", &["lockbox-sdk"][..]),
         (
             "lockbox-hostile-plugin",

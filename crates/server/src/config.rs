@@ -2,6 +2,7 @@
 //!
 //! ```hcl
 //! storage "file" { path = "/var/lib/lockbox" }
+//! # or: storage "postgresql" { connection_url = "postgres://...", table = "vault_kv_store" }
 //! listener "tcp" {
 //!   address       = "0.0.0.0:8200"
 //!   tls_cert_file = "/etc/lockbox/tls.crt"
@@ -26,7 +27,10 @@
 //! have no meaning here (`ui`, `disable_mlock`, ...) are accepted and ignored
 //! so existing Vault configs load.
 
+mod storage;
+
 use lockbox_core::logical::duration;
+pub use lockbox_storage_postgres::PostgresConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,6 +64,10 @@ pub enum StorageConfig {
         /// The data directory.
         path: PathBuf,
     },
+    /// `storage "postgresql" { connection_url = ... }`: Vault's table layout
+    /// in PostgreSQL (`lockbox-storage-postgres`). Its `Debug` output
+    /// redacts the URL's password.
+    Postgres(PostgresConfig),
 }
 
 /// One `listener "tcp"` block.
@@ -377,36 +385,7 @@ impl Config {
                     let kind = label.ok_or_else(|| {
                         invalid("storage block needs a type: storage \"file\" { ... }")
                     })?;
-                    let mut path = None;
-                    for attr in block.body().attributes() {
-                        match attr.key() {
-                            "path" => {
-                                path = Some(PathBuf::from(as_string(
-                                    "storage.path",
-                                    &attr_value(attr),
-                                )?))
-                            }
-                            "node_id" => {}
-                            other => {
-                                return Err(invalid(format!(
-                                    "storage \"{kind}\": unknown key {other:?}"
-                                )));
-                            }
-                        }
-                    }
-                    storage = Some(match kind.as_str() {
-                        "inmem" => StorageConfig::InMemory,
-                        "file" | "raft" => StorageConfig::File {
-                            path: path.ok_or_else(|| {
-                                invalid(format!("storage \"{kind}\" needs path = \"/a/data/dir\""))
-                            })?,
-                        },
-                        other => {
-                            return Err(invalid(format!(
-                                "unsupported storage type {other:?}; lockbox supports \"file\" (embedded, persistent) and \"inmem\""
-                            )));
-                        }
-                    });
+                    storage = Some(storage::parse(&kind, block.body())?);
                 }
                 "listener" => {
                     if listener.is_some() {
@@ -489,13 +468,14 @@ impl Config {
 
     /// Where the plugin cache lives: `plugin_cache_directory`, else
     /// `<storage path>/plugin-cache` for file storage; `None` for in-memory
-    /// storage without the key (the server then uses a temporary directory).
+    /// and PostgreSQL storage without the key (the server then uses a
+    /// temporary directory).
     pub fn plugin_cache_dir(&self) -> Option<PathBuf> {
         self.plugin_cache_directory
             .clone()
             .or_else(|| match &self.storage {
                 StorageConfig::File { path } => Some(path.join("plugin-cache")),
-                StorageConfig::InMemory => None,
+                StorageConfig::InMemory | StorageConfig::Postgres(_) => None,
             })
     }
 

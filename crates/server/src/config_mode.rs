@@ -1,17 +1,18 @@
-//! `lockbox server --config FILE`: storage, listener and plugins from the
-//! HCL file; starts sealed unless unseal keys are available
+//! `lockbox server --config FILE`: storage (in memory, a redb file or
+//! PostgreSQL), listener and plugins from the HCL file; starts sealed unless unseal keys are available
 //! (`unseal_keys_file`, `--unseal-keys-file`, `LOCKBOX_UNSEAL_KEYS`).
 
 use crate::args::{ServerArgs, ServerError};
 use crate::assembly::{Assembly, TempCacheDir, bind};
 use crate::banner::{listener_line, print_banner, print_started};
-use crate::config::{Config, StorageConfig};
+use crate::config::{Config, PostgresConfig, StorageConfig};
 use crate::logging::{LogSettings, init_logging};
 use crate::reload::{Reload, Signals, shutdown_signal};
 use lockbox_core::core::{Core, CoreConfig};
 use lockbox_http::{self as http, ServerOptions, tls};
 use lockbox_plugin_host::{HostConfig, Node, NodeConfig};
 use lockbox_storage::{FileBackend, InMemory, Physical};
+use lockbox_storage_postgres::{PostgresBackend, PostgresError, URL_ENV, redact_url, resolve_url};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,6 +33,29 @@ fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
         );
     }
     Ok(keys)
+}
+
+/// The PostgreSQL storage: the URL from `LOCKBOX_PG_CONNECTION_URL` or
+/// `VAULT_PG_CONNECTION_URL` (taken out of the environment at startup, so
+/// plugins never see it), else the file's `connection_url`.
+async fn open_postgres(pg: &PostgresConfig) -> Result<PostgresBackend, ServerError> {
+    let Some(url) = resolve_url(pg, crate::hardening::secret_env) else {
+        let e = PostgresError::Config(format!(
+            "no connection_url: set it in the storage block or in {}",
+            URL_ENV.join(" or ")
+        ));
+        return Err(e.into_open_error("(no connection_url)").into());
+    };
+    PostgresBackend::open(&url, pg)
+        .await
+        .map_err(|e| e.into_open_error(&redact_url(&url)).into())
+}
+
+/// The connection URL for the banner, its password masked.
+fn physical_url(pg: &PostgresConfig) -> String {
+    resolve_url(pg, crate::hardening::secret_env)
+        .map(|u| redact_url(&u))
+        .unwrap_or_default()
 }
 
 /// Auto-unseal with the given keys when the core is initialized and sealed.
@@ -57,6 +81,7 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
     let physical: Arc<dyn Physical> = match &config.storage {
         StorageConfig::InMemory => Arc::new(InMemory::new()),
         StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
+        StorageConfig::Postgres(pg) => Arc::new(open_postgres(pg).await?),
     };
     // Used only with in-memory storage and no plugin_cache_directory.
     let temp_cache = TempCacheDir::new();
@@ -114,6 +139,11 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
     let storage_desc = match &config.storage {
         StorageConfig::InMemory => "inmem".to_string(),
         StorageConfig::File { path } => format!("file (path: {})", path.display()),
+        StorageConfig::Postgres(pg) => format!(
+            "postgresql (url: {}, table: {})",
+            physical_url(pg),
+            pg.table
+        ),
     };
     let limit = config.request_limit();
     let server = Assembly::new(

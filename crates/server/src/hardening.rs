@@ -17,9 +17,12 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
-/// Environment variables that hold secrets: unseal keys, dev root tokens.
+/// Environment variables that hold secrets: unseal keys, dev root tokens,
+/// the PostgreSQL storage's connection URL (with its password).
 pub const SECRET_ENV: &[&str] = &[
     "LOCKBOX_UNSEAL_KEYS",
+    "LOCKBOX_PG_CONNECTION_URL",
+    "VAULT_PG_CONNECTION_URL",
     "LOCKBOX_DEV_ROOT_TOKEN_ID",
     "VAULT_DEV_ROOT_TOKEN_ID",
 ];

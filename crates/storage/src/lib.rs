@@ -102,11 +102,13 @@ pub(crate) fn children<'a>(prefix: &str, keys: impl Iterator<Item = &'a str>) ->
     out
 }
 
-#[cfg(test)]
-pub(crate) mod contract {
-    //! A behavioural contract every backend must pass.
+#[cfg(any(test, feature = "contract"))]
+pub mod contract {
+    //! A behavioural contract every backend must pass (also for backends in
+    //! other crates, with the `contract` feature). Panics on a violation.
     use super::Physical;
 
+    /// Runs the contract on an empty `backend`.
     pub async fn check(backend: &dyn Physical) {
         assert_eq!(backend.get("a").await.unwrap(), None);
         backend.put("a", b"1".to_vec()).await.unwrap();

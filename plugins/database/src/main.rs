@@ -5,7 +5,8 @@
 //! Modules: `backend` (paths, dynamic roles), `static_roles`, `connection`
 //! (the stored connection), `root` (connecting as the root user;
 //! crash-safe rotate-root with a write-ahead entry), `pg` (statements,
-//! connecting per `sslmode`), `tls` (libpq's `sslmode` on rustls).
+//! connecting per `sslmode`), `tls` (libpq's `sslmode` from the shared
+//! `lockbox-pg-tls` crate, with the plugin's errors).
 
 mod backend;
 mod connection;

@@ -192,28 +192,7 @@ where
 /// else the error with its causes, e.g. rustls' reason for a failed
 /// handshake).
 pub fn pg_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut m = format!("{}: {}", db.severity(), db.message());
-            if let Some(d) = db.detail() {
-                m.push_str(&format!(" ({d})"));
-            }
-            m
-        }
-        None => {
-            let mut m = e.to_string();
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                let text = c.to_string();
-                if !m.contains(&text) {
-                    m.push_str(": ");
-                    m.push_str(&text);
-                }
-                cause = c.source();
-            }
-            m
-        }
-    }
+    lockbox_pg_tls::error_message(e)
 }
 
 /// A double-quoted SQL identifier.

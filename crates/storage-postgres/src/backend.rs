@@ -1,0 +1,266 @@
+//! [`PostgresBackend`]: opening (URL, TLS plan, retries, schema) and the
+//! [`Physical`] operations as prepared statements on pooled connections.
+//!
+//! Every operation is one statement, so each is atomic on its own:
+//! `put` is an upsert, `delete_prefix` one `DELETE` (its own transaction)
+//! that returns how many rows it removed. An operation that finds its
+//! connection closed by the server (a restart) is tried once more on a
+//! fresh connection; all of them are idempotent.
+
+use crate::keys::{self, like_prefix, list_path};
+use crate::pool::{Lease, Pool, Target, message};
+use crate::redact::{Scrubber, redact_url};
+use crate::{PostgresConfig, PostgresError, URL_ENV, schema, valid_table_name};
+use async_trait::async_trait;
+use lockbox_storage::{Physical, StorageError};
+use tokio_postgres::config::Host;
+
+/// The statement texts for `table` (a checked identifier).
+pub(crate) struct Texts {
+    pub get: String,
+    pub put: String,
+    pub delete: String,
+    pub list: String,
+    pub delete_prefix: String,
+}
+
+pub(crate) fn statements(table: &str) -> Texts {
+    Texts {
+        get: format!("SELECT value FROM {table} WHERE path = $1 AND key = $2"),
+        put: format!(
+            "INSERT INTO {table} (parent_path, path, key, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (path, key) DO UPDATE SET value = EXCLUDED.value, \
+             parent_path = EXCLUDED.parent_path"
+        ),
+        delete: format!("DELETE FROM {table} WHERE path = $1 AND key = $2"),
+        // $1: the children's path; $2: LIKE pattern of parent paths under it.
+        list: format!(
+            "SELECT key FROM {table} WHERE path = $1 \
+             UNION SELECT DISTINCT substring(substr(path, char_length($1) + 1) from '^[^/]*/') \
+             FROM {table} WHERE parent_path LIKE $2 ESCAPE '\\'"
+        ),
+        // $1: LIKE pattern of the full keys.
+        delete_prefix: format!(
+            "DELETE FROM {table} WHERE (substr(path, 2) || key) LIKE $1 ESCAPE '\\'"
+        ),
+    }
+}
+
+/// PostgreSQL storage in Vault's table layout. See the crate docs.
+pub struct PostgresBackend {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("url", &self.pool.target().redacted_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection URL: [`URL_ENV`] (first set wins), else the file's.
+pub fn resolve_url(
+    config: &PostgresConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    URL_ENV
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.trim().is_empty()))
+        .or_else(|| config.connection_url.clone())
+}
+
+fn target_name(config: &tokio_postgres::Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => format!("{h}:{port}"),
+        Some(Host::Unix(dir)) => format!("{}/.s.PGSQL.{port}", dir.display()),
+        None => format!("localhost:{port}"),
+    }
+}
+
+impl PostgresBackend {
+    /// Connects to `url` (already resolved, see [`resolve_url`]) with
+    /// `config`'s settings: retries while the server is unreachable (a log
+    /// line each time), refuses a wrong login at once, creates the table
+    /// when missing and refuses one that is not Vault's layout.
+    pub async fn open(url: &str, config: &PostgresConfig) -> Result<Self, PostgresError> {
+        if !valid_table_name(&config.table) {
+            return Err(PostgresError::Config(format!(
+                "table {:?} is not a plain SQL identifier (letters, digits and _, not starting \
+                 with a digit, at most 63 bytes)",
+                config.table
+            )));
+        }
+        let redacted_url = redact_url(url);
+        let plan = lockbox_pg_tls::plan(url, lockbox_pg_tls::Pem::default())?;
+        let pg_config: tokio_postgres::Config = plan.url.parse().map_err(|e| {
+            PostgresError::Config(format!(
+                "connection_url {redacted_url} is not a PostgreSQL URL or key=value string: {e}"
+            ))
+        })?;
+        let scrub = Scrubber::new(pg_config.get_password());
+        let target = Target {
+            name: target_name(&pg_config),
+            user: pg_config.get_user().unwrap_or("").to_string(),
+            config: pg_config,
+            plan,
+            redacted_url: scrub.scrub(&redacted_url),
+            scrub,
+        };
+        tracing::info!(
+            "PostgreSQL storage: connecting to {} ({}), sslmode={}, table {}",
+            target.name,
+            target.redacted_url,
+            target.plan.mode.name(),
+            config.table
+        );
+        let client = target
+            .connect_with_retries(config.max_connect_retries)
+            .await?;
+        schema::ensure(&client, &config.table, &target.scrub).await?;
+        let pool = Pool::new(
+            target,
+            config.table.clone(),
+            config.max_parallel,
+            config.max_idle_connections.max(1),
+        );
+        pool.adopt(client).await?;
+        Ok(PostgresBackend { pool })
+    }
+
+    /// The connection URL with its password masked.
+    pub fn redacted_url(&self) -> &str {
+        &self.pool.target().redacted_url
+    }
+
+    /// A pooled connection for `operation` on `key`.
+    async fn lease(&self, operation: &'static str, key: &str) -> Result<Lease, StorageError> {
+        self.pool.get().await.map_err(|e| engine(operation, key, e))
+    }
+
+    /// Gives `lease` back and turns `result` into the answer: `Ok(None)`
+    /// when the statement failed because the server closed the connection
+    /// and this was the first try (the caller tries once more, on a fresh
+    /// connection).
+    fn finish<T>(
+        &self,
+        lease: Lease,
+        result: Result<T, tokio_postgres::Error>,
+        operation: &'static str,
+        key: &str,
+        first_try: bool,
+    ) -> Result<Option<T>, StorageError> {
+        let closed = lease.conn.client.is_closed();
+        self.pool.put_back(lease);
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if closed && first_try => {
+                tracing::warn!(
+                    "PostgreSQL storage {operation}: the connection was closed ({}); retrying on \
+                     a new one",
+                    message(&e, &self.pool.target().scrub)
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                let err = PostgresError::Query {
+                    operation,
+                    message: message(&e, &self.pool.target().scrub),
+                };
+                Err(engine(operation, key, err))
+            }
+        }
+    }
+}
+
+/// Runs `$body` (an expression using the connection `$c`) through
+/// `lease`/`finish`: at most two tries, the second only after the server
+/// closed the first connection.
+macro_rules! with_conn {
+    ($self:ident, $op:literal, $key:expr, |$c:ident| $body:expr) => {{
+        let mut first_try = true;
+        loop {
+            let lease = $self.lease($op, $key).await?;
+            let result = {
+                let $c = &lease.conn;
+                $body
+            };
+            if let Some(v) = $self.finish(lease, result, $op, $key, first_try)? {
+                break Ok(v);
+            }
+            first_try = false;
+        }
+    }};
+}
+
+fn engine(operation: &'static str, key: &str, e: PostgresError) -> StorageError {
+    StorageError::Engine {
+        operation,
+        key: key.to_string(),
+        source: Box::new(e),
+    }
+}
+
+#[async_trait]
+impl Physical for PostgresBackend {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let row = keys::split(key);
+        with_conn!(self, "get", key, |c| c
+            .client
+            .query(&c.stmts.get, &[&row.path, &row.key])
+            .await
+            .map(|rows| rows.first().map(|r| r.get::<_, Vec<u8>>(0))))
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        let row = keys::split(key);
+        with_conn!(self, "put", key, |c| c
+            .client
+            .execute(
+                &c.stmts.put,
+                &[&row.parent_path, &row.path, &row.key, &value]
+            )
+            .await
+            .map(|_| ()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let row = keys::split(key);
+        with_conn!(self, "delete", key, |c| c
+            .client
+            .execute(&c.stmts.delete, &[&row.path, &row.key])
+            .await
+            .map(|_| ()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let path = list_path(prefix);
+        let pattern = like_prefix(&path);
+        let rows: Vec<tokio_postgres::Row> = with_conn!(self, "list", prefix, |c| c
+            .client
+            .query(&c.stmts.list, &[&path, &pattern])
+            .await)?;
+        let mut out: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.get::<_, Option<String>>(0))
+            .filter(|s| !s.is_empty())
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
+        let pattern = like_prefix(prefix);
+        let n: u64 = with_conn!(self, "delete_prefix", prefix, |c| c
+            .client
+            .execute(&c.stmts.delete_prefix, &[&pattern])
+            .await)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgresql"
+    }
+}
