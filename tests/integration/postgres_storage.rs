@@ -35,36 +35,6 @@ fn cluster() -> Option<(Postgres, String)> {
     Some((pg, url))
 }
 
-/// `sql` in the storage's database.
-fn query(pg: &Postgres, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-U",
-            "postgres",
-            "-d",
-            "lockbox",
-        ])
-        .arg("-h")
-        .arg(pg.dir.path())
-        .arg("-p")
-        .arg(pg.port.to_string())
-        .arg("-c")
-        .arg(sql)
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_survives_kill_9_and_the_table_holds_only_ciphertext() {
     let Some((pg, url)) = cluster() else { return };
@@ -104,19 +74,19 @@ async fn a_secret_survives_kill_9_and_the_table_holds_only_ciphertext() {
     drop(p);
 
     // The table: Vault's layout, rows written, the secret only as ciphertext.
-    let rows: u32 = query(&pg, "SELECT count(*) FROM vault_kv_store")
+    let rows: u32 = pg
+        .query("lockbox", "SELECT count(*) FROM vault_kv_store")
         .parse()
         .expect("count");
     assert!(rows > 3, "{rows} rows");
-    let has = |needle: &str| {
-        query(
-            &pg,
-            &format!(
+    let has =
+        |needle: &str| {
+            pg.query("lockbox", &format!(
                 "SELECT count(*) FROM vault_kv_store WHERE position(convert_to('{needle}', 'UTF8') \
                  in value) > 0 OR position('{needle}' in path || key) > 0"
             ),
         )
-    };
+        };
     assert_eq!(has(secret), "0", "the secret is in the table in plaintext");
     assert_eq!(has(&root), "0", "the root token is in the table");
     // Sanity: the search finds what is stored in plaintext (the seal config).

@@ -17,6 +17,7 @@
 //!   reaches the plugin's renew handler (the user's `VALID UNTIL` moves);
 //!   `bao lease revoke` reaches its revoke handler (the user is dropped).
 
+use crate::common::postgres::Postgres;
 use crate::common::{Spawned, call, client, install_plugin};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -294,101 +295,6 @@ async fn userpass_and_passgen_under_bao() {
         "{:?}",
         r.body
     );
-}
-
-/// A throwaway PostgreSQL cluster (`tests/harness/pg-up.sh`), stopped on drop.
-struct Postgres {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-fn pg_harness(script: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/harness")
-        .join(script)
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(pg_harness("pg-up.sh"))
-            .arg(dir.path())
-            .output()
-            .expect("run pg-up.sh");
-        assert!(
-            out.status.success(),
-            "pg-up.sh failed (is Debian's postgresql installed? tests/run.sh installs it): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("PGPORT="))
-            .and_then(|p| p.trim().parse().ok())
-            .expect("PGPORT line");
-        let pg = Postgres { dir, port };
-        pg.admin("CREATE ROLE lockboxroot SUPERUSER LOGIN PASSWORD 'rootpw'");
-        pg
-    }
-
-    /// Runs `sql` as `postgres` over the socket; psql's unaligned output.
-    fn admin(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
-            .args(["-d", "postgres", "-h"])
-            .arg(self.dir.path())
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-c")
-            .arg(sql)
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn role_exists(&self, user: &str) -> bool {
-        self.admin(&format!(
-            "SELECT count(*) FROM pg_roles WHERE rolname = '{user}'"
-        )) == "1"
-    }
-
-    /// Unix seconds of the role's `VALID UNTIL`.
-    fn valid_until(&self, user: &str) -> i64 {
-        let out = self.admin(&format!(
-            "SELECT extract(epoch FROM rolvaliduntil)::bigint FROM pg_roles WHERE rolname = '{user}'"
-        ));
-        out.parse()
-            .unwrap_or_else(|_| panic!("VALID UNTIL of {user}: {out:?}"))
-    }
-
-    /// Whether `user` / `password` log in over TCP.
-    fn logs_in(&self, user: &str, password: &str) -> bool {
-        let out = Command::new("psql")
-            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-d", "postgres"])
-            .args(["-c", "select 1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-U")
-            .arg(user)
-            .env("PGPASSWORD", password)
-            .env("PGCONNECT_TIMEOUT", "5")
-            .output()
-            .expect("run psql");
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "1"
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(pg_harness("pg-down.sh"))
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// `lockbox-plugin-database` copied into `plugins` as `name`; its sha256.

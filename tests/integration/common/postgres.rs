@@ -74,20 +74,19 @@ impl Postgres {
         pg
     }
 
-    /// Runs `sql` as `postgres` over the socket; returns psql's unaligned output.
+    /// Runs `sql` as `postgres` over the socket in the `postgres`
+    /// database; returns psql's unaligned output.
     pub fn admin(&self, sql: &str) -> String {
+        self.query("postgres", sql)
+    }
+
+    /// Runs `sql` as `postgres` over the socket in `database`; returns
+    /// psql's unaligned output.
+    pub fn query(&self, database: &str, sql: &str) -> String {
         let out = Command::new("psql")
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .arg("-d")
+            .arg(database)
             .arg("-h")
             .arg(self.dir.path())
             .arg("-p")
@@ -161,6 +160,15 @@ impl Postgres {
     pub fn role_exists(&self, user: &str) -> bool {
         let q = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'");
         self.admin(&q) == "1"
+    }
+
+    /// Unix seconds of the role's `VALID UNTIL`.
+    pub fn valid_until(&self, user: &str) -> i64 {
+        let out = self.admin(&format!(
+            "SELECT extract(epoch FROM rolvaliduntil)::bigint FROM pg_roles WHERE rolname = '{user}'"
+        ));
+        out.parse()
+            .unwrap_or_else(|_| panic!("VALID UNTIL of {user}: {out:?}"))
     }
 
     /// Roles the engine created (`v-…`).
