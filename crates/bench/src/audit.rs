@@ -21,10 +21,11 @@ use clap::Args;
 use hyper::Method;
 
 use crate::error::{Error, Result};
-use crate::load::{Timing, Workload};
+use crate::load::{LoadArgs, Timing, Workload};
+use crate::lockbox::put;
 use crate::report::{self, Markers, Row};
+use crate::vault_plugins::bao;
 use crate::vault_plugins::render::{secs, verdict};
-use crate::vault_plugins::{bao, setup::put};
 use crate::{Side, WORKSPACE, WorkDir, lockbox, make_value, measure, paths};
 
 /// The section of BENCHMARKS.md this benchmark owns.
@@ -41,6 +42,8 @@ const DEVICE: &str = "file";
 const REPRODUCE: &str = "cargo build --release -p lockbox -p lockbox-bench && target/release/lockbox-bench audit --write-markdown BENCHMARKS.md";
 
 #[derive(Args)]
+#[command(mut_arg("duration", |a| a.help("Measured seconds per row")))]
+#[command(mut_arg("warmup", |a| a.help("Unmeasured warm-up seconds before each row")))]
 pub struct AuditArgs {
     /// The lockbox binary [default: <workspace>/target/release/lockbox].
     #[arg(long)]
@@ -51,24 +54,8 @@ pub struct AuditArgs {
     /// Seconds to wait for each server to come up.
     #[arg(long, default_value_t = 60)]
     start_timeout: u64,
-    /// Concurrency levels (connections, each with one request in flight).
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
-    concurrency: Vec<usize>,
-    /// Measured seconds per row.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Unmeasured warm-up seconds before each row.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Number of keys; reads and writes cycle through them.
-    #[arg(long, default_value_t = 1000)]
-    keys: usize,
-    /// Size in bytes of each value.
-    #[arg(long, default_value_t = 1024)]
-    value_size: usize,
-    /// Load generator threads [default: number of CPUs].
-    #[arg(long)]
-    pub client_threads: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// The goal: the most throughput (percent) the device may cost at concurrency 16.
     #[arg(long, default_value_t = 15.0)]
     goal_percent: f64,
@@ -115,26 +102,27 @@ async fn start(
 
 /// Runs the benchmark; returns whether any request failed.
 pub async fn run(args: AuditArgs, threads: usize) -> Result<bool> {
-    if args.concurrency.is_empty() || args.concurrency.contains(&0) || args.keys == 0 {
+    if args.load.concurrency.is_empty() || args.load.concurrency.contains(&0) || args.load.keys == 0
+    {
         return Err(Error::InvalidArgument(
             "--concurrency needs positive values and --keys must be positive".into(),
         ));
     }
-    if !(args.duration > 0.0 && args.warmup >= 0.0) {
+    if !(args.load.duration > 0.0 && args.load.warmup >= 0.0) {
         return Err(Error::InvalidArgument(
             "--duration must be > 0 and --warmup >= 0".into(),
         ));
     }
     let timing = Timing {
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(args.load.warmup),
+        duration: Duration::from_secs_f64(args.load.duration),
     };
     let workspace = Path::new(WORKSPACE)
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from(WORKSPACE));
     let (nproc, cpu_model, mem_total, loadavg, commit) = report::machine(&workspace);
     let work = WorkDir::new(args.keep_work_dir)?;
-    let value = make_value(args.value_size);
+    let value = make_value(args.load.value_size);
     let bin = args
         .lockbox_bin
         .clone()
@@ -174,10 +162,10 @@ pub async fn run(args: AuditArgs, threads: usize) -> Result<bool> {
         "- settings: {} keys × {} B values, {} s warm-up + {} s measured per row, closed loop, one \
          HTTP/1.1 keep-alive TLS connection per worker, {threads} load-generator threads on the \
          same machine; audit log on {} (`{}`), {:.1} MB at the end",
-        args.keys,
-        args.value_size,
-        secs(args.warmup),
-        secs(args.duration),
+        args.load.keys,
+        args.load.value_size,
+        secs(args.load.warmup),
+        secs(args.load.duration),
         filesystem_of(&work.path),
         work.path.display(),
         log_bytes as f64 / 1e6
@@ -281,10 +269,10 @@ async fn measure_all(
     eprintln!("  enabled audit device {DEVICE}/ → {}", log.display());
     eprintln!(
         "  seeding {} keys of {} B on both",
-        args.keys, args.value_size
+        args.load.keys, args.load.value_size
     );
-    lockbox::seed(&plain_ep, args.keys, value).await?;
-    lockbox::seed(&audited_ep, args.keys, value).await?;
+    lockbox::seed(&plain_ep, args.load.keys, value).await?;
+    lockbox::seed(&audited_ep, args.load.keys, value).await?;
     if file_len(log) == 0 {
         return Err(Error::UnexpectedBody {
             what: format!("the audit log {}", log.display()),
@@ -308,24 +296,24 @@ async fn measure_all(
     };
     let reads = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, lockbox::key_path)?,
+        paths: paths(args.load.keys, lockbox::key_path)?,
         body: Bytes::new(),
     });
     let writes = Arc::new(Workload {
         method: Method::PUT,
-        paths: paths(args.keys, lockbox::key_path)?,
+        paths: paths(args.load.keys, lockbox::key_path)?,
         body: lockbox::write_body(value),
     });
     eprintln!(
         "running: {} s warm-up + {} s measured per row",
-        secs(args.warmup),
-        secs(args.duration)
+        secs(args.load.warmup),
+        secs(args.load.duration)
     );
     let mut rows = Vec::new();
     let mut growth = Vec::new();
     // Interleaved per concurrency and operation, so drift on a shared machine
     // hits both servers alike.
-    for &c in &args.concurrency {
+    for &c in &args.load.concurrency {
         for (op, workload) in [("read", &reads), ("write", &writes)] {
             measure(&mut rows, &plain, op, workload, c, timing).await?;
             let before = file_len(log);

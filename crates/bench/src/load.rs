@@ -14,11 +14,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::Args;
 use hdrhistogram::Histogram;
 use hyper::{Method, Uri};
 
 use crate::error::{Error, Result};
 use crate::http::{Conn, Endpoint};
+
+/// The load flags the kv, plugins, vault-plugins and audit subcommands
+/// share (same names and defaults). The help texts here are the most common
+/// ones; a subcommand words one for itself with `#[command(mut_arg(..))]`.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Concurrency levels (connections, each with one request in flight).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+    pub concurrency: Vec<usize>,
+    /// Measured seconds per read row.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Unmeasured warm-up seconds before each read row.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Number of keys; reads and writes cycle through them.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: usize,
+    /// Size in bytes of each value.
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    /// Load generator threads [default: number of CPUs].
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+}
 
 /// What to send: one method, a rotating list of paths, one body for all.
 pub struct Workload {

@@ -1,5 +1,7 @@
 //! The lockbox side: start `lockbox server --dev --dev-tls` as a child process,
-//! learn its address and CA from what it prints, and seed the kv keys.
+//! learn its address and CA from what it prints, seed the kv keys, and the
+//! one-shot Vault API calls (`put`, `post`, `get_json`) the setups make
+//! (against lockbox or OpenBao).
 //!
 //! The child is killed when [`DevServer`] is dropped, and (Linux) also when this
 //! process dies, through `PR_SET_PDEATHSIG` (strictly: when the runtime worker
@@ -214,7 +216,45 @@ pub async fn seed_paths(
     value: &str,
     key_path: fn(usize) -> String,
 ) -> Result<()> {
-    let body = write_body(value);
+    seed_with(ep, n, value, key_path, KvLayout::V1).await
+}
+
+/// Like [`seed_paths`], for a kv version 2 mount: writes
+/// `{"data":{"value":...}}` and reads `data.data.value` back.
+pub async fn seed_paths_v2(
+    ep: &Endpoint,
+    n: usize,
+    value: &str,
+    key_path: fn(usize) -> String,
+) -> Result<()> {
+    seed_with(ep, n, value, key_path, KvLayout::V2).await
+}
+
+/// Where a kv mount keeps a key's value in what is written and read.
+#[derive(Clone, Copy)]
+enum KvLayout {
+    /// `{"value": ...}`, read back at `data.value`.
+    V1,
+    /// `{"data": {"value": ...}}`, read back at `data.data.value`.
+    V2,
+}
+
+async fn seed_with(
+    ep: &Endpoint,
+    n: usize,
+    value: &str,
+    key_path: fn(usize) -> String,
+    layout: KvLayout,
+) -> Result<()> {
+    let (body, pointer, field, hint) = match layout {
+        KvLayout::V1 => (write_body(value), "/data/value", "data.value", ""),
+        KvLayout::V2 => (
+            Bytes::from(serde_json::json!({ "data": { "value": value } }).to_string()),
+            "/data/data/value",
+            "data.data.value",
+            " (is the mount kv version 2?)",
+        ),
+    };
     let workers = n.clamp(1, 8);
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -232,27 +272,54 @@ pub async fn seed_paths(
     for t in tasks {
         t.await.map_err(|e| Error::Worker(e.to_string()))??;
     }
-    let mut conn = Conn::connect(ep).await?;
     let path = key_path(0);
-    let got = conn
-        .expect(ep, Method::GET, &path, Bytes::new(), &[200])
-        .await?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&got).map_err(|e| Error::UnexpectedBody {
-            what: format!("GET {path}"),
-            reason: format!("not JSON: {e}"),
-        })?;
-    match json.pointer("/data/value").and_then(|v| v.as_str()) {
+    let json = get_json(ep, &path).await?;
+    match json.pointer(pointer).and_then(|v| v.as_str()) {
         Some(v) if v == value => Ok(()),
         Some(v) => Err(Error::UnexpectedBody {
             what: format!("GET {path}"),
-            reason: format!("data.value has {} bytes, wrote {}", v.len(), value.len()),
+            reason: format!("{field} has {} bytes, wrote {}{hint}", v.len(), value.len()),
         }),
         None => Err(Error::UnexpectedBody {
             what: format!("GET {path}"),
-            reason: "no string at data.value".into(),
+            reason: format!("no string at {field}{hint}"),
         }),
     }
+}
+
+/// `PUT path` with a JSON body on a new connection; expects 200 or 204.
+pub async fn put(ep: &Endpoint, path: &str, body: serde_json::Value) -> Result<()> {
+    send_json(ep, Method::PUT, path, body).await
+}
+
+/// `POST path` with a JSON body on a new connection; expects 200 or 204.
+pub async fn post(ep: &Endpoint, path: &str, body: serde_json::Value) -> Result<()> {
+    send_json(ep, Method::POST, path, body).await
+}
+
+async fn send_json(
+    ep: &Endpoint,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<()> {
+    Conn::connect(ep)
+        .await?
+        .expect(ep, method, path, Bytes::from(body.to_string()), &[200, 204])
+        .await
+        .map(drop)
+}
+
+/// `GET path` on a new connection: the JSON body of a 200 answer.
+pub async fn get_json(ep: &Endpoint, path: &str) -> Result<serde_json::Value> {
+    let body = Conn::connect(ep)
+        .await?
+        .expect(ep, Method::GET, path, Bytes::new(), &[200])
+        .await?;
+    serde_json::from_slice(&body).map_err(|e| Error::UnexpectedBody {
+        what: format!("GET {path}"),
+        reason: format!("not JSON: {e}"),
+    })
 }
 
 /// The server's version from `GET /v1/sys/health`, if it says.

@@ -59,7 +59,7 @@ use hyper::{Method, Uri};
 
 use crate::error::{Error, Result};
 use crate::http::Endpoint;
-use crate::load::{Timing, Workload};
+use crate::load::{LoadArgs, Timing, Workload};
 use crate::report::Row;
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -88,6 +88,10 @@ enum Cmd {
 }
 
 #[derive(Args)]
+#[command(mut_arg("duration", |a| a.help("Measured seconds per run")))]
+#[command(mut_arg("warmup", |a| a.help("Unmeasured warm-up seconds before each run")))]
+#[command(mut_arg("keys", |a| a.help("Number of keys / Secrets; reads and writes cycle through them")))]
+#[command(mut_arg("value_size", |a| a.help("Size in bytes of each value (the Secret's decoded `data.value` has the same size)")))]
 struct KvArgs {
     /// The lockbox binary to start as `server --dev --dev-tls`
     /// [default: <workspace>/target/release/lockbox].
@@ -141,24 +145,8 @@ struct KvArgs {
     #[arg(long)]
     skip_writes: bool,
 
-    /// Concurrency levels (connections, each with one request in flight).
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
-    concurrency: Vec<usize>,
-    /// Measured seconds per run.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Unmeasured warm-up seconds before each run.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Number of keys / Secrets; reads and writes cycle through them.
-    #[arg(long, default_value_t = 1000)]
-    keys: usize,
-    /// Size in bytes of each value (the Secret's decoded `data.value` has the same size).
-    #[arg(long, default_value_t = 1024)]
-    value_size: usize,
-    /// Load generator threads [default: number of CPUs].
-    #[arg(long)]
-    client_threads: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Required lockbox/kube-apiserver read throughput ratio at concurrency 16.
     #[arg(long, default_value_t = 5.0)]
     target_ratio: f64,
@@ -173,11 +161,11 @@ struct KvArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let client_threads = match &cli.command {
-        Cmd::Kv(a) => a.client_threads,
-        Cmd::Plugins(a) => a.client_threads,
-        Cmd::VaultPlugins(a) => a.client_threads,
+        Cmd::Kv(a) => a.load.client_threads,
+        Cmd::Plugins(a) => a.load.client_threads,
+        Cmd::VaultPlugins(a) => a.load.client_threads,
         Cmd::Operator(_) => None,
-        Cmd::Audit(a) => a.client_threads,
+        Cmd::Audit(a) => a.load.client_threads,
         Cmd::Leases(a) => a.client_threads,
     };
     let threads = client_threads
@@ -350,29 +338,29 @@ fn default_kube_bin(name: &str) -> PathBuf {
 
 /// Runs the kv benchmark; returns whether any request failed.
 async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
-    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+    if args.load.concurrency.is_empty() || args.load.concurrency.contains(&0) {
         return Err(Error::InvalidArgument(
             "--concurrency needs positive values".into(),
         ));
     }
-    if args.keys == 0 {
+    if args.load.keys == 0 {
         return Err(Error::InvalidArgument("--keys must be positive".into()));
     }
-    if !(args.duration > 0.0 && args.warmup >= 0.0) {
+    if !(args.load.duration > 0.0 && args.load.warmup >= 0.0) {
         return Err(Error::InvalidArgument(
             "--duration must be > 0 and --warmup >= 0".into(),
         ));
     }
     let timing = Timing {
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(args.load.warmup),
+        duration: Duration::from_secs_f64(args.load.duration),
     };
     let workspace = Path::new(WORKSPACE)
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from(WORKSPACE));
     let (nproc, cpu_model, memory, loadavg, commit) = report::machine(&workspace);
     let work = WorkDir::new(args.keep_work_dir)?;
-    let value = make_value(args.value_size);
+    let value = make_value(args.load.value_size);
 
     // lockbox
     let mut dev_server = None;
@@ -416,8 +404,11 @@ async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
         let tls = http::tls_config(&read_file(&ca_path)?, &ca_path.display().to_string())?;
         let ep =
             Endpoint::from_url(&url, tls, header("x-vault-token", &args.lockbox_token)?).await?;
-        eprintln!("  seeding {} keys of {} bytes", args.keys, args.value_size);
-        lockbox::seed(&ep, args.keys, &value).await?;
+        eprintln!(
+            "  seeding {} keys of {} bytes",
+            args.load.keys, args.load.value_size
+        );
+        lockbox::seed(&ep, args.load.keys, &value).await?;
         let tls = http::tls_info(&ep).await?;
         lockbox_version = match lockbox::version(&ep).await {
             Some(v) => format!("version {v}, {tls}"),
@@ -481,9 +472,9 @@ async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
         .await?;
         eprintln!(
             "  seeding {} Secrets of {} bytes in namespace {namespace}",
-            args.keys, args.value_size
+            args.load.keys, args.load.value_size
         );
-        kube::seed(&ep, &namespace, args.keys, &value).await?;
+        kube::seed(&ep, &namespace, args.load.keys, &value).await?;
         let tls = http::tls_info(&ep).await?;
         kube_version = match kube::version(&ep).await {
             Some(v) => format!("{v} ({tls})"),
@@ -499,28 +490,28 @@ async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
 
     let lockbox_reads = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, lockbox::key_path)?,
+        paths: paths(args.load.keys, lockbox::key_path)?,
         body: Bytes::new(),
     });
     let lockbox_writes = Arc::new(Workload {
         method: Method::PUT,
-        paths: paths(args.keys, lockbox::key_path)?,
+        paths: paths(args.load.keys, lockbox::key_path)?,
         body: lockbox::write_body(&value),
     });
     let kube_reads = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, |i| kube::secret_path(&namespace, i))?,
+        paths: paths(args.load.keys, |i| kube::secret_path(&namespace, i))?,
         body: Bytes::new(),
     });
 
     eprintln!(
         "running: {:.0}s warm-up + {:.0}s measured per row, {threads} load-generator threads",
-        args.warmup, args.duration
+        args.load.warmup, args.load.duration
     );
     let mut rows = Vec::new();
     // Interleave targets per concurrency level, so slow drift on a shared machine
     // (other builds, thermal) hits both sides alike.
-    for &c in &args.concurrency {
+    for &c in &args.load.concurrency {
         if let Some(side) = &lockbox {
             measure(&mut rows, side, "read", &lockbox_reads, c, timing).await?;
         }
@@ -558,7 +549,7 @@ async fn kv(args: KvArgs, threads: usize) -> Result<bool> {
         settings: format!(
             "{} keys × {} B values, {:.0} s warm-up + {:.0} s measured per row, closed loop, one HTTP/1.1 \
              keep-alive connection per worker, {threads} load-generator threads on the same machine",
-            args.keys, args.value_size, args.warmup, args.duration
+            args.load.keys, args.load.value_size, args.load.warmup, args.load.duration
         ),
         command: std::iter::once("lockbox-bench".to_string())
             .chain(std::env::args().skip(1))

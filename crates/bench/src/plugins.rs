@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::http::{self, Conn, Endpoint};
-use crate::load::{self, Outcome, Timing, Workload};
+use crate::load::{self, LoadArgs, Outcome, Timing, Workload};
 use crate::procfs::{children_named, machine_busy_seconds, status_kib};
 use crate::report::{self, Markers, ms};
 use crate::{WORKSPACE, WorkDir, chain, cpu, header, lockbox, make_value, paths, read_file};
@@ -68,6 +68,8 @@ const UNCACHED: &str = "mock plugin, uncached";
 const REPRODUCE: &str = "cargo build --release -p lockbox -p lockbox-bench -p lockbox-plugin-mock && target/release/lockbox-bench plugins --write-markdown BENCHMARKS.md";
 
 #[derive(Args)]
+#[command(mut_arg("concurrency", |a| a.help("Concurrency levels of the read comparison")))]
+#[command(mut_arg("keys", |a| a.help("Number of keys written to each mount; reads cycle through them")))]
 pub struct PluginsArgs {
     /// The lockbox binary to start as `server --dev --dev-tls --dev-plugin-dir DIR`
     /// [default: <workspace>/target/release/lockbox].
@@ -84,24 +86,8 @@ pub struct PluginsArgs {
     #[arg(long, default_value_t = 60)]
     lockbox_start_timeout: u64,
 
-    /// Concurrency levels of the read comparison.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
-    concurrency: Vec<usize>,
-    /// Measured seconds per read row.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Unmeasured warm-up seconds before each read row.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Number of keys written to each mount; reads cycle through them.
-    #[arg(long, default_value_t = 1000)]
-    keys: usize,
-    /// Size in bytes of each value.
-    #[arg(long, default_value_t = 1024)]
-    value_size: usize,
-    /// Load generator threads [default: number of CPUs].
-    #[arg(long)]
-    pub client_threads: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     /// Cold starts measured per kind (reload, new non-multiplexed mount).
     #[arg(long, default_value_t = 30)]
@@ -434,32 +420,34 @@ fn mock_key_path(i: usize) -> String {
 
 /// Runs the plugins benchmark; returns whether any request failed.
 pub async fn run(args: PluginsArgs, threads: usize) -> Result<bool> {
-    if args.concurrency.is_empty() || args.concurrency.contains(&0) || args.reload_concurrency == 0
+    if args.load.concurrency.is_empty()
+        || args.load.concurrency.contains(&0)
+        || args.reload_concurrency == 0
     {
         return Err(Error::InvalidArgument(
             "--concurrency and --reload-concurrency need positive values".into(),
         ));
     }
-    if args.keys == 0 || args.cold_starts == 0 || args.reload_interval_ms == 0 {
+    if args.load.keys == 0 || args.cold_starts == 0 || args.reload_interval_ms == 0 {
         return Err(Error::InvalidArgument(
             "--keys, --cold-starts and --reload-interval-ms must be positive".into(),
         ));
     }
-    if !(args.duration > 0.0 && args.warmup >= 0.0 && args.reload_duration > 0.0) {
+    if !(args.load.duration > 0.0 && args.load.warmup >= 0.0 && args.reload_duration > 0.0) {
         return Err(Error::InvalidArgument(
             "--duration and --reload-duration must be > 0, --warmup >= 0".into(),
         ));
     }
     let timing = Timing {
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(args.load.warmup),
+        duration: Duration::from_secs_f64(args.load.duration),
     };
     let workspace = Path::new(WORKSPACE)
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from(WORKSPACE));
     let (nproc, cpu_model, mem_total, loadavg, commit) = report::machine(&workspace);
     let work = WorkDir::new(args.keep_work_dir)?;
-    let value = make_value(args.value_size);
+    let value = make_value(args.load.value_size);
 
     // The plugin directory: a copy of the mock plugin under its catalog file name.
     let plugin_src = args
@@ -524,10 +512,10 @@ pub async fn run(args: PluginsArgs, threads: usize) -> Result<bool> {
              loop, one HTTP/1.1 keep-alive connection per worker, {threads} load-generator threads \
              on the same machine; {} cold starts of each kind; reload run: concurrency {}, {} s, \
              a reload every {} ms",
-            args.keys,
-            args.value_size,
-            secs(args.warmup),
-            secs(args.duration),
+            args.load.keys,
+            args.load.value_size,
+            secs(args.load.warmup),
+            secs(args.load.duration),
             args.cold_starts,
             args.reload_concurrency,
             secs(args.reload_duration),
@@ -641,12 +629,12 @@ async fn measure_all(
     eprintln!(
         "  enabled {PLUGIN_MOUNT}/ (plugin pid {:?}); seeding {} keys of {} bytes in secret/ and {PLUGIN_MOUNT}/",
         plugin_pids(server_pid),
-        args.keys,
-        args.value_size
+        args.load.keys,
+        args.load.value_size
     );
-    lockbox::seed(&ep, args.keys, value).await?;
-    lockbox::seed_paths(&ep, args.keys, value, mock_key_path).await?;
-    lockbox::seed_paths(&ep, args.keys, value, uncached_key_path).await?;
+    lockbox::seed(&ep, args.load.keys, value).await?;
+    lockbox::seed_paths(&ep, args.load.keys, value, mock_key_path).await?;
+    lockbox::seed_paths(&ep, args.load.keys, value, uncached_key_path).await?;
     let tls_info = http::tls_info(&ep).await?;
     let lockbox_version = match lockbox::version(&ep).await {
         Some(v) => format!("version {v}, {tls_info}"),
@@ -655,27 +643,27 @@ async fn measure_all(
 
     let builtin = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, lockbox::key_path)?,
+        paths: paths(args.load.keys, lockbox::key_path)?,
         body: Bytes::new(),
     });
     let mock = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, mock_key_path)?,
+        paths: paths(args.load.keys, mock_key_path)?,
         body: Bytes::new(),
     });
     let uncached = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, uncached_key_path)?,
+        paths: paths(args.load.keys, uncached_key_path)?,
         body: Bytes::new(),
     });
 
     eprintln!(
         "1. reads: {} s warm-up + {} s measured per row",
-        secs(args.warmup),
-        secs(args.duration)
+        secs(args.load.warmup),
+        secs(args.load.duration)
     );
     let mut reads = Vec::new();
-    for &c in &args.concurrency {
+    for &c in &args.load.concurrency {
         reads.push(read_row(&ep, BUILTIN, &builtin, c, timing, server_pid).await?);
         reads.push(read_row(&ep, CACHED, &mock, c, timing, server_pid).await?);
         reads.push(read_row(&ep, UNCACHED, &uncached, c, timing, server_pid).await?);

@@ -33,7 +33,7 @@ use hyper::Method;
 
 use crate::error::{Error, Result};
 use crate::http::{self, Conn, Endpoint};
-use crate::load::{self, Outcome, Timing, Workload};
+use crate::load::{self, LoadArgs, Outcome, Timing, Workload};
 use crate::procfs::{children_running, machine_busy_seconds, status_kib};
 use crate::report::{self, Markers};
 use crate::{WORKSPACE, WorkDir, cpu, lockbox, make_value, paths, read_file};
@@ -45,9 +45,7 @@ pub(crate) mod setup;
 
 use bao::BaoServer;
 use cold_start::{Cold, Samples, Steps, cold_starts, first_served, launch_steps};
-use setup::{
-    copy_into, mock_key_path, running_sha256, seed_v2, setup_bao, setup_lockbox, v2_key_path,
-};
+use setup::{copy_into, mock_key_path, running_sha256, setup_bao, setup_lockbox, v2_key_path};
 
 /// The section of BENCHMARKS.md this benchmark owns.
 pub const MARKERS: Markers = Markers {
@@ -84,6 +82,8 @@ pub(crate) const MOCK: &str = "lockbox Rust mock plugin, uncached";
 const REPRODUCE: &str = "cargo build --release -p lockbox -p lockbox-bench -p lockbox-plugin-mock && target/release/lockbox-bench vault-plugins --write-markdown BENCHMARKS.md";
 
 #[derive(Args)]
+#[command(mut_arg("concurrency", |a| a.help("Concurrency levels of the reads")))]
+#[command(mut_arg("keys", |a| a.help("Keys written to each mount; reads cycle through them (distinct keys)")))]
 pub struct VaultPluginsArgs {
     /// The lockbox binary [default: <workspace>/target/release/lockbox].
     #[arg(long)]
@@ -104,24 +104,8 @@ pub struct VaultPluginsArgs {
     #[arg(long, default_value_t = 60)]
     start_timeout: u64,
 
-    /// Concurrency levels of the reads.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
-    concurrency: Vec<usize>,
-    /// Measured seconds per read row.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Unmeasured warm-up seconds before each read row.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Keys written to each mount; reads cycle through them (distinct keys).
-    #[arg(long, default_value_t = 1000)]
-    keys: usize,
-    /// Size in bytes of each value.
-    #[arg(long, default_value_t = 1024)]
-    value_size: usize,
-    /// Load generator threads [default: number of CPUs].
-    #[arg(long)]
-    pub client_threads: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Cold starts measured per kind and host.
     #[arg(long, default_value_t = 10)]
     cold_starts: usize,
@@ -302,31 +286,31 @@ struct Files<'a> {
 
 /// Runs the benchmark; returns whether any request failed.
 pub async fn run(args: VaultPluginsArgs, threads: usize) -> Result<bool> {
-    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+    if args.load.concurrency.is_empty() || args.load.concurrency.contains(&0) {
         return Err(Error::InvalidArgument(
             "--concurrency needs positive values".into(),
         ));
     }
-    if args.keys == 0 || args.cold_starts == 0 {
+    if args.load.keys == 0 || args.cold_starts == 0 {
         return Err(Error::InvalidArgument(
             "--keys and --cold-starts must be positive".into(),
         ));
     }
-    if !(args.duration > 0.0 && args.warmup >= 0.0) {
+    if !(args.load.duration > 0.0 && args.load.warmup >= 0.0) {
         return Err(Error::InvalidArgument(
             "--duration must be > 0 and --warmup >= 0".into(),
         ));
     }
     let timing = Timing {
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(args.load.warmup),
+        duration: Duration::from_secs_f64(args.load.duration),
     };
     let workspace = Path::new(WORKSPACE)
         .canonicalize()
         .unwrap_or_else(|_| PathBuf::from(WORKSPACE));
     let (nproc, cpu_model, mem_total, loadavg, commit) = report::machine(&workspace);
     let work = WorkDir::new(args.keep_work_dir)?;
-    let value = make_value(args.value_size);
+    let value = make_value(args.load.value_size);
 
     let (kv_src, kv_module) = match &args.kv_plugin {
         Some(p) => (p.clone(), None),
@@ -439,10 +423,10 @@ pub async fn run(args: VaultPluginsArgs, threads: usize) -> Result<bool> {
             "{} keys × {} B values per mount, {} s warm-up + {} s measured per read row, closed \
              loop, one HTTP/1.1 keep-alive TLS connection per worker, {threads} load-generator \
              threads on the same machine; {} cold starts of each kind per host",
-            args.keys,
-            args.value_size,
-            render::secs(args.warmup),
-            render::secs(args.duration),
+            args.load.keys,
+            args.load.value_size,
+            render::secs(args.load.warmup),
+            render::secs(args.load.duration),
             args.cold_starts
         ),
         command: std::iter::once("lockbox-bench".to_string())
@@ -517,36 +501,36 @@ async fn measure_all(
         "  kv v2 plugin pids: lockbox {:?}, OpenBao {:?}; seeding {} keys of {} B per mount",
         lockbox.kv_pids(),
         bao.kv_pids(),
-        args.keys,
-        args.value_size
+        args.load.keys,
+        args.load.value_size
     );
-    seed_v2(&lockbox.ep, args.keys, value).await?;
-    seed_v2(&bao.ep, args.keys, value).await?;
-    lockbox::seed(&lockbox.ep, args.keys, value).await?;
-    lockbox::seed_paths(&lockbox.ep, args.keys, value, mock_key_path).await?;
+    lockbox::seed_paths_v2(&lockbox.ep, args.load.keys, value, v2_key_path).await?;
+    lockbox::seed_paths_v2(&bao.ep, args.load.keys, value, v2_key_path).await?;
+    lockbox::seed(&lockbox.ep, args.load.keys, value).await?;
+    lockbox::seed_paths(&lockbox.ep, args.load.keys, value, mock_key_path).await?;
 
     let v2 = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, v2_key_path)?,
+        paths: paths(args.load.keys, v2_key_path)?,
         body: Bytes::new(),
     });
     let builtin = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, lockbox::key_path)?,
+        paths: paths(args.load.keys, lockbox::key_path)?,
         body: Bytes::new(),
     });
     let mock = Arc::new(Workload {
         method: Method::GET,
-        paths: paths(args.keys, mock_key_path)?,
+        paths: paths(args.load.keys, mock_key_path)?,
         body: Bytes::new(),
     });
     eprintln!(
         "1. reads: {} s warm-up + {} s measured per row",
-        render::secs(args.warmup),
-        render::secs(args.duration)
+        render::secs(args.load.warmup),
+        render::secs(args.load.duration)
     );
     let mut reads = Vec::new();
-    for &c in &args.concurrency {
+    for &c in &args.load.concurrency {
         reads.push(read_row(&lockbox, KV_LOCKBOX, Some(KV_FILE), &v2, c, timing).await?);
         reads.push(read_row(&bao, KV_BAO, Some(KV_FILE), &v2, c, timing).await?);
         reads.push(read_row(&lockbox, BUILTIN, None, &builtin, c, timing).await?);

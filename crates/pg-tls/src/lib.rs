@@ -20,6 +20,10 @@
 //! libpq's, `prefer`. `sslmode`, `sslrootcert`, `sslcert` and `sslkey` are
 //! taken out of `connection_url` here ([`split_url`]); tokio-postgres sees
 //! the rest. No channel binding is offered (SCRAM without `-PLUS`).
+//! [`connect`] makes the attempts a plan's `sslmode` calls for.
+
+mod connect;
+pub use connect::{Attempt, ConnectFailure, connect};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -30,10 +30,11 @@
 //! process handle and the checks the stages use (handshake line, private
 //! directory).
 
+use health::ConnectionHealth;
 use lockbox_plugin_proto as proto;
 use proto::v1::{self, backend_client::BackendClient};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -73,12 +74,10 @@ pub struct PluginProcess {
     pub storage: Arc<HostStorage>,
     conn: Conn,
     in_flight: AtomicUsize,
-    /// A request's connection broke: the process is presumed dead before
-    /// its exit is reaped (its cached answers are no longer served) until
-    /// a call started after the break succeeds.
-    connection_lost: AtomicBool,
-    /// Counts connection breaks; a call remembers it when it starts.
-    breaks: AtomicU64,
+    /// Whether a request's connection broke: the process is presumed dead
+    /// before its exit is reaped (its cached answers are no longer served)
+    /// until a call started after the break succeeds.
+    health: ConnectionHealth,
     exited: watch::Receiver<Option<String>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     socket_dir: PathBuf,
@@ -155,29 +154,25 @@ impl PluginProcess {
     /// Records that a request's connection to the process broke (the
     /// process crashed or is going away; its exit may not be reaped yet).
     pub fn lose_connection(&self) {
-        self.breaks.fetch_add(1, Ordering::SeqCst);
-        self.connection_lost.store(true, Ordering::SeqCst);
+        self.health.lose();
     }
 
     /// What a call notes when it starts, for [`PluginProcess::call_succeeded`].
     pub fn call_started(&self) -> u64 {
-        self.breaks.load(Ordering::SeqCst)
+        self.health.call_started()
     }
 
     /// A call that started at `started` succeeded: if no connection broke
     /// since it started, the process is serving again (a transient break).
+    /// Check and update are one atomic step: a break during it is kept.
     pub fn call_succeeded(&self, started: u64) {
-        if self.connection_lost.load(Ordering::Relaxed)
-            && self.breaks.load(Ordering::SeqCst) == started
-        {
-            self.connection_lost.store(false, Ordering::SeqCst);
-        }
+        self.health.call_succeeded(started);
     }
 
     /// Whether the process may still be serving: not exited, and no
     /// request's connection to it broke.
     pub fn serving(&self) -> bool {
-        !self.connection_lost.load(Ordering::SeqCst) && self.exited.borrow().is_none()
+        !self.health.lost() && self.exited.borrow().is_none()
     }
 
     /// `Some(reason)` once the process has exited.
@@ -313,6 +308,7 @@ pub fn parse_handshake(line: &str, accepted: &[u32], socket_dir: &Path) -> Resul
     Ok(path)
 }
 
+mod health;
 mod host_storage;
 mod launch;
 mod output;

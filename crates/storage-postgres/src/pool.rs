@@ -1,4 +1,4 @@
-//! Connections: one attempt per `sslmode` (lockbox-pg-tls), the startup
+//! Connections: the attempts `sslmode` calls for (lockbox-pg-tls), the startup
 //! retries with backoff, and a small bounded pool.
 //!
 //! The pool lets at most `max_parallel` connections exist at once (a
@@ -9,12 +9,12 @@
 
 use crate::redact::Scrubber;
 use crate::{CONNECT_TIMEOUT, PostgresError};
-use lockbox_pg_tls::{MakeRustls, Plan, SslMode, is_certificate_error};
+use lockbox_pg_tls::{Plan, SslMode, is_certificate_error};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 /// The statements every connection prepares (texts in `backend`).
 pub(crate) struct Statements {
@@ -103,7 +103,10 @@ impl Target {
         }
     }
 
-    async fn attempt(&self, tls: Option<MakeRustls>) -> Result<Client, tokio_postgres::Error> {
+    /// One connection as `sslmode` says (`prefer`: TLS, then plain;
+    /// `allow`: plain, then TLS); a failure is classified by the last
+    /// attempt's error.
+    async fn connect_once(&self) -> Result<Client, Failure> {
         let mut config = self.config.clone();
         config.connect_timeout(CONNECT_TIMEOUT);
         let scrub = self.scrub.clone();
@@ -113,39 +116,9 @@ impl Target {
                 message(&e, &scrub)
             );
         };
-        match tls {
-            None => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                let (client, conn) = config.connect(NoTls).await?;
-                tokio::spawn(async move { conn.await.map_err(report) });
-                Ok(client)
-            }
-            Some(tls) => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let (client, conn) = config.connect(tls).await?;
-                tokio::spawn(async move { conn.await.map_err(report) });
-                Ok(client)
-            }
-        }
-    }
-
-    /// One connection as `sslmode` says (`prefer`: TLS, then plain;
-    /// `allow`: plain, then TLS).
-    async fn connect_once(&self) -> Result<Client, Failure> {
-        let tls = self.plan.tls.as_ref().map(|c| MakeRustls(c.clone()));
-        let result = match (self.plan.mode, tls) {
-            (SslMode::Disable, _) | (_, None) => self.attempt(None).await,
-            (SslMode::Allow, Some(tls)) => match self.attempt(None).await {
-                Ok(c) => Ok(c),
-                Err(_) => self.attempt(Some(tls)).await,
-            },
-            (SslMode::Prefer, Some(tls)) => match self.attempt(Some(tls)).await {
-                Ok(c) => Ok(c),
-                Err(_) => self.attempt(None).await,
-            },
-            (_, Some(tls)) => self.attempt(Some(tls)).await,
-        };
-        result.map_err(|e| self.classify(&e))
+        lockbox_pg_tls::connect(&config, &self.plan, report)
+            .await
+            .map_err(|f| self.classify(&f.last().error))
     }
 
     /// Connects, retrying up to `retries` times with a doubling delay

@@ -5,11 +5,12 @@
 //! Every error message names what failed and carries PostgreSQL's own
 //! message, with any generated password cut out.
 
-use crate::tls::{MakeRustls, Plan, SslMode, is_certificate_error};
+use crate::tls::{Plan, SslMode, is_certificate_error};
+use lockbox_pg_tls::ConnectFailure;
 use lockbox_sdk::Error;
 use std::time::Duration;
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,24 +72,10 @@ pub async fn connect(
         )))
     })?;
     config.connect_timeout(CONNECT_TIMEOUT);
-    let tls = plan.tls.as_ref().map(|c| MakeRustls(c.clone()));
-    let first = match (plan.mode, tls) {
-        (SslMode::Disable, _) | (_, None) => attempt(&mut config, None).await,
-        (SslMode::Allow, Some(tls)) => match attempt(&mut config, None).await {
-            Ok(c) => Ok(c),
-            Err(plain) => attempt(&mut config, Some(tls))
-                .await
-                .map_err(|tls_err| Failure::both(tls_err, plain)),
-        },
-        (SslMode::Prefer, Some(tls)) => match attempt(&mut config, Some(tls)).await {
-            Ok(c) => Ok(c),
-            Err(tls_err) => attempt(&mut config, None)
-                .await
-                .map_err(|plain| Failure::both(tls_err, plain)),
-        },
-        (_, Some(tls)) => attempt(&mut config, Some(tls)).await,
-    };
-    first.map_err(|f| f.into_connect_error(plan.mode, db_name))
+    let on_close = |e| eprintln!("postgres connection closed: {e}");
+    lockbox_pg_tls::connect(&config, plan, on_close)
+        .await
+        .map_err(|f| Failure::from(f).into_connect_error(plan.mode, db_name))
 }
 
 /// One failed connection attempt (or two, for `allow`/`prefer`).
@@ -110,6 +97,23 @@ impl Failure {
                 && code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
                 && message.contains("no encryption"),
             message,
+        }
+    }
+
+    fn from(f: ConnectFailure) -> Self {
+        match f {
+            ConnectFailure::One(a) => Failure::of(&a.error, a.over_tls),
+            ConnectFailure::Two { first, second } => {
+                let (tls, plain) = if first.over_tls {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                Failure::both(
+                    Failure::of(&tls.error, true),
+                    Failure::of(&plain.error, false),
+                )
+            }
         }
     }
 
@@ -147,45 +151,6 @@ impl Failure {
             ConnectError::Other(Error::Unavailable(msg))
         }
     }
-}
-
-async fn attempt(
-    config: &mut tokio_postgres::Config,
-    tls: Option<MakeRustls>,
-) -> Result<Client, Failure> {
-    let client = match tls {
-        None => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            let (client, connection) = config
-                .connect(NoTls)
-                .await
-                .map_err(|e| Failure::of(&e, false))?;
-            spawn_connection(connection);
-            client
-        }
-        Some(tls) => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let (client, connection) = config
-                .connect(tls)
-                .await
-                .map_err(|e| Failure::of(&e, true))?;
-            spawn_connection(connection);
-            client
-        }
-    };
-    Ok(client)
-}
-
-fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("postgres connection closed: {e}");
-        }
-    });
 }
 
 /// PostgreSQL's message for `e` (the server's error text when it sent one,

@@ -3,7 +3,7 @@
 //! with its errors turned into the SDK's (400s), and the hint a sandboxed
 //! plugin needs when a file named by the URL cannot be read.
 
-pub use lockbox_pg_tls::{MakeRustls, Pem, Plan, SslMode, TlsError, is_certificate_error};
+pub use lockbox_pg_tls::{Pem, Plan, SslMode, TlsError, is_certificate_error};
 use lockbox_sdk::Error;
 
 /// [`lockbox_pg_tls::plan`] with the plugin's error.

@@ -13,7 +13,7 @@ use super::pg::Postgres;
 use super::{Lockbox, Usage, lease_ids};
 use crate::error::{Error, Result};
 use crate::load::{self, Batch, Req};
-use crate::vault_plugins::setup::{post, put};
+use crate::lockbox::{post, put};
 
 /// The catalog name (and file name in the plugin directory) of the engine.
 pub(crate) const DATABASE: &str = "database";

@@ -20,7 +20,7 @@ use super::{Lockbox, Usage, lease_ids};
 use crate::error::{Error, Result};
 use crate::http::{Conn, Endpoint};
 use crate::load::{self, Batch, Outcome, Req, Timing, Workload};
-use crate::vault_plugins::setup::{get_json, post, put};
+use crate::lockbox::{get_json, post, put};
 
 /// The catalog name (and file name in the plugin directory) of the Go test plugin.
 pub(crate) const TESTPLUGIN: &str = "gotest";

@@ -2,6 +2,7 @@
 //! and the keys the reads cycle through.
 
 use super::*;
+use crate::lockbox::{get_json, post, put};
 
 pub(super) fn v2_key_path(i: usize) -> String {
     format!("/v1/{KV_MOUNT}/data/bench/key-{i}")
@@ -9,87 +10,6 @@ pub(super) fn v2_key_path(i: usize) -> String {
 
 pub(super) fn mock_key_path(i: usize) -> String {
     format!("/v1/{MOCK_UNCACHED_NAME}/bench/key-{i}")
-}
-
-/// Writes keys `0..n` to the kv v2 mount (`{"data":{"value":...}}`), then reads
-/// key 0 back and checks `data.data.value`.
-pub(super) async fn seed_v2(ep: &Endpoint, n: usize, value: &str) -> Result<()> {
-    let body = Bytes::from(serde_json::json!({ "data": { "value": value } }).to_string());
-    let workers = n.clamp(1, 8);
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let ep = ep.clone();
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::connect(&ep).await?;
-            for i in (w..n).step_by(workers) {
-                conn.expect(&ep, Method::PUT, &v2_key_path(i), body.clone(), &[200, 204])
-                    .await?;
-            }
-            Ok::<_, Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await.map_err(|e| Error::Worker(e.to_string()))??;
-    }
-    let path = v2_key_path(0);
-    let got = Conn::connect(ep)
-        .await?
-        .expect(ep, Method::GET, &path, Bytes::new(), &[200])
-        .await?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&got).map_err(|e| Error::UnexpectedBody {
-            what: format!("GET {path}"),
-            reason: format!("not JSON: {e}"),
-        })?;
-    if json.pointer("/data/data/value").and_then(|v| v.as_str()) == Some(value) {
-        Ok(())
-    } else {
-        Err(Error::UnexpectedBody {
-            what: format!("GET {path}"),
-            reason: "data.data.value is not what was written (is the mount kv version 2?)".into(),
-        })
-    }
-}
-
-pub(crate) async fn put(ep: &Endpoint, path: &str, body: serde_json::Value) -> Result<()> {
-    Conn::connect(ep)
-        .await?
-        .expect(
-            ep,
-            Method::PUT,
-            path,
-            Bytes::from(body.to_string()),
-            &[200, 204],
-        )
-        .await
-        .map(drop)
-}
-
-pub(crate) async fn post(ep: &Endpoint, path: &str, body: serde_json::Value) -> Result<()> {
-    Conn::connect(ep)
-        .await?
-        .expect(
-            ep,
-            Method::POST,
-            path,
-            Bytes::from(body.to_string()),
-            &[200, 204],
-        )
-        .await
-        .map(drop)
-}
-
-/// `GET path` on a new connection: the JSON body of a 200 answer.
-pub(crate) async fn get_json(ep: &Endpoint, path: &str) -> Result<serde_json::Value> {
-    let body = Conn::connect(ep)
-        .await?
-        .expect(ep, Method::GET, path, Bytes::new(), &[200])
-        .await?;
-    serde_json::from_slice(&body).map_err(|e| Error::UnexpectedBody {
-        what: format!("GET {path}"),
-        reason: format!("not JSON: {e}"),
-    })
 }
 
 /// The `running_sha256` a host reports for a mount (both hosts report it).

@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::BufReader;
@@ -111,8 +111,7 @@ pub async fn launch(
         storage: host.storage,
         conn,
         in_flight: AtomicUsize::new(0),
-        connection_lost: AtomicBool::new(false),
-        breaks: AtomicU64::new(0),
+        health: Default::default(),
         exited: starting.monitor.exit,
         stop: Mutex::new(Some(starting.monitor.stop)),
         socket_dir,
