@@ -8,43 +8,12 @@
 //! fresh connection; all of them are idempotent.
 
 use crate::keys::{self, like_prefix, list_path};
-use crate::pool::{Lease, Pool, Target, message};
-use crate::redact::{Scrubber, redact_url};
+use crate::pool::{Lease, Pool, Target};
+use crate::redact::{Scrubber, message, redact_url};
 use crate::{PostgresConfig, PostgresError, URL_ENV, schema, valid_table_name};
 use async_trait::async_trait;
 use lockbox_storage::{Physical, StorageError};
 use tokio_postgres::config::Host;
-
-/// The statement texts for `table` (a checked identifier).
-pub(crate) struct Texts {
-    pub get: String,
-    pub put: String,
-    pub delete: String,
-    pub list: String,
-    pub delete_prefix: String,
-}
-
-pub(crate) fn statements(table: &str) -> Texts {
-    Texts {
-        get: format!("SELECT value FROM {table} WHERE path = $1 AND key = $2"),
-        put: format!(
-            "INSERT INTO {table} (parent_path, path, key, value) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (path, key) DO UPDATE SET value = EXCLUDED.value, \
-             parent_path = EXCLUDED.parent_path"
-        ),
-        delete: format!("DELETE FROM {table} WHERE path = $1 AND key = $2"),
-        // $1: the children's path; $2: LIKE pattern of parent paths under it.
-        list: format!(
-            "SELECT key FROM {table} WHERE path = $1 \
-             UNION SELECT DISTINCT substring(substr(path, char_length($1) + 1) from '^[^/]*/') \
-             FROM {table} WHERE parent_path LIKE $2 ESCAPE '\\'"
-        ),
-        // $1: LIKE pattern of the full keys.
-        delete_prefix: format!(
-            "DELETE FROM {table} WHERE (substr(path, 2) || key) LIKE $1 ESCAPE '\\'"
-        ),
-    }
-}
 
 /// PostgreSQL storage in Vault's table layout. See the crate docs.
 pub struct PostgresBackend {

@@ -15,7 +15,7 @@
 //! [`PostgresBackend`] (the [`Physical`] implementation), the schema check
 //! (`schema`: the table is created with its index when missing, a table
 //! with other columns is refused), the pool and the startup retries
-//! (`pool`), the key layout (`keys`) and the redaction of the connection
+//! (`pool`), the statements' SQL (`statements`), the key layout (`keys`) and the redaction of the connection
 //! URL's password (`redact`, [`redact_url`]): no log line or error of this
 //! crate contains it.
 //!
@@ -27,6 +27,7 @@ mod keys;
 mod pool;
 mod redact;
 mod schema;
+mod statements;
 
 pub use backend::{PostgresBackend, resolve_url};
 pub use redact::redact_url;

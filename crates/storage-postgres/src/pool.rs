@@ -7,7 +7,7 @@
 //! connection the server closed. Each connection prepares the backend's
 //! statements once, when it is made.
 
-use crate::redact::Scrubber;
+use crate::redact::{Scrubber, message};
 use crate::{CONNECT_TIMEOUT, PostgresError};
 use lockbox_pg_tls::{Plan, SslMode, is_certificate_error};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
-/// The statements every connection prepares (texts in `backend`).
+/// The statements every connection prepares (texts in `statements`).
 pub(crate) struct Statements {
     pub get: Statement,
     pub put: Statement,
@@ -42,13 +42,6 @@ pub(crate) struct Target {
     /// The URL, redacted.
     pub redacted_url: String,
     pub scrub: Scrubber,
-}
-
-/// PostgreSQL's message for `e` (the server's text when it sent one, else
-/// the error and its causes), with the password cut out.
-pub(crate) fn message(e: &tokio_postgres::Error, scrub: &Scrubber) -> String {
-    let text = lockbox_pg_tls::error_message(e);
-    scrub.scrub(&text)
 }
 
 /// What one connection attempt ended with.
@@ -198,7 +191,7 @@ impl Pool {
     }
 
     async fn prepare(&self, client: Client) -> Result<Conn, PostgresError> {
-        let texts = crate::backend::statements(&self.table);
+        let texts = crate::statements::statements(&self.table);
         let prep = |sql: String| {
             let client = &client;
             async move {

@@ -1,6 +1,7 @@
 //! Keeping the connection URL's password out of logs and errors:
 //! [`redact_url`] masks it in a URL (both forms), [`Scrubber`] cuts it out
-//! of any text (a server or driver message) before it is shown.
+//! of any text (a server or driver message) before it is shown, and
+//! [`message`] gives a driver error's text scrubbed so.
 
 /// What a password is replaced with.
 const MASK: &str = "***";
@@ -135,6 +136,13 @@ impl Scrubber {
         }
         out
     }
+}
+
+/// PostgreSQL's message for `e` (the server's text when it sent one, else
+/// the error and its causes), with the password cut out.
+pub(crate) fn message(e: &tokio_postgres::Error, scrub: &Scrubber) -> String {
+    let text = lockbox_pg_tls::error_message(e);
+    scrub.scrub(&text)
 }
 
 #[cfg(test)]

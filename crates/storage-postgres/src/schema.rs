@@ -63,7 +63,7 @@ pub(crate) async fn ensure(
         problem: format!(
             "cannot be checked or created: {}; the user needs CREATE on the schema, or create \
              the table with the DDL in the README",
-            crate::pool::message(&e, scrub)
+            crate::redact::message(&e, scrub)
         ),
     };
     let rows = client
