@@ -189,9 +189,18 @@ fuzz_target!(|input: Input| {
         // Property 1: successes on guarded paths are granted.
         let decoded =
             lockbox_http::percent_decode(uri.path().strip_prefix("/v1/").unwrap_or(""), false);
+        // Vault's rule, stated again here: the first `list` parameter
+        // decides (a non-boolean one is a 400, never a success).
         let list = uri
             .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv == "list=true" || kv == "list=1"));
+            .and_then(|q| {
+                q.split('&').find_map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (lockbox_http::percent_decode(k, true) == "list")
+                        .then(|| lockbox_http::percent_decode(v, true))
+                })
+            })
+            .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
         if (200..300).contains(&status)
             && let Some(path) = acted_on(&decoded)
             && GUARDED.iter().any(|g| path.starts_with(g))

@@ -267,6 +267,27 @@ fn query_map(query: Option<&str>) -> Map<String, Value> {
     m
 }
 
+/// Whether a GET's query asks for a list: Vault's rule, the *first*
+/// `list` parameter as Go's `strconv.ParseBool` reads it (`1`, `t`, `true`
+/// ...; empty is no); another value is a 400. (A later `list=` does not
+/// count, whatever it says: the ACL checks the operation this decides.)
+fn list_query(query: Option<&str>) -> Result<bool, RequestError> {
+    let Some(value) = query.and_then(|q| {
+        form_urlencoded_pairs(q)
+            .into_iter()
+            .find_map(|(k, v)| (k == "list").then_some(v))
+    }) else {
+        return Ok(false);
+    };
+    match value.as_str() {
+        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        other => Err(RequestError::invalid(format!(
+            "invalid list parameter {other:?}: use list=true to list"
+        ))),
+    }
+}
+
 /// Percent-decoding, with `+` as a space when `plus_is_space` (queries).
 /// Invalid escapes are kept literally; the result is lossily UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
@@ -431,12 +452,8 @@ async fn dispatch_inner<B: RequestBody>(
     };
     let path = percent_decode(path, false);
     let query = query_map(req.uri().query());
-    let list_query = query
-        .get("list")
-        .and_then(Value::as_str)
-        .is_some_and(|v| v == "true" || v == "1");
     let method = match req.method().as_str() {
-        "GET" | "HEAD" if list_query => Method::List,
+        "GET" | "HEAD" if list_query(req.uri().query())? => Method::List,
         "GET" | "HEAD" => Method::Read,
         "PUT" | "POST" => Method::Write,
         "DELETE" => Method::Delete,
@@ -659,6 +676,22 @@ mod tests {
         assert_eq!(pairs[2], ("d e".into(), "f%2".into()));
         assert_eq!(percent_decode("a%2E%2E/%C3%A9%zz+", false), "a../é%zz+");
         assert_eq!(percent_decode("%", false), "%");
+    }
+
+    /// Found by the `http_request` fuzz target: with several `list`
+    /// parameters the first decides (Vault's rule), and a value that is
+    /// not a boolean is refused rather than read as "no".
+    #[test]
+    fn the_first_list_parameter_decides() {
+        assert!(list_query(Some("list=true&list=t=t")).unwrap());
+        assert!(!list_query(Some("list=false&list=true")).unwrap());
+        assert!(list_query(Some("a=b&li%73t=1")).unwrap());
+        assert!(list_query(Some("list=T")).unwrap());
+        assert!(!list_query(Some("list=")).unwrap());
+        assert!(!list_query(Some("lister=true")).unwrap());
+        assert!(!list_query(None).unwrap());
+        let e = list_query(Some("list=yes&list=true")).unwrap_err();
+        assert!(e.to_string().contains("invalid list parameter"), "{e}");
     }
 
     #[test]
