@@ -214,3 +214,37 @@ impl ImageStore for NoPlugins {
 
     async fn prune(&self, _barrier: &Barrier, _running: Vec<String>) {}
 }
+
+/// The active node of an HA cluster, as the shared storage records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// Whether this node is the active one.
+    pub is_self: bool,
+    /// The active node's `api_addr` (where clients are redirected).
+    pub api_addr: String,
+    /// The active node's `cluster_addr` (where standbys forward requests).
+    pub cluster_addr: String,
+    /// When it became active.
+    pub active_since: std::time::SystemTime,
+    /// Its leadership term (each new active node increments it).
+    pub term: u64,
+    /// Its node id.
+    pub node_id: String,
+}
+
+/// The HA cluster a core is a node of: its leadership lives in the
+/// storage (the server implements it over PostgreSQL's lock; the core
+/// never names the database). Set with
+/// [`crate::core::Core::enable_ha`] before unseal; a core without one is a
+/// single node, active once unsealed.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// The active node, `None` while there is none.
+    async fn leader(&self) -> Result<Option<LeaderInfo>, String>;
+    /// Asks this node to give up leadership (`sys/step-down` on the
+    /// active); it stays a standby for a while, so another node takes over.
+    fn step_down(&self);
+    /// Takes leadership for `sys/init` (only the leader writes to the
+    /// storage); leadership is given back when the guard is dropped.
+    async fn lead_for_init(&self) -> Result<Box<dyn std::any::Any + Send>, String>;
+}

@@ -19,6 +19,7 @@
 //!   within `http_read_timeout`, and its JSON shape is checked before it is
 //!   parsed (`lockbox_core::json`), so parsing costs about the body's size.
 
+pub mod cluster;
 pub mod conn;
 pub mod tls;
 
@@ -83,6 +84,8 @@ pub struct ServerOptions {
     /// The most connections served at once; more are closed as soon as
     /// they are accepted.
     pub max_connections: usize,
+    /// What an HA standby does with requests it does not answer itself.
+    pub forwarding: cluster::Forwarding,
 }
 
 impl Default for ServerOptions {
@@ -93,6 +96,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             timeouts: Timeouts::default(),
             max_connections: conn::DEFAULT_MAX_CONNECTIONS,
+            forwarding: cluster::Forwarding::Off,
         }
     }
 }
@@ -551,17 +555,24 @@ async fn serve_connection<S>(
     let io = TokioIo::new(conn::Monitored::new(stream, activity.clone()));
     let limit = options.max_request_size.clone();
     let timeouts = options.timeouts;
+    let forwarding = options.forwarding.clone();
     let requests = activity.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let guard = requests.request_started(req.version());
         let core = core.clone();
+        let forwarding = forwarding.clone();
         let bounds = RequestBounds {
             max_request_size: limit.get(),
             read_timeout: timeouts.read,
             max_request_duration: timeouts.max_request_duration,
         };
         async move {
-            let response = dispatch(&core, req, bounds).await;
+            let standby = core.is_standby() && !cluster::answered_by_standby(req.uri().path());
+            let response = match &forwarding {
+                cluster::Forwarding::Forward(f) if standby => f.forward(&core, req, bounds).await,
+                cluster::Forwarding::Redirect if standby => cluster::redirect(&core, &req).await,
+                _ => dispatch(&core, req, bounds).await,
+            };
             Ok::<_, std::convert::Infallible>(response.map(|body| conn::Tracked::new(body, guard)))
         }
     });

@@ -111,6 +111,18 @@ impl Reloadable {
         })
     }
 
+    /// Serves `config` (built in memory, e.g. the HA cluster listener's);
+    /// there are no files to re-read.
+    pub fn from_config(config: Arc<ServerConfig>) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Current {
+                cert: PathBuf::new(),
+                key: PathBuf::new(),
+                acceptor: TlsAcceptor::from(config),
+            })),
+        }
+    }
+
     /// Re-reads the current files; on error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
         let (cert, key) = self.paths();

@@ -253,6 +253,47 @@ pub struct Initialized {
     pub shares: Vec<Zeroizing<Vec<u8>>>,
 }
 
+/// Reads and decrypts the keyring with the root key: its terms and the
+/// active term.
+async fn read_keyring(
+    physical: &dyn Physical,
+    root_cipher: &Aes256Gcm,
+) -> Result<(BTreeMap<u32, Term>, u32), BarrierError> {
+    let stored_ring = physical
+        .get(KEYRING_PATH)
+        .await?
+        .ok_or(BarrierError::NotInitialized)?;
+    let (_, nonce, ct) = parse_value(KEYRING_PATH, &stored_ring)?;
+    let plain = Zeroizing::new(open_value(root_cipher, KEYRING_PATH, nonce, ct)?);
+    let stored: StoredKeyring =
+        serde_json::from_slice(&plain).map_err(|source| BarrierError::Encoding {
+            what: "keyring",
+            source,
+        })?;
+    let mut terms = BTreeMap::new();
+    for t in stored.terms {
+        use base64::Engine;
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(&t.key)
+                .map_err(|e| BarrierError::Corrupt {
+                    key: KEYRING_PATH.into(),
+                    reason: e.to_string(),
+                })?,
+        );
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        if bytes.len() != KEY_LEN {
+            return Err(BarrierError::Corrupt {
+                key: KEYRING_PATH.into(),
+                reason: format!("term {} key has {} bytes", t.term, bytes.len()),
+            });
+        }
+        key.copy_from_slice(&bytes);
+        terms.insert(t.term, Term::new(key, t.install_time));
+    }
+    Ok((terms, stored.active_term))
+}
+
 impl Barrier {
     /// Creates fresh keys for an uninitialized storage and returns the
     /// unsealed barrier plus the unseal key shares.
@@ -327,48 +368,31 @@ impl Barrier {
         );
         let root_cipher =
             Aes256Gcm::new_from_slice(&root).map_err(|_| BarrierError::WrongUnsealKey)?;
-        let stored_ring = physical
-            .get(KEYRING_PATH)
-            .await?
-            .ok_or(BarrierError::NotInitialized)?;
-        let (_, nonce, ct) = parse_value(KEYRING_PATH, &stored_ring)?;
-        let plain = Zeroizing::new(open_value(&root_cipher, KEYRING_PATH, nonce, ct)?);
-        let stored: StoredKeyring =
-            serde_json::from_slice(&plain).map_err(|source| BarrierError::Encoding {
-                what: "keyring",
-                source,
-            })?;
-        let mut terms = BTreeMap::new();
-        for t in stored.terms {
-            use base64::Engine;
-            let bytes = Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(&t.key)
-                    .map_err(|e| BarrierError::Corrupt {
-                        key: KEYRING_PATH.into(),
-                        reason: e.to_string(),
-                    })?,
-            );
-            let mut key = Zeroizing::new([0u8; KEY_LEN]);
-            if bytes.len() != KEY_LEN {
-                return Err(BarrierError::Corrupt {
-                    key: KEYRING_PATH.into(),
-                    reason: format!("term {} key has {} bytes", t.term, bytes.len()),
-                });
-            }
-            key.copy_from_slice(&bytes);
-            terms.insert(t.term, Term::new(key, t.install_time));
-        }
+        let (terms, active) = read_keyring(physical.as_ref(), &root_cipher).await?;
         Ok(Barrier {
             physical,
             keyring: RwLock::new(Arc::new(Keyring {
                 root: root_cipher,
                 terms,
-                active: stored.active_term,
+                active,
             })),
             encryptions: AtomicU64::new(0),
             rotation: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads the keyring from storage again (a standby before promotion,
+    /// or on a value under a term it does not know yet: another node
+    /// rotated the key).
+    pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let old = self.ring();
+        let (terms, active) = read_keyring(self.physical.as_ref(), &old.root).await?;
+        *self.keyring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Keyring {
+            root: old.root.clone(),
+            terms,
+            active,
+        });
+        Ok(())
     }
 
     fn ring(&self) -> Arc<Keyring> {
@@ -474,7 +498,12 @@ impl Barrier {
             return Ok(None);
         };
         let (term, nonce, ct) = parse_value(key, &raw)?;
-        let ring = self.ring();
+        let mut ring = self.ring();
+        if !ring.terms.contains_key(&term) && term > ring.active {
+            // Written by another node (HA) after it rotated the key.
+            self.reload_keyring().await?;
+            ring = self.ring();
+        }
         let t = ring.terms.get(&term).ok_or(BarrierError::UnknownTerm {
             key: key.to_string(),
             term,
@@ -592,6 +621,27 @@ mod tests {
         for (_, v) in mem.dump() {
             assert!(!v.windows(12).any(|w| w == b"super-secret"));
         }
+    }
+
+    /// HA: a standby's barrier opened before the active rotated the key
+    /// reads values written under the new term (it reloads the keyring).
+    #[tokio::test]
+    async fn a_second_barrier_follows_a_rotation_by_the_first() {
+        let (mem, init) = fresh().await;
+        let parts: Vec<Vec<u8>> = init.shares.iter().map(|s| s.to_vec()).collect();
+        let standby = Barrier::unseal(mem.clone(), &parts[..2]).await.unwrap();
+        init.barrier.rotate().await.unwrap();
+        init.barrier.put("after", b"rotated").await.unwrap();
+        assert_eq!(standby.get("after").await.unwrap().unwrap(), b"rotated");
+        assert_eq!(standby.key_status().term, 2);
+        // A term no keyring has is still an error, not a loop.
+        let mut raw = mem.get("after").await.unwrap().unwrap();
+        raw[1..5].copy_from_slice(&9u32.to_be_bytes());
+        mem.put("after", raw).await.unwrap();
+        assert!(matches!(
+            standby.get("after").await,
+            Err(BarrierError::UnknownTerm { term: 9, .. })
+        ));
     }
 
     #[tokio::test]

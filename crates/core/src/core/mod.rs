@@ -24,6 +24,7 @@ mod sys;
 pub mod tokens;
 pub use api::{ApiRequest, Method, Reply};
 pub mod audit;
+pub mod ha;
 pub mod leases;
 
 pub use pipeline::canonical_request_path;
@@ -133,6 +134,15 @@ struct UnsealProgress {
     nonce: String,
 }
 
+/// Stops every mount's engine (seal, demotion).
+async fn stop_engines(active: &Active) {
+    for route in active.routes().values() {
+        if let Handler::Backend(b) = &route.handler {
+            b.cleanup().await;
+        }
+    }
+}
+
 /// Builds the engine for a mount type.
 pub type EngineFactory = Arc<dyn Fn(&MountEntry) -> Result<Arc<dyn Backend>, String> + Send + Sync>;
 
@@ -149,6 +159,8 @@ pub struct Core {
     plugins: Arc<dyn PluginRuntime>,
     /// Plugin images (injected by the server).
     images: Arc<dyn ImageStore>,
+    /// HA: the node's cluster and standby state (`ha`).
+    ha: ha::HaState,
 }
 
 /// Errors of seal lifecycle operations used outside HTTP (server startup).
@@ -228,6 +240,7 @@ impl Core {
             unseal: tokio::sync::Mutex::new(UnsealProgress::default()),
             lifecycle: tokio::sync::Mutex::new(()),
             engines,
+            ha: ha::HaState::default(),
         }
     }
 
@@ -238,6 +251,17 @@ impl Core {
 
     pub(crate) fn active(&self) -> Option<Arc<Active>> {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The active state, or why there is none: sealed, or an HA standby.
+    pub(crate) fn serving(&self) -> Result<Arc<Active>, RequestError> {
+        self.active().ok_or_else(|| {
+            if self.is_standby() {
+                RequestError::Standby
+            } else {
+                RequestError::Sealed
+            }
+        })
     }
 
     /// The barrier while unsealed (`None` when sealed): for the layers
@@ -253,9 +277,9 @@ impl Core {
         }
     }
 
-    /// Whether the core is sealed.
+    /// Whether the core is sealed (an HA standby is unsealed).
     pub fn is_sealed(&self) -> bool {
-        self.active().is_none()
+        self.active().is_none() && !self.is_standby()
     }
 
     /// Whether the storage has been initialized.
@@ -279,6 +303,7 @@ impl Core {
         root_token_id: Option<String>,
     ) -> Result<InitResult, CoreError> {
         let _guard = self.lifecycle.lock().await;
+        let _leader = self.lead_for_init().await?;
         if self.is_initialized().await? {
             return Err(CoreError::AlreadyInitialized);
         }
@@ -311,7 +336,7 @@ impl Core {
     /// Submits one unseal key. Returns `true` once unsealed.
     pub async fn submit_unseal_key(&self, key: &[u8]) -> Result<bool, CoreError> {
         let _guard = self.lifecycle.lock().await;
-        if self.active().is_some() {
+        if !self.is_sealed() {
             return Ok(true);
         }
         let config = barrier::seal_config(self.physical.as_ref())
@@ -331,8 +356,16 @@ impl Core {
         *progress = UnsealProgress::default();
         drop(progress);
         let barrier = Arc::new(Barrier::unseal(self.physical.clone(), &parts).await?);
+        if self.ha.enabled() {
+            // HA: unsealed as a standby; the server's leadership loop
+            // promotes it once it holds the lock.
+            self.ha.set_standby(Some(barrier));
+            tracing::info!("lockbox unsealed as a standby");
+            return Ok(true);
+        }
         let active = self.activate(barrier).await?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(active);
+        self.ha.set_role(ha::Role::Active);
         tracing::info!("lockbox unsealed");
         Ok(true)
     }
@@ -345,14 +378,14 @@ impl Core {
     /// Seals: drops every key and stops every mount's engine.
     pub async fn seal(&self) {
         let _guard = self.lifecycle.lock().await;
+        let standby = self.ha.set_standby(None).is_some();
+        self.ha.set_role(ha::Role::Sealed);
         let active = self.state.write().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(active) = active {
-            for route in active.routes().values() {
-                if let Handler::Backend(b) = &route.handler {
-                    b.cleanup().await;
-                }
-            }
+            stop_engines(&active).await;
             tracing::info!("lockbox sealed");
+        } else if standby {
+            tracing::info!("lockbox sealed (was a standby)");
         }
     }
 
@@ -562,7 +595,7 @@ impl Core {
         &self,
         entry: &crate::catalog::CatalogEntry,
     ) -> Result<(), RequestError> {
-        let active = self.active().ok_or(RequestError::Sealed)?;
+        let active = self.serving()?;
         crate::catalog::Catalog::new(&active.barrier)
             .put(entry)
             .await
@@ -679,7 +712,7 @@ impl Core {
         kind: &str,
         description: &str,
     ) -> Result<(), RequestError> {
-        let active = self.active().ok_or(RequestError::Sealed)?;
+        let active = self.serving()?;
         let input = admin::EnableMount {
             kind: kind.into(),
             description: description.into(),
@@ -715,7 +748,7 @@ pub(crate) async fn persist_table(
 
 /// Creates a token directly (dev mode root token and tests).
 pub async fn create_root_token(core: &Core, id: Option<String>) -> Result<String, RequestError> {
-    let active = core.active().ok_or(RequestError::Sealed)?;
+    let active = core.serving()?;
     let (id, _) = active
         .tokens
         .create(

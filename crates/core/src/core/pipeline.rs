@@ -45,7 +45,7 @@ impl Core {
         if let Some(reply) = sys::handle_unsealed_exempt(self, &req, &path).await? {
             return Ok(reply);
         }
-        let active = self.active().ok_or(RequestError::Sealed)?;
+        let active = self.serving()?;
         let Some((mount_path, route)) = active.route(&path) else {
             // As in Vault, a path no mount serves is "permission denied"
             // unless the token may use that path: callers without a valid
@@ -388,12 +388,10 @@ impl Core {
             path.strip_prefix("sys/")
                 .is_some_and(|p| SpecialPaths::matches(&paths::special_paths().unauthenticated, p))
         };
-        let Some(active) = self.active() else {
-            return if sys_unauthenticated(path) {
-                Ok(())
-            } else {
-                Err(RequestError::Sealed)
-            };
+        let active = match self.serving() {
+            Ok(active) => active,
+            Err(_) if sys_unauthenticated(path) => return Ok(()),
+            Err(e) => return Err(e),
         };
         let needs_token = match active.route(path) {
             None => true,

@@ -166,10 +166,14 @@ pub(super) async fn handle_unsealed_exempt(
                     }
                 }
             };
+            let standby = core.is_standby();
+            let ok = |key: &str| bool_field(&req.data, key);
             let status = if !initialized {
                 code("uninitcode", 501)?
             } else if sealed {
                 code("sealedcode", 503)?
+            } else if standby && !ok("standbyok")? && !ok("perfstandbyok")? {
+                code("standbycode", 429)?
             } else {
                 code("activecode", 200)?
             };
@@ -179,7 +183,7 @@ pub(super) async fn handle_unsealed_exempt(
                 body: json!({
                     "initialized": initialized,
                     "sealed": sealed,
-                    "standby": false,
+                    "standby": standby,
                     "performance_standby": false,
                     "replication_performance_mode": "disabled",
                     "replication_dr_mode": "disabled",
@@ -190,17 +194,8 @@ pub(super) async fn handle_unsealed_exempt(
                 }),
             }))
         }
-        // Answered sealed too, as Vault does without HA (`vault status`
-        // asks it on a sealed server).
-        ("sys/leader", Method::Read) => raw(json!({
-            "ha_enabled": false,
-            "is_self": !core.is_sealed(),
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
-        })),
+        // Answered sealed too (`vault status` asks it on a sealed server).
+        ("sys/leader", Method::Read) => raw(super::ha::leader_body(core).await?),
         ("sys/seal-status" | "sys/init" | "sys/unseal" | "sys/health" | "sys/leader", _) => {
             Err(RequestError::UnsupportedOperation)
         }

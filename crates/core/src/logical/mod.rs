@@ -273,6 +273,12 @@ pub enum RequestError {
     /// The server is sealed (503).
     #[error("lockbox is sealed")]
     Sealed,
+    /// This node is an HA standby and the request is not one a standby
+    /// answers (503 where the listener did not forward it).
+    #[error(
+        "this node is a standby and cannot serve this request: send it to the active node (sys/leader names it)"
+    )]
+    Standby,
     /// The server is not initialized (400 for most paths).
     #[error("lockbox is not initialized")]
     NotInitialized,
@@ -305,7 +311,7 @@ impl RequestError {
             RequestError::NoHandler { .. } => 404,
             RequestError::UnsupportedOperation => 405,
             RequestError::TooLarge { .. } => 413,
-            RequestError::Sealed | RequestError::Unavailable(_) => 503,
+            RequestError::Sealed | RequestError::Standby | RequestError::Unavailable(_) => 503,
             RequestError::Storage(_) | RequestError::Internal(_) => 500,
             RequestError::Coded { status, .. } => *status,
         }

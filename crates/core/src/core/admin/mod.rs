@@ -79,7 +79,7 @@ impl Admin<'_> {
         route: &str,
         operation: Operation,
     ) -> Result<(Arc<Active>, Caller), RequestError> {
-        let active = self.core.active().ok_or(RequestError::Sealed)?;
+        let active = self.core.serving()?;
         let token = match self.token {
             "" => None,
             id => active.tokens.lookup(id).await?,

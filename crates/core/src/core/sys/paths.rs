@@ -9,9 +9,10 @@ use crate::logical::{RequestError, SpecialPaths};
 
 /// Paths of `sys/` that need `sudo`, as in Vault (plus `seal`, which Vault
 /// enforces in code).
-const ROOT_PATHS: [&str; 14] = [
+const ROOT_PATHS: [&str; 15] = [
     "auth/*",
     "remount",
+    "step-down",
     "rotate",
     "rotate/keyring",
     "seal",
@@ -47,12 +48,13 @@ pub(in crate::core) fn special_paths() -> SpecialPaths {
 /// The `sys/` endpoints whose answers Vault also copies from `data` to the
 /// top level of the body (its `injectDataIntoTopRoutes`, for old clients):
 /// exact paths, and prefixes where the entry ends in `/`.
-const INJECT_DATA_INTO_TOP: [&str; 13] = [
+const INJECT_DATA_INTO_TOP: [&str; 14] = [
     "auth",
     "auth/",
     "capabilities",
     "capabilities-accessor",
     "capabilities-self",
+    "ha-status",
     "key-status",
     "mounts",
     "mounts/",

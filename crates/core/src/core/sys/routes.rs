@@ -44,6 +44,10 @@ pub(super) enum SysRoute<'a> {
     ReloadPlugin(&'a str, &'a str),
     /// `seal`.
     Seal,
+    /// `step-down`.
+    StepDown,
+    /// `ha-status`.
+    HaStatus,
     /// `rotate`, `rotate/keyring` (OpenBao's name for it).
     Rotate,
     /// `key-status`.
@@ -103,6 +107,8 @@ impl<'a> SysRoute<'a> {
             "plugins/reload/backend" => ReloadBackend,
             "plugins/reload/backend/status" => ReloadStatus,
             "seal" => Seal,
+            "step-down" => StepDown,
+            "ha-status" => HaStatus,
             "rotate" | "rotate/keyring" => Rotate,
             "key-status" => KeyStatus,
             "policies/acl" => Policies,
@@ -168,7 +174,7 @@ impl<'a> SysRoute<'a> {
         const WRITE: &[Operation] = &[Create, Update];
         match self {
             Mounts(_) | RemountStatus(_) | Catalog | ReloadStatus | KeyStatus | UiMounts
-            | UiMount(_) => &[Read],
+            | UiMount(_) | HaStatus => &[Read],
             Mount(Table::Mounts, _) | CatalogEntry(..) | Policy(_) | LegacyPolicy(_) => {
                 &[Read, Create, Update, Delete]
             }
@@ -176,8 +182,8 @@ impl<'a> SysRoute<'a> {
             MountTune(..) => &[Read, Create, Update],
             CatalogType(_) | LegacyPolicies => &[Read, List],
             Policies => &[List],
-            Remount | ReloadBackend | ReloadPlugin(..) | Seal | Rotate | CapabilitiesSelf
-            | Capabilities | LeaseLookup | LeaseRenew(_) | LeaseRevoke(_)
+            Remount | ReloadBackend | ReloadPlugin(..) | Seal | StepDown | Rotate
+            | CapabilitiesSelf | Capabilities | LeaseLookup | LeaseRenew(_) | LeaseRevoke(_)
             | LeaseRevokePrefix(_) | LeaseRevokeForce(_) | LeaseTidy => WRITE,
             LeaseList(_) => &[List],
             AuditDevices => &[Read],
@@ -243,6 +249,14 @@ async fn dispatch(
             core.seal().await;
             Ok(None)
         }
+        // Vault answers 204 without HA too.
+        StepDown => {
+            core.step_down();
+            Ok(None)
+        }
+        HaStatus => Ok(Some(Response::data(
+            crate::core::ha::ha_status_data(core).await?,
+        ))),
         Rotate => {
             active.barrier.rotate().await?;
             Ok(None)
