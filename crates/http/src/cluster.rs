@@ -299,6 +299,9 @@ struct Connection {
 #[derive(Default)]
 pub struct Forwarder {
     connection: tokio::sync::Mutex<Option<Connection>>,
+    /// The stored identity, read once (it never changes) and forgotten
+    /// when a forward fails.
+    identity: std::sync::Mutex<Option<Arc<zeroize::Zeroizing<Vec<u8>>>>>,
 }
 
 fn unavailable(message: String) -> Response<Body> {
@@ -352,14 +355,9 @@ impl Forwarder {
             Ok(l) => l,
             Err(response) => return *response,
         };
-        let stored = match core.read_shared(CLUSTER_TLS_KEY).await {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                return unavailable(
-                    "the active node has not published its cluster certificate yet; retry".into(),
-                );
-            }
-            Err(e) => return unavailable(format!("cannot read the cluster certificate: {e}")),
+        let stored = match self.identity(core).await {
+            Ok(b) => b,
+            Err(response) => return *response,
         };
         let (parts, body) = req.into_parts();
         if let Some(len) = parts
@@ -387,6 +385,7 @@ impl Forwarder {
         match result {
             Ok(response) => response,
             Err(reason) => {
+                *self.identity.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let e = ClusterError::Forward {
                     addr: leader.cluster_addr.clone(),
                     reason,
@@ -394,6 +393,34 @@ impl Forwarder {
                 tracing::warn!("{e}");
                 unavailable(e.to_string())
             }
+        }
+    }
+
+    /// The stored cluster identity (cached), or the 503 to answer.
+    async fn identity(
+        &self,
+        core: &Core,
+    ) -> Result<Arc<zeroize::Zeroizing<Vec<u8>>>, Box<Response<Body>>> {
+        if let Some(b) = self
+            .identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(b);
+        }
+        match core.read_shared(CLUSTER_TLS_KEY).await {
+            Ok(Some(b)) => {
+                let b = Arc::new(zeroize::Zeroizing::new(b));
+                *self.identity.lock().unwrap_or_else(|e| e.into_inner()) = Some(b.clone());
+                Ok(b)
+            }
+            Ok(None) => Err(Box::new(unavailable(
+                "the active node has not published its cluster certificate yet; retry".into(),
+            ))),
+            Err(e) => Err(Box::new(unavailable(format!(
+                "cannot read the cluster certificate: {e}"
+            )))),
         }
     }
 

@@ -261,29 +261,28 @@ fn render(reply: Reply) -> Response<Body> {
     }
 }
 
+/// The query parameters; of a repeated one the *first* value counts, as
+/// Go's `url.Values.Get` that Vault reads them with.
 fn query_map(query: Option<&str>) -> Map<String, Value> {
     let mut m = Map::new();
     if let Some(q) = query {
         for (k, v) in form_urlencoded_pairs(q) {
-            m.insert(k, Value::String(v));
+            m.entry(k).or_insert(Value::String(v));
         }
     }
     m
 }
 
-/// Whether a GET's query asks for a list: Vault's rule, the *first*
-/// `list` parameter as Go's `strconv.ParseBool` reads it (`1`, `t`, `true`
-/// ...; empty is no); another value is a 400. (A later `list=` does not
-/// count, whatever it says: the ACL checks the operation this decides.)
-fn list_query(query: Option<&str>) -> Result<bool, RequestError> {
-    let Some(value) = query.and_then(|q| {
-        form_urlencoded_pairs(q)
-            .into_iter()
-            .find_map(|(k, v)| (k == "list").then_some(v))
-    }) else {
+/// Whether a GET's query asks for a list: Vault's rule, the first `list`
+/// parameter (see [`query_map`]) as Go's `strconv.ParseBool` reads it (`1`,
+/// `t`, `true` ...; empty is no); another value is a 400. (A later `list=`
+/// does not count, whatever it says: the ACL checks the operation this
+/// decides.)
+fn list_query(query: &Map<String, Value>) -> Result<bool, RequestError> {
+    let Some(value) = query.get("list").and_then(Value::as_str) else {
         return Ok(false);
     };
-    match value.as_str() {
+    match value {
         "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         other => Err(RequestError::invalid(format!(
@@ -457,7 +456,7 @@ async fn dispatch_inner<B: RequestBody>(
     let path = percent_decode(path, false);
     let query = query_map(req.uri().query());
     let method = match req.method().as_str() {
-        "GET" | "HEAD" if list_query(req.uri().query())? => Method::List,
+        "GET" | "HEAD" if list_query(&query)? => Method::List,
         "GET" | "HEAD" => Method::Read,
         "PUT" | "POST" => Method::Write,
         "DELETE" => Method::Delete,
@@ -694,14 +693,16 @@ mod tests {
     /// not a boolean is refused rather than read as "no".
     #[test]
     fn the_first_list_parameter_decides() {
-        assert!(list_query(Some("list=true&list=t=t")).unwrap());
-        assert!(!list_query(Some("list=false&list=true")).unwrap());
-        assert!(list_query(Some("a=b&li%73t=1")).unwrap());
-        assert!(list_query(Some("list=T")).unwrap());
-        assert!(!list_query(Some("list=")).unwrap());
-        assert!(!list_query(Some("lister=true")).unwrap());
-        assert!(!list_query(None).unwrap());
-        let e = list_query(Some("list=yes&list=true")).unwrap_err();
+        let list = |q: Option<&str>| list_query(&query_map(q));
+        assert!(list(Some("list=true&list=t=t")).unwrap());
+        assert!(!list(Some("list=false&list=true")).unwrap());
+        assert!(list(Some("a=b&li%73t=1")).unwrap());
+        assert!(list(Some("list=T")).unwrap());
+        assert!(!list(Some("list=")).unwrap());
+        assert!(!list(Some("lister=true")).unwrap());
+        assert!(!list(None).unwrap());
+        assert_eq!(query_map(Some("a=1&a=2"))["a"], "1", "the first value counts");
+        let e = list(Some("list=yes&list=true")).unwrap_err();
         assert!(e.to_string().contains("invalid list parameter"), "{e}");
     }
 
