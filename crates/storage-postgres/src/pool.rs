@@ -100,7 +100,29 @@ impl Target {
     /// `allow`: plain, then TLS); a failure is classified by the last
     /// attempt's error.
     async fn connect_once(&self) -> Result<Client, Failure> {
+        self.connect_with(self.config.clone()).await
+    }
+
+    /// A connection outside the pool for the high availability lock: TCP
+    /// keepalives on (idle 5 s), so a vanished peer is noticed by both
+    /// sides. One attempt, no retries (the caller retries with backoff).
+    pub(crate) async fn connect_dedicated(&self) -> Result<Client, PostgresError> {
         let mut config = self.config.clone();
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(5));
+        config.keepalives_interval(Duration::from_secs(1));
+        config.keepalives_retries(3);
+        match self.connect_with(config).await {
+            Ok(c) => Ok(c),
+            Err(Failure::Fatal(e)) => Err(e),
+            Err(Failure::Transient(m)) => Err(PostgresError::Connect {
+                target: self.name.clone(),
+                message: m,
+            }),
+        }
+    }
+
+    async fn connect_with(&self, mut config: tokio_postgres::Config) -> Result<Client, Failure> {
         config.connect_timeout(CONNECT_TIMEOUT);
         let scrub = self.scrub.clone();
         let report = move |e: tokio_postgres::Error| {
@@ -173,6 +195,11 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             max_idle,
         }
+    }
+
+    /// The storage table's name.
+    pub(crate) fn table(&self) -> &str {
+        &self.table
     }
 
     pub(crate) fn target(&self) -> &Target {
