@@ -4,7 +4,6 @@
 
 use lockbox_storage::Physical;
 use lockbox_storage_postgres::{PostgresBackend, PostgresConfig, PostgresError};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
