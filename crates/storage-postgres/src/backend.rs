@@ -229,13 +229,16 @@ impl Physical for PostgresBackend {
                 .map(|_| ()));
         };
         let term = fence.write_term("put", key)?;
-        let written: u64 = with_conn!(self, "put", key, |c| c
-            .client
-            .execute(
-                fence.texts.put.as_str(),
-                &[&row.parent_path, &row.path, &row.key, &value, &term]
-            )
-            .await)?;
+        let written: u64 = with_conn!(self, "put", key, |c| async {
+            let s = c.fenced(&fence.texts).await?;
+            c.client
+                .execute(
+                    &s.put,
+                    &[&row.parent_path, &row.path, &row.key, &value, &term],
+                )
+                .await
+        }
+        .await)?;
         if written == 0 {
             return Err(fence.refused(term, "put", key));
         }
@@ -252,10 +255,13 @@ impl Physical for PostgresBackend {
                 .map(|_| ()));
         };
         let term = fence.write_term("delete", key)?;
-        let counts = with_conn!(self, "delete", key, |c| c
-            .client
-            .query_one(fence.texts.delete.as_str(), &[&row.path, &row.key, &term])
-            .await)?;
+        let counts = with_conn!(self, "delete", key, |c| async {
+            let s = c.fenced(&fence.texts).await?;
+            c.client
+                .query_one(&s.delete, &[&row.path, &row.key, &term])
+                .await
+        }
+        .await)?;
         fenced_count(fence, term, "delete", key, &counts).map(|_| ())
     }
 
@@ -286,10 +292,13 @@ impl Physical for PostgresBackend {
             return Ok(usize::try_from(n).unwrap_or(usize::MAX));
         };
         let term = fence.write_term("delete_prefix", prefix)?;
-        let counts = with_conn!(self, "delete_prefix", prefix, |c| c
-            .client
-            .query_one(fence.texts.delete_prefix.as_str(), &[&pattern, &term])
-            .await)?;
+        let counts = with_conn!(self, "delete_prefix", prefix, |c| async {
+            let s = c.fenced(&fence.texts).await?;
+            c.client
+                .query_one(&s.delete_prefix, &[&pattern, &term])
+                .await
+        }
+        .await)?;
         fenced_count(fence, term, "delete_prefix", prefix, &counts)
     }
 

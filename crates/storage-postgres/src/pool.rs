@@ -5,14 +5,16 @@
 //! semaphore permit travels with each), keeps at most
 //! `max_idle_connections` of them when they are given back, and drops a
 //! connection the server closed. Each connection prepares the backend's
-//! statements once, when it is made.
+//! statements once, when it is made (the fenced writes of high
+//! availability at their first use).
 
+use crate::ha::FencedTexts;
 use crate::redact::{Scrubber, message};
 use crate::{CONNECT_TIMEOUT, PostgresError};
 use lockbox_pg_tls::{Plan, SslMode, is_certificate_error};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
@@ -29,6 +31,33 @@ pub(crate) struct Statements {
 pub(crate) struct Conn {
     pub client: Client,
     pub stmts: Statements,
+    /// The fenced writes (high availability), prepared at their first use.
+    fenced: OnceCell<FencedStatements>,
+}
+
+/// The fenced writes' statements (texts in `ha::sql`).
+pub(crate) struct FencedStatements {
+    pub put: Statement,
+    pub delete: Statement,
+    pub delete_prefix: Statement,
+}
+
+impl Conn {
+    /// The fenced writes, prepared on this connection once.
+    pub(crate) async fn fenced(
+        &self,
+        texts: &FencedTexts,
+    ) -> Result<&FencedStatements, tokio_postgres::Error> {
+        self.fenced
+            .get_or_try_init(|| async {
+                Ok(FencedStatements {
+                    put: self.client.prepare(&texts.put).await?,
+                    delete: self.client.prepare(&texts.delete).await?,
+                    delete_prefix: self.client.prepare(&texts.delete_prefix).await?,
+                })
+            })
+            .await
+    }
 }
 
 /// How to reach the server, with what is safe to show about it.
@@ -238,7 +267,11 @@ impl Pool {
             list: prep(texts.list).await?,
             delete_prefix: prep(texts.delete_prefix).await?,
         };
-        Ok(Conn { client, stmts })
+        Ok(Conn {
+            client,
+            stmts,
+            fenced: OnceCell::new(),
+        })
     }
 
     /// An open connection: an idle one, else a new one (one attempt, no

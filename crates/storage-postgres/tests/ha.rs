@@ -345,3 +345,33 @@ async fn a_restart_loses_the_leadership_and_a_node_takes_it_again() {
     assert!(rec.lock_held);
     drop(held);
 }
+
+#[tokio::test]
+async fn dropping_the_leadership_steps_down_at_once() {
+    let Some(pg) = Pg::start() else { return };
+    let a = node(&pg, "node-a", |_| {}).await;
+    let b = node(&pg, "node-b", |_| {}).await;
+    let held_a = acquire(&a).await;
+    a.store.put("k", b"a".to_vec()).await.expect("A writes");
+    let b_campaign = campaign(&b);
+    // An acquire dropped while it waits holds nothing afterwards.
+    let c = node(&pg, "node-c", |_| {}).await;
+    assert!(
+        timeout(Duration::from_millis(300), c.ha.acquire())
+            .await
+            .is_err()
+    );
+    let term_a = held_a.term();
+    drop(held_a);
+    assert_fenced(a.store.put("k", b"a2".to_vec()).await, "standby");
+    let held_b = won(b_campaign).await;
+    assert!(held_b.term() > term_a);
+    b.store.put("k", b"b".to_vec()).await.expect("B writes");
+    assert_eq!(
+        pg.admin(
+            "lockbox",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        ),
+        "1"
+    );
+}

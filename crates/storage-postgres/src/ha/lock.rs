@@ -54,6 +54,11 @@ impl<'a> Campaign<'a> {
         let shared = self.shared;
         let client = shared.backend.pool.target().connect_dedicated().await?;
         let key = shared.key;
+        // Someone may have emptied the table since enable_ha.
+        client
+            .batch_execute(&shared.texts.seed)
+            .await
+            .map_err(query_error("HA table rows", shared))?;
         loop {
             let row = client
                 .query_one(shared.texts.try_lock, &[&key])
@@ -111,7 +116,11 @@ impl<'a> Campaign<'a> {
         client
             .query_one(shared.texts.terminate, &[&pid])
             .await
-            .map_err(query_error("HA terminate", shared))?;
+            .map_err(query_error(
+                "HA end of a stale holder's session (pg_terminate_backend needs the holder's \
+                 login role or pg_signal_backend)",
+                shared,
+            ))?;
         self.unpromoted = None;
         Ok(())
     }

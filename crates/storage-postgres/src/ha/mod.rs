@@ -23,6 +23,7 @@ mod lock;
 mod sql;
 
 pub(crate) use fence::Fence;
+pub(crate) use sql::FencedTexts;
 pub use sql::{ha_ddl, lock_key};
 
 use crate::redact::Scrubber;

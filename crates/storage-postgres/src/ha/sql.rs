@@ -31,7 +31,7 @@ pub fn ha_ddl(table: &str) -> String {
 }
 
 /// The two rows every HA table needs (term 0: no leader yet).
-fn seed_rows(table: &str) -> String {
+pub(crate) fn seed_rows(table: &str) -> String {
     format!(
         "INSERT INTO {table} (ha_key, term) VALUES ('leader', 0), ('heartbeat', 0) \
          ON CONFLICT (ha_key) DO NOTHING;"
@@ -80,6 +80,8 @@ pub(crate) struct HaTexts {
     pub holder: String,
     /// `$1` the pid.
     pub terminate: &'static str,
+    /// The two rows, inserted when missing.
+    pub seed: String,
     /// `$1` the lock key: the leader row, the heartbeat age, whether the
     /// lock is held.
     pub leader: String,
@@ -116,6 +118,7 @@ pub(crate) fn ha_texts(t: &str) -> HaTexts {
             lock_rows("l")
         ),
         terminate: "SELECT pg_terminate_backend($1)",
+        seed: seed_rows(t),
         leader: format!(
             "SELECT l.term, l.node_id, l.api_addr, l.cluster_addr, \
              EXTRACT(EPOCH FROM l.active_since)::float8, \
