@@ -375,3 +375,42 @@ async fn dropping_the_leadership_steps_down_at_once() {
         "1"
     );
 }
+
+#[tokio::test]
+async fn a_term_recorded_by_another_node_is_reported_as_superseded() {
+    let Some(pg) = Pg::start() else { return };
+    let a = node(&pg, "node-a", |_| {}).await;
+    let mut held_a = acquire(&a).await;
+    let term = held_a.term();
+    pg.admin(
+        "lockbox",
+        "UPDATE lockbox_ha_leader SET term = term + 1 WHERE ha_key IN ('leader', 'heartbeat')",
+    );
+    let reason = timeout(LIVENESS, held_a.lost()).await.expect("A notices");
+    assert_eq!(reason, LostReason::Superseded { term: term + 1 });
+    assert_fenced(a.store.put("k", b"a".to_vec()).await, "standby");
+}
+
+#[tokio::test]
+async fn a_session_holding_the_lock_without_promoting_is_ended() {
+    let Some(pg) = Pg::start() else { return };
+    let b = node(&pg, "node-b", |c| {
+        c.stale_after = Duration::from_millis(500)
+    })
+    .await;
+    // A process that took the lock and hung before its term bump.
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(conn);
+    let key = lockbox_storage_postgres::lock_key(lockbox_storage_postgres::DEFAULT_HA_TABLE);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .await
+        .expect("lock");
+    let held_b = won(campaign(&b)).await;
+    assert_eq!(held_b.term(), 1);
+    let ended = timeout(LIVENESS, conn).await.expect("hung session ended");
+    assert!(ended.expect("connection task").is_err(), "terminated by B");
+    b.store.put("k", b"b".to_vec()).await.expect("B writes");
+}
