@@ -18,7 +18,7 @@ use crate::args::ServerError;
 use async_trait::async_trait;
 use lockbox_core::core::Core;
 use lockbox_core::core::ha::Role;
-use lockbox_core::runtime::{Cluster, LeaderInfo};
+use lockbox_core::runtime::{Cluster, LeaderInfo, MemberInfo};
 use lockbox_http::cluster::{CLUSTER_TLS_KEY, ClusterIdentity, Forwarding};
 use lockbox_http::{ServerOptions, tls};
 use lockbox_storage_postgres::{HaConfig, Leadership, PostgresBackend};
@@ -159,6 +159,19 @@ impl Cluster for ClusterNode {
         Ok(info)
     }
 
+    async fn members(&self) -> Result<Vec<MemberInfo>, String> {
+        let members = self.leadership.members().await.map_err(|e| e.to_string())?;
+        Ok(members
+            .into_iter()
+            .map(|m| MemberInfo {
+                node_id: m.node_id,
+                api_addr: m.api_addr,
+                cluster_addr: m.cluster_addr,
+                last_echo: m.last_echo,
+            })
+            .collect())
+    }
+
     fn step_down(&self) {
         self.step_down.notify_one();
     }
@@ -250,9 +263,36 @@ pub(crate) fn spawn(
     loss: StorageLoss,
 ) {
     tokio::spawn(leadership_loop(node.clone(), core.clone()));
+    tokio::spawn(echo(node.clone(), core.clone()));
     tokio::spawn(serve_cluster(cluster_listener, core.clone(), template));
     if let Some(limit) = loss.seal_after {
         tokio::spawn(storage_watchdog(node, core, limit, loss.keys_file));
+    }
+}
+
+/// How often an unsealed node records that it is up (`sys/ha-status`).
+const ECHO_PERIOD: Duration = Duration::from_secs(5);
+
+/// Records this node as a member while it is unsealed.
+async fn echo(node: Arc<ClusterNode>, core: Arc<Core>) {
+    let mut failing = false;
+    let mut role = core.watch_role();
+    loop {
+        if !core.is_sealed() {
+            match node.leadership.echo().await {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!("cannot record this node as an HA member: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+        // At once after an unseal, else every period.
+        tokio::select! {
+            () = tokio::time::sleep(ECHO_PERIOD) => {}
+            changed = role.changed() => if changed.is_err() { return },
+        }
     }
 }
 
