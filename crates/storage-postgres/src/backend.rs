@@ -13,7 +13,7 @@ use crate::pool::{Lease, Pool, Target};
 use crate::redact::{Scrubber, message, redact_url};
 use crate::{PostgresConfig, PostgresError, URL_ENV, schema, valid_table_name};
 use async_trait::async_trait;
-use lockbox_storage::{Physical, StorageError};
+use lockbox_storage::{Physical, StorageError, TxnOp};
 use std::sync::OnceLock;
 use tokio_postgres::config::Host;
 
@@ -302,7 +302,77 @@ impl Physical for PostgresBackend {
         fenced_count(fence, term, "delete_prefix", prefix, &counts)
     }
 
+    /// One PostgreSQL transaction; with HA, its first statement checks
+    /// the term under `FOR SHARE` (held to the commit), so a new active
+    /// node's term bump waits for it, and a transaction of an old term
+    /// writes nothing.
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
+        let Some(first) = ops.first().map(|o| o.key().to_string()) else {
+            return Ok(());
+        };
+        let fence = self.ha.get();
+        let term = match fence {
+            Some(f) => Some(f.write_term("transaction", &first)?),
+            None => None,
+        };
+        let committed: bool = with_conn!(self, "transaction", &first, |c| {
+            let check = fence.zip(term).map(|(f, t)| (f.texts.check.as_str(), t));
+            in_transaction(c, &ops, check).await
+        })?;
+        match (committed, fence, term) {
+            (false, Some(f), Some(t)) => Err(f.refused(t, "transaction", &first)),
+            _ => Ok(()),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+}
+
+/// Runs `ops` between `BEGIN` and `COMMIT` on `c`; `false` (rolled back,
+/// nothing written) when `check` (the fence query and term) finds another
+/// term. An error rolls back too; a cancelled call drops the connection
+/// (the pool takes back only connections whose call finished).
+async fn in_transaction(
+    c: &crate::pool::Conn,
+    ops: &[TxnOp],
+    check: Option<(&str, i64)>,
+) -> Result<bool, tokio_postgres::Error> {
+    c.client.batch_execute("BEGIN").await?;
+    let body = async {
+        if let Some((sql, term)) = check
+            && c.client.query(sql, &[&term]).await?.is_empty()
+        {
+            return Ok(false);
+        }
+        for op in ops {
+            match op {
+                TxnOp::Put { key, value } => {
+                    let row = keys::split(key);
+                    c.client
+                        .execute(
+                            &c.stmts.put,
+                            &[&row.parent_path, &row.path, &row.key, value],
+                        )
+                        .await?;
+                }
+                TxnOp::Delete { key } => {
+                    let row = keys::split(key);
+                    c.client
+                        .execute(&c.stmts.delete, &[&row.path, &row.key])
+                        .await?;
+                }
+            }
+        }
+        Ok(true)
+    };
+    match body.await {
+        Ok(true) => c.client.batch_execute("COMMIT").await.map(|()| true),
+        Ok(false) => c.client.batch_execute("ROLLBACK").await.map(|()| false),
+        Err(e) => {
+            let _ = c.client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
     }
 }

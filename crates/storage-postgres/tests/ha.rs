@@ -414,3 +414,49 @@ async fn a_session_holding_the_lock_without_promoting_is_ended() {
     assert!(ended.expect("connection task").is_err(), "terminated by B");
     b.store.put("k", b"b".to_vec()).await.expect("B writes");
 }
+
+/// A multi-key transaction of a node that lost the leadership writes none
+/// of its keys; the leader's is applied whole.
+#[tokio::test]
+async fn a_transaction_of_the_old_term_writes_nothing() {
+    use lockbox_storage::TxnOp;
+    let Some(pg) = Pg::start() else { return };
+    let a = node(&pg, "node-a", |c| c.heartbeat = Duration::from_secs(3600)).await;
+    let b = node(&pg, "node-b", |c| {
+        c.stale_after = Duration::from_millis(500)
+    })
+    .await;
+    let put = |k: &str, v: &[u8]| TxnOp::Put {
+        key: k.into(),
+        value: v.to_vec(),
+    };
+    let _held_a = acquire(&a).await;
+    a.store
+        .transaction(vec![put("t/1", b"a"), put("t/2", b"a")])
+        .await
+        .expect("the leader's transaction");
+    let _held_b = won(campaign(&b)).await;
+    assert_fenced(
+        a.store
+            .transaction(vec![
+                put("t/1", b"old"),
+                TxnOp::Delete { key: "t/2".into() },
+                put("t/3", b"old"),
+            ])
+            .await,
+        "lost the leadership",
+    );
+    for (k, v) in [
+        ("t/1", Some(b"a".to_vec())),
+        ("t/2", Some(b"a".to_vec())),
+        ("t/3", None),
+    ] {
+        assert_eq!(b.store.get(k).await.expect("read"), v, "{k}");
+    }
+    b.store
+        .transaction(vec![put("t/3", b"b"), TxnOp::Delete { key: "t/1".into() }])
+        .await
+        .expect("the new leader's transaction");
+    assert_eq!(b.store.get("t/3").await.expect("read"), Some(b"b".to_vec()));
+    assert_eq!(b.store.get("t/1").await.expect("read"), None);
+}

@@ -139,6 +139,33 @@ impl Physical for FileBackend {
         .await
     }
 
+    /// One redb write transaction: fsync'd at commit, nothing of it
+    /// visible or durable before.
+    async fn transaction(&self, ops: Vec<crate::TxnOp>) -> Result<(), StorageError> {
+        let first = ops.first().map(|o| o.key().to_string()).unwrap_or_default();
+        self.blocking("transaction", move |db| {
+            let err = |e: redb::Error| engine("transaction", &first)(e);
+            let txn = db.begin_write().map_err(|e| err(e.into()))?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(|e| err(e.into()))?;
+                for op in &ops {
+                    match op {
+                        crate::TxnOp::Put { key, value } => {
+                            table
+                                .insert(key.as_str(), value.as_slice())
+                                .map_err(|e| err(e.into()))?;
+                        }
+                        crate::TxnOp::Delete { key } => {
+                            table.remove(key.as_str()).map_err(|e| err(e.into()))?;
+                        }
+                    }
+                }
+            }
+            txn.commit().map_err(|e| err(e.into()))
+        })
+        .await
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let err = |e: redb::Error| engine("list", prefix)(e);
         let txn = self.db.begin_read().map_err(|e| err(e.into()))?;

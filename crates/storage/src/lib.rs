@@ -88,8 +88,46 @@ pub trait Physical: Send + Sync + 'static {
     /// Deletes every key that starts with `prefix`, atomically where the
     /// backend can. Returns how many keys were removed.
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError>;
+    /// Applies `ops` in order as one unit: all of them or none (one
+    /// transaction in every backend of this workspace; the default, for
+    /// other backends, applies them one by one).
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
+        for op in ops {
+            match op {
+                TxnOp::Put { key, value } => self.put(&key, value).await?,
+                TxnOp::Delete { key } => self.delete(&key).await?,
+            }
+        }
+        Ok(())
+    }
     /// A short name of the backend for `sys/seal-status` (`inmem`, `file`).
     fn kind(&self) -> &'static str;
+}
+
+/// One write of a [`Physical::transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    /// Write `value` at `key`.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Delete `key` (missing is fine).
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+impl TxnOp {
+    /// The key the operation writes.
+    pub fn key(&self) -> &str {
+        match self {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } => key,
+        }
+    }
 }
 
 /// Reduces a sorted run of keys under `prefix` to Vault-style list entries:
@@ -141,6 +179,25 @@ pub mod contract {
         assert_eq!(backend.delete_prefix("b/").await.unwrap(), 3);
         assert_eq!(backend.list("").await.unwrap(), vec!["bz"]);
         assert_eq!(backend.get("bz").await.unwrap(), Some(b"5".to_vec()));
+        // A transaction applies its operations in order.
+        let put = |k: &str, v: &[u8]| super::TxnOp::Put {
+            key: k.into(),
+            value: v.to_vec(),
+        };
+        backend
+            .transaction(vec![
+                put("t/a", b"1"),
+                put("t/b", b"2"),
+                super::TxnOp::Delete { key: "bz".into() },
+                put("t/a", b"3"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(backend.get("t/a").await.unwrap(), Some(b"3".to_vec()));
+        assert_eq!(backend.get("t/b").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(backend.get("bz").await.unwrap(), None);
+        backend.transaction(Vec::new()).await.unwrap();
+        assert_eq!(backend.delete_prefix("t/").await.unwrap(), 2);
     }
 }
 

@@ -52,6 +52,21 @@ impl Physical for InMemory {
         Ok(())
     }
 
+    async fn transaction(&self, ops: Vec<crate::TxnOp>) -> Result<(), StorageError> {
+        let mut map = self.write();
+        for op in ops {
+            match op {
+                crate::TxnOp::Put { key, value } => {
+                    map.insert(key, value);
+                }
+                crate::TxnOp::Delete { key } => {
+                    map.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let map = self.read();
         let keys = map

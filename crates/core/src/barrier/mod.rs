@@ -23,7 +23,7 @@ pub mod shamir;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
-use lockbox_storage::{Physical, StorageError};
+use lockbox_storage::{Physical, StorageError, TxnOp};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -251,6 +251,23 @@ pub struct Initialized {
     pub barrier: Barrier,
     /// The unseal key shares, to hand to the operator once.
     pub shares: Vec<Zeroizing<Vec<u8>>>,
+}
+
+/// One write of [`Barrier::transaction`].
+#[derive(Debug, Clone, Copy)]
+pub enum BarrierOp<'a> {
+    /// Encrypt and write the plaintext at the key.
+    Put(&'a str, &'a [u8]),
+    /// Delete the key.
+    Delete(&'a str),
+}
+
+impl BarrierOp<'_> {
+    fn key(&self) -> &str {
+        match self {
+            BarrierOp::Put(k, _) | BarrierOp::Delete(k) => k,
+        }
+    }
 }
 
 /// Reads and decrypts the keyring with the root key: its terms and the
@@ -492,6 +509,39 @@ impl Barrier {
         Ok(())
     }
 
+    /// Encrypts the puts of `ops` and applies them all in one storage
+    /// transaction (all or none where the backend can: every backend of
+    /// lockbox's does).
+    pub async fn transaction(&self, ops: &[BarrierOp<'_>]) -> Result<(), BarrierError> {
+        let ring = self.ring();
+        let term = ring
+            .terms
+            .get(&ring.active)
+            .ok_or(BarrierError::UnknownTerm {
+                key: ops.first().map(|o| o.key().to_string()).unwrap_or_default(),
+                term: ring.active,
+            })?;
+        let mut puts = 0;
+        let txn = ops
+            .iter()
+            .map(|op| match op {
+                BarrierOp::Put(key, plaintext) => {
+                    puts += 1;
+                    TxnOp::Put {
+                        key: key.to_string(),
+                        value: seal_value(&term.cipher, ring.active, key, plaintext),
+                    }
+                }
+                BarrierOp::Delete(key) => TxnOp::Delete {
+                    key: key.to_string(),
+                },
+            })
+            .collect();
+        self.encryptions.fetch_add(puts, Ordering::Relaxed);
+        self.physical.transaction(txn).await?;
+        Ok(())
+    }
+
     /// Reads and decrypts a value.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
         let Some(raw) = self.physical.get(key).await? else {
@@ -620,6 +670,32 @@ mod tests {
         );
         for (_, v) in mem.dump() {
             assert!(!v.windows(12).any(|w| w == b"super-secret"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_encrypts_its_puts_and_applies_its_deletes() {
+        let (mem, init) = fresh().await;
+        init.barrier.put("gone", b"x").await.unwrap();
+        init.barrier
+            .transaction(&[
+                BarrierOp::Put("t/a", b"pl41n-one"),
+                BarrierOp::Delete("gone"),
+                BarrierOp::Put("t/b", b"pl41n-two"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            init.barrier.get("t/a").await.unwrap().unwrap(),
+            b"pl41n-one"
+        );
+        assert_eq!(
+            init.barrier.get("t/b").await.unwrap().unwrap(),
+            b"pl41n-two"
+        );
+        assert_eq!(init.barrier.get("gone").await.unwrap(), None);
+        for (_, v) in mem.dump() {
+            assert!(!v.windows(5).any(|w| w == b"pl41n"));
         }
     }
 

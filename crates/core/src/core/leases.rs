@@ -16,7 +16,7 @@
 //! marked irrevocable with the error kept for `lookup`; `revoke-force`
 //! removes it without the engine.
 
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, BarrierOp};
 use crate::logical::{RequestError, SecretCall};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -281,12 +281,18 @@ impl Leases {
             revoke_error: None,
             irrevocable: false,
         };
-        self.put(&entry).await?;
-        if let Some(t) = &entry.token_hash {
-            self.barrier
-                .put(&token_key(t, &entry.lease_id), entry.lease_id.as_bytes())
-                .await?;
+        // The lease and its token index in one transaction.
+        let raw = serde_json::to_vec(&entry).map_err(internal)?;
+        let id_key = format!("{ID_PREFIX}{}", entry.lease_id);
+        let index_key = entry
+            .token_hash
+            .as_ref()
+            .map(|t| token_key(t, &entry.lease_id));
+        let mut ops = vec![BarrierOp::Put(&id_key, &raw)];
+        if let Some(k) = &index_key {
+            ops.push(BarrierOp::Put(k, entry.lease_id.as_bytes()));
         }
+        self.barrier.transaction(&ops).await?;
         self.schedule_at(entry.expire_time, &entry.lease_id);
         Ok(entry)
     }
@@ -339,12 +345,16 @@ impl Leases {
     }
 
     async fn delete(&self, entry: &LeaseEntry) -> Result<(), RequestError> {
-        self.barrier
-            .delete(&format!("{ID_PREFIX}{}", entry.lease_id))
-            .await?;
-        if let Some(t) = &entry.token_hash {
-            self.barrier.delete(&token_key(t, &entry.lease_id)).await?;
+        let id_key = format!("{ID_PREFIX}{}", entry.lease_id);
+        let index_key = entry
+            .token_hash
+            .as_ref()
+            .map(|t| token_key(t, &entry.lease_id));
+        let mut ops = vec![BarrierOp::Delete(&id_key)];
+        if let Some(k) = &index_key {
+            ops.push(BarrierOp::Delete(k));
         }
+        self.barrier.transaction(&ops).await?;
         self.unschedule(&entry.lease_id);
         Ok(())
     }

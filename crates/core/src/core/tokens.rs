@@ -37,7 +37,7 @@
 //! never outlives its parent whatever its own TTL, as in Vault, where the
 //! parent's expiry revokes its tree.
 
-use crate::barrier::{Barrier, BarrierError};
+use crate::barrier::{Barrier, BarrierError, BarrierOp};
 use crate::logical::{Auth, RequestError};
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -479,18 +479,24 @@ impl TokenStore {
                 "cannot create a token with a duplicate ID",
             ));
         }
-        if let Some(parent_hash) = &entry.parent {
-            self.barrier
-                .put(&format!("{PARENT_PREFIX}{parent_hash}/{hash}"), b"")
-                .await?;
+        // The entry and its indexes (parent, accessor) in one transaction:
+        // no crash leaves an accessor without its token or the reverse.
+        let raw = serde_json::to_vec(&entry).map_err(|e| RequestError::Internal(e.to_string()))?;
+        let parent_key = entry
+            .parent
+            .as_ref()
+            .map(|parent_hash| format!("{PARENT_PREFIX}{parent_hash}/{hash}"));
+        let accessor_key = format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor));
+        let id_key = format!("{ID_PREFIX}{hash}");
+        let mut ops = Vec::with_capacity(3);
+        if let Some(k) = &parent_key {
+            ops.push(BarrierOp::Put(k, b""));
         }
-        self.barrier
-            .put(
-                &format!("{ACCESSOR_PREFIX}{}", self.hash(&accessor)),
-                hash.as_bytes(),
-            )
-            .await?;
-        let entry = self.put_locked(&hash, entry).await?;
+        ops.push(BarrierOp::Put(&accessor_key, hash.as_bytes()));
+        ops.push(BarrierOp::Put(&id_key, &raw));
+        self.barrier.transaction(&ops).await?;
+        let entry = Arc::new(entry);
+        self.cache_insert(&hash, entry.clone());
         Ok((id, entry))
     }
 
@@ -581,18 +587,21 @@ impl TokenStore {
         let _guard = self.lock_for(hash).lock().await;
         let entry = self.peek(hash).await?;
         if let Some(entry) = entry {
-            // Storage first, then the cache: a reader that misses the cache
-            // takes this lock and then finds nothing to put back.
-            self.barrier.delete(&format!("{ID_PREFIX}{hash}")).await?;
-            self.evict(hash);
-            self.barrier
-                .delete(&format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)))
-                .await?;
-            if let Some(parent) = &entry.parent {
-                self.barrier
-                    .delete(&format!("{PARENT_PREFIX}{parent}/{hash}"))
-                    .await?;
+            // Storage first (the entry and its indexes in one transaction),
+            // then the cache: a reader that misses the cache takes this lock
+            // and then finds nothing to put back.
+            let id_key = format!("{ID_PREFIX}{hash}");
+            let accessor_key = format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor));
+            let parent_key = entry
+                .parent
+                .as_ref()
+                .map(|parent| format!("{PARENT_PREFIX}{parent}/{hash}"));
+            let mut ops = vec![BarrierOp::Delete(&id_key), BarrierOp::Delete(&accessor_key)];
+            if let Some(k) = &parent_key {
+                ops.push(BarrierOp::Delete(k));
             }
+            self.barrier.transaction(&ops).await?;
+            self.evict(hash);
         }
         self.barrier
             .delete_prefix(&format!("{PARENT_PREFIX}{hash}/"))

@@ -140,6 +140,9 @@ pub(crate) struct FencedTexts {
     pub delete: String,
     /// `$1` LIKE pattern, `$2` term; returns (fence rows, deleted rows).
     pub delete_prefix: String,
+    /// `$1` term; one row while it is current, `FOR SHARE` held until the
+    /// end of the transaction (the first statement of a transaction).
+    pub check: String,
 }
 
 fn fence_cte(ha: &str, param: u8) -> String {
@@ -169,6 +172,7 @@ pub(crate) fn fenced_texts(table: &str, ha: &str) -> FencedTexts {
              SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM gone)",
             fence_cte(ha, 2)
         ),
+        check: format!("SELECT term FROM {ha} WHERE ha_key = 'leader' AND term = $1 FOR SHARE"),
     }
 }
 
