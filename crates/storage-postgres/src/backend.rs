@@ -7,17 +7,21 @@
 //! connection closed by the server (a restart) is tried once more on a
 //! fresh connection; all of them are idempotent.
 
+use crate::ha::Fence;
 use crate::keys::{self, like_prefix, list_path};
 use crate::pool::{Lease, Pool, Target};
 use crate::redact::{Scrubber, message, redact_url};
 use crate::{PostgresConfig, PostgresError, URL_ENV, schema, valid_table_name};
 use async_trait::async_trait;
 use lockbox_storage::{Physical, StorageError};
+use std::sync::OnceLock;
 use tokio_postgres::config::Host;
 
 /// PostgreSQL storage in Vault's table layout. See the crate docs.
 pub struct PostgresBackend {
-    pool: Pool,
+    pub(crate) pool: Pool,
+    /// Set by `enable_ha`: writes are fenced by the leadership's term.
+    pub(crate) ha: OnceLock<Fence>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -95,7 +99,10 @@ impl PostgresBackend {
             config.max_idle_connections.max(1),
         );
         pool.adopt(client).await?;
-        Ok(PostgresBackend { pool })
+        Ok(PostgresBackend {
+            pool,
+            ha: OnceLock::new(),
+        })
     }
 
     /// The connection URL with its password masked.
@@ -171,6 +178,33 @@ fn engine(operation: &'static str, key: &str, e: PostgresError) -> StorageError 
     }
 }
 
+/// A fenced delete's answer (fence rows, deleted rows): no fence row means
+/// the term changed (refused), else the number deleted.
+fn fenced_count(
+    fence: &Fence,
+    term: i64,
+    operation: &'static str,
+    key: &str,
+    counts: &tokio_postgres::Row,
+) -> Result<usize, StorageError> {
+    let read = |i: usize| {
+        counts.try_get::<_, i64>(i).map_err(|e| {
+            engine(
+                operation,
+                key,
+                PostgresError::Query {
+                    operation,
+                    message: format!("unexpected answer to the fenced {operation}: {e}"),
+                },
+            )
+        })
+    };
+    if read(0)? == 0 {
+        return Err(fence.refused(term, operation, key));
+    }
+    Ok(usize::try_from(read(1)?).unwrap_or(usize::MAX))
+}
+
 #[async_trait]
 impl Physical for PostgresBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -184,23 +218,51 @@ impl Physical for PostgresBackend {
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         let row = keys::split(key);
-        with_conn!(self, "put", key, |c| c
-            .client
-            .execute(
-                &c.stmts.put,
-                &[&row.parent_path, &row.path, &row.key, &value]
-            )
-            .await
-            .map(|_| ()))
+        let Some(fence) = self.ha.get() else {
+            return with_conn!(self, "put", key, |c| c
+                .client
+                .execute(
+                    &c.stmts.put,
+                    &[&row.parent_path, &row.path, &row.key, &value]
+                )
+                .await
+                .map(|_| ()));
+        };
+        let term = fence.write_term("put", key)?;
+        let written: u64 = with_conn!(self, "put", key, |c| async {
+            let s = c.fenced(&fence.texts).await?;
+            c.client
+                .execute(
+                    &s.put,
+                    &[&row.parent_path, &row.path, &row.key, &value, &term],
+                )
+                .await
+        }
+        .await)?;
+        if written == 0 {
+            return Err(fence.refused(term, "put", key));
+        }
+        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let row = keys::split(key);
-        with_conn!(self, "delete", key, |c| c
-            .client
-            .execute(&c.stmts.delete, &[&row.path, &row.key])
-            .await
-            .map(|_| ()))
+        let Some(fence) = self.ha.get() else {
+            return with_conn!(self, "delete", key, |c| c
+                .client
+                .execute(&c.stmts.delete, &[&row.path, &row.key])
+                .await
+                .map(|_| ()));
+        };
+        let term = fence.write_term("delete", key)?;
+        let counts = with_conn!(self, "delete", key, |c| async {
+            let s = c.fenced(&fence.texts).await?;
+            c.client
+                .query_one(&s.delete, &[&row.path, &row.key, &term])
+                .await
+        }
+        .await)?;
+        fenced_count(fence, term, "delete", key, &counts).map(|_| ())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -222,11 +284,22 @@ impl Physical for PostgresBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
         let pattern = like_prefix(prefix);
-        let n: u64 = with_conn!(self, "delete_prefix", prefix, |c| c
-            .client
-            .execute(&c.stmts.delete_prefix, &[&pattern])
-            .await)?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let Some(fence) = self.ha.get() else {
+            let n: u64 = with_conn!(self, "delete_prefix", prefix, |c| c
+                .client
+                .execute(&c.stmts.delete_prefix, &[&pattern])
+                .await)?;
+            return Ok(usize::try_from(n).unwrap_or(usize::MAX));
+        };
+        let term = fence.write_term("delete_prefix", prefix)?;
+        let counts = with_conn!(self, "delete_prefix", prefix, |c| async {
+            let s = c.fenced(&fence.texts).await?;
+            c.client
+                .query_one(&s.delete_prefix, &[&pattern, &term])
+                .await
+        }
+        .await)?;
+        fenced_count(fence, term, "delete_prefix", prefix, &counts)
     }
 
     fn kind(&self) -> &'static str {

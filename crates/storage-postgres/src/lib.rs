@@ -19,10 +19,23 @@
 //! URL's password (`redact`, [`redact_url`]): no log line or error of this
 //! crate contains it.
 //!
+//! High availability (`ha`, [`PostgresBackend::enable_ha`]): nodes sharing
+//! the database elect one active node with a session advisory lock on a
+//! dedicated connection (TCP keepalives on); the active node heartbeats in
+//! its own HA table (`ha_table`, default [`DEFAULT_HA_TABLE`]; not Vault's
+//! `vault_ha_locks`), and a standby that sees the heartbeat older than
+//! `stale_after` by the database clock ends the holder's session
+//! (`pg_terminate_backend`) and takes over. Each takeover bumps a term;
+//! every write of the active node checks its term in the same statement
+//! under `FOR SHARE`, so once a new term is committed no write of an older
+//! one commits, and a standby's writes are refused
+//! ([`lockbox_storage::StorageError::Fenced`]). Reads are never fenced.
+//!
 //! Like every backend it sees only ciphertext (and the non-secret seal
 //! configuration): the core's barrier encrypts before it stores.
 
 mod backend;
+mod ha;
 mod keys;
 mod pool;
 mod redact;
@@ -30,6 +43,9 @@ mod schema;
 mod statements;
 
 pub use backend::{PostgresBackend, resolve_url};
+pub use ha::{
+    DEFAULT_HA_TABLE, HaConfig, Held, LeaderRecord, Leadership, LostReason, ha_ddl, lock_key,
+};
 pub use redact::redact_url;
 
 use lockbox_storage::StorageError;
@@ -64,7 +80,7 @@ pub struct PostgresConfig {
     pub max_idle_connections: usize,
     /// `max_connect_retries`: attempts after the first at startup.
     pub max_connect_retries: u32,
-    /// `ha_table`: kept for high availability, which is not supported yet.
+    /// `ha_table`: the high availability table (see [`HaConfig::table`]).
     pub ha_table: Option<String>,
 }
 

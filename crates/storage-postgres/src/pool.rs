@@ -5,14 +5,16 @@
 //! semaphore permit travels with each), keeps at most
 //! `max_idle_connections` of them when they are given back, and drops a
 //! connection the server closed. Each connection prepares the backend's
-//! statements once, when it is made.
+//! statements once, when it is made (the fenced writes of high
+//! availability at their first use).
 
+use crate::ha::FencedTexts;
 use crate::redact::{Scrubber, message};
 use crate::{CONNECT_TIMEOUT, PostgresError};
 use lockbox_pg_tls::{Plan, SslMode, is_certificate_error};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
@@ -29,6 +31,33 @@ pub(crate) struct Statements {
 pub(crate) struct Conn {
     pub client: Client,
     pub stmts: Statements,
+    /// The fenced writes (high availability), prepared at their first use.
+    fenced: OnceCell<FencedStatements>,
+}
+
+/// The fenced writes' statements (texts in `ha::sql`).
+pub(crate) struct FencedStatements {
+    pub put: Statement,
+    pub delete: Statement,
+    pub delete_prefix: Statement,
+}
+
+impl Conn {
+    /// The fenced writes, prepared on this connection once.
+    pub(crate) async fn fenced(
+        &self,
+        texts: &FencedTexts,
+    ) -> Result<&FencedStatements, tokio_postgres::Error> {
+        self.fenced
+            .get_or_try_init(|| async {
+                Ok(FencedStatements {
+                    put: self.client.prepare(&texts.put).await?,
+                    delete: self.client.prepare(&texts.delete).await?,
+                    delete_prefix: self.client.prepare(&texts.delete_prefix).await?,
+                })
+            })
+            .await
+    }
 }
 
 /// How to reach the server, with what is safe to show about it.
@@ -100,7 +129,29 @@ impl Target {
     /// `allow`: plain, then TLS); a failure is classified by the last
     /// attempt's error.
     async fn connect_once(&self) -> Result<Client, Failure> {
+        self.connect_with(self.config.clone()).await
+    }
+
+    /// A connection outside the pool for the high availability lock: TCP
+    /// keepalives on (idle 5 s), so a vanished peer is noticed by both
+    /// sides. One attempt, no retries (the caller retries with backoff).
+    pub(crate) async fn connect_dedicated(&self) -> Result<Client, PostgresError> {
         let mut config = self.config.clone();
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(5));
+        config.keepalives_interval(Duration::from_secs(1));
+        config.keepalives_retries(3);
+        match self.connect_with(config).await {
+            Ok(c) => Ok(c),
+            Err(Failure::Fatal(e)) => Err(e),
+            Err(Failure::Transient(m)) => Err(PostgresError::Connect {
+                target: self.name.clone(),
+                message: m,
+            }),
+        }
+    }
+
+    async fn connect_with(&self, mut config: tokio_postgres::Config) -> Result<Client, Failure> {
         config.connect_timeout(CONNECT_TIMEOUT);
         let scrub = self.scrub.clone();
         let report = move |e: tokio_postgres::Error| {
@@ -175,6 +226,11 @@ impl Pool {
         }
     }
 
+    /// The storage table's name.
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     pub(crate) fn target(&self) -> &Target {
         &self.target
     }
@@ -211,7 +267,11 @@ impl Pool {
             list: prep(texts.list).await?,
             delete_prefix: prep(texts.delete_prefix).await?,
         };
-        Ok(Conn { client, stmts })
+        Ok(Conn {
+            client,
+            stmts,
+            fenced: OnceCell::new(),
+        })
     }
 
     /// An open connection: an idle one, else a new one (one attempt, no

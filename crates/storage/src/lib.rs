@@ -49,6 +49,18 @@ pub enum StorageError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A write was refused because this node does not hold the high
+    /// availability leadership (it is a standby, or another node took the
+    /// leadership over): nothing was written.
+    #[error("storage {operation} refused for key {key:?}: {reason}")]
+    Fenced {
+        /// Which operation was refused (`put`, `delete`, `delete_prefix`).
+        operation: &'static str,
+        /// The key or prefix involved.
+        key: String,
+        /// Why, and what to do (send writes to the active node).
+        reason: String,
+    },
     /// A blocking storage task panicked or was cancelled.
     #[error("storage task for {operation} did not complete: {message}")]
     Task {
