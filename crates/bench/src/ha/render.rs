@@ -74,7 +74,7 @@ fn intro(w: &mut String, args: &HaArgs) {
          `GET /v1/sys/leader`: *failover* is the time to the first write answered 2xx, *leader \
          seen* the time to the first `is_self: true`. Then the killed node is restarted with \
          the same config (it auto-unseals) and waited for until `sys/leader` on it names the \
-         new active (*rejoin*), and the next round starts {} s later.\n",
+         new active (*rejoined as standby*, timed from the restart), and the next round starts {} s later.\n",
         args.nodes,
         args.load_writers,
         args.load_interval_ms,
@@ -200,7 +200,7 @@ fn failover_section(w: &mut String, f: &Failover, args: &HaArgs) {
     let _ = writeln!(w, "#### 2. Failover after `kill -9` of the active node\n");
     let _ = writeln!(
         w,
-        "| round | killed | new active | leader seen (ms) | failover: first write (ms) | first write through | rejoined as standby (s) |"
+        "| round | killed | new active | leader seen (ms) | failover: first write (ms) | first write through | rejoined as standby (ms) |"
     );
     let _ = writeln!(w, "|---:|---|---|---:|---:|---|---:|");
     for (n, r) in f.rounds.iter().enumerate() {
@@ -217,15 +217,14 @@ fn failover_section(w: &mut String, f: &Failover, args: &HaArgs) {
                 || "-".into(),
                 |(_, i)| {
                     let role = if Some(i) == r.new_active {
-                        "the new active"
+                        "new active"
                     } else {
-                        "a standby (forwarded)"
+                        "standby, forwarded"
                     };
                     format!("{} ({role})", name(i))
                 }
             ),
-            r.rejoined
-                .map_or_else(|| "-".into(), |d| format!("{:.1}", d.as_secs_f64())),
+            r.rejoined.map_or_else(|| "-".into(), millis),
         );
     }
     let _ = writeln!(w);
