@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod compat;
 mod database;
+mod ha;
 mod http_api;
 mod kv_v2;
 mod leases;

@@ -701,7 +701,11 @@ mod tests {
         assert!(!list(Some("list=")).unwrap());
         assert!(!list(Some("lister=true")).unwrap());
         assert!(!list(None).unwrap());
-        assert_eq!(query_map(Some("a=1&a=2"))["a"], "1", "the first value counts");
+        assert_eq!(
+            query_map(Some("a=1&a=2"))["a"],
+            "1",
+            "the first value counts"
+        );
         let e = list(Some("list=yes&list=true")).unwrap_err();
         assert!(e.to_string().contains("invalid list parameter"), "{e}");
     }

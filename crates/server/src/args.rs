@@ -66,6 +66,9 @@ pub enum ServerError {
         /// What is wrong, with the accepted values.
         message: String,
     },
+    /// HA settings are missing or wrong, or leadership could not be set up.
+    #[error("HA: {0}")]
+    Ha(String),
     /// Neither `--dev` nor `--config`.
     #[error("either --dev or --config FILE is required (try `lockbox server --dev`)")]
     NoMode,

@@ -81,6 +81,9 @@ pub struct ListenerConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key.
     pub tls_key_file: Option<PathBuf>,
+    /// HA: the cluster listener's `host:port` (default: the API port + 1,
+    /// as Vault).
+    pub cluster_address: Option<String>,
     /// Overrides the top-level `max_request_size` (same meaning).
     pub max_request_size: Option<i64>,
     /// `http_read_header_timeout`; unset or 0 is Vault's default (10s).
@@ -106,8 +109,16 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The API listener.
     pub listener: ListenerConfig,
-    /// The address clients should use.
+    /// The address clients should use (HA: where standbys redirect).
     pub api_addr: Option<String>,
+    /// HA: where standbys forward requests to this node when it is active
+    /// (`https://host:port` of the cluster listener).
+    pub cluster_addr: Option<String>,
+    /// HA: `storage "postgresql" { ha_enabled = "true" }`.
+    pub ha_enabled: bool,
+    /// HA: standbys answer 307 to the active's `api_addr` instead of
+    /// forwarding.
+    pub disable_request_forwarding: bool,
     /// Where plugin binaries must live.
     pub plugin_directory: Option<PathBuf>,
     /// Largest request body in bytes, as Vault reads it: 0 means the
@@ -145,10 +156,9 @@ pub struct Config {
     pub registry_auth_file: Option<PathBuf>,
 }
 
-const IGNORED: [&str; 8] = [
+const IGNORED: [&str; 7] = [
     "ui",
     "disable_mlock",
-    "cluster_addr",
     "disable_cache",
     "pid_file",
     "raw_storage_endpoint",
@@ -293,8 +303,12 @@ impl Config {
                 http_idle_timeout: None,
                 max_request_duration: None,
                 max_connections: None,
+                cluster_address: None,
             },
             api_addr: None,
+            cluster_addr: None,
+            ha_enabled: false,
+            disable_request_forwarding: false,
             plugin_directory: None,
             max_request_size: 0,
             default_max_request_duration: None,
@@ -316,6 +330,8 @@ impl Config {
             let v = attr_value(attr);
             match key {
                 "api_addr" => cfg.api_addr = Some(as_string(key, &v)?),
+                "cluster_addr" => cfg.cluster_addr = Some(as_string(key, &v)?),
+                "disable_request_forwarding" => cfg.disable_request_forwarding = as_bool(key, &v)?,
                 "plugin_directory" => {
                     cfg.plugin_directory = Some(PathBuf::from(as_string(key, &v)?))
                 }
@@ -385,7 +401,9 @@ impl Config {
                     let kind = label.ok_or_else(|| {
                         invalid("storage block needs a type: storage \"file\" { ... }")
                     })?;
-                    storage = Some(storage::parse(&kind, block.body())?);
+                    let (parsed, ha_enabled) = storage::parse(&kind, block.body())?;
+                    storage = Some(parsed);
+                    cfg.ha_enabled = ha_enabled;
                 }
                 "listener" => {
                     if listener.is_some() {
@@ -426,7 +444,8 @@ impl Config {
                                 l.max_request_duration = Some(as_duration(key, &v)?)
                             }
                             "max_connections" => l.max_connections = Some(as_size(key, &v)?),
-                            "cluster_address" | "tls_min_version" => {}
+                            "cluster_address" => l.cluster_address = Some(as_string(key, &v)?),
+                            "tls_min_version" => {}
                             other => {
                                 return Err(invalid(format!(
                                     "listener \"tcp\": unknown key {other:?}"
@@ -566,6 +585,16 @@ impl Config {
         );
         check(self.storage != new.storage, "storage");
         check(self.api_addr != new.api_addr, "api_addr");
+        check(self.cluster_addr != new.cluster_addr, "cluster_addr");
+        check(self.ha_enabled != new.ha_enabled, "ha_enabled");
+        check(
+            self.disable_request_forwarding != new.disable_request_forwarding,
+            "disable_request_forwarding",
+        );
+        check(
+            self.listener.cluster_address != new.listener.cluster_address,
+            "listener cluster_address",
+        );
         check(
             self.plugin_response_cache_size != new.plugin_response_cache_size,
             "plugin_response_cache_size",

@@ -6,6 +6,7 @@ use crate::args::{ServerArgs, ServerError};
 use crate::assembly::{Assembly, TempCacheDir, bind};
 use crate::banner::{listener_line, print_banner, print_started};
 use crate::config::{Config, PostgresConfig, StorageConfig};
+use crate::ha;
 use crate::logging::{LogSettings, init_logging};
 use crate::reload::{Reload, Signals, shutdown_signal};
 use lockbox_core::core::{Core, CoreConfig};
@@ -78,10 +79,24 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
     let config = Config::load(&path)?;
     let logging = LogSettings::resolve(&args, Some(&config))?;
     let log = init_logging(logging.level, logging.format);
+    let mut postgres = None;
     let physical: Arc<dyn Physical> = match &config.storage {
         StorageConfig::InMemory => Arc::new(InMemory::new()),
         StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
-        StorageConfig::Postgres(pg) => Arc::new(open_postgres(pg).await?),
+        StorageConfig::Postgres(pg) => {
+            let backend = Arc::new(open_postgres(pg).await?);
+            postgres = Some((backend.clone(), pg.ha_table.clone()));
+            backend
+        }
+    };
+    let ha_addresses = match config.ha_enabled {
+        false => None,
+        true => Some(ha::HaAddresses::resolve(
+            config.api_addr.as_ref(),
+            config.cluster_addr.as_ref(),
+            &config.listener.address,
+            config.listener.cluster_address.as_ref(),
+        )?),
     };
     // Used only with in-memory storage and no plugin_cache_directory.
     let temp_cache = TempCacheDir::new();
@@ -117,6 +132,14 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
         },
     ));
     let core: &Core = &node;
+    let cluster = match (&ha_addresses, &postgres) {
+        (Some(addresses), Some((backend, table))) => {
+            let cluster_listener = bind(&addresses.cluster_listen).await?;
+            let cluster_node = ha::enable(backend, table.as_ref(), addresses, core).await?;
+            Some((cluster_node, cluster_listener))
+        }
+        _ => None,
+    };
     let keys = unseal_keys(
         args.unseal_keys_file
             .as_ref()
@@ -140,9 +163,13 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
         StorageConfig::InMemory => "inmem".to_string(),
         StorageConfig::File { path } => format!("file (path: {})", path.display()),
         StorageConfig::Postgres(pg) => format!(
-            "postgresql (url: {}, table: {})",
+            "postgresql (url: {}, table: {}, HA: {})",
             physical_url(pg),
-            pg.table
+            pg.table,
+            match &ha_addresses {
+                Some(a) => format!("enabled, cluster listener {}", a.cluster_listen),
+                None => "disabled".into(),
+            }
         ),
     };
     let limit = config.request_limit();
@@ -154,9 +181,26 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
             tls,
             timeouts: config.listener_timeouts(),
             max_connections: config.max_connections(),
+            forwarding: match cluster {
+                Some(_) => ha::forwarding(config.disable_request_forwarding),
+                None => Default::default(),
+            },
             ..Default::default()
         },
     );
+    if let Some((cluster_node, cluster_listener)) = cluster {
+        ha::spawn(
+            cluster_node,
+            node.core().clone(),
+            cluster_listener,
+            ServerOptions {
+                max_request_size: http::RequestLimit::new(limit.unwrap_or(usize::MAX)),
+                timeouts: config.listener_timeouts(),
+                max_connections: config.max_connections(),
+                ..Default::default()
+            },
+        );
+    }
     let signals = Signals::register()?;
     print_banner(&[
         (

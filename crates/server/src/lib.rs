@@ -32,6 +32,7 @@ mod banner;
 pub mod config;
 mod config_mode;
 mod dev;
+mod ha;
 pub mod hardening;
 pub mod logging;
 mod operator_mode;

@@ -8,10 +8,12 @@ use super::{ConfigError, PostgresConfig, StorageConfig, as_bool, as_string, attr
 use lockbox_storage_postgres::valid_table_name;
 use std::path::PathBuf;
 
-/// Parses `storage "<kind>" { ... }`.
-pub(super) fn parse(kind: &str, body: &hcl::Body) -> Result<StorageConfig, ConfigError> {
+/// Parses `storage "<kind>" { ... }`; with `ha_enabled` (postgresql only).
+pub(super) fn parse(kind: &str, body: &hcl::Body) -> Result<(StorageConfig, bool), ConfigError> {
     match kind {
-        "postgresql" => return postgres(body).map(StorageConfig::Postgres),
+        "postgresql" => {
+            return postgres(body).map(|(c, ha)| (StorageConfig::Postgres(c), ha));
+        }
         "inmem" | "file" | "raft" => {}
         other => {
             return Err(invalid(format!(
@@ -32,14 +34,15 @@ pub(super) fn parse(kind: &str, body: &hcl::Body) -> Result<StorageConfig, Confi
             }
         }
     }
-    Ok(match kind {
+    let storage = match kind {
         "inmem" => StorageConfig::InMemory,
         _ => StorageConfig::File {
             path: path.ok_or_else(|| {
                 invalid(format!("storage \"{kind}\" needs path = \"/a/data/dir\""))
             })?,
         },
-    })
+    };
+    Ok((storage, false))
 }
 
 fn count(key: &str, v: &hcl::Value) -> Result<u64, ConfigError> {
@@ -51,8 +54,9 @@ fn count(key: &str, v: &hcl::Value) -> Result<u64, ConfigError> {
     })
 }
 
-fn postgres(body: &hcl::Body) -> Result<PostgresConfig, ConfigError> {
+fn postgres(body: &hcl::Body) -> Result<(PostgresConfig, bool), ConfigError> {
     let mut c = PostgresConfig::default();
+    let mut ha_enabled = false;
     for attr in body.attributes() {
         let key = attr.key();
         let v = attr_value(attr);
@@ -97,15 +101,7 @@ fn postgres(body: &hcl::Body) -> Result<PostgresConfig, ConfigError> {
                     invalid("storage \"postgresql\": max_connect_retries is too large")
                 })?;
             }
-            "ha_enabled" => {
-                if as_bool("storage \"postgresql\": ha_enabled", &v)? {
-                    return Err(invalid(
-                        "storage \"postgresql\": ha_enabled = \"true\": high availability is \
-                         not yet supported by lockbox; remove ha_enabled (or set it to \
-                         \"false\") and run one server per table",
-                    ));
-                }
-            }
+            "ha_enabled" => ha_enabled = as_bool("storage \"postgresql\": ha_enabled", &v)?,
             "ha_table" => {
                 let t = as_string("storage \"postgresql\": ha_table", &v)?;
                 if !valid_table_name(&t) {
@@ -122,7 +118,7 @@ fn postgres(body: &hcl::Body) -> Result<PostgresConfig, ConfigError> {
             }
         }
     }
-    Ok(c)
+    Ok((c, ha_enabled))
 }
 
 #[cfg(test)]
@@ -162,6 +158,9 @@ mod tests {
         assert_eq!(p.max_idle_connections, 4);
         assert_eq!(p.max_connect_retries, 7);
         assert_eq!(p.ha_table.as_deref(), Some("vault_ha_locks"));
+        assert!(!c.ha_enabled);
+        let c = parse("storage \"postgresql\" { ha_enabled = \"true\" }").expect("ha");
+        assert!(c.ha_enabled);
         // Debug output (the server logs configs in places) hides the password.
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.plugin_cache_dir(), None);
@@ -178,8 +177,11 @@ mod tests {
 
     #[test]
     fn postgresql_mistakes_are_refused_without_quoting_the_url() {
-        let e = parse("storage \"postgresql\" { ha_enabled = \"true\" }").expect_err("ha");
-        assert!(e.contains("not yet supported"), "{e}");
+        let e = parse("storage \"postgresql\" { ha_enabled = \"maybe\" }").expect_err("ha");
+        assert!(e.contains("ha_enabled"), "{e}");
+        let e = parse("storage \"file\" {\n path = \"/x\"\n ha_enabled = \"true\"\n}")
+            .expect_err("ha on file");
+        assert!(e.contains("ha_enabled"), "{e}");
         let e = parse("storage \"postgresql\" { table = \"a;drop\" }").expect_err("table");
         assert!(e.contains("identifier"), "{e}");
         let e = parse("storage \"postgresql\" { max_parallel = \"many\" }").expect_err("n");

@@ -1,0 +1,375 @@
+//! High availability on PostgreSQL: this node's leadership loop, its
+//! [`Cluster`] for the core, and the cluster listener that takes the
+//! standbys' forwarded requests.
+//!
+//! ```text
+//!  unsealed standby ──acquire (advisory lock, term + 1)──▶ Core::promote ──▶ active
+//!        ▲                                                     │
+//!        └── Core::demote ◀── lock lost | write fenced | sys/step-down | sealed
+//! ```
+//!
+//! The database decides who leads (`lockbox-storage-postgres`: a session
+//! advisory lock, a term that fences every write); this module only
+//! follows it. The cluster identity (the certificate both ends of a
+//! forwarded request present) is created by the first active node and kept
+//! in the barrier ([`lockbox_http::cluster`]).
+
+use crate::args::ServerError;
+use async_trait::async_trait;
+use lockbox_core::core::Core;
+use lockbox_core::core::ha::Role;
+use lockbox_core::runtime::{Cluster, LeaderInfo};
+use lockbox_http::cluster::{CLUSTER_TLS_KEY, ClusterIdentity, Forwarding};
+use lockbox_http::{ServerOptions, tls};
+use lockbox_storage_postgres::{HaConfig, Leadership, PostgresBackend};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// How long a node that stepped down waits before it competes again
+/// (Vault's manual step-down pause).
+const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
+/// How long `sys/init` waits for the lock.
+const INIT_WAIT: Duration = Duration::from_secs(15);
+/// How long a leader lookup is reused (standbys look it up per forwarded
+/// request).
+const LEADER_CACHE: Duration = Duration::from_millis(200);
+
+/// The addresses an HA node publishes and listens on.
+#[derive(Debug, Clone)]
+pub(crate) struct HaAddresses {
+    /// `api_addr`: where clients reach this node.
+    pub api_addr: String,
+    /// `cluster_addr`: where standbys forward to it.
+    pub cluster_addr: String,
+    /// The cluster listener's bind address.
+    pub cluster_listen: String,
+}
+
+/// The first set variable of `names`, else `value`.
+fn from_env(names: [&str; 2], value: Option<&String>) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| value.cloned())
+}
+
+/// `host:port` + 1 (Vault's default cluster port next to the API's).
+fn next_port(address: &str) -> Option<String> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{host}:{}", port.checked_add(1)?))
+}
+
+impl HaAddresses {
+    /// From the config file and `LOCKBOX_API_ADDR`/`VAULT_API_ADDR`,
+    /// `LOCKBOX_CLUSTER_ADDR`/`VAULT_CLUSTER_ADDR` (the environment wins).
+    pub(crate) fn resolve(
+        api_addr: Option<&String>,
+        cluster_addr: Option<&String>,
+        listener: &str,
+        cluster_listen: Option<&String>,
+    ) -> Result<Self, ServerError> {
+        let api_addr =
+            from_env(["LOCKBOX_API_ADDR", "VAULT_API_ADDR"], api_addr).ok_or_else(|| {
+                ServerError::Ha(
+                    "ha_enabled needs api_addr: the address clients reach this node at (e.g. \
+                 api_addr = \"https://node-1:8200\", or LOCKBOX_API_ADDR); standbys send \
+                 clients there"
+                        .into(),
+                )
+            })?;
+        let cluster_listen = match cluster_listen {
+            Some(a) => a.clone(),
+            None => next_port(listener).ok_or_else(|| {
+                ServerError::Ha(format!(
+                    "cannot derive the cluster listener from {listener:?}: set cluster_address \
+                     in the listener block"
+                ))
+            })?,
+        };
+        let cluster_addr =
+            match from_env(["LOCKBOX_CLUSTER_ADDR", "VAULT_CLUSTER_ADDR"], cluster_addr) {
+                Some(a) => a,
+                None => {
+                    let host = api_addr
+                        .parse::<http::Uri>()
+                        .ok()
+                        .and_then(|u| u.host().map(str::to_string))
+                        .ok_or_else(|| {
+                            ServerError::Ha(format!(
+                                "api_addr {api_addr:?} is not a URL; set cluster_addr too"
+                            ))
+                        })?;
+                    let port = cluster_listen.rsplit(':').next().unwrap_or("8201");
+                    format!("https://{host}:{port}")
+                }
+            };
+        Ok(HaAddresses {
+            api_addr,
+            cluster_addr,
+            cluster_listen,
+        })
+    }
+}
+
+/// A unique id for this process: the host name and a random suffix.
+fn node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "lockbox".into());
+    format!("{host}-{}", lockbox_plugin_host::process::random_suffix())
+}
+
+/// This node in the cluster, as the core sees it.
+pub(crate) struct ClusterNode {
+    leadership: Leadership,
+    node_id: String,
+    step_down: Notify,
+    cached: Mutex<Option<(Instant, Option<LeaderInfo>)>>,
+}
+
+#[async_trait]
+impl Cluster for ClusterNode {
+    async fn leader(&self) -> Result<Option<LeaderInfo>, String> {
+        if let Some((at, info)) = self
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            && at.elapsed() < LEADER_CACHE
+        {
+            return Ok(info);
+        }
+        let record = self.leadership.leader().await.map_err(|e| e.to_string())?;
+        let info = record.filter(|r| r.lock_held).map(|r| LeaderInfo {
+            is_self: r.node_id == self.node_id,
+            api_addr: r.api_addr,
+            cluster_addr: r.cluster_addr,
+            active_since: r.active_since,
+            term: r.term,
+            node_id: r.node_id,
+        });
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), info.clone()));
+        Ok(info)
+    }
+
+    fn step_down(&self) {
+        self.step_down.notify_one();
+    }
+
+    async fn lead_for_init(&self) -> Result<Box<dyn std::any::Any + Send>, String> {
+        match tokio::time::timeout(INIT_WAIT, self.leadership.acquire()).await {
+            Ok(held) => Ok(Box::new(held)),
+            Err(_) => Err(format!(
+                "another node held the HA lock for {}s: initialize through the active node",
+                INIT_WAIT.as_secs()
+            )),
+        }
+    }
+}
+
+impl ClusterNode {
+    fn forget_leader(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Turns HA on for `backend` and `core`: the storage refuses writes until
+/// this node leads; the core unseals as a standby. Returns the node for
+/// [`spawn`].
+pub(crate) async fn enable(
+    backend: &Arc<PostgresBackend>,
+    table: Option<&String>,
+    addresses: &HaAddresses,
+    core: &Core,
+) -> Result<Arc<ClusterNode>, ServerError> {
+    let id = node_id();
+    let mut config = HaConfig::new(
+        id.clone(),
+        addresses.api_addr.clone(),
+        addresses.cluster_addr.clone(),
+    );
+    if let Some(t) = table {
+        config.table = t.clone();
+    }
+    tracing::info!(
+        node_id = %id,
+        api_addr = %addresses.api_addr,
+        cluster_addr = %addresses.cluster_addr,
+        "HA enabled: this node unseals as a standby and becomes active when it holds the lock in table {}",
+        config.table
+    );
+    let leadership = backend
+        .enable_ha(config)
+        .await
+        .map_err(|e| ServerError::Ha(e.to_string()))?;
+    let node = Arc::new(ClusterNode {
+        leadership,
+        node_id: id,
+        step_down: Notify::new(),
+        cached: Mutex::new(None),
+    });
+    core.enable_ha(node.clone())
+        .map_err(|e| ServerError::Ha(e.to_string()))?;
+    Ok(node)
+}
+
+/// The forwarding mode of the API listener.
+pub(crate) fn forwarding(disable_request_forwarding: bool) -> Forwarding {
+    if disable_request_forwarding {
+        Forwarding::Redirect
+    } else {
+        Forwarding::Forward(Arc::new(lockbox_http::cluster::Forwarder::new()))
+    }
+}
+
+/// Starts the leadership loop and the cluster listener.
+pub(crate) fn spawn(
+    node: Arc<ClusterNode>,
+    core: Arc<Core>,
+    cluster_listener: TcpListener,
+    template: ServerOptions,
+) {
+    tokio::spawn(leadership_loop(node, core.clone()));
+    tokio::spawn(serve_cluster(cluster_listener, core, template));
+}
+
+/// Waits until `role` satisfies `want`; `false` when the core is gone.
+async fn wait_role(mut role: watch::Receiver<Role>, want: impl Fn(Role) -> bool) -> bool {
+    role.wait_for(|r| want(*r)).await.is_ok()
+}
+
+async fn leadership_loop(node: Arc<ClusterNode>, core: Arc<Core>) {
+    let role = core.watch_role();
+    loop {
+        if !wait_role(role.clone(), |r| r == Role::Standby).await {
+            return;
+        }
+        let held = tokio::select! {
+            held = node.leadership.acquire() => held,
+            alive = wait_role(role.clone(), |r| r != Role::Standby) => {
+                if !alive { return; }
+                continue;
+            }
+        };
+        node.forget_leader();
+        if let Err(e) = core.promote().await {
+            tracing::error!(
+                "this node holds the HA lock (term {}) but cannot become active: {e}; giving \
+                 the lock back",
+                held.term()
+            );
+            held.release().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        tracing::info!(term = held.term(), "this node is the active node");
+        if let Err(e) = ensure_identity(&core).await {
+            tracing::error!(
+                "cannot store the cluster certificate: {e}; standbys cannot forward requests \
+                 to this node"
+            );
+        }
+        let mut held = held;
+        tokio::select! {
+            reason = held.lost() => {
+                tracing::warn!("lost leadership ({reason:?}): stepping down to standby");
+                core.demote().await;
+                drop(held);
+            }
+            () = node.step_down.notified() => {
+                tracing::info!("stepping down (sys/step-down); competing again in {}s", STEP_DOWN_PAUSE.as_secs());
+                core.demote().await;
+                held.release().await;
+                node.forget_leader();
+                tokio::time::sleep(STEP_DOWN_PAUSE).await;
+            }
+            alive = wait_role(role.clone(), |r| r != Role::Active) => {
+                // Sealed (sys/seal, shutdown): give the lock back at once.
+                held.release().await;
+                if !alive { return; }
+            }
+        }
+        node.forget_leader();
+    }
+}
+
+/// Creates the cluster identity when the storage has none (the first
+/// active node of a cluster).
+async fn ensure_identity(core: &Core) -> Result<(), String> {
+    if core
+        .read_shared(CLUSTER_TLS_KEY)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let identity = ClusterIdentity::generate().map_err(|e| e.to_string())?;
+    let barrier = core.barrier().ok_or("lockbox is not active")?;
+    barrier
+        .put(CLUSTER_TLS_KEY, &identity.to_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("created the cluster certificate for request forwarding");
+    Ok(())
+}
+
+/// Serves forwarded requests once the cluster identity is readable (this
+/// node unsealed, and some node active once).
+async fn serve_cluster(listener: TcpListener, core: Arc<Core>, template: ServerOptions) {
+    let identity = loop {
+        if let Ok(Some(bytes)) = core.read_shared(CLUSTER_TLS_KEY).await {
+            match ClusterIdentity::from_bytes(&bytes) {
+                Ok(i) => break i,
+                Err(e) => {
+                    tracing::error!("cluster listener not started: {e}");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let config = match identity.server_config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cluster listener not started: {e}");
+            return;
+        }
+    };
+    let options = ServerOptions {
+        tls: Some(tls::Reloadable::from_config(config)),
+        forwarding: Forwarding::Off,
+        ..template
+    };
+    if let Err(e) = lockbox_http::serve(listener, core, options, std::future::pending()).await {
+        tracing::error!("cluster listener stopped: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_address_defaults() {
+        let api = "https://node-1:8200".to_string();
+        let a = HaAddresses::resolve(Some(&api), None, "0.0.0.0:8200", None).unwrap();
+        assert_eq!(a.cluster_listen, "0.0.0.0:8201");
+        assert_eq!(a.cluster_addr, "https://node-1:8201");
+        let c = "https://10.0.0.5:9000".to_string();
+        let l = "0.0.0.0:9000".to_string();
+        let a = HaAddresses::resolve(Some(&api), Some(&c), "0.0.0.0:8200", Some(&l)).unwrap();
+        assert_eq!(
+            (a.cluster_addr.as_str(), a.cluster_listen.as_str()),
+            (c.as_str(), "0.0.0.0:9000")
+        );
+        assert!(next_port("127.0.0.1:65535").is_none());
+    }
+}
