@@ -78,6 +78,9 @@ pub struct HaArgs {
     /// Skip part 2 (failover).
     #[arg(long)]
     skip_failover: bool,
+    /// `max_idle_connections` of the PostgreSQL nodes [default: lockbox's, 2].
+    #[arg(long)]
+    pg_max_idle: Option<usize>,
     /// HA nodes in the group (the active and its standbys).
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -223,6 +226,7 @@ pub async fn run(args: HaArgs, threads: usize) -> Result<bool> {
             let single = Storage::Postgres {
                 url: url("lockbox_single"),
                 ha: false,
+                max_idle: args.pg_max_idle,
             };
             deployments
                 .push(Deployment::start(&bin, &work.path, "pg", &single, 1, start_timeout).await?);
@@ -231,6 +235,7 @@ pub async fn run(args: HaArgs, threads: usize) -> Result<bool> {
         let ha = Storage::Postgres {
             url: url("lockbox_ha"),
             ha: true,
+            max_idle: args.pg_max_idle,
         };
         deployments
             .push(Deployment::start(&bin, &work.path, "ha", &ha, args.nodes, start_timeout).await?);

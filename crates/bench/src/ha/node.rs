@@ -22,8 +22,13 @@ const STARTED: &str = "lockbox server started";
 pub(crate) enum Storage {
     /// `storage "file"` in the node's directory.
     File,
-    /// `storage "postgresql"` at this URL, HA or not.
-    Postgres { url: String, ha: bool },
+    /// `storage "postgresql"` at this URL, HA or not, with
+    /// `max_idle_connections` when given (else lockbox's default).
+    Postgres {
+        url: String,
+        ha: bool,
+        max_idle: Option<usize>,
+    },
 }
 
 /// A config-mode server the benchmark starts, kills and restarts.
@@ -56,8 +61,11 @@ fn config(storage: &Storage, dir: &Path, api: u16, cluster: Option<u16>) -> Stri
             "storage \"file\" {{\n  path = \"{}\"\n}}\n",
             dir.join("data").display()
         ),
-        Storage::Postgres { url, ha } => format!(
-            "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  ha_enabled = \"{ha}\"\n}}\n"
+        Storage::Postgres { url, ha, max_idle } => format!(
+            "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  ha_enabled = \"{ha}\"\n{}}}\n",
+            max_idle.map_or_else(String::new, |n| format!(
+                "  max_idle_connections = \"{n}\"\n"
+            ))
         ),
     };
     let (cluster_listen, cluster_addr) = match cluster {
@@ -282,6 +290,7 @@ mod tests {
             &Storage::Postgres {
                 url: "postgresql://u:p@127.0.0.1:5/db?sslmode=disable".into(),
                 ha: true,
+                max_idle: Some(64),
             },
             Path::new("/w/ha-0"),
             8200,
@@ -291,6 +300,7 @@ mod tests {
             "storage \"postgresql\" {",
             "connection_url = \"postgresql://u:p@127.0.0.1:5/db?sslmode=disable\"",
             "ha_enabled = \"true\"",
+            "max_idle_connections = \"64\"",
             "address = \"127.0.0.1:8200\"",
             "cluster_address = \"127.0.0.1:8201\"",
             "tls_disable = true",
@@ -314,12 +324,14 @@ mod tests {
             &Storage::Postgres {
                 url: "postgresql://x".into(),
                 ha: false,
+                max_idle: None,
             },
             Path::new("/w/pg"),
             8400,
             None,
         );
         assert!(c.contains("ha_enabled = \"false\""), "{c}");
+        assert!(!c.contains("max_idle_connections"), "{c}");
         assert!(!c.contains("cluster"), "{c}");
     }
 }

@@ -52,8 +52,7 @@ fn intro(w: &mut String, args: &HaArgs) {
          Each store is initialized through its first node (`PUT sys/init`, one key share), \
          the key written to every node's keys file and the first node unsealed with \
          `PUT sys/unseal`; the other HA nodes auto-unseal at start and become standbys. Default \
-         storage settings everywhere (PostgreSQL pool `max_parallel` 128, 2 idle connections \
-         kept). kv version 1 is mounted at `secret/` on each store and `--keys` keys written. \
+         storage settings unless `--pg-max-idle` says otherwise (see *settings* below). kv version 1 is mounted at `secret/` on each store and `--keys` keys written. \
          Then:\n\n\
          1. **Throughput.** Reads (`GET /v1/secret/bench/key-<i>`) and writes (overwriting \
          `PUT`s) with the closed loop of `kv-http` (one keep-alive HTTP/1.1 connection per \
@@ -109,7 +108,7 @@ fn intro(w: &mut String, args: &HaArgs) {
         "Flags (`lockbox-bench ha --help`): part 1 `--concurrency 1,16,64 --duration 5 --warmup 1 \
          --keys 1000 --value-size 1024`, `--skip-throughput`; part 2 `--nodes 3 --rounds 10 \
          --load-writers 2 --load-interval-ms 20 --probe-ms 5 --failover-timeout 30 --settle 1 \
-         --goal-median 1 --goal-max 3`, `--skip-failover`; `--lockbox-bin FILE`, \
+         --goal-median 1 --goal-max 3`, `--skip-failover`; `--pg-max-idle N`, `--lockbox-bin FILE`, \
          `--keep-work-dir` (keep node configs and logs and the PostgreSQL cluster).\n"
     );
 }
@@ -303,13 +302,17 @@ pub(crate) fn section(facts: &Facts, args: &HaArgs, m: &Measured) -> String {
         w,
         "- settings: {} keys × {} B values, {} s warm-up + {} s measured per row, closed loop, \
          one HTTP/1.1 keep-alive connection per worker, {} load-generator threads on the same \
-         machine; {} HA nodes",
+         machine; {} HA nodes; PostgreSQL pool: {}",
         args.load.keys,
         args.load.value_size,
         secs(args.load.warmup),
         secs(args.load.duration),
         facts.threads,
-        args.nodes
+        args.nodes,
+        args.pg_max_idle.map_or_else(
+            || "lockbox's defaults (`max_parallel` 128, `max_idle_connections` 2)".to_string(),
+            |n| format!("`max_idle_connections` {n} (`--pg-max-idle`), `max_parallel` 128")
+        )
     );
     let _ = writeln!(w, "- command: `{}`\n", facts.command);
     if !m.rows.is_empty() {
