@@ -39,6 +39,8 @@ struct Cluster {
     nodes: Vec<Node>,
     plugins: tempfile::TempDir,
     root: String,
+    /// More keys for the storage block.
+    storage_extra: String,
 }
 
 impl Cluster {
@@ -46,6 +48,11 @@ impl Cluster {
     /// `last_redirects`), initializes through node 0 and unseals them all;
     /// node 0 is active when this returns.
     async fn start(n: usize, last_redirects: bool) -> Option<Cluster> {
+        Self::start_with(n, last_redirects, "").await
+    }
+
+    /// [`Cluster::start`] with `storage_extra` lines in the storage block.
+    async fn start_with(n: usize, last_redirects: bool, storage_extra: &str) -> Option<Cluster> {
         if !initdb_installed() {
             eprintln!("SKIPPED: initdb not found (apt-get install postgresql; tests/run.sh does)");
             return None;
@@ -73,6 +80,7 @@ impl Cluster {
                 .collect(),
             plugins,
             root: String::new(),
+            storage_extra: storage_extra.to_string(),
         };
         cluster.boot(0);
         let node0 = cluster.api(0);
@@ -117,7 +125,7 @@ impl Cluster {
     fn config(&self, i: usize) -> String {
         let node = &self.nodes[i];
         format!(
-            "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  ha_enabled = \"true\"\n  max_parallel = \"8\"\n}}\n\
+            "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  ha_enabled = \"true\"\n  max_parallel = \"8\"\n{extra}}}\n\
              listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cl}\"\n  tls_disable = true\n}}\n\
              api_addr = \"http://127.0.0.1:{api}\"\n\
              cluster_addr = \"https://127.0.0.1:{cl}\"\n\
@@ -126,6 +134,7 @@ impl Cluster {
              unseal_keys_file = \"{{dir}}/keys\"\n\
              log_level = \"debug\"\n",
             url = self.url,
+            extra = self.storage_extra,
             api = node.api_port,
             cl = node.cluster_port,
             redirect = node.redirect,
@@ -268,9 +277,19 @@ async fn standbys_forward_or_redirect_and_every_node_reads_the_latest_value() {
     let st = forwarder.root("GET", "sys/ha-status", None).await;
     assert_eq!(st.status, 200, "{:?}", st.body);
     let nodes = st.body["nodes"].as_array().expect("nodes");
-    assert_eq!(nodes.len(), 1, "{:?}", st.body);
-    assert_eq!(nodes[0]["api_address"], c.addr(0).as_str());
-    assert_eq!(nodes[0]["active_node"], true);
+    let mut listed: Vec<(String, bool)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["api_address"].as_str().unwrap_or("").to_string(),
+                n["active_node"] == true,
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, bool)> = (0..3).map(|i| (c.addr(i), i == 0)).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{:?}", st.body);
 
     // disable_request_forwarding: a 307 to the same path on the active.
     let raw = reqwest::Client::builder()
@@ -617,4 +636,52 @@ async fn postgresql_restarted_under_load_loses_nothing_and_one_node_leads() {
         }
     }
     assert_eq!(actives, vec![active], "one active node after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_seal_when_the_database_is_gone_and_unseal_when_it_is_back() {
+    let Some(c) = Cluster::start_with(2, false, "  ha_seal_after_storage_loss = \"2s\"\n").await
+    else {
+        return;
+    };
+    let r = c
+        .api(0)
+        .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = c
+        .api(0)
+        .root("PUT", "secret/k", Some(json!({"v": "kept"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let marks: Vec<usize> = (0..2)
+        .map(|i| c.nodes[i].server.as_ref().expect("node").process.log_len())
+        .collect();
+    c.pg.stop();
+    for (i, from) in marks.iter().enumerate() {
+        let line = c.nodes[i]
+            .server
+            .as_ref()
+            .expect("node")
+            .process
+            .wait_log(*from, "sealing this node");
+        assert!(line.contains("ha_seal_after_storage_loss"), "{line}");
+    }
+    // Sealed: nothing is served, not even from memory.
+    let r = c.api(0).root("GET", "secret/k", None).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    c.pg.restart();
+    // Unsealed again from unseal_keys_file; one node leads; data intact.
+    let active = c.wait_active(&[0, 1], Duration::from_secs(30)).await;
+    let r = c.api(active).root("GET", "secret/k", None).await;
+    assert_eq!(r.body["data"]["v"], "kept", "{:?}", r.body);
+    for i in 0..2 {
+        c.wait_for(
+            i,
+            Duration::from_secs(30),
+            |r| r.status == 200 && r.body["sealed"] == false,
+            "sys/seal-status",
+        )
+        .await;
+    }
 }

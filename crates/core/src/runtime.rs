@@ -232,6 +232,19 @@ pub struct LeaderInfo {
     pub node_id: String,
 }
 
+/// A node of an HA cluster, as its last echo recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Its node id (Vault's `hostname` in `sys/ha-status`).
+    pub node_id: String,
+    /// Its `api_addr`.
+    pub api_addr: String,
+    /// Its `cluster_addr`.
+    pub cluster_addr: String,
+    /// When it last said it was up.
+    pub last_echo: std::time::SystemTime,
+}
+
 /// The HA cluster a core is a node of: its leadership lives in the
 /// storage (the server implements it over PostgreSQL's lock; the core
 /// never names the database). Set with
@@ -241,6 +254,8 @@ pub struct LeaderInfo {
 pub trait Cluster: Send + Sync {
     /// The active node, `None` while there is none.
     async fn leader(&self) -> Result<Option<LeaderInfo>, String>;
+    /// The nodes up now (unsealed, standby or active).
+    async fn members(&self) -> Result<Vec<MemberInfo>, String>;
     /// Asks this node to give up leadership (`sys/step-down` on the
     /// active); it stays a standby for a while, so another node takes over.
     fn step_down(&self);

@@ -116,6 +116,9 @@ pub struct Config {
     pub cluster_addr: Option<String>,
     /// HA: `storage "postgresql" { ha_enabled = "true" }`.
     pub ha_enabled: bool,
+    /// HA: seal when the database was unreachable this long
+    /// (`ha_seal_after_storage_loss`; `None`: never).
+    pub ha_seal_after: Option<Duration>,
     /// HA: standbys answer 307 to the active's `api_addr` instead of
     /// forwarding.
     pub disable_request_forwarding: bool,
@@ -308,6 +311,7 @@ impl Config {
             api_addr: None,
             cluster_addr: None,
             ha_enabled: false,
+            ha_seal_after: None,
             disable_request_forwarding: false,
             plugin_directory: None,
             max_request_size: 0,
@@ -401,9 +405,10 @@ impl Config {
                     let kind = label.ok_or_else(|| {
                         invalid("storage block needs a type: storage \"file\" { ... }")
                     })?;
-                    let (parsed, ha_enabled) = storage::parse(&kind, block.body())?;
+                    let (parsed, ha) = storage::parse(&kind, block.body())?;
                     storage = Some(parsed);
-                    cfg.ha_enabled = ha_enabled;
+                    cfg.ha_enabled = ha.enabled;
+                    cfg.ha_seal_after = ha.seal_after;
                 }
                 "listener" => {
                     if listener.is_some() {
@@ -587,6 +592,10 @@ impl Config {
         check(self.api_addr != new.api_addr, "api_addr");
         check(self.cluster_addr != new.cluster_addr, "cluster_addr");
         check(self.ha_enabled != new.ha_enabled, "ha_enabled");
+        check(
+            self.ha_seal_after != new.ha_seal_after,
+            "ha_seal_after_storage_loss",
+        );
         check(
             self.disable_request_forwarding != new.disable_request_forwarding,
             "disable_request_forwarding",

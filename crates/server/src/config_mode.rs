@@ -199,6 +199,13 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
                 max_connections: config.max_connections(),
                 ..Default::default()
             },
+            ha::StorageLoss {
+                seal_after: config.ha_seal_after,
+                keys_file: args
+                    .unseal_keys_file
+                    .clone()
+                    .or_else(|| config.unseal_keys_file.clone()),
+            },
         );
     }
     let signals = Signals::register()?;

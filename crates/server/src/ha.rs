@@ -18,7 +18,7 @@ use crate::args::ServerError;
 use async_trait::async_trait;
 use lockbox_core::core::Core;
 use lockbox_core::core::ha::Role;
-use lockbox_core::runtime::{Cluster, LeaderInfo};
+use lockbox_core::runtime::{Cluster, LeaderInfo, MemberInfo};
 use lockbox_http::cluster::{CLUSTER_TLS_KEY, ClusterIdentity, Forwarding};
 use lockbox_http::{ServerOptions, tls};
 use lockbox_storage_postgres::{HaConfig, Leadership, PostgresBackend};
@@ -159,6 +159,19 @@ impl Cluster for ClusterNode {
         Ok(info)
     }
 
+    async fn members(&self) -> Result<Vec<MemberInfo>, String> {
+        let members = self.leadership.members().await.map_err(|e| e.to_string())?;
+        Ok(members
+            .into_iter()
+            .map(|m| MemberInfo {
+                node_id: m.node_id,
+                api_addr: m.api_addr,
+                cluster_addr: m.cluster_addr,
+                last_echo: m.last_echo,
+            })
+            .collect())
+    }
+
     fn step_down(&self) {
         self.step_down.notify_one();
     }
@@ -229,15 +242,126 @@ pub(crate) fn forwarding(disable_request_forwarding: bool) -> Forwarding {
     }
 }
 
-/// Starts the leadership loop and the cluster listener.
+/// When a node that lost its database seals, and where it finds the keys
+/// to unseal again once the database is back.
+pub(crate) struct StorageLoss {
+    /// `ha_seal_after_storage_loss`; `None`: never seal.
+    pub seal_after: Option<Duration>,
+    /// `unseal_keys_file`, re-read to unseal again (keys given through
+    /// `LOCKBOX_UNSEAL_KEYS` were taken out of the environment at start:
+    /// such a node stays sealed until unsealed by hand).
+    pub keys_file: Option<std::path::PathBuf>,
+}
+
+/// Starts the leadership loop, the cluster listener and the storage
+/// watchdog.
 pub(crate) fn spawn(
     node: Arc<ClusterNode>,
     core: Arc<Core>,
     cluster_listener: TcpListener,
     template: ServerOptions,
+    loss: StorageLoss,
 ) {
-    tokio::spawn(leadership_loop(node, core.clone()));
-    tokio::spawn(serve_cluster(cluster_listener, core, template));
+    tokio::spawn(leadership_loop(node.clone(), core.clone()));
+    tokio::spawn(echo(node.clone(), core.clone()));
+    tokio::spawn(serve_cluster(cluster_listener, core.clone(), template));
+    if let Some(limit) = loss.seal_after {
+        tokio::spawn(storage_watchdog(node, core, limit, loss.keys_file));
+    }
+}
+
+/// How often an unsealed node records that it is up (`sys/ha-status`).
+const ECHO_PERIOD: Duration = Duration::from_secs(5);
+
+/// Records this node as a member while it is unsealed.
+async fn echo(node: Arc<ClusterNode>, core: Arc<Core>) {
+    let mut failing = false;
+    let mut role = core.watch_role();
+    loop {
+        if !core.is_sealed() {
+            match node.leadership.echo().await {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!("cannot record this node as an HA member: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+        // At once after an unseal, else every period.
+        tokio::select! {
+            () = tokio::time::sleep(ECHO_PERIOD) => {}
+            changed = role.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// How often the watchdog asks the database.
+const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
+
+/// Seals this node (dropping its keys) once the database has not answered
+/// for `limit`, and unseals it again from `keys_file` when it answers.
+async fn storage_watchdog(
+    node: Arc<ClusterNode>,
+    core: Arc<Core>,
+    limit: Duration,
+    keys_file: Option<std::path::PathBuf>,
+) {
+    let mut last_answer = Instant::now();
+    let mut sealed_here = false;
+    loop {
+        tokio::time::sleep(WATCHDOG_PERIOD).await;
+        let answered = matches!(
+            tokio::time::timeout(2 * WATCHDOG_PERIOD, node.leadership.leader()).await,
+            Ok(Ok(_))
+        );
+        if answered {
+            last_answer = Instant::now();
+            if sealed_here && core.is_sealed() {
+                sealed_here = !unseal_again(&core, keys_file.as_deref()).await;
+            }
+            continue;
+        }
+        if !core.is_sealed() && last_answer.elapsed() >= limit {
+            tracing::error!(
+                "the database has not answered for {}s (ha_seal_after_storage_loss): sealing \
+                 this node; {}",
+                last_answer.elapsed().as_secs(),
+                if keys_file.is_some() {
+                    "it unseals again from unseal_keys_file when the database is back"
+                } else {
+                    "unseal it again (sys/unseal) when the database is back"
+                }
+            );
+            core.seal().await;
+            sealed_here = true;
+        }
+    }
+}
+
+/// Unseals from the keys file; whether the node is unsealed afterwards.
+async fn unseal_again(core: &Core, keys_file: Option<&std::path::Path>) -> bool {
+    let Some(path) = keys_file else {
+        return false;
+    };
+    let keys: Vec<String> = match std::fs::read_to_string(path) {
+        Ok(text) => text.split_whitespace().map(str::to_string).collect(),
+        Err(e) => {
+            tracing::warn!("cannot read unseal_keys_file {}: {e}", path.display());
+            return false;
+        }
+    };
+    match crate::config_mode::auto_unseal(core, &keys).await {
+        Ok(true) => {
+            tracing::info!("the database answers again: unsealed from unseal_keys_file");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!("unsealing again failed: {e}");
+            false
+        }
+    }
 }
 
 /// Waits until `role` satisfies `want`; `false` when the core is gone.

@@ -22,7 +22,7 @@
 use super::{Core, CoreError, stop_engines};
 use crate::barrier::Barrier;
 use crate::logical::RequestError;
-use crate::runtime::{Cluster, LeaderInfo};
+use crate::runtime::{Cluster, LeaderInfo, MemberInfo};
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::watch;
@@ -236,29 +236,42 @@ pub(crate) async fn leader_body(core: &Core) -> Result<Value, RequestError> {
     }))
 }
 
-/// `sys/ha-status`: the nodes the cluster knows of. lockbox records the
-/// active node only (standbys keep no row), so that is the one listed.
+/// `sys/ha-status`: the nodes up now (each echoes a record in the
+/// storage), the active one marked; the active node is listed even before
+/// its first echo.
 pub(crate) async fn ha_status_data(core: &Core) -> Result<Map<String, Value>, RequestError> {
-    if !core.ha_enabled() {
+    let Some(cluster) = core.ha.cluster.get() else {
         return Err(RequestError::invalid(
             "HA is not enabled: this server's storage has no ha_enabled = \"true\"",
         ));
+    };
+    let leader = core.leader().await?;
+    let mut members = cluster.members().await.map_err(|e| {
+        RequestError::Unavailable(format!("cannot read the HA members from storage: {e}"))
+    })?;
+    if let Some(l) = &leader
+        && !members.iter().any(|m| m.node_id == l.node_id)
+    {
+        members.push(MemberInfo {
+            node_id: l.node_id.clone(),
+            api_addr: l.api_addr.clone(),
+            cluster_addr: l.cluster_addr.clone(),
+            last_echo: l.active_since,
+        });
     }
-    let nodes: Vec<Value> = core
-        .leader()
-        .await?
+    let nodes: Vec<Value> = members
         .into_iter()
-        .map(|l| {
+        .map(|m| {
+            let active = leader.as_ref().is_some_and(|l| l.node_id == m.node_id);
             json!({
-                "hostname": l.node_id,
-                "api_address": l.api_addr,
-                "cluster_address": l.cluster_addr,
-                "active_node": true,
-                "last_echo": null,
+                "hostname": m.node_id,
+                "api_address": m.api_addr,
+                "cluster_address": m.cluster_addr,
+                "active_node": active,
+                "last_echo": if active { Value::Null } else { json!(rfc3339(m.last_echo)) },
                 "version": super::VERSION,
                 "upgrade_version": super::VERSION,
                 "redundancy_zone": "",
-                "term": l.term,
             })
         })
         .collect();
@@ -286,6 +299,9 @@ mod tests {
     impl Cluster for FakeCluster {
         async fn leader(&self) -> Result<Option<LeaderInfo>, String> {
             Ok(self.leader.lock().unwrap().clone())
+        }
+        async fn members(&self) -> Result<Vec<MemberInfo>, String> {
+            Ok(Vec::new())
         }
         fn step_down(&self) {
             self.step_downs.fetch_add(1, Ordering::SeqCst);

@@ -4,12 +4,29 @@
 //! `max_connect_retries`). No error here quotes `connection_url` (it holds
 //! a password).
 
-use super::{ConfigError, PostgresConfig, StorageConfig, as_bool, as_string, attr_value, invalid};
+use super::{
+    ConfigError, PostgresConfig, StorageConfig, as_bool, as_duration, as_string, attr_value,
+    invalid,
+};
 use lockbox_storage_postgres::valid_table_name;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Parses `storage "<kind>" { ... }`; with `ha_enabled` (postgresql only).
-pub(super) fn parse(kind: &str, body: &hcl::Body) -> Result<(StorageConfig, bool), ConfigError> {
+/// The HA keys of `storage "postgresql"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HaKeys {
+    /// `ha_enabled`.
+    pub enabled: bool,
+    /// `ha_seal_after_storage_loss` (lockbox's own key, default 60s, 0 =
+    /// never).
+    pub seal_after: Option<Duration>,
+}
+
+/// Default of `ha_seal_after_storage_loss`.
+pub const DEFAULT_HA_SEAL_AFTER: Duration = Duration::from_secs(60);
+
+/// Parses `storage "<kind>" { ... }`; with its HA keys (postgresql only).
+pub(super) fn parse(kind: &str, body: &hcl::Body) -> Result<(StorageConfig, HaKeys), ConfigError> {
     match kind {
         "postgresql" => {
             return postgres(body).map(|(c, ha)| (StorageConfig::Postgres(c), ha));
@@ -42,7 +59,13 @@ pub(super) fn parse(kind: &str, body: &hcl::Body) -> Result<(StorageConfig, bool
             })?,
         },
     };
-    Ok((storage, false))
+    Ok((
+        storage,
+        HaKeys {
+            enabled: false,
+            seal_after: None,
+        },
+    ))
 }
 
 fn count(key: &str, v: &hcl::Value) -> Result<u64, ConfigError> {
@@ -54,9 +77,12 @@ fn count(key: &str, v: &hcl::Value) -> Result<u64, ConfigError> {
     })
 }
 
-fn postgres(body: &hcl::Body) -> Result<(PostgresConfig, bool), ConfigError> {
+fn postgres(body: &hcl::Body) -> Result<(PostgresConfig, HaKeys), ConfigError> {
     let mut c = PostgresConfig::default();
-    let mut ha_enabled = false;
+    let mut ha = HaKeys {
+        enabled: false,
+        seal_after: Some(DEFAULT_HA_SEAL_AFTER),
+    };
     for attr in body.attributes() {
         let key = attr.key();
         let v = attr_value(attr);
@@ -101,7 +127,11 @@ fn postgres(body: &hcl::Body) -> Result<(PostgresConfig, bool), ConfigError> {
                     invalid("storage \"postgresql\": max_connect_retries is too large")
                 })?;
             }
-            "ha_enabled" => ha_enabled = as_bool("storage \"postgresql\": ha_enabled", &v)?,
+            "ha_enabled" => ha.enabled = as_bool("storage \"postgresql\": ha_enabled", &v)?,
+            "ha_seal_after_storage_loss" => {
+                let d = as_duration("storage \"postgresql\": ha_seal_after_storage_loss", &v)?;
+                ha.seal_after = (!d.is_zero()).then_some(d);
+            }
             "ha_table" => {
                 let t = as_string("storage \"postgresql\": ha_table", &v)?;
                 if !valid_table_name(&t) {
@@ -118,7 +148,7 @@ fn postgres(body: &hcl::Body) -> Result<(PostgresConfig, bool), ConfigError> {
             }
         }
     }
-    Ok((c, ha_enabled))
+    Ok((c, ha))
 }
 
 #[cfg(test)]
@@ -161,6 +191,15 @@ mod tests {
         assert!(!c.ha_enabled);
         let c = parse("storage \"postgresql\" { ha_enabled = \"true\" }").expect("ha");
         assert!(c.ha_enabled);
+        assert_eq!(c.ha_seal_after, Some(super::DEFAULT_HA_SEAL_AFTER));
+        let c = parse(
+            "storage \"postgresql\" {\n ha_enabled = \"true\"\n ha_seal_after_storage_loss = \"0\"\n}",
+        )
+        .expect("ha");
+        assert_eq!(c.ha_seal_after, None);
+        let c =
+            parse("storage \"postgresql\" { ha_seal_after_storage_loss = \"5s\" }").expect("ha");
+        assert_eq!(c.ha_seal_after, Some(std::time::Duration::from_secs(5)));
         // Debug output (the server logs configs in places) hides the password.
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.plugin_cache_dir(), None);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, watch};
 use tokio_postgres::{Client, Row};
 
-fn query_error(
+pub(super) fn query_error(
     operation: &'static str,
     shared: &Shared,
 ) -> impl Fn(tokio_postgres::Error) -> PostgresError {
@@ -21,7 +21,7 @@ fn query_error(
     }
 }
 
-fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+pub(super) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     index: usize,
     operation: &'static str,

@@ -20,9 +20,11 @@
 
 mod fence;
 mod lock;
+mod members;
 mod sql;
 
 pub(crate) use fence::Fence;
+pub use members::{MEMBER_WINDOW, Member};
 pub(crate) use sql::FencedTexts;
 pub use sql::{ha_ddl, lock_key};
 
