@@ -84,8 +84,7 @@ fn intro(w: &mut String, args: &HaArgs) {
     let _ = writeln!(
         w,
         "**Goal** (issue 15): failover (kill → first write through the new active) median under \
-         {} s, longest under {} s. Throughput has no number set; the issue asks for the costs \
-         above. The benchmark reports; it asserts nothing (exit status 2 only when requests of \
+         {} s, longest under {} s. Throughput has no number set. The benchmark reports; it asserts nothing (exit status 2 only when requests of \
          part 1 failed or a round found no new active node).\n",
         secs(args.goal_median),
         secs(args.goal_max)
