@@ -110,13 +110,26 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The lockbox dev server did not print its address and CA in time.
-    #[error("lockbox dev server: {reason}\n---- its output ----\n{output}")]
+    /// A lockbox server (dev mode or a config-mode node) did not print what
+    /// shows it started, in time.
+    #[error("lockbox server: {reason}\n---- its output ----\n{output}")]
     LockboxStartup {
         /// What went wrong.
         reason: String,
         /// The output it printed so far.
         output: String,
+    },
+
+    /// A config-mode node of the `ha` benchmark did not reach the state the
+    /// benchmark waited for (unsealed, active, standby, taking writes).
+    #[error("lockbox node {node}: {what}\n---- end of its log ----\n{log_tail}")]
+    Node {
+        /// The node's name (`file`, `pg`, `ha-1`, ...).
+        node: String,
+        /// What it did not do.
+        what: String,
+        /// The last lines of its log.
+        log_tail: String,
     },
 
     /// The kube harness script failed.

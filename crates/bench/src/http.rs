@@ -1,6 +1,8 @@
-//! A minimal HTTPS/1.1 client: one keep-alive connection per [`Conn`], TLS
-//! verified against an explicit CA (rustls + ring), requests sent one after the
-//! other. This is all the load generator needs, and it avoids a pool in the hot path.
+//! A minimal HTTP/1.1 client: one keep-alive connection per [`Conn`], TLS
+//! verified against an explicit CA (rustls + ring) or, for servers whose
+//! listener has `tls_disable` (the `ha` benchmark's config-mode nodes), plain
+//! TCP; requests sent one after the other. This is all the load generator
+//! needs, and it avoids a pool in the hot path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -57,8 +59,8 @@ pub struct Endpoint {
     pub host: HeaderValue,
     /// The name the server certificate must be valid for.
     pub server_name: ServerName<'static>,
-    /// TLS settings (trusted CA, ALPN).
-    pub tls: Arc<rustls::ClientConfig>,
+    /// TLS settings (trusted CA, ALPN); `None` for plain `http://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The authentication header sent with every request.
     pub auth: (HeaderName, HeaderValue),
 }
@@ -70,13 +72,27 @@ impl Endpoint {
         tls: Arc<rustls::ClientConfig>,
         auth: (HeaderName, HeaderValue),
     ) -> Result<Self> {
+        Self::parse(url, Some(tls), auth).await
+    }
+
+    /// Builds a plain-TCP endpoint from an `http://host:port` URL.
+    pub async fn plain(url: &str, auth: (HeaderName, HeaderValue)) -> Result<Self> {
+        Self::parse(url, None, auth).await
+    }
+
+    async fn parse(
+        url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        auth: (HeaderName, HeaderValue),
+    ) -> Result<Self> {
         let bad = |reason: &str| Error::ServerUrl {
             url: url.to_string(),
             reason: reason.to_string(),
         };
+        let scheme = if tls.is_some() { "https://" } else { "http://" };
         let authority = url
-            .strip_prefix("https://")
-            .ok_or_else(|| bad("must start with https://"))?
+            .strip_prefix(scheme)
+            .ok_or_else(|| bad(&format!("must start with {scheme}")))?
             .trim_end_matches('/');
         if authority.contains('/') {
             return Err(bad("must not have a path"));
@@ -113,15 +129,19 @@ impl Endpoint {
     }
 }
 
-/// The TLS version and cipher suite the server picks, e.g. `TLSv1_3 TLS13_AES_128_GCM_SHA256`.
+/// The TLS version and cipher suite the server picks, e.g. `TLSv1_3 TLS13_AES_128_GCM_SHA256`
+/// (`plain HTTP` for an endpoint without TLS).
 pub async fn tls_info(ep: &Endpoint) -> Result<String> {
+    let Some(config) = &ep.tls else {
+        return Ok("plain HTTP".to_string());
+    };
     let tcp = TcpStream::connect(ep.addr)
         .await
         .map_err(|source| Error::Connect {
             addr: ep.addr,
             source,
         })?;
-    let tls = tokio_rustls::TlsConnector::from(ep.tls.clone())
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
         .connect(ep.server_name.clone(), tcp)
         .await
         .map_err(|source| Error::TlsHandshake {
@@ -152,8 +172,9 @@ pub struct Drained {
 }
 
 impl Conn {
-    /// Opens a TCP connection (`TCP_NODELAY`), completes the TLS handshake and the
-    /// HTTP/1.1 setup. The connection is driven by a task on the current runtime.
+    /// Opens a TCP connection (`TCP_NODELAY`), completes the TLS handshake (unless
+    /// the endpoint is plain) and the HTTP/1.1 setup. The connection is driven
+    /// by a task on the current runtime.
     pub async fn connect(ep: &Endpoint) -> Result<Self> {
         let tcp = TcpStream::connect(ep.addr)
             .await
@@ -165,15 +186,26 @@ impl Conn {
             addr: ep.addr,
             source,
         })?;
-        let tls = tokio_rustls::TlsConnector::from(ep.tls.clone())
+        let Some(config) = &ep.tls else {
+            return Self::handshake(ep, tcp).await;
+        };
+        let tls = tokio_rustls::TlsConnector::from(config.clone())
             .connect(ep.server_name.clone(), tcp)
             .await
             .map_err(|source| Error::TlsHandshake {
                 addr: ep.addr,
                 source,
             })?;
+        Self::handshake(ep, tls).await
+    }
+
+    /// The HTTP/1.1 setup over an open stream; a task drives the connection.
+    async fn handshake<S>(ep: &Endpoint, stream: S) -> Result<Self>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(tls))
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| Error::Http {
                 what: format!("handshake with {}", ep.addr),

@@ -21,7 +21,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
@@ -29,14 +29,13 @@ use hyper::Method;
 
 use crate::error::{Error, Result};
 use crate::load::{Batch, Workload};
-use crate::procfs::{children_running, machine_busy_seconds};
+use crate::procfs::children_running;
 use crate::report::{self, Markers};
 use crate::vault_plugins::{bao, setup::copy_into};
-use crate::{WORKSPACE, WorkDir, cpu, lockbox, make_value, paths};
+use crate::{WORKSPACE, WorkDir, lockbox, make_value, paths};
 
 mod creds;
 mod drain;
-mod pg;
 mod render;
 
 /// The section of BENCHMARKS.md this benchmark owns.
@@ -131,74 +130,6 @@ impl Lockbox {
     /// Its plugin processes running `file` (the catalog's command).
     pub(crate) fn plugin_pids(&self, file: &str) -> Vec<u32> {
         children_running(self.pid, file)
-    }
-}
-
-/// A CPU-time sample of groups of processes, this process and the machine.
-pub(crate) struct Usage {
-    at: Instant,
-    /// Per group, each process's CPU seconds (if readable).
-    groups: Vec<Vec<(u32, Option<f64>)>>,
-    /// Per process tree, [`cpu::tree_seconds`] of its root.
-    trees: Vec<Option<f64>>,
-    me: Option<f64>,
-    machine: Option<f64>,
-}
-
-impl Usage {
-    pub(crate) fn take(groups: &[&[u32]]) -> Self {
-        Self::with_trees(groups, &[])
-    }
-
-    /// Like [`Usage::take`], plus process trees (a root and its children, reaped ones included).
-    pub(crate) fn with_trees(groups: &[&[u32]], roots: &[Option<u32>]) -> Self {
-        Usage {
-            trees: roots
-                .iter()
-                .map(|r| r.and_then(cpu::tree_seconds))
-                .collect(),
-            at: Instant::now(),
-            groups: groups
-                .iter()
-                .map(|g| g.iter().map(|&p| (p, cpu::process_seconds(p))).collect())
-                .collect(),
-            me: cpu::process_seconds(std::process::id()),
-            machine: machine_busy_seconds(),
-        }
-    }
-
-    /// Average cores between the samples: each group (its processes readable
-    /// at both samples; `None` for an empty group), each tree, this process,
-    /// then the rest of the machine (busy time not charged to any of them).
-    pub(crate) fn cores_until(&self, later: &Usage) -> Vec<Option<f64>> {
-        let wall = (later.at - self.at).as_secs_f64();
-        let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
-            _ => None,
-        };
-        let mut out: Vec<Option<f64>> = self
-            .groups
-            .iter()
-            .zip(&later.groups)
-            .map(|(a, b)| {
-                let both: Vec<f64> = a
-                    .iter()
-                    .zip(b)
-                    .filter_map(|((pa, sa), (pb, sb))| (pa == pb).then(|| per(*sa, *sb)).flatten())
-                    .collect();
-                (!both.is_empty()).then(|| both.iter().sum())
-            })
-            .collect();
-        out.extend(
-            self.trees
-                .iter()
-                .zip(&later.trees)
-                .map(|(a, b)| per(*a, *b)),
-        );
-        out.push(per(self.me, later.me));
-        let ours: f64 = out.iter().flatten().sum();
-        out.push(per(self.machine, later.machine).map(|all| (all - ours).max(0.0)));
-        out
     }
 }
 
@@ -308,7 +239,7 @@ pub async fn run(args: LeasesArgs, threads: usize) -> Result<bool> {
         None
     } else {
         eprintln!("starting PostgreSQL with tests/harness/pg-up.sh");
-        let pg = pg::Postgres::start(&workspace, &work.path.join("pg"))?;
+        let pg = crate::pg::Postgres::start(&workspace, &work.path.join("pg"))?;
         eprintln!("  {} on 127.0.0.1:{}", pg.version, pg.port);
         Some(pg)
     };
@@ -366,7 +297,7 @@ pub async fn run(args: LeasesArgs, threads: usize) -> Result<bool> {
 async fn measure_all(
     args: &LeasesArgs,
     server: &lockbox::DevServer,
-    pg: Option<&pg::Postgres>,
+    pg: Option<&crate::pg::Postgres>,
     shas: &(String, String),
     settings: &drain::DrainSettings,
 ) -> Result<Measured> {
@@ -439,20 +370,5 @@ mod tests {
         assert!(lease_ids(&b, "database/creds/bench/").is_err());
         assert!(lease_ids(&batch(&[r#"{"data":{}}"#]), "gp/").is_err());
         assert!(lease_ids(&batch(&["not json"]), "gp/").is_err());
-    }
-
-    #[test]
-    fn usage_counts_this_process_and_the_rest_of_the_machine() {
-        let me = std::process::id();
-        let a = Usage::with_trees(&[&[me], &[]], &[Some(me), None]);
-        let spin = Instant::now();
-        while spin.elapsed() < Duration::from_millis(30) {
-            std::hint::black_box(0u64);
-        }
-        let c = a.cores_until(&Usage::with_trees(&[&[me], &[]], &[Some(me), None]));
-        // group, empty group, tree, missing tree, this process, other load
-        assert_eq!(c.len(), 6);
-        assert!(c[0].is_some() && c[1].is_none() && c[2].is_some() && c[3].is_none());
-        assert!(c[4].is_some_and(|v| v >= 0.0));
     }
 }

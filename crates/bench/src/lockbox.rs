@@ -58,10 +58,100 @@ impl Banner {
     }
 }
 
-fn read_tail(path: &Path) -> String {
+/// The last 40 lines of a log file.
+pub(crate) fn read_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Spawns `cmd` with stdout piped and stderr into `log_path` (killed on drop
+/// and when this process dies), feeds each stdout line to `ready` until it
+/// returns true (within `timeout`; `waiting_for` names what it waits for in
+/// the error), then keeps copying stdout into the log. Shared by the dev
+/// server and the config-mode nodes of the `ha` benchmark.
+pub(crate) async fn spawn_logged(
+    mut cmd: Command,
+    binary: &Path,
+    log_path: &Path,
+    timeout: Duration,
+    waiting_for: &str,
+    mut ready: impl FnMut(&str) -> bool,
+) -> Result<Child> {
+    let log = std::fs::File::create(log_path).map_err(|e| Error::file("creating", log_path, e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Error::file("opening", log_path, e))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_err))
+        .kill_on_drop(true);
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| Error::SpawnLockbox {
+        binary: binary.to_path_buf(),
+        source,
+    })?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(Error::LockboxStartup {
+            reason: "no stdout pipe".into(),
+            output: String::new(),
+        });
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let mut log = tokio::fs::File::from_std(log);
+    let mut seen = String::new();
+    let wait = async {
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if ready(&line) {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "exited (stdout closed) before printing {waiting_for}"
+                    ));
+                }
+                Err(e) => return Err(format!("reading its stdout: {e}")),
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(timeout, wait).await;
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(reason)) => Some(reason),
+        Err(_) => Some(format!(
+            "did not print {waiting_for} within {}s",
+            timeout.as_secs()
+        )),
+    };
+    if let Some(mut reason) = failure {
+        let _ = child.start_kill();
+        if let Ok(Ok(Some(status))) = tokio::time::timeout(Duration::from_secs(2), async {
+            child.wait().await.map(Some)
+        })
+        .await
+        {
+            reason.push_str(&format!(" (exit status: {status})"));
+        }
+        let stderr = read_tail(log_path);
+        return Err(Error::LockboxStartup {
+            reason,
+            output: format!("{seen}{stderr}"),
+        });
+    }
+    // Keep draining stdout into the log in large chunks, so the server never blocks
+    // on a full pipe and per-line logging costs us little.
+    let _ = log.write_all(seen.as_bytes()).await;
+    let mut rest = lines.into_inner();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy_buf(&mut rest, &mut log).await;
+        let _ = log.flush().await;
+    });
+    Ok(child)
 }
 
 impl DevServer {
@@ -76,11 +166,6 @@ impl DevServer {
         timeout: Duration,
     ) -> Result<Self> {
         let log_path = work_dir.join("lockbox.log");
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| Error::file("creating", &log_path, e))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| Error::file("opening", &log_path, e))?;
         let mut cmd = Command::new(binary);
         cmd.args([
             "server",
@@ -93,82 +178,24 @@ impl DevServer {
             "127.0.0.1:0",
         ])
         .args(extra_args)
-        .current_dir(work_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_err))
-        .kill_on_drop(true);
-        die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| Error::SpawnLockbox {
-            binary: binary.to_path_buf(),
-            source,
-        })?;
-        let Some(stdout) = child.stdout.take() else {
-            return Err(Error::LockboxStartup {
-                reason: "no stdout pipe".into(),
-                output: String::new(),
-            });
-        };
-        let mut lines = BufReader::new(stdout).lines();
-        let mut log = tokio::fs::File::from_std(log);
+        .current_dir(work_dir);
         let mut banner = Banner::default();
-        let mut seen = String::new();
-        let wait = async {
-            loop {
-                match lines.next_line().await {
-                    Ok(Some(line)) => {
-                        seen.push_str(&line);
-                        seen.push('\n');
-                        banner.feed(&line);
-                        if banner.done() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => {
-                        return Err(
-                            "exited (stdout closed) before printing its address".to_string()
-                        );
-                    }
-                    Err(e) => return Err(format!("reading its stdout: {e}")),
-                }
-            }
-        };
-        let outcome = tokio::time::timeout(timeout, wait).await;
-        let failure = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(reason)) => Some(reason),
-            Err(_) => Some(format!(
-                "did not print `Api Address:` and `VAULT_CACERT` within {}s",
-                timeout.as_secs()
-            )),
-        };
-        if let Some(mut reason) = failure {
-            let _ = child.start_kill();
-            if let Ok(Ok(Some(status))) = tokio::time::timeout(Duration::from_secs(2), async {
-                child.wait().await.map(Some)
-            })
-            .await
-            {
-                reason.push_str(&format!(" (exit status: {status})"));
-            }
-            let stderr = read_tail(&log_path);
-            return Err(Error::LockboxStartup {
-                reason,
-                output: format!("{seen}{stderr}"),
-            });
-        }
-        // Keep draining stdout into the log in large chunks, so the server never blocks
-        // on a full pipe and per-line logging costs us little.
-        let _ = log.write_all(seen.as_bytes()).await;
-        let mut rest = lines.into_inner();
-        tokio::spawn(async move {
-            let _ = tokio::io::copy_buf(&mut rest, &mut log).await;
-            let _ = log.flush().await;
-        });
+        let child = spawn_logged(
+            cmd,
+            binary,
+            &log_path,
+            timeout,
+            "`Api Address:` and `VAULT_CACERT`",
+            |line| {
+                banner.feed(line);
+                banner.done()
+            },
+        )
+        .await?;
         let (Some(api_addr), Some(ca)) = (banner.api_addr, banner.ca_path) else {
             return Err(Error::LockboxStartup {
                 reason: "address or CA line missing".into(),
-                output: seen,
+                output: String::new(),
             });
         };
         let ca_path = work_dir.join(ca); // absolute paths stay as they are

@@ -15,6 +15,10 @@
 //! revoked per second, and the drain of 10,000 leases falling due at once
 //! (with kv read latency meanwhile); see `leases.rs`.
 //!
+//! `lockbox-bench ha` measures kv throughput on the file backend, PostgreSQL,
+//! an HA active node and a standby forwarding to it, and the failover time
+//! after `kill -9` of the active node; see `ha.rs`.
+//!
 //! `lockbox-bench operator` measures the Kubernetes operator: apply-to-serving
 //! latency of `SecretsMount`s, hundreds of mounts to Ready, plugin processes and
 //! operator memory; see `operator.rs`.
@@ -36,12 +40,14 @@
 mod audit;
 mod cpu;
 mod error;
+mod ha;
 mod http;
 mod kube;
 mod leases;
 mod load;
 mod lockbox;
 mod operator;
+mod pg;
 mod plugins;
 mod procfs;
 mod report;
@@ -85,6 +91,8 @@ enum Cmd {
     Audit(audit::AuditArgs),
     /// Dynamic PostgreSQL credentials issued and revoked per second; 10,000 expired leases drained.
     Leases(leases::LeasesArgs),
+    /// High availability on PostgreSQL: kv throughput file vs PostgreSQL vs HA active/standby; failover time.
+    Ha(ha::HaArgs),
 }
 
 #[derive(Args)]
@@ -167,6 +175,7 @@ fn main() -> ExitCode {
         Cmd::Operator(_) => None,
         Cmd::Audit(a) => a.load.client_threads,
         Cmd::Leases(a) => a.client_threads,
+        Cmd::Ha(a) => a.load.client_threads,
     };
     let threads = client_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -192,6 +201,7 @@ fn main() -> ExitCode {
                     Cmd::Operator(args) => operator::run(args).await,
                     Cmd::Audit(args) => audit::run(args, threads).await,
                     Cmd::Leases(args) => leases::run(args, threads).await,
+                    Cmd::Ha(args) => ha::run(args, threads).await,
                 }
             } => r,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::Method;
 
-use super::pg::Postgres;
-use super::{Lockbox, Usage, lease_ids};
+use super::{Lockbox, lease_ids};
+use crate::cpu::Usage;
 use crate::error::{Error, Result};
 use crate::load::{self, Batch, Req};
 use crate::lockbox::{post, put};
+use crate::pg::Postgres;
 
 /// The catalog name (and file name in the plugin directory) of the engine.
 pub(crate) const DATABASE: &str = "database";

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::Method;
 
-use super::{Lockbox, Usage, lease_ids};
+use super::{Lockbox, lease_ids};
+use crate::cpu::Usage;
 use crate::error::{Error, Result};
 use crate::http::{Conn, Endpoint};
 use crate::load::{self, Batch, Outcome, Req, Timing, Workload};

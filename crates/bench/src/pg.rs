@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL cluster from `tests/harness/pg-up.sh` (initdb +
 //! pg_ctl on a free loopback port, its socket in the cluster directory),
-//! stopped with `pg-down.sh` when dropped.
+//! stopped with `pg-down.sh` when dropped. Used by `leases` (the database
+//! engine's server) and `ha` (lockbox's storage).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
