@@ -196,6 +196,27 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// `secret/` as kv version 1, through node 0.
+    async fn mount_kv(&self) {
+        let r = self
+            .api(0)
+            .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+
+    /// The nodes that say they are active.
+    async fn actives(&self) -> Vec<usize> {
+        let mut actives = Vec::new();
+        for i in 0..self.nodes.len() {
+            let r = self.api(i).call("GET", "sys/leader", None, None).await;
+            if r.body["is_self"] == true {
+                actives.push(i);
+            }
+        }
+        actives
+    }
+
     /// Waits until one of `candidates` says it is the active node; returns it.
     async fn wait_active(&self, candidates: &[usize], within: Duration) -> usize {
         let deadline = Instant::now() + within;
@@ -390,10 +411,7 @@ async fn kill_9_of_the_active_under_load_loses_no_acknowledged_write() {
         return;
     };
     let active = c.api(0);
-    let r = active
-        .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
-        .await;
-    assert_eq!(r.status, 204, "{:?}", r.body);
+    c.mount_kv().await;
     let r = active
         .root(
             "PUT",
@@ -496,11 +514,7 @@ async fn a_paused_active_is_fenced_and_steps_down_by_itself() {
     let Some(c) = Cluster::start(3, false).await else {
         return;
     };
-    let r = c
-        .api(0)
-        .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
-        .await;
-    assert_eq!(r.status, 204, "{:?}", r.body);
+    c.mount_kv().await;
     let r = c
         .api(0)
         .root("PUT", "secret/k", Some(json!({"v": "before"})))
@@ -558,14 +572,7 @@ async fn a_paused_active_is_fenced_and_steps_down_by_itself() {
         .await;
     assert_eq!(leader.body["ha_enabled"], true);
     // Exactly one node is active.
-    let mut actives = Vec::new();
-    for i in 0..3 {
-        let r = c.api(i).call("GET", "sys/leader", None, None).await;
-        if r.body["is_self"] == true {
-            actives.push(i);
-        }
-    }
-    assert_eq!(actives, vec![new_active]);
+    assert_eq!(c.actives().await, vec![new_active]);
     assert!(
         c.log(0).contains("stepping down"),
         "the old active did not say it stepped down:\n{}",
@@ -581,11 +588,7 @@ async fn postgresql_restarted_under_load_loses_nothing_and_one_node_leads() {
     let Some(c) = Cluster::start(3, false).await else {
         return;
     };
-    let r = c
-        .api(0)
-        .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
-        .await;
-    assert_eq!(r.status, 204, "{:?}", r.body);
+    c.mount_kv().await;
     let stop = Arc::new(AtomicBool::new(false));
     // Writers 0 and 2 write kv; 1 and 3 the plugin mount, which this test
     // does not mount: their writes fail and are not counted.
@@ -629,13 +632,11 @@ async fn postgresql_restarted_under_load_loses_nothing_and_one_node_leads() {
             r.body
         );
     }
-    let mut actives = Vec::new();
-    for i in 0..3 {
-        if c.api(i).call("GET", "sys/leader", None, None).await.body["is_self"] == true {
-            actives.push(i);
-        }
-    }
-    assert_eq!(actives, vec![active], "one active node after the restart");
+    assert_eq!(
+        c.actives().await,
+        vec![active],
+        "one active node after the restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -644,11 +645,7 @@ async fn nodes_seal_when_the_database_is_gone_and_unseal_when_it_is_back() {
     else {
         return;
     };
-    let r = c
-        .api(0)
-        .root("POST", "sys/mounts/secret", Some(json!({"type": "kv"})))
-        .await;
-    assert_eq!(r.status, 204, "{:?}", r.body);
+    c.mount_kv().await;
     let r = c
         .api(0)
         .root("PUT", "secret/k", Some(json!({"v": "kept"})))

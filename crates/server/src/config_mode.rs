@@ -9,6 +9,7 @@ use crate::config::{Config, PostgresConfig, StorageConfig};
 use crate::ha;
 use crate::logging::{LogSettings, init_logging};
 use crate::reload::{Reload, Signals, shutdown_signal};
+use crate::unseal::auto_unseal;
 use lockbox_core::core::{Core, CoreConfig};
 use lockbox_http::{self as http, ServerOptions, tls};
 use lockbox_plugin_host::{HostConfig, Node, NodeConfig};
@@ -57,21 +58,6 @@ fn physical_url(pg: &PostgresConfig) -> String {
     resolve_url(pg, crate::hardening::secret_env)
         .map(|u| redact_url(&u))
         .unwrap_or_default()
-}
-
-/// Auto-unseal with the given keys when the core is initialized and sealed.
-pub async fn auto_unseal(core: &Core, keys: &[String]) -> Result<bool, ServerError> {
-    if keys.is_empty() || !core.is_initialized().await? || !core.is_sealed() {
-        return Ok(!core.is_sealed());
-    }
-    for key in keys {
-        let raw = lockbox_core::core::decode_key(key)?;
-        if core.submit_unseal_key(&raw).await? {
-            tracing::info!("auto-unsealed with {} key(s)", keys.len());
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// Runs `lockbox server --config FILE` until SIGTERM or SIGINT.

@@ -351,7 +351,7 @@ async fn unseal_again(core: &Core, keys_file: Option<&std::path::Path>) -> bool 
             return false;
         }
     };
-    match crate::config_mode::auto_unseal(core, &keys).await {
+    match crate::unseal::auto_unseal(core, &keys).await {
         Ok(true) => {
             tracing::info!("the database answers again: unsealed from unseal_keys_file");
             true

@@ -37,11 +37,12 @@ pub mod hardening;
 pub mod logging;
 mod operator_mode;
 pub mod reload;
+mod unseal;
 
 pub use args::{ServerArgs, ServerError};
-pub use config_mode::auto_unseal;
 pub use dev::{DevPlugins, register_dev_plugins};
 pub use operator_mode::run_operator;
+pub use unseal::auto_unseal;
 
 /// Runs `lockbox server` until a shutdown signal.
 pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
