@@ -78,7 +78,7 @@ pub struct HaArgs {
     /// Skip part 2 (failover).
     #[arg(long)]
     skip_failover: bool,
-    /// `max_idle_connections` of the PostgreSQL nodes [default: lockbox's, 2].
+    /// `max_idle_connections` of the PostgreSQL nodes [default: lockbox's, 32].
     #[arg(long)]
     pg_max_idle: Option<usize>,
     /// HA nodes in the group (the active and its standbys).

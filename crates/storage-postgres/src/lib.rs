@@ -56,9 +56,11 @@ use std::time::Duration;
 pub const DEFAULT_TABLE: &str = "vault_kv_store";
 /// Vault's default `max_parallel`: connections open at once.
 pub const DEFAULT_MAX_PARALLEL: usize = 128;
-/// Idle connections kept when `max_idle_connections` is unset or 0 (Go's
-/// `database/sql` default, which Vault inherits).
-pub const DEFAULT_MAX_IDLE: usize = 2;
+/// Idle connections kept when `max_idle_connections` is unset or 0. Not
+/// Vault's (Go's `database/sql` default of 2): with more than 2 requests at
+/// once that opens and closes a connection per request, which the `ha`
+/// benchmark measured at 2-6x less throughput (BENCHMARKS.md).
+pub const DEFAULT_MAX_IDLE: usize = 32;
 /// Connection attempts after the first one at startup.
 pub const DEFAULT_MAX_CONNECT_RETRIES: u32 = 5;
 /// The environment variables that may hold the connection URL (they win

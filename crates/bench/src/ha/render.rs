@@ -309,7 +309,7 @@ pub(crate) fn section(facts: &Facts, args: &HaArgs, m: &Measured) -> String {
         facts.threads,
         args.nodes,
         args.pg_max_idle.map_or_else(
-            || "lockbox's defaults (`max_parallel` 128, `max_idle_connections` 2)".to_string(),
+            || "lockbox's defaults (`max_parallel` 128, `max_idle_connections` 32)".to_string(),
             |n| format!("`max_idle_connections` {n} (`--pg-max-idle`), `max_parallel` 128")
         )
     );
