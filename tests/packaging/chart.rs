@@ -376,7 +376,7 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
 
 /// The rules of an RBAC object as `group resource[/sub] verb [name]`
 /// lines, one per (group, resource, verb, resourceName).
-fn rules(doc: &Value) -> BTreeSet<String> {
+pub fn rules(doc: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for r in doc["rules"].as_array().into_iter().flatten() {
         let strings = |k: &str| -> Vec<String> {
@@ -406,7 +406,7 @@ fn rules(doc: &Value) -> BTreeSet<String> {
     out
 }
 
-fn set(lines: &[&str]) -> BTreeSet<String> {
+pub fn set(lines: &[&str]) -> BTreeSet<String> {
     lines.iter().map(|s| s.to_string()).collect()
 }
 
