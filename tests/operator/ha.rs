@@ -85,12 +85,15 @@ fn one_active(ns: &str, not: Option<usize>) -> usize {
         Duration::from_secs(60),
         || {
             let l = labels(ns);
-            let active: Vec<usize> = (0..PODS).filter(|i| l[*i] == "true").collect();
+            // `not`: a killed pod, whose label nobody takes off.
+            let active: Vec<usize> = (0..PODS)
+                .filter(|i| l[*i] == "true" && Some(*i) != not)
+                .collect();
             let others_false = (0..PODS)
                 .filter(|i| Some(*i) != not && !active.contains(i))
                 .all(|i| l[i] == "false");
             match active.as_slice() {
-                [a] if others_false && Some(*a) != not => Some(*a),
+                [a] if others_false => Some(*a),
                 _ => None,
             }
         },
@@ -99,7 +102,8 @@ fn one_active(ns: &str, not: Option<usize>) -> usize {
 
 fn leader_metric(op: &Operator) -> Option<bool> {
     let m = curl(&format!("{}/metrics", op.health))?;
-    Some(m.contains("lockbox_operator_leader 1"))
+    // The gauge's line (its HELP text starts the same way).
+    Some(m.lines().any(|l| l.trim() == "lockbox_operator_leader 1"))
 }
 
 #[test]
@@ -124,7 +128,7 @@ fn ha_pods_start_together_and_the_active_label_moves_on_failover() {
     ));
     for i in 0..PODS {
         c.apply(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lockbox-ha-{i}\n  namespace: {}\n  labels:\n    lockbox-test: ha\nspec:\n  containers:\n  - name: lockbox\n    image: lockbox\n",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lockbox-ha-{i}\n  namespace: {}\n  labels:\n    lockbox-test: ha\nspec:\n  automountServiceAccountToken: false\n  containers:\n  - name: lockbox\n    image: lockbox\n",
             s.op_ns
         ));
     }

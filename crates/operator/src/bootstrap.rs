@@ -172,8 +172,11 @@ async fn initialize(
     }
     let init = match core.initialize(1, 1, None).await {
         Ok(init) => init,
-        Err(lockbox_core::core::CoreError::AlreadyInitialized) if args.ha => {
-            tracing::info!("another replica initialized lockbox first");
+        // Lost the race: the other replica initialized under the HA lock
+        // (or holds it as the active node now, and initialization timed
+        // out waiting for it).
+        Err(e) if args.ha && core.is_initialized().await? => {
+            tracing::info!("another replica initialized lockbox first ({e})");
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
