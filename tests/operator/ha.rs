@@ -183,6 +183,13 @@ fn ha_pods_start_together_and_the_active_label_moves_on_failover() {
         });
     }
 
+    // One meaning of leadership: no Lease in HA mode.
+    assert_eq!(
+        c.get(&["leases", "-n", &s.op_ns], "{.items[*].metadata.name}"),
+        "",
+        "HA replicas use no Lease"
+    );
+
     // kill -9 of the active: a standby takes over and labels itself.
     ops[first].as_mut().expect("running").kill();
     let second = one_active(&s.op_ns, Some(first));
