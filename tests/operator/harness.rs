@@ -523,13 +523,22 @@ impl Scenario {
     }
 
     fn operator_standby_with(&self, extra: &[&str]) -> Operator {
+        self.operator_process(extra, &[])
+    }
+
+    /// Starts `lockbox operator run` with extra flags and environment
+    /// variables (flags `--api-address`/`--health-address` in `extra`
+    /// replace the loopback defaults); returns once it serves.
+    pub fn operator_process(&self, extra: &[&str], env: &[(&str, &str)]) -> Operator {
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let c = cluster();
         let log = std::fs::File::create(self._tmp.path().join(format!(
-            "operator-{}.log",
+            "operator-{}-{}.log",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis())
-                .unwrap_or(0)
+                .unwrap_or(0),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         )))
         .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockbox"));
@@ -537,16 +546,13 @@ impl Scenario {
             .arg(&self.data_dir)
             .arg("--plugin-directory")
             .arg(&self.plugin_dir)
-            .args([
-                "--api-address",
-                "127.0.0.1:0",
-                "--health-address",
-                "127.0.0.1:0",
-                "--namespace",
-                &self.op_ns,
-                "--resync-period",
-                "3s",
-            ]);
+            .args(["--namespace", &self.op_ns, "--resync-period", "3s"]);
+        for flag in ["--api-address", "--health-address"] {
+            if !extra.iter().any(|e| e.starts_with(flag)) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        cmd.envs(env.iter().copied());
         for p in &self.prefixes {
             cmd.args(["--allowed-path-prefix", p]);
         }

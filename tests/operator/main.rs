@@ -6,9 +6,14 @@
 //! runs first); a harness that cannot start fails the tests with the reason.
 
 mod chaos;
+mod ha;
 mod harness;
 mod kube_auth;
 mod vault;
+// The throwaway PostgreSQL of the integration tests (pg-up.sh).
+#[path = "../integration/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 // The loopback registry of the integration tests (docker-registry, skopeo).
 #[path = "../integration/oci/registry.rs"]
 #[allow(dead_code)]

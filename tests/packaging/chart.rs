@@ -321,12 +321,15 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
                 format!("{} {kind}", m["mountPath"].as_str().unwrap_or(""))
             })
             .collect();
+        // With ha.enabled the data directory (plugin image cache only; the
+        // storage is PostgreSQL) is an emptyDir.
+        let data = match values.as_str() {
+            "ha-values.yaml" => "/var/lib/lockbox emptyDir",
+            _ => "/var/lib/lockbox volumeClaimTemplate",
+        };
         assert_eq!(
             writable,
-            BTreeSet::from([
-                "/tmp emptyDir".to_string(),
-                "/var/lib/lockbox volumeClaimTemplate".to_string()
-            ]),
+            BTreeSet::from(["/tmp emptyDir".to_string(), data.to_string()]),
             "{values}: writable mounts"
         );
         let tmp = pod["volumes"]
@@ -376,7 +379,7 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
 
 /// The rules of an RBAC object as `group resource[/sub] verb [name]`
 /// lines, one per (group, resource, verb, resourceName).
-fn rules(doc: &Value) -> BTreeSet<String> {
+pub fn rules(doc: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for r in doc["rules"].as_array().into_iter().flatten() {
         let strings = |k: &str| -> Vec<String> {
@@ -406,7 +409,7 @@ fn rules(doc: &Value) -> BTreeSet<String> {
     out
 }
 
-fn set(lines: &[&str]) -> BTreeSet<String> {
+pub fn set(lines: &[&str]) -> BTreeSet<String> {
     lines.iter().map(|s| s.to_string()).collect()
 }
 

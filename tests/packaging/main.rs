@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `chart` | `helm lint`, `helm template` with default and non-default values, schema errors, the restricted Pod Security Standard, least-privilege RBAC, every rendered flag accepted by the binary, comments on every value |
 //! | `manifests` | `deploy/` fresh against the chart, chart `crds/` == `crds/`; the rendered manifests accepted by a real kube-apiserver (`kubectl apply --dry-run=server`); a real `helm install` / `upgrade` / `uninstall` |
+//! | `ha` | the chart with `ha.enabled`: the HA objects (no PVC, pod-IP addresses, the URL from a Secret, the active Service, PDB minAvailable, anti-affinity), RBAC of HA mode, bad HA values, `--ha` without PostgreSQL, a real `helm install` |
 //! | `dockerfile` | without Docker: stages, user, paths the chart relies on, the binaries it copies are the workspace's and link only against glibc |
 //! | `kind` | `tests/e2e/kind/` without Docker: the script parses, its files exist, its `helm install` values pass the schema and render what it needs |
 //! | `readme` | every command of the README section, run against a real kube-apiserver with the pod played by [`kubelet`] |
@@ -24,6 +25,7 @@ mod harness;
 
 mod chart;
 mod dockerfile;
+mod ha;
 mod kind;
 mod kubelet;
 mod manifests;

@@ -17,9 +17,33 @@ pub const ROOT_TOKEN_KEY: &str = "token";
 /// Flags of `lockbox operator`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OperatorArgs {
-    /// Directory of the lockbox storage (redb file backend).
+    /// Directory of the lockbox storage (redb file backend) and of the
+    /// plugin image cache (`<DIR>/plugin-cache`, with any storage).
     #[arg(long, value_name = "DIR", env = "LOCKBOX_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Storage: `file` (a redb file in --data-dir, one replica) or
+    /// `postgresql` (the connection URL only from the environment variable
+    /// LOCKBOX_PG_CONNECTION_URL, never a flag: it holds a password).
+    #[arg(long, default_value = "file", value_parser = ["file", "postgresql"])]
+    pub storage: String,
+    /// High availability on PostgreSQL (needs --storage=postgresql): every
+    /// replica unseals, the one holding the database lock is active and runs
+    /// the controllers, and labels its own Pod `lockbox.dev/active=true`.
+    #[arg(long)]
+    pub ha: bool,
+    /// With --ha: the address clients reach this replica at, such as
+    /// `https://10.0.0.5:8200` (standbys redirect clients there).
+    #[arg(long, env = "LOCKBOX_API_ADDR", value_name = "URL")]
+    pub api_addr: Option<String>,
+    /// With --ha: the address standbys forward requests to, such as
+    /// `https://10.0.0.5:8201` (default: the host of --api-addr, the port of
+    /// --cluster-address).
+    #[arg(long, env = "LOCKBOX_CLUSTER_ADDR", value_name = "URL")]
+    pub cluster_addr: Option<String>,
+    /// With --ha: where the cluster listener (forwarded requests, mutual
+    /// TLS) binds.
+    #[arg(long, default_value = "0.0.0.0:8201", value_name = "HOST:PORT")]
+    pub cluster_address: String,
     /// Directory plugin binaries are read from (`spec.binary.path` is relative to it).
     #[arg(long, value_name = "DIR", env = "LOCKBOX_PLUGIN_DIRECTORY")]
     pub plugin_directory: PathBuf,
@@ -141,6 +165,22 @@ pub enum OperatorError {
     /// Storage could not be opened.
     #[error(transparent)]
     Storage(#[from] lockbox_storage::StorageError),
+    /// `--ha` without `--storage=postgresql`.
+    #[error(
+        "--ha needs --storage=postgresql (the replicas share the database and lead by its lock); \
+         drop --ha for a single replica on --storage=file"
+    )]
+    HaNeedsPostgres,
+    /// HA could not be set up (addresses, the database lock).
+    #[error("HA: {0}")]
+    Ha(String),
+    /// The storage was initialized by another replica, but its unseal key
+    /// Secret did not appear in time.
+    #[error(
+        "another replica initialized lockbox but Secret {0} did not appear within {1}s; check \
+         that replica's log (it stores the key right after initializing), then restart this pod"
+    )]
+    UnsealSecretTimeout(String, u64),
     /// Initialization or unseal failed.
     #[error(transparent)]
     Core(#[from] lockbox_core::core::CoreError),

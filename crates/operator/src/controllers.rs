@@ -8,6 +8,8 @@
 //!           → HTTP API (--api-address) + health (--health-address)
 //!           → Lease loop ──leader──▶ controllers (catalog entries, mounts)
 //!                        ◀─lost──── controllers stopped
+//!  --ha:    PostgreSQL storage; the core's role replaces the Lease:
+//!           Active ──▶ controllers; Standby/Sealed ──▶ stopped
 //!  SIGTERM: stop controllers, release the Lease, drain HTTP, seal.
 //! ```
 //!
@@ -26,6 +28,7 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use lockbox_core::core::ha::Role;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -124,17 +127,37 @@ async fn run_controllers(ctx: Arc<Context>) {
     tokio::join!(catalog_ctl, mount_ctl, crash_loops);
 }
 
-/// Takes part in the Lease election as `identity` and runs the controllers
-/// while leader (stopping them when leadership is lost), until `shutdown`
-/// completes; then stops them and releases the Lease.
-pub async fn lead(
-    ctx: Arc<Context>,
-    leases: Api<Lease>,
-    identity: String,
-    shutdown: impl Future<Output = ()>,
-) {
+/// How a replica learns whether it leads.
+pub enum Election {
+    /// Single-replica mode: the Lease `lockbox-operator` in this namespace,
+    /// held as this identity.
+    Lease {
+        /// The Leases of the operator's namespace.
+        api: Box<Api<Lease>>,
+        /// This replica's holder identity.
+        identity: String,
+    },
+    /// HA mode: the core's role; the active node leads ([`leader::leads`]).
+    CoreRole(tokio::sync::watch::Receiver<Role>),
+}
+
+/// Runs the controllers while this replica leads (stopping them when it
+/// stops leading), until `shutdown` completes; then stops them and, with a
+/// Lease, releases it.
+pub async fn lead(ctx: Arc<Context>, election: Election, shutdown: impl Future<Output = ()>) {
     let (leader_tx, mut leader_rx) = tokio::sync::watch::channel(false);
-    let election = tokio::spawn(leader::run(leases.clone(), identity.clone(), leader_tx));
+    let (task, lease, identity) = match election {
+        Election::Lease { api, identity } => (
+            tokio::spawn(leader::run(*api.clone(), identity.clone(), leader_tx)),
+            Some(api),
+            identity,
+        ),
+        Election::CoreRole(role) => (
+            tokio::spawn(leader::follow_role(role, leader_tx)),
+            None,
+            "HA active node".to_string(),
+        ),
+    };
     let mut controllers: Option<tokio::task::JoinHandle<()>> = None;
     tokio::pin!(shutdown);
     loop {
@@ -161,6 +184,8 @@ pub async fn lead(
     if let Some(h) = controllers.take() {
         h.abort();
     }
-    election.abort();
-    leader::release(&leases, &identity).await;
+    task.abort();
+    if let Some(api) = lease {
+        leader::release(&api, &identity).await;
+    }
 }

@@ -1,4 +1,9 @@
-//! Leader election with a `coordination.k8s.io/v1` Lease.
+//! Who runs the controllers: leader election with a
+//! `coordination.k8s.io/v1` Lease (single-replica mode, [`run`]), or, with
+//! `--ha`, the core's HA role ([`follow_role`]): the replica that holds the
+//! database lock is the active node and the only one that leads. Both
+//! publish on the same `watch<bool>`, so leadership has one meaning; there
+//! is no Lease in HA mode.
 //!
 //! One loop per replica: every [`RENEW`] it reads the Lease and, if it holds
 //! it or the holder's lease expired, replaces it guarded by the
@@ -16,6 +21,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
+use lockbox_core::core::ha::Role;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -41,6 +47,28 @@ pub async fn run(api: Api<Lease>, identity: String, tx: watch::Sender<bool>) {
         }
         tx.send_replace(leading);
         tokio::time::sleep(RENEW).await;
+    }
+}
+
+/// Whether a replica in this HA role runs the controllers: only the
+/// active node does.
+pub fn leads(role: Role) -> bool {
+    role == Role::Active
+}
+
+/// HA mode: publishes [`leads`] of the core's role on `tx` until the core
+/// is gone.
+pub async fn follow_role(mut role: watch::Receiver<Role>, tx: watch::Sender<bool>) {
+    loop {
+        let leading = leads(*role.borrow_and_update());
+        if *tx.borrow() != leading {
+            tracing::info!(leading, "HA role changed");
+        }
+        tx.send_replace(leading);
+        if role.changed().await.is_err() {
+            tx.send_replace(false);
+            return;
+        }
     }
 }
 
@@ -158,5 +186,35 @@ mod tests {
         };
         assert!(expired(&old, now));
         assert!(expired(&LeaseSpec::default(), now));
+    }
+
+    #[tokio::test]
+    async fn only_the_active_role_leads_and_the_watch_follows_it() {
+        assert!(!leads(Role::Sealed));
+        assert!(!leads(Role::Standby));
+        assert!(leads(Role::Active));
+        let (role_tx, role_rx) = watch::channel(Role::Sealed);
+        let (tx, mut rx) = watch::channel(true);
+        let task = tokio::spawn(follow_role(role_rx, tx));
+        async fn wait_value(rx: &mut watch::Receiver<bool>, want: bool) {
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| *v == want))
+                .await
+                .expect("the watch follows the role")
+                .expect("sender alive");
+        }
+        wait_value(&mut rx, false).await;
+        role_tx.send_replace(Role::Standby);
+        tokio::task::yield_now().await;
+        assert!(!*rx.borrow());
+        role_tx.send_replace(Role::Active);
+        wait_value(&mut rx, true).await;
+        role_tx.send_replace(Role::Standby);
+        wait_value(&mut rx, false).await;
+        role_tx.send_replace(Role::Active);
+        wait_value(&mut rx, true).await;
+        // The core going away (shutdown) ends leadership.
+        drop(role_tx);
+        wait_value(&mut rx, false).await;
+        task.await.expect("follow_role ends when the core is gone");
     }
 }

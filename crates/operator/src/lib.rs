@@ -6,7 +6,8 @@
 //! `lockbox operator` (composed with the server assembly by
 //! `lockbox-server`): flags and errors ([`args`]), CRD check and
 //! init/unseal from Secrets ([`bootstrap`]), leader election ([`leader`],
-//! [`controllers::lead`]), the controllers ([`catalog`], [`mount`]) sharing
+//! [`controllers::lead`]: a Lease, or with `--ha` the core's HA role), the
+//! active-pod label of HA mode ([`active_label`]), the controllers ([`catalog`], [`mount`]) sharing
 //! a [`context::Context`], status
 //! conditions ([`conditions`]), metrics/health ([`metrics`]) and
 //! crash-loop events ([`crashloop`]).
@@ -43,6 +44,7 @@
 //! - `crds/*.yaml` in the repository are exactly what [`crd_files`]
 //!   produces; a unit test fails when they are stale.
 
+pub mod active_label;
 pub mod args;
 pub mod bootstrap;
 pub mod catalog;

@@ -40,7 +40,7 @@ fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
 /// The PostgreSQL storage: the URL from `LOCKBOX_PG_CONNECTION_URL` or
 /// `VAULT_PG_CONNECTION_URL` (taken out of the environment at startup, so
 /// plugins never see it), else the file's `connection_url`.
-async fn open_postgres(pg: &PostgresConfig) -> Result<PostgresBackend, ServerError> {
+pub(crate) async fn open_postgres(pg: &PostgresConfig) -> Result<PostgresBackend, ServerError> {
     let Some(url) = resolve_url(pg, crate::hardening::secret_env) else {
         let e = PostgresError::Config(format!(
             "no connection_url: set it in the storage block or in {}",
