@@ -56,38 +56,17 @@ fn operator_error(e: ServerError) -> OperatorError {
     }
 }
 
-/// Attempts at opening PostgreSQL: HA replicas start at once on a fresh
-/// database, and PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe
-/// against a concurrent twin (one of them fails with a unique violation on
-/// `pg_type`); the next attempt finds the table.
-const PG_OPEN_ATTEMPTS: u32 = 3;
-
-/// [`crate::config_mode::open_postgres`] (the URL from the environment
-/// only), tried [`PG_OPEN_ATTEMPTS`] times.
-async fn open_postgres_racing() -> Result<PostgresBackend, OperatorError> {
-    let mut attempt = 1;
-    loop {
-        match crate::config_mode::open_postgres(&PostgresConfig::default()).await {
-            Ok(backend) => return Ok(backend),
-            Err(e) if attempt < PG_OPEN_ATTEMPTS => {
-                tracing::warn!(
-                    "opening the PostgreSQL storage failed (attempt {attempt}): {e}; retrying"
-                );
-                attempt += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(operator_error(e)),
-        }
-    }
-}
-
 /// The storage of `--storage`: the redb file in `--data-dir`, or
 /// PostgreSQL (returned as well, for HA).
 async fn open_storage(
     args: &OperatorArgs,
 ) -> Result<(Arc<dyn Physical>, Option<Arc<PostgresBackend>>), OperatorError> {
     if args.storage == "postgresql" {
-        let backend = Arc::new(open_postgres_racing().await?);
+        let backend = Arc::new(
+            crate::config_mode::open_postgres(&PostgresConfig::default())
+                .await
+                .map_err(operator_error)?,
+        );
         return Ok((backend.clone(), Some(backend)));
     }
     Ok((Arc::new(FileBackend::open(&args.data_dir)?), None))

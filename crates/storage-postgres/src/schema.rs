@@ -76,7 +76,9 @@ pub(crate) async fn ensure(
         .map_err(fail)?;
     if rows.is_empty() {
         tracing::info!(table, "creating the PostgreSQL storage table and its index");
-        client.batch_execute(&ddl(table)).await.map_err(fail)?;
+        create_serialized(client, table, &ddl(table))
+            .await
+            .map_err(fail)?;
         return Ok(());
     }
     let found: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -119,6 +121,36 @@ pub(crate) async fn ensure(
             columns.join(", ")
         ),
     })
+}
+
+/// Runs `ddl` in a transaction that first takes a transaction advisory
+/// lock named after `table`: nodes starting at once on a fresh database
+/// create it one after the other (PostgreSQL's `CREATE TABLE IF NOT
+/// EXISTS` is not safe against a concurrent twin: one of them fails on
+/// `pg_type`'s unique index), and the later ones find it created.
+pub(crate) async fn create_serialized(
+    client: &Client,
+    table: &str,
+    ddl: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("BEGIN").await?;
+    let created = async {
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&format!("lockbox-schema:{table}")],
+            )
+            .await?;
+        client.batch_execute(ddl).await
+    }
+    .await;
+    match created {
+        Ok(()) => client.batch_execute("COMMIT").await,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -460,3 +460,37 @@ async fn a_transaction_of_the_old_term_writes_nothing() {
     assert_eq!(b.store.get("t/3").await.expect("read"), Some(b"b".to_vec()));
     assert_eq!(b.store.get("t/1").await.expect("read"), None);
 }
+
+/// HA replicas start at once on a fresh database: every one of them opens
+/// the storage and the HA table (created once, serialized by an advisory
+/// lock; a bare `CREATE TABLE IF NOT EXISTS` race fails on `pg_type`).
+#[tokio::test]
+async fn nodes_opening_a_fresh_database_at_once_all_succeed() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.url();
+    let opens: Vec<_> = (0..6)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let store = Arc::new(
+                    PostgresBackend::open(&url, &PostgresConfig::default())
+                        .await
+                        .map_err(|e| format!("open {i}: {e}"))?,
+                );
+                let config = HaConfig::new(
+                    format!("node-{i}"),
+                    format!("https://n{i}:8200"),
+                    format!("https://n{i}:8201"),
+                );
+                store
+                    .enable_ha(config)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("enable_ha {i}: {e}"))
+            })
+        })
+        .collect();
+    for open in opens {
+        open.await.expect("task").expect("every node opens");
+    }
+}

@@ -201,7 +201,9 @@ pub(crate) async fn ensure(
         .map_err(fail)?;
     if rows.is_empty() {
         tracing::info!(table, "creating the PostgreSQL high availability table");
-        client.batch_execute(&ha_ddl(table)).await.map_err(fail)?;
+        crate::schema::create_serialized(client, table, &ha_ddl(table))
+            .await
+            .map_err(fail)?;
         return Ok(());
     }
     let mut found = Vec::with_capacity(rows.len());
