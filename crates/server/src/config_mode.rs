@@ -9,7 +9,7 @@ use crate::config::{Config, PostgresConfig, StorageConfig};
 use crate::ha;
 use crate::logging::{LogSettings, init_logging};
 use crate::reload::{Reload, Signals, shutdown_signal};
-use crate::unseal::auto_unseal;
+use crate::unseal::{auto_unseal, keys_from_file};
 use lockbox_core::core::{Core, CoreConfig};
 use lockbox_http::{self as http, ServerOptions, tls};
 use lockbox_plugin_host::{HostConfig, Node, NodeConfig};
@@ -19,14 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn unseal_keys(path: Option<&PathBuf>) -> Result<Vec<String>, ServerError> {
-    let mut keys = Vec::new();
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(path).map_err(|source| ServerError::UnsealKeys {
-            path: path.clone(),
-            source,
-        })?;
-        keys.extend(text.split_whitespace().map(str::to_string));
-    }
+    let mut keys = match path {
+        Some(path) => keys_from_file(path)?,
+        None => Vec::new(),
+    };
     if let Some(env) = crate::hardening::secret_env("LOCKBOX_UNSEAL_KEYS") {
         keys.extend(
             env.split([',', ' ', '\n'])
@@ -159,32 +155,26 @@ pub(crate) async fn run_config(args: ServerArgs, path: PathBuf) -> Result<(), Se
         ),
     };
     let limit = config.request_limit();
-    let server = Assembly::new(
-        node.clone(),
-        listener,
-        ServerOptions {
-            max_request_size: http::RequestLimit::new(limit.unwrap_or(usize::MAX)),
-            tls,
-            timeouts: config.listener_timeouts(),
-            max_connections: config.max_connections(),
-            forwarding: match cluster {
-                Some(_) => ha::forwarding(config.disable_request_forwarding),
-                None => Default::default(),
-            },
-            ..Default::default()
+    let options = ServerOptions {
+        max_request_size: http::RequestLimit::new(limit.unwrap_or(usize::MAX)),
+        tls,
+        timeouts: config.listener_timeouts(),
+        max_connections: config.max_connections(),
+        forwarding: match cluster {
+            Some(_) => ha::forwarding(config.disable_request_forwarding),
+            None => Default::default(),
         },
-    );
+        ..Default::default()
+    };
+    let server = Assembly::new(node.clone(), listener, options.clone());
     if let Some((cluster_node, cluster_listener)) = cluster {
+        // The cluster listener has the API listener's limits (its TLS and
+        // forwarding are its own: `ha::serve_cluster` sets them).
         ha::spawn(
             cluster_node,
             node.core().clone(),
             cluster_listener,
-            ServerOptions {
-                max_request_size: http::RequestLimit::new(limit.unwrap_or(usize::MAX)),
-                timeouts: config.listener_timeouts(),
-                max_connections: config.max_connections(),
-                ..Default::default()
-            },
+            options,
             ha::StorageLoss {
                 seal_after: config.ha_seal_after,
                 keys_file: args

@@ -344,10 +344,10 @@ async fn unseal_again(core: &Core, keys_file: Option<&std::path::Path>) -> bool 
     let Some(path) = keys_file else {
         return false;
     };
-    let keys: Vec<String> = match std::fs::read_to_string(path) {
-        Ok(text) => text.split_whitespace().map(str::to_string).collect(),
+    let keys = match crate::unseal::keys_from_file(path) {
+        Ok(keys) => keys,
         Err(e) => {
-            tracing::warn!("cannot read unseal_keys_file {}: {e}", path.display());
+            tracing::warn!("{e}");
             return false;
         }
     };

@@ -4,6 +4,16 @@
 
 use crate::args::ServerError;
 use lockbox_core::core::Core;
+use std::path::Path;
+
+/// The keys of an `unseal_keys_file`: one per line (any whitespace).
+pub(crate) fn keys_from_file(path: &Path) -> Result<Vec<String>, ServerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ServerError::UnsealKeys {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.split_whitespace().map(str::to_string).collect())
+}
 
 /// Auto-unseal with the given keys when the core is initialized and sealed.
 pub async fn auto_unseal(core: &Core, keys: &[String]) -> Result<bool, ServerError> {
