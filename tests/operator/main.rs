@@ -8,6 +8,7 @@
 mod chaos;
 mod ha;
 mod harness;
+mod consumer;
 mod kube_auth;
 mod vault;
 // The throwaway PostgreSQL of the integration tests (pg-up.sh).
