@@ -21,8 +21,10 @@
 //! namespace, tokens of the one ServiceAccount it logs in as). lockbox's
 //! audit log shows which Vault API calls the consumer made.
 
+// kube_auth's dev server and Vault-API client, compiled again here so that
+// module stays private and unchanged.
 #[path = "kube_auth/server.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod server;
 
 use crate::harness::{cluster, eventually, go_plugins};
@@ -112,20 +114,22 @@ impl World {
             ),
             (
                 format!("system:serviceaccount:{ns}:consumer"),
-                vec!["create", "serviceaccounts/app", "--subresource=token", "-n", &ns],
+                vec![
+                    "create",
+                    "serviceaccounts/app",
+                    "--subresource=token",
+                    "-n",
+                    ns.as_str(),
+                ],
             ),
         ] {
             let as_user = format!("--as={user}");
-            eventually(
-                &format!("RBAC for {user}"),
-                Duration::from_secs(30),
-                || {
-                    let mut a = vec!["auth", "can-i"];
-                    a.extend_from_slice(&args);
-                    a.push(&as_user);
-                    (c.kubectl(&a).1.trim() == "yes").then_some(())
-                },
-            );
+            eventually(&format!("RBAC for {user}"), Duration::from_secs(30), || {
+                let mut a = vec!["auth", "can-i"];
+                a.extend_from_slice(&args);
+                a.push(&as_user);
+                (c.kubectl(&a).1.trim() == "yes").then_some(())
+            });
         }
 
         let work = tempfile::Builder::new()
@@ -156,13 +160,16 @@ impl World {
         );
 
         let (api_url, ca) = api_server(c.dir.as_path());
-        lockbox.root_ok(
-            "POST",
-            "sys/auth/kubernetes",
-            json!({"type": "kubernetes"}),
-        );
+        lockbox.root_ok("POST", "sys/auth/kubernetes", json!({"type": "kubernetes"}));
         let reviewer = c
-            .must(&["create", "token", "reviewer", "-n", &auth_ns, "--duration=1h"])
+            .must(&[
+                "create",
+                "token",
+                "reviewer",
+                "-n",
+                &auth_ns,
+                "--duration=1h",
+            ])
             .trim()
             .to_string();
         lockbox.root_ok(
@@ -416,7 +423,11 @@ fn the_consumer_syncs_a_kv_v2_secret_and_follows_changes() {
             "consumer.lockbox.test/external-secret": "db",
         })
     );
-    assert_eq!(run.count("created"), 1, "{}", run.log());
+    eventually(
+        "the consumer to log the creation",
+        Duration::from_secs(10),
+        || (run.count("created") == 1).then_some(()),
+    );
 
     // A new version in lockbox reaches the Secret within a few refresh
     // intervals; the entry pinned to version 1 keeps its value.
@@ -430,8 +441,11 @@ fn the_consumer_syncs_a_kv_v2_secret_and_follows_changes() {
         updated["data"],
         json!({"username": "app", "password": "s3cret-two", "password-first": "s3cret-one"})
     );
-    let updates = run.count("updated");
-    assert_eq!(updates, 1, "{}", run.log());
+    eventually(
+        "the consumer to log the update",
+        Duration::from_secs(10),
+        || (run.count("updated") == 1).then_some(()),
+    );
 
     // Unchanged data: syncs go on, the Secret is not written.
     let unchanged = run.count("unchanged");
@@ -442,7 +456,8 @@ fn the_consumer_syncs_a_kv_v2_secret_and_follows_changes() {
     );
     let again = w.secret().expect("the Secret");
     assert_eq!(again["resourceVersion"], updated["resourceVersion"]);
-    assert_eq!(run.count("updated"), updates, "{}", run.log());
+    assert_eq!(run.count("updated"), 1, "{}", run.log());
+    assert_eq!(run.count("created"), 1, "{}", run.log());
 
     // ESO's Vault provider calls, in order, for every sync: the login, the
     // kv version 2 reads (one per key and version), then lookup-self and
@@ -454,9 +469,10 @@ fn the_consumer_syncs_a_kv_v2_secret_and_follows_changes() {
         .collect();
     assert!(syncs.len() >= 4, "audited calls: {calls:#?}");
     for sync in &syncs[..syncs.len() - 1] {
+        let sync: Vec<&str> = sync.iter().map(String::as_str).collect();
         assert_eq!(
             sync,
-            &[
+            [
                 "read secret/data/app/db",
                 "read secret/data/app/db",
                 "read auth/token/lookup-self",
@@ -497,7 +513,10 @@ fn a_role_that_does_not_bind_the_service_account_is_refused() {
         "login refused: PUT {}/v1/auth/kubernetes/login as role \"elsewhere\" with ServiceAccount {}/app: HTTP 403: service account name not authorized",
         w.lockbox.addr, w.ns
     );
-    assert!(stderr.contains(&expected), "want {expected:?} in:\n{stderr}");
+    assert!(
+        stderr.contains(&expected),
+        "want {expected:?} in:\n{stderr}"
+    );
     assert!(!stderr.contains("s3cret-refused"), "{stderr}");
     assert_eq!(w.secret(), None, "a Secret was written");
     // Nothing was read.
@@ -506,6 +525,32 @@ fn a_role_that_does_not_bind_the_service_account_is_refused() {
         calls.iter().all(|c| !c.contains("secret/")),
         "audited calls: {calls:#?}"
     );
+
+    // Running on, the consumer reports the refusal at every interval and
+    // still writes nothing.
+    let log = w.work.path().join("consumer-refused.log");
+    let child = w
+        .command(&w.manifests("elsewhere"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("consumer log"))
+        .spawn()
+        .expect("start the consumer");
+    let mut run = Running { child, log };
+    eventually(
+        "two refused syncs",
+        Duration::from_secs(5 * REFRESH_SECS),
+        || (run.log().matches(&expected).count() >= 2).then_some(()),
+    );
+    assert!(
+        run.child
+            .try_wait()
+            .expect("the consumer's status")
+            .is_none(),
+        "the consumer stopped: {}",
+        run.log()
+    );
+    drop(run);
+    assert_eq!(w.secret(), None, "a Secret was written");
 
     // The same manifests with the binding role succeed once.
     let out = w
@@ -535,7 +580,75 @@ fn a_role_that_does_not_bind_the_service_account_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("spec.provider.vault.version \"v1\": this consumer reads kv version 2 only"),
+        stderr
+            .contains("spec.provider.vault.version \"v1\": this consumer reads kv version 2 only"),
+        "{stderr}"
+    );
+}
+
+/// Without `serviceAccountRef` the consumer logs in with the pod's own
+/// token file, as ESO does (`-token-file` stands in for
+/// `/var/run/secrets/kubernetes.io/serviceaccount/token`).
+#[test]
+fn without_a_service_account_ref_the_token_file_logs_in() {
+    let w = World::start("consumer-file");
+    w.write_db("app", "s3cret-file");
+    let manifests = w.manifests("app");
+    let yaml = std::fs::read_to_string(&manifests).expect("manifests");
+    let without = yaml.replace(
+        "          serviceAccountRef:\n            name: app\n            audiences: [lockbox]\n",
+        "",
+    );
+    assert_ne!(
+        without, yaml,
+        "the README's serviceAccountRef lines changed"
+    );
+    std::fs::write(&manifests, without).expect("write the manifests");
+    let token_file = w.work.path().join("token");
+    let token = cluster().must(&[
+        "create",
+        "token",
+        "app",
+        "-n",
+        &w.ns,
+        "--audience",
+        AUDIENCE,
+        "--duration=10m",
+    ]);
+    std::fs::write(&token_file, token.trim()).expect("write the token file");
+    let out = w
+        .command(&manifests)
+        .arg("-once")
+        .arg("-token-file")
+        .arg(&token_file)
+        .output()
+        .expect("run the consumer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "logged in at auth/kubernetes/login as role \"app\" with the token of {}",
+            token_file.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        w.secret().expect("the Secret")["data"]["password"],
+        "s3cret-file"
+    );
+
+    // A missing token file is named.
+    let out = w
+        .command(&manifests)
+        .arg("-once")
+        .arg("-token-file")
+        .arg(w.work.path().join("absent"))
+        .output()
+        .expect("run the consumer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no serviceAccountRef, and the pod's token file cannot be read"),
         "{stderr}"
     );
 }

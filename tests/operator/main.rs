@@ -6,9 +6,9 @@
 //! runs first); a harness that cannot start fails the tests with the reason.
 
 mod chaos;
+mod consumer;
 mod ha;
 mod harness;
-mod consumer;
 mod kube_auth;
 mod vault;
 // The throwaway PostgreSQL of the integration tests (pg-up.sh).
