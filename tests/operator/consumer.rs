@@ -44,6 +44,9 @@ const README_REFRESH: &str = "refreshInterval: 1h";
 const README_ROLE: &str = "role: team-a-app";
 /// The refresh interval the tests use.
 const REFRESH_SECS: u64 = 2;
+/// "A few refresh intervals": how long a change may take to show (with
+/// room for a loaded 2-core machine).
+const FEW_INTERVALS: u64 = 8;
 
 /// The `SecretStore` + `ExternalSecret` YAML block of the README's
 /// "Consuming secrets from Kubernetes" section.
@@ -434,7 +437,7 @@ fn the_consumer_syncs_a_kv_v2_secret_and_follows_changes() {
     w.write_db("app", "s3cret-two");
     let updated = eventually(
         "the Secret to follow the new version",
-        Duration::from_secs(5 * REFRESH_SECS),
+        Duration::from_secs(FEW_INTERVALS * REFRESH_SECS),
         || w.secret().filter(|s| s["data"]["password"] == "s3cret-two"),
     );
     assert_eq!(
@@ -451,7 +454,7 @@ fn the_consumer_syncs_a_kv_v2_secret_and_follows_changes() {
     let unchanged = run.count("unchanged");
     eventually(
         "two more syncs",
-        Duration::from_secs(5 * REFRESH_SECS),
+        Duration::from_secs(FEW_INTERVALS * REFRESH_SECS),
         || (run.count("unchanged") >= unchanged + 2).then_some(()),
     );
     let again = w.secret().expect("the Secret");
@@ -538,7 +541,7 @@ fn a_role_that_does_not_bind_the_service_account_is_refused() {
     let mut run = Running { child, log };
     eventually(
         "two refused syncs",
-        Duration::from_secs(5 * REFRESH_SECS),
+        Duration::from_secs(FEW_INTERVALS * REFRESH_SECS),
         || (run.log().matches(&expected).count() >= 2).then_some(()),
     );
     assert!(
