@@ -10,6 +10,8 @@
 #                                  (a second binary for upgrade/reload tests)
 #   mock                           the seed walkthrough's mock secrets engine    tests/go/mock
 #   kstatus                        sigs.k8s.io/cli-utils kstatus verdicts        tests/go/kstatus
+#   consumer                       a minimal External Secrets Operator (ESO's    tests/go/consumer
+#                                  Vault provider client calls, kv v2)
 #
 #   tests/harness/install-go-plugins.sh     # prints the directory holding them
 #
@@ -50,8 +52,9 @@ TARGETS=(
   "lockbox-testplugin-v2|testplugin|./cmd/lockbox-testplugin|-X lockbox.test/testplugin/backend.Version=v2.0.0"
   "mock|mock|./cmd/mock|"
   "kstatus|kstatus|.|"
+  "consumer|consumer|.|"
 )
-MODULES=(upstream/secrets-kv upstream/auth-kubernetes testplugin mock kstatus)
+MODULES=(upstream/secrets-kv upstream/auth-kubernetes testplugin mock kstatus consumer)
 
 go_version="$(go env GOVERSION)"
 key="$(
@@ -96,7 +99,7 @@ done
   echo "go $go_version"
   for m in "${MODULES[@]}"; do
     (cd "$GO_DIR/$m" && go list -m all) |
-      grep -E '^(github.com/hashicorp/vault-plugin-[a-z-]+|github.com/hashicorp/vault/sdk|sigs.k8s.io/cli-utils|k8s.io/apimachinery) ' |
+      grep -E '^(github.com/hashicorp/vault-plugin-[a-z-]+|github.com/hashicorp/vault/sdk|sigs.k8s.io/cli-utils|k8s.io/apimachinery|github.com/hashicorp/vault/api(/auth/kubernetes)?|k8s.io/client-go) ' |
       sed "s|^|tests/go/$m: |" || true
   done
 } >"$tmp/VERSIONS"

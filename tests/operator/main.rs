@@ -6,6 +6,7 @@
 //! runs first); a harness that cannot start fails the tests with the reason.
 
 mod chaos;
+mod consumer;
 mod ha;
 mod harness;
 mod kube_auth;
