@@ -235,7 +235,8 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
         allowed,
         metrics.clone(),
         args.resync_period,
-    ));
+    )
+    .with_kubernetes_auth_path(&args.kubernetes_auth_path));
 
     let identity = format!(
         "{}-{}",
