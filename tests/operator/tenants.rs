@@ -138,22 +138,18 @@ fn tenants_setup(s: &Scenario, op: &crate::harness::Operator, token: &str) {
         } else {
             ("create", "policies.lockbox.dev")
         };
-        eventually(
-            &format!("RBAC for {user}"),
-            Duration::from_secs(30),
-            || {
-                let (_, out, _) = c.kubectl(&[
-                    "auth",
-                    "can-i",
-                    verb,
-                    res,
-                    "-n",
-                    ns,
-                    &format!("--as={user}"),
-                ]);
-                (out.trim() == "yes").then_some(())
-            },
-        );
+        eventually(&format!("RBAC for {user}"), Duration::from_secs(30), || {
+            let (_, out, _) = c.kubectl(&[
+                "auth",
+                "can-i",
+                verb,
+                res,
+                "-n",
+                ns,
+                &format!("--as={user}"),
+            ]);
+            (out.trim() == "yes").then_some(())
+        });
     }
 
     // The tenants' kv mounts (the mock engine), made by the tenants.
@@ -274,7 +270,12 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
     assert!(!ok && err.contains("forbidden"), "{err}");
     let (ok, err) = apply_as(
         "bob",
-        &manifest("KubernetesAuthRole", "team-a", "x", "  boundServiceAccountNames: [app]\n"),
+        &manifest(
+            "KubernetesAuthRole",
+            "team-a",
+            "x",
+            "  boundServiceAccountNames: [app]\n",
+        ),
     );
     assert!(!ok && err.contains("forbidden"), "{err}");
 
@@ -301,7 +302,11 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
     );
     let msg = invalid("team-a", "policy.lockbox.dev/glob");
     assert!(msg.contains("\"team-*\""), "{msg}");
-    assert_eq!(policy_names(&op, &token), policies_before, "a policy was written");
+    assert_eq!(
+        policy_names(&op, &token),
+        policies_before,
+        "a policy was written"
+    );
 
     // 3. Roles binding team-b's ServiceAccounts or policy: InvalidSpec.
     must_apply_as(
@@ -327,7 +332,13 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
     let msg = invalid("team-a", "kubernetesauthrole/steal-policy");
     assert!(msg.contains("team-b.read"), "{msg}");
     for role in ["team-a.steal-sa", "team-a.steal-policy"] {
-        let (code, body) = api(&op, &token, "GET", &format!("auth/kubernetes/role/{role}"), None);
+        let (code, body) = api(
+            &op,
+            &token,
+            "GET",
+            &format!("auth/kubernetes/role/{role}"),
+            None,
+        );
         assert_eq!(code, 404, "{role} was written: {body}");
     }
 
@@ -372,7 +383,9 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
             "KubernetesAuthRole",
             "team-a",
             "app",
-            &format!("  deletionPolicy: Delete\n  boundServiceAccountNames: [app]\n  audience: {AUDIENCE}\n  tokenPolicies: [read]\n  tokenTTL: 1h\n"),
+            &format!(
+                "  deletionPolicy: Delete\n  boundServiceAccountNames: [app]\n  audience: {AUDIENCE}\n  tokenPolicies: [read]\n  tokenTTL: 1h\n"
+            ),
         ),
     );
     must_apply_as(
@@ -393,23 +406,43 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         c.wait(&["-n", "team-a", what], "condition=Ready", WAIT);
     }
     assert_eq!(
-        c.get(&["-n", "team-a", "policy.lockbox.dev/read"], "{.status.lockboxName}"),
+        c.get(
+            &["-n", "team-a", "policy.lockbox.dev/read"],
+            "{.status.lockboxName}"
+        ),
         "team-a.read"
     );
     let (code, body) = api(&op, &token, "GET", "sys/policies/acl/team-a.read", None);
     assert_eq!(code, 200, "{body}");
-    let text = body["data"]["policy"].as_str().unwrap_or_default().to_string();
-    assert!(text.contains("\"team-a/kv/*\"") && text.contains("\"read\""), "{text}");
+    let text = body["data"]["policy"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text.contains("\"team-a/kv/*\"") && text.contains("\"read\""),
+        "{text}"
+    );
     let (code, body) = api(&op, &token, "GET", "auth/kubernetes/role/team-a.app", None);
     assert_eq!(code, 200, "{body}");
     let role = &body["data"];
-    assert_eq!(role["bound_service_account_namespaces"], json!(["team-a"]), "{role}");
-    assert_eq!(role["bound_service_account_names"], json!(["app"]), "{role}");
+    assert_eq!(
+        role["bound_service_account_namespaces"],
+        json!(["team-a"]),
+        "{role}"
+    );
+    assert_eq!(
+        role["bound_service_account_names"],
+        json!(["app"]),
+        "{role}"
+    );
     assert_eq!(role["token_policies"], json!(["team-a.read"]), "{role}");
     assert_eq!(role["token_ttl"], 3600, "{role}");
     let uid = c.get(&["-n", "team-a", "authmount/k8s"], "{.metadata.uid}");
     let (_, auth) = api(&op, &token, "GET", "sys/auth", None);
-    assert_eq!(auth["data"]["team-a/k8s/"]["type"], "kubernetes-tenants", "{auth}");
+    assert_eq!(
+        auth["data"]["team-a/k8s/"]["type"], "kubernetes-tenants",
+        "{auth}"
+    );
     assert_eq!(auth["data"]["team-a/k8s/"]["owner"], uid.as_str(), "{auth}");
 
     // 6. The login path: team-a's token reads exactly team-a's secrets.
@@ -420,9 +453,16 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         json!(["default", "team-a.read"]),
         "{body}"
     );
-    let app = body["auth"]["client_token"].as_str().expect("client_token").to_string();
+    let app = body["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_string();
     let (code, body) = api(&op, &app, "GET", "team-a/kv/config", None);
-    assert_eq!((code, &body["data"]["db"]), (200, &json!("team-a-db")), "{body}");
+    assert_eq!(
+        (code, &body["data"]["db"]),
+        (200, &json!("team-a-db")),
+        "{body}"
+    );
     for path in ["team-b/kv/config", "sys/policies/acl/team-b.read"] {
         let (code, body) = api(&op, &app, "GET", path, None);
         assert_eq!(code, 403, "{path}: {body}");
@@ -452,14 +492,22 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         Some(r#"{"bound_service_account_namespaces":["*"]}"#),
     );
     assert!(code == 200 || code == 204, "{code}");
-    eventually("the policy to be written back", Duration::from_secs(30), || {
-        let (_, body) = api(&op, &token, "GET", "sys/policies/acl/team-a.read", None);
-        (body["data"]["policy"] == text.as_str()).then_some(())
-    });
-    eventually("the role to be written back", Duration::from_secs(30), || {
-        let (_, body) = api(&op, &token, "GET", "auth/kubernetes/role/team-a.app", None);
-        (body["data"]["bound_service_account_namespaces"] == json!(["team-a"])).then_some(())
-    });
+    eventually(
+        "the policy to be written back",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = api(&op, &token, "GET", "sys/policies/acl/team-a.read", None);
+            (body["data"]["policy"] == text.as_str()).then_some(())
+        },
+    );
+    eventually(
+        "the role to be written back",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = api(&op, &token, "GET", "auth/kubernetes/role/team-a.app", None);
+            (body["data"]["bound_service_account_namespaces"] == json!(["team-a"])).then_some(())
+        },
+    );
 
     // 8. Deletion: Delete removes from lockbox, Retain keeps.
     for what in [
@@ -468,8 +516,14 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         "kubernetesauthrole/app",
         "authmount/k8s",
     ] {
-        let (ok, out, err) =
-            c.kubectl(&["delete", "-n", "team-a", what, "--as=alice", "--timeout=60s"]);
+        let (ok, out, err) = c.kubectl(&[
+            "delete",
+            "-n",
+            "team-a",
+            what,
+            "--as=alice",
+            "--timeout=60s",
+        ]);
         assert!(ok, "delete {what}: {out}{err}");
     }
     let (code, _) = api(&op, &token, "GET", "sys/policies/acl/team-a.read", None);

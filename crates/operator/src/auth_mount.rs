@@ -44,11 +44,12 @@ impl AuthMount {
 
 /// Controller entry point: the finalizer around apply/cleanup.
 pub async fn reconcile(obj: Arc<AuthMount>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let c: &Context = &ctx;
     tenant::finalize(
         obj,
-        &ctx,
-        |o| async move { o.reconcile(&ctx).await },
-        |o| async move { o.cleanup(&ctx).await },
+        c,
+        move |o| async move { o.reconcile(c).await },
+        move |o| async move { o.cleanup(c).await },
     )
     .await
 }

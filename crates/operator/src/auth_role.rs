@@ -20,6 +20,7 @@
 use super::context::{Context, Error};
 use super::crd::{DeletionPolicy, REASON_INVALID_SPEC};
 use super::crd_tenant::{KubernetesAuthRole, KubernetesAuthRoleStatus, Policy};
+use super::policy::REASON_DRIFT_CORRECTED;
 use super::tenant::{self, TenantKind, namespace, patch_status, ready};
 use super::validate::tenant::{ValidRole, tenant_name, validate_auth_role};
 use super::validate::{SpecError, message};
@@ -121,13 +122,22 @@ impl KubernetesAuthRole {
                 .write_mount_path(&path, want.data.clone())
                 .await
                 .map_err(Error::core("WriteRole"))?;
-            let note = match (&live, self.status.as_ref().and_then(|s| s.role.as_ref())) {
-                (None, None) => format!("wrote role {} of {mount}", want.role),
-                (None, Some(_)) => format!("role {path} was missing in lockbox; wrote it again"),
-                (Some(_), _) => format!("role {path} differed from the spec; wrote it"),
+            let (reason, note) = match (&live, self.status.as_ref().and_then(|s| s.role.as_ref())) {
+                (None, None) => (
+                    REASON_WRITTEN,
+                    format!("wrote role {} of {mount}", want.role),
+                ),
+                (None, Some(_)) => (
+                    REASON_DRIFT_CORRECTED,
+                    format!("role {path} was missing in lockbox; wrote it again"),
+                ),
+                (Some(_), _) => (
+                    REASON_DRIFT_CORRECTED,
+                    format!("role {path} differed from the spec; wrote it"),
+                ),
             };
             tracing::info!(role = %path, "{note}");
-            ctx.event(&self.object_ref(&()), EventType::Normal, REASON_WRITTEN, note)
+            ctx.event(&self.object_ref(&()), EventType::Normal, reason, note)
                 .await;
         }
         let msg = format!("role {} written to {mount}", want.role);
@@ -228,17 +238,25 @@ impl KubernetesAuthRole {
             mount: Some(mount.to_string()),
             message: Some(msg),
         };
-        patch_status(ctx, self, previous, &status, "PatchKubernetesAuthRoleStatus").await
+        patch_status(
+            ctx,
+            self,
+            previous,
+            &status,
+            "PatchKubernetesAuthRoleStatus",
+        )
+        .await
     }
 }
 
 /// Controller entry point: the finalizer around apply/cleanup.
 pub async fn reconcile(obj: Arc<KubernetesAuthRole>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let c: &Context = &ctx;
     tenant::finalize(
         obj,
-        &ctx,
-        |o| async move { o.reconcile(&ctx).await },
-        |o| async move { o.cleanup(&ctx).await },
+        c,
+        move |o| async move { o.reconcile(c).await },
+        move |o| async move { o.cleanup(c).await },
     )
     .await
 }

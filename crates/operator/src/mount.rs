@@ -39,19 +39,19 @@
 //! it.
 
 use super::conditions::{condition, reason_of};
-use super::context::{Context, Error, Stage, apply_status, proceed};
-pub(crate) use super::mount_flavor::{Flavor, MountReconcile};
+use super::context::{Context, Error, Stage, proceed};
 use super::crd::{
     CONDITION_READY, DeletionPolicy, PluginCatalogEntry, REASON_INVALID_SPEC, SecretsMount,
     SecretsMountStatus,
 };
+pub(crate) use super::mount_flavor::{Flavor, MountReconcile};
 use super::validate::{ValidMount, message};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
 use lockbox_core::core::admin::{EnableMount, MountInfo, ReloadTarget, TuneMount};
-use lockbox_core::core::mounts::{MountConfig, Table};
+use lockbox_core::core::mounts::MountConfig;
 use lockbox_core::logical::RequestError;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow::{Break, Continue};
@@ -133,7 +133,9 @@ impl SecretsMount {
     /// Disables the mount when `deletionPolicy: Delete` and this object owns
     /// it (see module docs).
     pub async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
-        MountReconcile::new(self, Flavor::Secrets).cleanup(ctx).await
+        MountReconcile::new(self, Flavor::Secrets)
+            .cleanup(ctx)
+            .await
     }
 }
 
@@ -292,7 +294,8 @@ impl MountReconcile<'_> {
         if let Err(e) = ctx
             .admin()
             .remount(&self.flavor.routing(old), &self.flavor.routing(&want.path))
-            .await {
+            .await
+        {
             return self.core_refused(ctx, &want.path, "Remount", e).await;
         }
         tracing::info!(from = %old, to = %want.path, "mount moved");
@@ -735,7 +738,7 @@ pub fn error_policy(obj: Arc<SecretsMount>, err: &Error, ctx: Arc<Context>) -> A
         obj.namespace().unwrap_or_default(),
         obj.name_any()
     );
-    ctx.metrics.failed(self.flavor.kind(), err.reason());
+    ctx.metrics.failed(KIND, err.reason());
     let delay = ctx.backoff(&key);
     tracing::warn!(mount = %key, reason = err.reason(), ?delay, "reconcile failed: {err}");
     Action::requeue(delay)

@@ -74,13 +74,9 @@ impl Flavor {
         let prefixes = ctx.prefixes_for(namespace);
         match self {
             Flavor::Secrets => validate_mount(namespace, name, spec, prefixes),
-            Flavor::Auth => validate_auth_mount_spec(
-                namespace,
-                name,
-                spec,
-                prefixes,
-                &ctx.kubernetes_auth_path,
-            ),
+            Flavor::Auth => {
+                validate_auth_mount_spec(namespace, name, spec, prefixes, &ctx.kubernetes_auth_path)
+            }
         }
     }
 

@@ -31,6 +31,9 @@ pub const FINALIZER: &str = "lockbox.dev/policy";
 pub const KIND: &str = "Policy";
 /// Reason (Ready=True): the policy is written as the spec says.
 pub const REASON_WRITTEN: &str = "Written";
+/// Event reason: lockbox's copy had been changed or removed behind the
+/// operator's back and was written back.
+pub const REASON_DRIFT_CORRECTED: &str = "DriftCorrected";
 
 impl TenantKind for Policy {
     const KIND: &'static str = KIND;
@@ -69,21 +72,35 @@ impl Policy {
                 .await
                 .map_err(Error::core("WritePolicy"))?;
             let written_before = self.status.as_ref().and_then(|s| s.lockbox_name.as_ref());
-            let note = match (&live, written_before) {
-                (None, None) => format!("wrote policy {}", want.name),
-                (None, Some(_)) => format!("policy {} was missing in lockbox; wrote it again", want.name),
-                (Some(_), _) if self.status_is_current() => format!(
-                    "policy {} was changed in lockbox; wrote it back as the spec says",
-                    want.name
+            let (reason, note) = match (&live, written_before) {
+                (None, None) => (REASON_WRITTEN, format!("wrote policy {}", want.name)),
+                (None, Some(_)) => (
+                    REASON_DRIFT_CORRECTED,
+                    format!(
+                        "policy {} was missing in lockbox; wrote it again",
+                        want.name
+                    ),
                 ),
-                (Some(_), _) => format!("updated policy {}", want.name),
+                (Some(_), _) if self.status_is_current() => (
+                    REASON_DRIFT_CORRECTED,
+                    format!(
+                        "policy {} was changed in lockbox; wrote it back as the spec says",
+                        want.name
+                    ),
+                ),
+                (Some(_), _) => (REASON_WRITTEN, format!("updated policy {}", want.name)),
             };
             tracing::info!(policy = %want.name, "{note}");
-            ctx.event(&self.object_ref(&()), EventType::Normal, REASON_WRITTEN, note)
+            ctx.event(&self.object_ref(&()), EventType::Normal, reason, note)
                 .await;
         }
-        self.report(ctx, true, REASON_WRITTEN, format!("policy {} written", want.name))
-            .await?;
+        self.report(
+            ctx,
+            true,
+            REASON_WRITTEN,
+            format!("policy {} written", want.name),
+        )
+        .await?;
         Ok(Action::requeue(ctx.resync))
     }
 
@@ -119,7 +136,13 @@ impl Policy {
         Ok(Action::await_change())
     }
 
-    async fn report(&self, ctx: &Context, ok: bool, reason: &str, msg: String) -> Result<(), Error> {
+    async fn report(
+        &self,
+        ctx: &Context,
+        ok: bool,
+        reason: &str,
+        msg: String,
+    ) -> Result<(), Error> {
         let ns = namespace(self)?;
         let generation = self.metadata.generation;
         let previous = self.status.as_ref();
@@ -145,11 +168,12 @@ impl Policy {
 
 /// Controller entry point: the finalizer around apply/cleanup.
 pub async fn reconcile(obj: Arc<Policy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let c: &Context = &ctx;
     tenant::finalize(
         obj,
-        &ctx,
-        |o| async move { o.reconcile(&ctx).await },
-        |o| async move { o.cleanup(&ctx).await },
+        c,
+        move |o| async move { o.reconcile(c).await },
+        move |o| async move { o.cleanup(c).await },
     )
     .await
 }

@@ -97,7 +97,9 @@ pub fn check_policy_path(pattern: &str, prefixes: &[String]) -> Result<(), Strin
     if prefixes.iter().any(|p| pattern.starts_with(p.as_str())) {
         Ok(())
     } else if pattern.contains(['*', '+']) {
-        outside("could match paths outside this namespace (a glob or '+' before the namespace's prefix)")
+        outside(
+            "could match paths outside this namespace (a glob or '+' before the namespace's prefix)",
+        )
     } else {
         outside("is outside this namespace's prefixes")
     }
@@ -198,7 +200,10 @@ fn rules_text(
                 pattern: rule.path.clone(),
                 capabilities,
             }),
-            Err(e) => errs.push(SpecError::new(format!("{field}.capabilities"), e.to_string())),
+            Err(e) => errs.push(SpecError::new(
+                format!("{field}.capabilities"),
+                e.to_string(),
+            )),
         }
     }
     if errs.len() > before {
@@ -304,7 +309,11 @@ pub fn validate_auth_role(
             ));
         }
     }
-    if spec.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+    if spec
+        .audience
+        .as_deref()
+        .is_some_and(|a| a.trim().is_empty())
+    {
         errs.push(SpecError::new(
             "spec.audience",
             "is empty: give the audience the tokens are requested for, or remove the field",
@@ -382,12 +391,11 @@ pub(crate) fn validate_auth_mount_spec(
     allowed_prefixes: &[String],
     kubernetes_auth_path: &str,
 ) -> Result<super::ValidMount, Vec<SpecError>> {
-    let valid = super::validate_mount(namespace, name, spec, allowed_prefixes)
-        .map_err(|errs| {
-            errs.into_iter()
-                .map(|e| SpecError::new(e.field, e.message.replace("SecretsMount", "AuthMount")))
-                .collect::<Vec<_>>()
-        })?;
+    let valid = super::validate_mount(namespace, name, spec, allowed_prefixes).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| SpecError::new(e.field, e.message.replace("SecretsMount", "AuthMount")))
+            .collect::<Vec<_>>()
+    })?;
     if !auth_path_is_tenants(&valid.path, kubernetes_auth_path) {
         return Err(vec![SpecError::new(
             "spec.path",

@@ -67,7 +67,9 @@ impl Admin<'_> {
         path: &str,
         data: Map<String, Value>,
     ) -> Result<(), RequestError> {
-        self.mount_request(Method::Write, path, data).await.map(drop)
+        self.mount_request(Method::Write, path, data)
+            .await
+            .map(drop)
     }
 
     /// Deletes `path` of a mount's own API (`DELETE /v1/<path>`).

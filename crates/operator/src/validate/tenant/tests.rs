@@ -39,7 +39,11 @@ fn names_are_namespace_dot_name_and_cannot_collide() {
     // A dotted object name stays inside its namespace: the namespace (a DNS
     // label) is everything before the first '.'.
     assert_eq!(tenant_name("team-a", "team-b.read"), "team-a.team-b.read");
-    assert_ne!(tenant_name("team-a", "b.c"), tenant_name("team-a.b", "c"));
+    // The namespace is recovered from any such name.
+    for (ns, name) in [("team-a", "read"), ("b", "x.y.z")] {
+        let n = tenant_name(ns, name);
+        assert_eq!(n.split_once('.'), Some((ns, name)));
+    }
 }
 
 #[test]
@@ -137,7 +141,10 @@ fn a_hcl_policy_names_every_path_outside() {
     let errs = validate_policy("team-a", "read", &hcl(text), &[], KUBE).unwrap_err();
     assert_eq!(errs.len(), 2, "{errs:?}");
     let msg = messages(&errs);
-    assert!(msg.contains("\"team-b/kv/*\"") && msg.contains("\"+/kv/*\""), "{msg}");
+    assert!(
+        msg.contains("\"team-b/kv/*\"") && msg.contains("\"+/kv/*\""),
+        "{msg}"
+    );
     assert!(!msg.contains("\"team-a/kv/*\""), "{msg}");
     assert!(errs.iter().all(|e| e.field == "spec.hcl"));
 }
@@ -146,7 +153,10 @@ fn a_hcl_policy_names_every_path_outside() {
 fn bad_hcl_is_refused_by_the_core_parser() {
     let errs = validate_policy("team-a", "p", &hcl("path \"team-a/*\" {"), &[], KUBE).unwrap_err();
     assert_eq!(errs[0].field, "spec.hcl");
-    assert!(errs[0].message.contains("failed to parse policy"), "{errs:?}");
+    assert!(
+        errs[0].message.contains("failed to parse policy"),
+        "{errs:?}"
+    );
     let errs = validate_policy(
         "team-a",
         "p",
@@ -164,7 +174,10 @@ fn bad_hcl_is_refused_by_the_core_parser() {
         KUBE,
     )
     .unwrap_err();
-    assert!(errs[0].message.contains("only allowed at the end"), "{errs:?}");
+    assert!(
+        errs[0].message.contains("only allowed at the end"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -219,9 +232,18 @@ fn structured_rules_name_the_field_of_each_problem() {
     );
     assert!(errs[0].message.contains("\"team-b/kv/*\""));
     // The glob in the middle is caught by the core's parser once the rest is fine.
-    let errs =
-        validate_policy("team-a", "p", &rules(&[("team-a/*/z", &["read"])]), &[], KUBE).unwrap_err();
-    assert!(errs[0].message.contains("only allowed at the end"), "{errs:?}");
+    let errs = validate_policy(
+        "team-a",
+        "p",
+        &rules(&[("team-a/*/z", &["read"])]),
+        &[],
+        KUBE,
+    )
+    .unwrap_err();
+    assert!(
+        errs[0].message.contains("only allowed at the end"),
+        "{errs:?}"
+    );
 }
 
 fn role() -> KubernetesAuthRoleSpec {
@@ -259,7 +281,10 @@ fn a_role_is_forced_into_its_namespace_with_mapped_policies() {
     r.bound_service_account_names = vec!["*".into(), "app-*".into()];
     let v = validate_auth_role("team-a", "app", &r).unwrap();
     assert_eq!(v.data["alias_name_source"], "serviceaccount_name");
-    assert_eq!(v.data["bound_service_account_namespaces"], json!(["team-a"]));
+    assert_eq!(
+        v.data["bound_service_account_namespaces"],
+        json!(["team-a"])
+    );
 }
 
 #[test]
@@ -276,7 +301,12 @@ fn a_role_cannot_bind_another_namespace() {
     r.bound_service_account_namespaces = Some(vec![]);
     assert!(validate_auth_role("team-a", "app", &r).is_err());
     // `ns:sa` or `ns/sa` spellings of another namespace's ServiceAccount.
-    for sa in ["team-b:app", "team-b/app", "system:serviceaccount:team-b:app", ""] {
+    for sa in [
+        "team-b:app",
+        "team-b/app",
+        "system:serviceaccount:team-b:app",
+        "",
+    ] {
         let mut r = role();
         r.bound_service_account_names = vec![sa.into()];
         let errs = validate_auth_role("team-a", "app", &r).unwrap_err();
@@ -295,7 +325,10 @@ fn a_role_grants_only_policy_objects_of_its_namespace() {
         let result = validate_auth_role("team-a", "app", &r);
         if p == "root" {
             // A Policy object may be called `root`: it maps to team-a.root.
-            assert_eq!(result.unwrap().data["token_policies"], json!(["team-a.root"]));
+            assert_eq!(
+                result.unwrap().data["token_policies"],
+                json!(["team-a.root"])
+            );
             continue;
         }
         let errs = result.unwrap_err();
@@ -340,7 +373,10 @@ fn an_auth_mount_follows_the_secrets_mount_path_rules() {
     let errs =
         validate_auth_mount("team-a", "k8s", &auth_mount(Some("team-b/x")), &[], KUBE).unwrap_err();
     assert_eq!(errs[0].field, "spec.path");
-    assert!(errs[0].message.contains("outside this namespace"), "{errs:?}");
+    assert!(
+        errs[0].message.contains("outside this namespace"),
+        "{errs:?}"
+    );
 }
 
 #[test]
