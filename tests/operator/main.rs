@@ -10,6 +10,7 @@ mod consumer;
 mod ha;
 mod harness;
 mod kube_auth;
+mod tenants;
 mod vault;
 // The throwaway PostgreSQL of the integration tests (pg-up.sh).
 #[path = "../integration/common/postgres.rs"]

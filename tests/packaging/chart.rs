@@ -424,7 +424,15 @@ fn rbac_is_exactly_what_the_operator_uses() {
     let docs = default_docs();
     let cluster = rules(find(&docs, "ClusterRole", "lockbox"));
     let mut want_cluster = BTreeSet::new();
-    for res in ["plugincatalogentries", "secretsmounts"] {
+    // The tenant kinds (Policy, KubernetesAuthRole, AuthMount) likewise; a
+    // KubernetesAuthRole's reconcile gets the Policies it names (`get`).
+    for res in [
+        "plugincatalogentries",
+        "secretsmounts",
+        "policies",
+        "kubernetesauthroles",
+        "authmounts",
+    ] {
         for verb in ["get", "list", "watch", "patch"] {
             want_cluster.insert(format!("lockbox.dev {res} {verb} *any*"));
         }

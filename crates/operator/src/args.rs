@@ -68,6 +68,10 @@ pub struct OperatorArgs {
     /// Extra mount path prefix for a namespace, `NS=PREFIX` (repeatable).
     #[arg(long = "allowed-path-prefix", value_name = "NS=PREFIX", value_parser = parse_prefix)]
     pub allowed_path_prefix: Vec<(String, String)>,
+    /// Path (below `auth/`) of the shared Kubernetes auth mount that
+    /// KubernetesAuthRoles write their roles to.
+    #[arg(long, default_value = crate::context::DEFAULT_KUBERNETES_AUTH_PATH, value_name = "PATH")]
+    pub kubernetes_auth_path: String,
     /// Log level (or LOCKBOX_LOG with an EnvFilter directive).
     #[arg(long, default_value = "info", env = "LOCKBOX_LOG_LEVEL")]
     pub log_level: String,

@@ -25,6 +25,9 @@ use zeroize::Zeroizing;
 /// Field manager of every write the operator makes (status SSA, finalizers).
 pub const MANAGER: &str = "lockbox-operator";
 
+/// Default of `--kubernetes-auth-path`: the shared Kubernetes auth mount.
+pub const DEFAULT_KUBERNETES_AUTH_PATH: &str = "kubernetes";
+
 /// Namespace of events about cluster-scoped objects.
 pub const CLUSTER_EVENTS_NAMESPACE: &str = "kube-system";
 
@@ -53,6 +56,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Period of the full resync of every object.
     pub resync: Duration,
+    /// Path of the shared Kubernetes auth mount below `auth/`
+    /// (`--kubernetes-auth-path`), where KubernetesAuthRoles write roles.
+    pub kubernetes_auth_path: String,
     /// `reportingInstance` of events.
     instance: String,
     /// Consecutive failures per object key, for the retry backoff.
@@ -189,9 +195,16 @@ impl Context {
             allowed_prefixes,
             metrics,
             resync,
+            kubernetes_auth_path: DEFAULT_KUBERNETES_AUTH_PATH.into(),
             failures: Mutex::new(HashMap::new()),
             mount_store: std::sync::RwLock::new(None),
         }
+    }
+
+    /// The context with KubernetesAuthRoles writing to `auth/<path>/`.
+    pub fn with_kubernetes_auth_path(mut self, path: &str) -> Self {
+        self.kubernetes_auth_path = path.trim_matches('/').to_string();
+        self
     }
 
     /// Hands the controllers' SecretsMount cache to reconciles.

@@ -20,7 +20,8 @@
 
 use crate::context::Context;
 use crate::crd::{PluginCatalogEntry, SecretsMount};
-use crate::{catalog, crashloop, leader, mount};
+use crate::crd_tenant::{AuthMount, KubernetesAuthRole, Policy};
+use crate::{auth_mount, auth_role, catalog, crashloop, leader, mount, policy};
 use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -124,7 +125,66 @@ async fn run_controllers(ctx: Arc<Context>) {
         .run(mount::reconcile, mount::error_policy, ctx.clone())
         .for_each(|_| std::future::ready(()));
     let crash_loops = crashloop::run(ctx.clone(), ctx.core.plugin_host().subscribe());
-    tokio::join!(catalog_ctl, mount_ctl, crash_loops);
+    tokio::join!(
+        catalog_ctl,
+        mount_ctl,
+        crash_loops,
+        run_tenant_controllers(ctx.clone())
+    );
+}
+
+/// The controllers of the tenant kinds (Policy, KubernetesAuthRole,
+/// AuthMount).
+async fn run_tenant_controllers(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default();
+    let wc_auth = wc.clone();
+    let (reader, writer) = reflector::store::<Policy>();
+    let stream = watcher(Api::<Policy>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+    let policies = Controller::for_stream(stream, reader)
+        .with_config(controller_config())
+        .run(policy::reconcile, policy::error_policy, ctx.clone())
+        .for_each(|_| std::future::ready(()));
+    let (reader, writer) = reflector::store::<KubernetesAuthRole>();
+    let store = reader.clone();
+    let stream = watcher(Api::<KubernetesAuthRole>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+    let roles = Controller::for_stream(stream, reader)
+        .with_config(controller_config())
+        // A Policy that appears (or goes) re-checks the roles of its
+        // namespace that grant it.
+        .watches(Api::<Policy>::all(client), wc, move |p: Policy| {
+            let (ns, name) = (p.namespace(), p.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|r| {
+                    r.namespace() == ns
+                        && r.spec.token_policies.iter().flatten().any(|t| *t == name)
+                })
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .run(auth_role::reconcile, auth_role::error_policy, ctx.clone())
+        .for_each(|_| std::future::ready(()));
+    let (reader, writer) = reflector::store::<AuthMount>();
+    let stream = watcher(Api::<AuthMount>::all(ctx.client.clone()), wc_auth)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+    let auth_mounts = Controller::for_stream(stream, reader)
+        .with_config(controller_config())
+        .run(auth_mount::reconcile, auth_mount::error_policy, ctx)
+        .for_each(|_| std::future::ready(()));
+    tokio::join!(policies, roles, auth_mounts);
 }
 
 /// How a replica learns whether it leads.

@@ -46,6 +46,8 @@
 
 pub mod active_label;
 pub mod args;
+pub mod auth_mount;
+pub mod auth_role;
 pub mod bootstrap;
 pub mod catalog;
 pub mod conditions;
@@ -53,9 +55,13 @@ pub mod context;
 pub mod controllers;
 pub mod crashloop;
 pub mod crd;
+pub mod crd_tenant;
 pub mod leader;
 pub mod metrics;
 pub mod mount;
+pub mod mount_flavor;
+pub mod policy;
+pub(crate) mod tenant;
 pub mod validate;
 
 pub use args::{OperatorArgs, OperatorError};
@@ -101,7 +107,13 @@ pub enum CrdsError {
 
 /// Every CRD lockbox defines, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![PluginCatalogEntry::crd(), SecretsMount::crd()]
+    vec![
+        PluginCatalogEntry::crd(),
+        SecretsMount::crd(),
+        crd_tenant::Policy::crd(),
+        crd_tenant::KubernetesAuthRole::crd(),
+        crd_tenant::AuthMount::crd(),
+    ]
 }
 
 /// First line of every generated file.

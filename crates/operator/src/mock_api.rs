@@ -750,3 +750,5 @@ async fn enable_records_the_owner_and_pre_owner_mounts_are_adopted_by_their_obje
     assert_eq!(live["owner"], "uid-legacy", "{live}");
     assert_eq!(live["accessor"], accessor.as_str());
 }
+
+mod tenant;

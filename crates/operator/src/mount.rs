@@ -39,18 +39,19 @@
 //! it.
 
 use super::conditions::{condition, reason_of};
-use super::context::{Context, Error, Stage, apply_status, proceed};
+use super::context::{Context, Error, Stage, proceed};
 use super::crd::{
     CONDITION_READY, DeletionPolicy, PluginCatalogEntry, REASON_INVALID_SPEC, SecretsMount,
     SecretsMountStatus,
 };
-use super::validate::{ValidMount, message, validate_mount};
+pub(crate) use super::mount_flavor::{Flavor, MountReconcile};
+use super::validate::{ValidMount, message};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
 use lockbox_core::core::admin::{EnableMount, MountInfo, ReloadTarget, TuneMount};
-use lockbox_core::core::mounts::{MountConfig, Table};
+use lockbox_core::core::mounts::MountConfig;
 use lockbox_core::logical::RequestError;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow::{Break, Continue};
@@ -122,15 +123,27 @@ fn config_of(want: &ValidMount) -> MountConfig {
 type Mounts = BTreeMap<String, MountInfo>;
 
 impl SecretsMount {
-    fn namespace_or_err(&self) -> Result<String, Error> {
-        self.namespace()
-            .ok_or(Error::MissingField("metadata.namespace"))
+    /// Enables, tunes or reloads the mount (see the module docs).
+    pub async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
+        MountReconcile::new(self, Flavor::Secrets)
+            .reconcile(ctx)
+            .await
     }
 
+    /// Disables the mount when `deletionPolicy: Delete` and this object owns
+    /// it (see module docs).
+    pub async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
+        MountReconcile::new(self, Flavor::Secrets)
+            .cleanup(ctx)
+            .await
+    }
+}
+
+impl MountReconcile<'_> {
     /// Enables, tunes or reloads the mount (see the module docs): validate,
     /// check the path is free and the plugin registered, adopt a mount from
     /// before owners, follow a changed path, enable or converge, report.
-    pub async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
+    pub(crate) async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
         let want = proceed!(self.validated(ctx).await);
         let uid = self
             .metadata
@@ -139,7 +152,7 @@ impl SecretsMount {
             .ok_or(Error::MissingField("metadata.uid"))?;
         proceed!(self.check_path_free(ctx, &want).await);
         proceed!(self.check_plugin_registered(ctx, &want).await);
-        let mut mounts = ctx.mounts().await?;
+        let mut mounts = self.mounts(ctx).await?;
         proceed!(self.adopt(ctx, &want, &uid, &mut mounts).await);
         proceed!(self.follow_path_change(ctx, &want, &uid, &mut mounts).await);
         match mounts.get(&want.path) {
@@ -153,10 +166,10 @@ impl SecretsMount {
     async fn validated(&self, ctx: &Context) -> Stage<ValidMount> {
         let ns = self.namespace_or_err()?;
         let name = self.name_any();
-        match validate_mount(&ns, &name, &self.spec, ctx.prefixes_for(&ns)) {
+        match self.flavor.validate(ctx, &ns, &name, &self.spec) {
             Ok(v) => Ok(Continue(v)),
             Err(errs) => {
-                ctx.metrics.failed(KIND, REASON_INVALID_SPEC);
+                ctx.metrics.failed(self.flavor.kind(), REASON_INVALID_SPEC);
                 self.not_ready(ctx, None, REASON_INVALID_SPEC, message(&errs))
                     .await?;
                 Ok(Break(Action::await_change()))
@@ -170,8 +183,9 @@ impl SecretsMount {
             return Ok(Continue(()));
         };
         let msg = format!(
-            "path {} is already held by SecretsMount {holder}; choose another spec.path",
-            want.path
+            "path {} is already held by {} {holder}; choose another spec.path",
+            want.path,
+            self.flavor.kind()
         );
         self.conflict(ctx, &want.path, msg).await.map(Break)
     }
@@ -236,21 +250,22 @@ impl SecretsMount {
             owner: Some(uid.to_string()),
             ..Default::default()
         };
-        if let Err(e) = ctx.admin().tune_mount(Table::Mounts, old, tune).await {
+        if let Err(e) = ctx.admin().tune_mount(self.flavor.table(), old, tune).await {
             return self.core_refused(ctx, &want.path, "AdoptMount", e).await;
         }
-        tracing::info!(mount = %old, "recorded the SecretsMount as the owner of its mount");
+        tracing::info!(mount = %old, "recorded the {} as the owner of its mount", self.flavor.kind());
         ctx.event(
-            &self.object_ref(&()),
+            &self.reference(),
             EventType::Normal,
             "Adopted",
             format!(
-                "recorded this SecretsMount as the owner of {old}, which the operator \
-                 enabled for it before owners were recorded"
+                "recorded this {} as the owner of {old}, which the operator \
+                 enabled for it before owners were recorded",
+                self.flavor.kind()
             ),
         )
         .await;
-        *mounts = ctx.mounts().await?;
+        *mounts = self.mounts(ctx).await?;
         Ok(Continue(()))
     }
 
@@ -276,18 +291,22 @@ impl SecretsMount {
         if !movable {
             return Ok(Continue(()));
         }
-        if let Err(e) = ctx.admin().remount(old, &want.path).await {
+        if let Err(e) = ctx
+            .admin()
+            .remount(&self.flavor.routing(old), &self.flavor.routing(&want.path))
+            .await
+        {
             return self.core_refused(ctx, &want.path, "Remount", e).await;
         }
         tracing::info!(from = %old, to = %want.path, "mount moved");
         ctx.event(
-            &self.object_ref(&()),
+            &self.reference(),
             EventType::Normal,
             "Remounted",
             format!("moved {old} to {} with its data", want.path),
         )
         .await;
-        *mounts = ctx.mounts().await?;
+        *mounts = self.mounts(ctx).await?;
         Ok(Continue(()))
     }
 
@@ -304,7 +323,7 @@ impl SecretsMount {
         };
         if let Err(e) = ctx
             .admin()
-            .enable_mount(Table::Mounts, &want.path, input)
+            .enable_mount(self.flavor.table(), &want.path, input)
             .await
         {
             return self.core_refused(ctx, &want.path, "EnableMount", e).await;
@@ -320,7 +339,7 @@ impl SecretsMount {
             format!("enabled {} at {}", want.plugin, want.path)
         };
         tracing::info!(mount = %want.path, "{note}");
-        ctx.event(&self.object_ref(&()), EventType::Normal, "Mounted", note)
+        ctx.event(&self.reference(), EventType::Normal, "Mounted", note)
             .await;
         Ok(Continue(()))
     }
@@ -376,13 +395,13 @@ impl SecretsMount {
         };
         if let Err(e) = ctx
             .admin()
-            .tune_mount(Table::Mounts, &want.path, input)
+            .tune_mount(self.flavor.table(), &want.path, input)
             .await
         {
             return self.core_refused(ctx, &want.path, "TuneMount", e).await;
         }
         ctx.event(
-            &self.object_ref(&()),
+            &self.reference(),
             EventType::Normal,
             "Tuned",
             format!("tuned {} to match the spec", want.path),
@@ -400,17 +419,17 @@ impl SecretsMount {
         };
         if let Err(e) = ctx
             .admin()
-            .tune_mount(Table::Mounts, &want.path, input)
+            .tune_mount(self.flavor.table(), &want.path, input)
             .await
         {
             return self.core_refused(ctx, &want.path, "TuneMount", e).await;
         }
-        let target = ReloadTarget::Mounts(vec![want.path.clone()]);
+        let target = ReloadTarget::Mounts(vec![self.flavor.routing(&want.path)]);
         if let Err(e) = ctx.admin().reload(&target).await {
             return self.core_refused(ctx, &want.path, "ReloadMount", e).await;
         }
         ctx.event(
-            &self.object_ref(&()),
+            &self.reference(),
             EventType::Normal,
             "Reloaded",
             format!("plugin version pin changed to {pin:?}; reloaded"),
@@ -421,7 +440,7 @@ impl SecretsMount {
 
     /// Status from the live table: `Mounted` when the plugin runs.
     async fn report_mounted(&self, ctx: &Context, want: &ValidMount) -> Result<Action, Error> {
-        let mounts = ctx.mounts().await?;
+        let mounts = self.mounts(ctx).await?;
         let Some(live) = mounts.get(&want.path) else {
             return self
                 .report(
@@ -471,25 +490,26 @@ impl SecretsMount {
 
     /// Disables the mount when `deletionPolicy: Delete` and this object owns
     /// it (see module docs).
-    pub async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
+    pub(crate) async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
         let policy = self.spec.deletion_policy.unwrap_or_default();
         let path = self.status.as_ref().and_then(|s| s.path.clone());
         let mut owned = false;
         if let (DeletionPolicy::Delete, Some(path), Some(uid)) =
             (policy, &path, self.metadata.uid.as_deref())
         {
-            let mounts = ctx.mounts().await?;
+            let mounts = self.mounts(ctx).await?;
             if let Some(live) = mounts.get(path) {
                 owned =
                     owned_by(live, uid) || created_before_owners(live, path, self.status.as_ref());
                 if !owned {
                     let msg = format!(
-                        "deletionPolicy Delete: the mount at {path} is not this SecretsMount's \
+                        "deletionPolicy Delete: the mount at {path} is not this {}'s \
                          (its owner is {:?}); left untouched",
+                        self.flavor.kind(),
                         live.owner
                     );
                     tracing::info!(mount = %path, "{msg}");
-                    ctx.event(&self.object_ref(&()), EventType::Normal, "MountKept", msg)
+                    ctx.event(&self.reference(), EventType::Normal, "MountKept", msg)
                         .await;
                 }
             }
@@ -498,12 +518,12 @@ impl SecretsMount {
             (DeletionPolicy::Delete, Some(path)) if owned => {
                 // Disabling a missing mount succeeds, so this is idempotent.
                 ctx.admin()
-                    .disable_mount(Table::Mounts, &path)
+                    .disable_mount(self.flavor.table(), &path)
                     .await
                     .map_err(Error::core("DisableMount"))?;
                 tracing::info!(mount = %path, "mount disabled (deletionPolicy Delete)");
                 ctx.event(
-                    &self.object_ref(&()),
+                    &self.reference(),
                     EventType::Normal,
                     "Unmounted",
                     format!("disabled {path} and removed its data (deletionPolicy Delete)"),
@@ -511,7 +531,7 @@ impl SecretsMount {
                 .await;
             }
             (_, path) => {
-                tracing::info!(mount = ?path, "SecretsMount deleted; lockbox mount retained");
+                tracing::info!(mount = ?path, "{} deleted; lockbox mount retained", self.flavor.kind());
             }
         }
         Ok(Action::await_change())
@@ -519,7 +539,7 @@ impl SecretsMount {
 
     /// The `namespace/name` of an older SecretsMount with the same path.
     async fn conflicting_holder(&self, ctx: &Context, path: &str) -> Result<Option<String>, Error> {
-        let all = ctx.all_mounts().await?;
+        let all = self.holders(ctx).await?;
         let my_key = (
             self.metadata.creation_timestamp.clone(),
             self.namespace().unwrap_or_default(),
@@ -534,7 +554,7 @@ impl SecretsMount {
                 continue;
             };
             let oname = other.name_any();
-            let Ok(v) = validate_mount(&ons, &oname, &other.spec, ctx.prefixes_for(&ons)) else {
+            let Ok(v) = self.flavor.validate(ctx, &ons, &oname, &other.spec) else {
                 continue;
             };
             if v.path != path {
@@ -560,31 +580,34 @@ impl SecretsMount {
     ) -> Result<String, Error> {
         let owner = live.owner.as_str();
         let whose = if owner.is_empty() {
-            "no SecretsMount owns (it was enabled through the API, or before owners were \
-             recorded)"
-                .to_string()
+            format!(
+                "no {} owns (it was enabled through the API, or before owners were recorded)",
+                self.flavor.kind()
+            )
         } else {
-            let all = ctx.all_mounts().await?;
+            let all = self.holders(ctx).await?;
             match all
                 .iter()
                 .find(|m| m.metadata.uid.as_deref() == Some(owner))
             {
                 Some(m) => format!(
-                    "SecretsMount {}/{} owns",
+                    "{} {}/{} owns",
+                    self.flavor.kind(),
                     m.namespace().unwrap_or_default(),
                     m.name_any()
                 ),
                 None => format!(
-                    "a deleted SecretsMount (uid {owner}) owns; it was kept by deletionPolicy \
-                     Retain"
+                    "a deleted {} (uid {owner}) owns; it was kept by deletionPolicy \
+                     Retain",
+                    self.flavor.kind()
                 ),
             }
         };
         Ok(format!(
             "lockbox already has a mount at {path} that {whose}; it is left untouched. Choose \
              another spec.path, or ask a lockbox administrator to hand the mount over with the \
-             root token: lockbox write sys/mounts/{}/tune owner={uid}",
-            path.trim_end_matches('/')
+             root token: lockbox write {}/tune owner={uid}",
+            self.flavor.admin_path(path)
         ))
     }
 
@@ -599,7 +622,7 @@ impl SecretsMount {
             && status.and_then(|s| s.observed_generation) == self.metadata.generation;
         if !reported {
             ctx.event(
-                &self.object_ref(&()),
+                &self.reference(),
                 EventType::Warning,
                 REASON_PATH_CONFLICT,
                 msg.clone(),
@@ -642,7 +665,7 @@ impl SecretsMount {
         msg: String,
         requeue: Duration,
     ) -> Result<Action, Error> {
-        ctx.metrics.failed(KIND, reason);
+        ctx.metrics.failed(self.flavor.kind(), reason);
         self.not_ready(ctx, path, reason, msg).await?;
         Ok(Action::requeue(requeue))
     }
@@ -681,9 +704,7 @@ impl SecretsMount {
     }
 
     async fn patch_status(&self, ctx: &Context, status: &SecretsMountStatus) -> Result<(), Error> {
-        let ns = self.namespace_or_err()?;
-        let api: Api<SecretsMount> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&api, &self.name_any(), status, "PatchSecretsMountStatus").await
+        self.flavor.patch_status(ctx, self, status).await
     }
 }
 

@@ -38,7 +38,7 @@ fn committed_crds_are_current() {
 fn stdout_stream_holds_every_crd() {
     let yaml = crds_yaml().unwrap();
     let docs: Vec<&str> = yaml.split("\n---\n").collect();
-    assert_eq!(docs.len(), 2, "{yaml}");
+    assert_eq!(docs.len(), 5, "{yaml}");
     for (doc, crd) in docs.iter().zip(crds()) {
         // Each document parses back to the same CRD.
         let back: CustomResourceDefinition = serde_saphyr::from_str(doc).unwrap();
@@ -71,7 +71,10 @@ fn write_flag_writes_one_file_per_crd() {
     assert_eq!(
         names,
         [
+            "lockbox.dev_authmounts.yaml",
+            "lockbox.dev_kubernetesauthroles.yaml",
             "lockbox.dev_plugincatalogentries.yaml",
+            "lockbox.dev_policies.yaml",
             "lockbox.dev_secretsmounts.yaml"
         ]
     );

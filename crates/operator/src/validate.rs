@@ -672,5 +672,7 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+pub mod tenant;
+
 #[cfg(test)]
 mod tests;

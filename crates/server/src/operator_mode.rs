@@ -226,16 +226,19 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
     for (ns, p) in &args.allowed_path_prefix {
         allowed.entry(ns.clone()).or_default().push(p.clone());
     }
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        node.clone(),
-        root_token,
-        args.namespace.clone(),
-        plugin_directory,
-        allowed,
-        metrics.clone(),
-        args.resync_period,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            node.clone(),
+            root_token,
+            args.namespace.clone(),
+            plugin_directory,
+            allowed,
+            metrics.clone(),
+            args.resync_period,
+        )
+        .with_kubernetes_auth_path(&args.kubernetes_auth_path),
+    );
 
     let identity = format!(
         "{}-{}",

@@ -17,6 +17,7 @@
 
 pub(crate) mod catalog;
 pub(crate) mod mounts;
+mod policies;
 mod types;
 
 pub use types::{EnableMount, MountInfo, MountTune, RegisterPlugin, ReloadTarget, TuneMount};
