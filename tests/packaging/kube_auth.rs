@@ -84,7 +84,9 @@ fn the_chart_enables_kubernetes_auth_with_the_auth_delegator_binding() {
         &["--set", "kubernetesAuth.enabled=false"],
     ));
     assert!(
-        args_of(&off).iter().all(|a| !a.starts_with("--kubernetes-auth")),
+        args_of(&off)
+            .iter()
+            .all(|a| !a.starts_with("--kubernetes-auth")),
         "{:?}",
         args_of(&off)
     );
@@ -229,7 +231,12 @@ fn call(port: u16, method: &str, path: &str, token: &str, body: Option<&Value>) 
     )
 }
 
-fn eventually<T>(what: &str, limit: Duration, node: &FakeNode, mut f: impl FnMut() -> Option<T>) -> T {
+fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    node: &FakeNode,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -327,40 +334,55 @@ fn helm_install_gives_working_kubernetes_auth() {
             .nth(n - 1)
             .map(String::from)
     };
-    let first = eventually("Kubernetes auth ready", Duration::from_secs(180), &node, || ready(1));
+    let first = eventually(
+        "Kubernetes auth ready",
+        Duration::from_secs(180),
+        &node,
+        || ready(1),
+    );
     assert!(
         first.contains("\"configured\":true") && first.contains("\"registered\":true"),
         "{first}"
     );
-    let root = eventually("the root token Secret", Duration::from_secs(30), &node, || {
-        let s = kube.get(&["secret", "lockbox-root-token", "-n", NS])?;
-        let b64 = s["data"]["token"].as_str()?.to_string();
-        use base64::Engine;
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()?,
-        )
-        .ok()
-    });
+    let root = eventually(
+        "the root token Secret",
+        Duration::from_secs(30),
+        &node,
+        || {
+            let s = kube.get(&["secret", "lockbox-root-token", "-n", NS])?;
+            let b64 = s["data"]["token"].as_str()?.to_string();
+            use base64::Engine;
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).ok()?).ok()
+        },
+    );
 
     // What the operator did: the image's plugin by its recorded sum, the
     // mount, and a config with the in-cluster address only.
-    let sums = std::fs::read_to_string(
-        node.rootfs().join("usr/lib/lockbox/SHA256SUMS"),
-    )
-    .expect("the image's SHA256SUMS");
+    let sums = std::fs::read_to_string(node.rootfs().join("usr/lib/lockbox/SHA256SUMS"))
+        .expect("the image's SHA256SUMS");
     let recorded = sums
         .lines()
         .find_map(|l| l.strip_suffix("  vault-plugin-auth-kubernetes"))
         .expect("recorded sum");
-    let (s, entry) = call(port, "GET", "sys/plugins/catalog/auth/kubernetes", &root, None);
+    let (s, entry) = call(
+        port,
+        "GET",
+        "sys/plugins/catalog/auth/kubernetes",
+        &root,
+        None,
+    );
     assert_eq!(s, 200, "{entry}");
     assert_eq!(entry["data"]["sha256"], recorded, "{entry}");
-    assert_eq!(entry["data"]["command"], "vault-plugin-auth-kubernetes", "{entry}");
+    assert_eq!(
+        entry["data"]["command"], "vault-plugin-auth-kubernetes",
+        "{entry}"
+    );
     let (s, auths) = call(port, "GET", "sys/auth", &root, None);
     assert_eq!(s, 200, "{auths}");
-    assert_eq!(auths["data"]["kubernetes/"]["type"], "kubernetes", "{auths}");
+    assert_eq!(
+        auths["data"]["kubernetes/"]["type"], "kubernetes",
+        "{auths}"
+    );
     let (s, config) = call(port, "GET", "auth/kubernetes/config", &root, None);
     assert_eq!(s, 200, "{config}");
     let d = &config["data"];
@@ -370,8 +392,14 @@ fn helm_install_gives_working_kubernetes_auth() {
         "{config}"
     );
     assert_eq!(d["disable_local_ca_jwt"], false, "{config}");
-    assert_eq!(d["kubernetes_ca_cert"], "", "the CA is read from the pod: {config}");
-    assert_eq!(d["token_reviewer_jwt_set"], false, "the token is read from the pod: {config}");
+    assert_eq!(
+        d["kubernetes_ca_cert"], "",
+        "the CA is read from the pod: {config}"
+    );
+    assert_eq!(
+        d["token_reviewer_jwt_set"], false,
+        "the token is read from the pod: {config}"
+    );
 
     // A role and a policy made through the API as root, a secret to read.
     for (method, path, body) in [
@@ -399,7 +427,15 @@ fn helm_install_gives_working_kubernetes_auth() {
     }
     let token_of = |ns: &str| {
         let out = kube.kubectl(
-            &["create", "token", "app", "-n", ns, "--audience=lockbox", "--duration=1h"],
+            &[
+                "create",
+                "token",
+                "app",
+                "-n",
+                ns,
+                "--audience=lockbox",
+                "--duration=1h",
+            ],
             None,
         );
         assert!(out.ok, "{}", out.all());
@@ -417,9 +453,16 @@ fn helm_install_gives_working_kubernetes_auth() {
     let login_ok = |what: &str| {
         let (s, b) = login(&token_of(APPS));
         assert_eq!(s, 200, "{what}: {b}\n{}", node.logs());
-        let t = b["auth"]["client_token"].as_str().expect("client_token").to_string();
+        let t = b["auth"]["client_token"]
+            .as_str()
+            .expect("client_token")
+            .to_string();
         let (s, r) = call(port, "GET", "secret/app/config", &t, None);
-        assert_eq!((s, &r["data"]["db"]), (200, &json!("app-db")), "{what}: {r}");
+        assert_eq!(
+            (s, &r["data"]["db"]),
+            (200, &json!("app-db")),
+            "{what}: {r}"
+        );
         assert_eq!(b["auth"]["metadata"]["service_account_namespace"], APPS);
     };
     login_ok("first login");
@@ -437,7 +480,13 @@ fn helm_install_gives_working_kubernetes_auth() {
         "kubernetes_host": d["kubernetes_host"],
         "use_annotations_as_alias_metadata": true,
     });
-    let (s, b) = call(port, "POST", "auth/kubernetes/config", &root, Some(&admin_config));
+    let (s, b) = call(
+        port,
+        "POST",
+        "auth/kubernetes/config",
+        &root,
+        Some(&admin_config),
+    );
     assert!(s == 200 || s == 204, "{s} {b}");
     let pid = node.pod_pid(RELEASE).expect("pod runs");
     must(
@@ -494,7 +543,12 @@ fn helm_install_gives_working_kubernetes_auth() {
         || (login(&token_of(APPS)).0 != 200).then_some(()),
     );
     let mut again = sa.clone();
-    for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields"] {
+    for k in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+    ] {
         if let Some(m) = again["metadata"].as_object_mut() {
             m.remove(k);
         }
@@ -514,7 +568,11 @@ fn helm_install_gives_working_kubernetes_auth() {
         || (login(&token_of(APPS)).0 == 200).then_some(()),
     );
     login_ok("login after the rotation");
-    assert_eq!(node.pod_pid(RELEASE), Some(pid), "no restart for a rotation");
+    assert_eq!(
+        node.pod_pid(RELEASE),
+        Some(pid),
+        "no restart for a rotation"
+    );
     // Nothing secret in the logs: neither the pod's token nor a login's.
     let pod_token = std::fs::read_to_string(format!(
         "/proc/{pid}/root/run/secrets/kubernetes.io/serviceaccount/token"
@@ -523,7 +581,10 @@ fn helm_install_gives_working_kubernetes_auth() {
     let app_jwt = token_of(APPS);
     assert_eq!(login(&app_jwt).0, 200, "a last login");
     let logs = node.logs();
-    assert!(pod_token.len() > 100 && !logs.contains(pod_token.trim()), "the pod's token was logged");
+    assert!(
+        pod_token.len() > 100 && !logs.contains(pod_token.trim()),
+        "the pod's token was logged"
+    );
     assert!(!logs.contains(&app_jwt[..60]), "a login's JWT was logged");
     assert!(node.errors().is_empty(), "{:?}", node.errors());
 }

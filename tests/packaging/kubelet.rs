@@ -448,7 +448,9 @@ impl FakeNode {
         let dir = {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let p = st.pods.get(sts).ok_or(format!("no pod of {sts}"))?;
-            p.sa_dir.clone().ok_or(format!("pod {sts}-0 has no token"))?
+            p.sa_dir
+                .clone()
+                .ok_or(format!("pod {sts}-0 has no token"))?
         };
         let set = self
             .kube

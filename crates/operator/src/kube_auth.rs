@@ -52,7 +52,8 @@ pub const PLUGIN_NAME: &str = "kubernetes";
 /// `namespace` (the upstream plugin's in-cluster paths).
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Description of the mount lockbox enables.
-pub const MOUNT_DESCRIPTION: &str = "Kubernetes auth (enabled by lockbox operator --kubernetes-auth)";
+pub const MOUNT_DESCRIPTION: &str =
+    "Kubernetes auth (enabled by lockbox operator --kubernetes-auth)";
 
 /// Why Kubernetes auth could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +101,9 @@ pub enum KubeAuthError {
     )]
     NoHost(String),
     /// The mount path is not usable.
-    #[error("--kubernetes-auth-path {0:?}: give a mount path such as `kubernetes` (no `auth/`, no spaces)")]
+    #[error(
+        "--kubernetes-auth-path {0:?}: give a mount path such as `kubernetes` (no `auth/`, no spaces)"
+    )]
     BadPath(String),
     /// Another kind of auth method is mounted at the path.
     #[error(
@@ -193,11 +196,10 @@ pub fn verify(plugin_directory: &Path, binary: &str, sums: &Path) -> Result<Stri
         path: sums.to_path_buf(),
         source,
     })?;
-    let recorded =
-        recorded_sha256(&text, binary).ok_or_else(|| KubeAuthError::NotRecorded {
-            sums: sums.to_path_buf(),
-            binary: binary.to_string(),
-        })?;
+    let recorded = recorded_sha256(&text, binary).ok_or_else(|| KubeAuthError::NotRecorded {
+        sums: sums.to_path_buf(),
+        binary: binary.to_string(),
+    })?;
     let file = plugin_directory.join(binary);
     let actual = sha256_file(&file).map_err(|source| KubeAuthError::Read {
         path: file.clone(),
@@ -393,11 +395,7 @@ impl KubeAuth {
     /// Runs [`KubeAuth::ensure`] each time `core` becomes active (at once
     /// without HA, where an unsealed core is active), retrying transient
     /// failures with backoff (10 s doubling to 5 min) while it stays active.
-    pub async fn keep(
-        self,
-        core: std::sync::Arc<Core>,
-        token: zeroize::Zeroizing<String>,
-    ) {
+    pub async fn keep(self, core: std::sync::Arc<Core>, token: zeroize::Zeroizing<String>) {
         use lockbox_core::core::ha::Role;
         let mut role = core.watch_role();
         loop {
