@@ -478,7 +478,8 @@ fn helm_install_gives_working_kubernetes_auth() {
     // restarts (helm upgrade) and sets Kubernetes auth up again.
     let admin_config = json!({
         "kubernetes_host": d["kubernetes_host"],
-        "use_annotations_as_alias_metadata": true,
+        // Recorded, not checked (disable_iss_validation defaults to true).
+        "issuer": "https://issuer.admin.example",
     });
     let (s, b) = call(
         port,
@@ -519,7 +520,7 @@ fn helm_install_gives_working_kubernetes_auth() {
     let (s, config) = call(port, "GET", "auth/kubernetes/config", &root, None);
     assert_eq!(s, 200, "{config}");
     assert_eq!(
-        config["data"]["use_annotations_as_alias_metadata"], true,
+        config["data"]["issuer"], "https://issuer.admin.example",
         "the admin's config was overwritten: {config}"
     );
     login_ok("login after the restart");
