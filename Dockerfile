@@ -18,13 +18,17 @@
 #                                   extra/ for a plugin volume
 #   /usr/lib/lockbox/sha256/NAME    each plugin's sha256 (64 hex digits, no
 #                                   newline: for `lockbox write ... sha256=@FILE`)
-#   /usr/lib/lockbox/SHA256SUMS     the same, in sha256sum format
+#   /usr/lib/lockbox/SHA256SUMS     the same, in sha256sum format; `lockbox operator
+#                                   run --kubernetes-auth` (the chart's default)
+#                                   verifies the Kubernetes auth plugin against it
+#                                   before registering it as auth/kubernetes
 #   /var/lib/lockbox/               for the data (owned by 65532; mount a volume);
 #                                   lockbox keeps it in data/ below
 
 # Vault's own plugins, run unmodified by lockbox: kv version 2 and
 # Kubernetes auth, built from their modules at the versions pinned in
-# tests/go/upstream (go.mod + go.sum), static (no cgo).
+# tests/go/upstream (go.mod + go.sum; -mod=readonly: go.sum is enforced),
+# static (no cgo), reproducible paths (-trimpath).
 FROM golang:1.26-bookworm AS vault-plugins
 WORKDIR /src
 COPY tests/go/upstream/ /src/

@@ -388,6 +388,7 @@ async fn a_runtime_directory_that_is_not_ours_alone_is_refused() {
         runtime_dir,
         handshake_timeout: Duration::from_secs(10),
         stop_grace: Duration::from_secs(2),
+        read_grants: Vec::new(),
     };
     let e = entry("mock", sha);
 

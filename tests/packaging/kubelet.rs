@@ -33,7 +33,9 @@
 //!   (a real one, from the TokenRequest API) with `ca.crt` and `namespace`
 //!   is mounted at `/var/run/secrets/kubernetes.io/serviceaccount` (a tmpfs
 //!   on `/run`), with `KUBERNETES_SERVICE_HOST/PORT`: lockbox uses its
-//!   in-cluster configuration, as in a pod.
+//!   in-cluster configuration, as in a pod, and so does the Kubernetes auth
+//!   plugin it runs. [`FakeNode::rotate_token`] replaces the token file as
+//!   kubelet's rotation does.
 //! - **Security context** (`setpriv`): the process runs as
 //!   `runAsUser`/`runAsGroup` with `fsGroup` as supplementary group, with
 //!   no-new-privileges when `allowPrivilegeEscalation: false`, no
@@ -153,9 +155,13 @@ impl Kube {
     }
 }
 
+/// The upstream Vault plugins the image bundles (the Dockerfile's
+/// vault-plugins stage).
+pub const VAULT_PLUGINS: [&str; 2] = ["vault-plugin-secrets-kv", "vault-plugin-auth-kubernetes"];
+
 /// Lays out the Dockerfile's final stage under `dir/rootfs`: the build
 /// stage's `/out` is made from the workspace's binaries by the recipe of its
-/// RUN (lockbox in `bin/`, each plugin in `plugins/` with `plugins/extra/`,
+/// RUN (lockbox in `bin/`, each plugin (and [`VAULT_PLUGINS`]) in `plugins/` with `plugins/extra/`,
 /// each plugin's sha256 without newline in `sha256/`, `SHA256SUMS` in
 /// sha256sum format, an empty `data/`), then every `COPY --from=build` of
 /// the final stage is applied. Returns the root and the SHA256SUMS text.
@@ -174,6 +180,15 @@ pub fn build_image(dir: &Path) -> (PathBuf, String) {
         link_or_copy(&crate::workspace_binary(&bin), &dst);
         let sha = crate::sha256_hex(&dst);
         std::fs::write(out.join("sha256").join(&bin), &sha).expect("write digest");
+        sums.push_str(&format!("{sha}  {bin}\n"));
+    }
+    // Vault's plugins, built from the modules the Dockerfile's
+    // vault-plugins stage builds (tests/harness/install-go-plugins.sh).
+    for bin in VAULT_PLUGINS {
+        let dst = out.join("plugins").join(bin);
+        link_or_copy(&crate::harness::go_plugins().join(bin), &dst);
+        let sha = crate::sha256_hex(&dst);
+        std::fs::write(out.join("sha256").join(bin), &sha).expect("write digest");
         sums.push_str(&format!("{sha}  {bin}\n"));
     }
     std::fs::write(out.join("SHA256SUMS"), &sums).expect("write SHA256SUMS");
@@ -258,6 +273,8 @@ pub struct PodProcess {
     pub claims: Vec<String>,
     /// Its stderr (lockbox's logs).
     pub log: PathBuf,
+    /// Host directory behind its `/var/run/secrets/kubernetes.io/serviceaccount`.
+    sa_dir: Option<PathBuf>,
     grace: Duration,
 }
 
@@ -407,6 +424,11 @@ impl FakeNode {
         d
     }
 
+    /// The image's root directory (the pods' filesystem).
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+
     /// Host port of container port `port` of StatefulSet `sts`'s pod.
     pub fn pod_port(&self, sts: &str, port: u16) -> Option<u16> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -417,6 +439,40 @@ impl FakeNode {
     pub fn pod_pid(&self, sts: &str) -> Option<u32> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.pods.get(sts).map(PodProcess::pid)
+    }
+
+    /// Rotates the ServiceAccount token of StatefulSet `sts`'s running pod
+    /// as kubelet does: a fresh TokenRequest token replaces the `token` file
+    /// atomically (the pod sees the new file; nothing restarts).
+    pub fn rotate_token(&self, sts: &str) -> Result<(), String> {
+        let dir = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let p = st.pods.get(sts).ok_or(format!("no pod of {sts}"))?;
+            p.sa_dir
+                .clone()
+                .ok_or(format!("pod {sts}-0 has no token"))?
+        };
+        let set = self
+            .kube
+            .get(&["statefulset", "-n", &self.ns, sts])
+            .ok_or(format!("no StatefulSet {sts}"))?;
+        let sa = set["spec"]["template"]["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let out = self.kube.kubectl(
+            &["create", "token", &sa, "-n", &self.ns, "--duration=2h"],
+            None,
+        );
+        if !out.ok {
+            return Err(format!("TokenRequest for {sa}: {}", out.all()));
+        }
+        let tmp = dir.join(".token.new");
+        std::fs::write(&tmp, out.stdout.trim()).map_err(|e| e.to_string())?;
+        set_mode(&tmp, 0o644);
+        std::fs::rename(&tmp, dir.join("token")).map_err(|e| e.to_string())?;
+        self.event(format!("pod {sts}-0: ServiceAccount token rotated"));
+        Ok(())
     }
 
     /// What happened so far (pods started/stopped, tests run).
@@ -1252,6 +1308,7 @@ exec "$@""#;
             generation,
             claims: mounts.1.clone(),
             log,
+            sa_dir: Some(dir.join("serviceaccount")).filter(|d| d.is_dir()),
             grace,
         };
         // The sandbox is what the spec says.

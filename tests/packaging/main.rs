@@ -8,6 +8,7 @@
 //! | `manifests` | `deploy/` fresh against the chart, chart `crds/` == `crds/`; the rendered manifests accepted by a real kube-apiserver (`kubectl apply --dry-run=server`); a real `helm install` / `upgrade` / `uninstall` |
 //! | `ha` | the chart with `ha.enabled`: the HA objects (no PVC, pod-IP addresses, the URL from a Secret, the active Service, PDB minAvailable, anti-affinity), RBAC of HA mode, bad HA values, `--ha` without PostgreSQL, a real `helm install` |
 //! | `dockerfile` | without Docker: stages, user, paths the chart relies on, the binaries it copies are the workspace's and link only against glibc |
+//! | `kube_auth` | Kubernetes auth out of the box: the chart's flags and auth-delegator binding, the Dockerfile's build of the pinned upstream plugin and its recorded sum, a real `helm install` where a ServiceAccount token logs in (another namespace's is refused), an admin's config survives a restart, and the pod's token rotates without a restart |
 //! | `kind` | `tests/e2e/kind/` without Docker: the script parses, its files exist, its `helm install` values pass the schema and render what it needs |
 //! | `readme` | every command of the README section, run against a real kube-apiserver with the pod played by [`kubelet`] |
 //!
@@ -27,6 +28,7 @@ mod chart;
 mod dockerfile;
 mod ha;
 mod kind;
+mod kube_auth;
 mod kubelet;
 mod manifests;
 mod readme;

@@ -74,6 +74,7 @@ mode 0700, which it could not do to a volume root it does not own. */}}
 {{- define "lockbox.dataDir" -}}/var/lib/lockbox/data{{- end }}
 {{- define "lockbox.tlsDir" -}}/etc/lockbox/tls{{- end }}
 {{- define "lockbox.digestDir" -}}/usr/lib/lockbox/sha256{{- end }}
+{{- define "lockbox.sha256sums" -}}/usr/lib/lockbox/SHA256SUMS{{- end }}
 
 {{/*
 Base URL of the API from inside the cluster.

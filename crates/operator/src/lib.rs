@@ -7,7 +7,8 @@
 //! `lockbox-server`): flags and errors ([`args`]), CRD check and
 //! init/unseal from Secrets ([`bootstrap`]), leader election ([`leader`],
 //! [`controllers::lead`]: a Lease, or with `--ha` the core's HA role), the
-//! active-pod label of HA mode ([`active_label`]), the controllers ([`catalog`], [`mount`]) sharing
+//! active-pod label of HA mode ([`active_label`]), Kubernetes auth out of
+//! the box ([`kube_auth`]), the controllers ([`catalog`], [`mount`]) sharing
 //! a [`context::Context`], status
 //! conditions ([`conditions`]), metrics/health ([`metrics`]) and
 //! crash-loop events ([`crashloop`]).
@@ -56,6 +57,7 @@ pub mod controllers;
 pub mod crashloop;
 pub mod crd;
 pub mod crd_tenant;
+pub mod kube_auth;
 pub mod leader;
 pub mod metrics;
 pub mod mount;

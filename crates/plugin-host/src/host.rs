@@ -75,6 +75,7 @@ impl Default for HostConfig {
                 )),
                 handshake_timeout: Duration::from_secs(10),
                 stop_grace: Duration::from_secs(5),
+                read_grants: Vec::new(),
             },
             request_timeout: Duration::from_secs(30),
             backoff_initial: Duration::from_millis(100),

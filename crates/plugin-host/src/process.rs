@@ -53,6 +53,9 @@ pub struct LaunchConfig {
     pub handshake_timeout: Duration,
     /// How long a stopping plugin gets after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// Extra read-only directories for binaries of a given sha256 (see
+    /// [`crate::sandbox::ReadGrant`]); empty by default.
+    pub read_grants: Vec<crate::sandbox::ReadGrant>,
 }
 
 /// A running, handshaken, healthy plugin process.

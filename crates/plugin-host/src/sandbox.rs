@@ -27,6 +27,11 @@
 //! Rust runtimes, shell scripts) would be loose enough to add little over
 //! the measures above.
 //!
+//! A plugin may be granted more, read-only, by its verified sha256
+//! ([`ReadGrant`]): operator mode lets the bundled Kubernetes auth plugin
+//! (and nothing else) read the pod's ServiceAccount directory, where
+//! Kubernetes keeps the token and CA it rotates.
+//!
 //! The Landlock ruleset is built in the parent ([`Sandbox::for_plugin`]:
 //! it opens paths and allocates); the child only makes system calls
 //! ([`Sandbox::enter`]), which is all that is safe after fork in a
@@ -83,6 +88,29 @@ pub const DEVICE_PATHS: &[&str] = &[
     "/dev/random",
     "/dev/urandom",
 ];
+
+/// One more directory a plugin may read (files and listings; no write, no
+/// execute), granted to the binaries whose verified sha256 is `sha256`
+/// (the digest of what runs, so a registration under another name or a
+/// replaced file gets nothing). Set by the host's configuration
+/// (`LaunchConfig::read_grants`), never by the catalog API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadGrant {
+    /// Lower-case hex sha256 of the binary the grant is for.
+    pub sha256: String,
+    /// The directory (and everything below it). A directory that does not
+    /// exist at launch is skipped.
+    pub path: std::path::PathBuf,
+}
+
+/// The directories of `grants` that apply to a binary with `sha256`.
+pub fn granted_paths<'a>(grants: &'a [ReadGrant], sha256: &str) -> Vec<&'a Path> {
+    grants
+        .iter()
+        .filter(|g| g.sha256.eq_ignore_ascii_case(sha256))
+        .map(|g| g.path.as_path())
+        .collect()
+}
 
 /// What the running kernel's Landlock gives the sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,9 +220,10 @@ pub struct Sandbox {
 impl Sandbox {
     /// Builds the ruleset: [`READ_ONLY_PATHS`] read-only, [`DEVICE_PATHS`]
     /// read-write, `socket_dir` (the plugin's private directory) fully
-    /// writable. Without Landlock the sandbox holds no ruleset and only
-    /// drops privileges.
-    pub fn for_plugin(socket_dir: &Path) -> Result<Sandbox, String> {
+    /// writable, `granted` (see [`ReadGrant`]) readable only (files and
+    /// directory listings). Without Landlock the sandbox holds no ruleset
+    /// and only drops privileges.
+    pub fn for_plugin(socket_dir: &Path, granted: &[&Path]) -> Result<Sandbox, String> {
         let support = landlock_support();
         log_support_once(support);
         if !support.restricts_filesystem() {
@@ -210,6 +239,10 @@ impl Sandbox {
                 .create()?
                 .add_rules(path_beneath_rules(READ_ONLY_PATHS, read))?
                 .add_rules(path_beneath_rules(DEVICE_PATHS, read | AccessFs::WriteFile))?
+                .add_rules(path_beneath_rules(
+                    granted,
+                    AccessFs::ReadFile | AccessFs::ReadDir,
+                ))?
                 .add_rule(PathBeneath::new(own, AccessFs::from_all(TARGET)))
         })()
         .map_err(|e: landlock::RulesetError| e.to_string())?;
@@ -339,10 +372,30 @@ mod tests {
     #[test]
     fn a_ruleset_exists_exactly_when_landlock_does() {
         let dir = tempfile::tempdir().unwrap();
-        let sandbox = Sandbox::for_plugin(dir.path()).unwrap();
+        let sandbox = Sandbox::for_plugin(dir.path(), &[]).unwrap();
         assert_eq!(
             sandbox.has_ruleset(),
             landlock_support().restricts_filesystem()
         );
+    }
+
+    #[test]
+    fn grants_apply_to_their_digest_only() {
+        let a = "ab".repeat(32);
+        let grants = vec![
+            ReadGrant {
+                sha256: a.clone(),
+                path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+            },
+            ReadGrant {
+                sha256: "cd".repeat(32),
+                path: "/elsewhere".into(),
+            },
+        ];
+        assert_eq!(
+            granted_paths(&grants, &a.to_uppercase()),
+            [Path::new("/var/run/secrets/kubernetes.io/serviceaccount")]
+        );
+        assert!(granted_paths(&grants, &"ef".repeat(32)).is_empty());
     }
 }

@@ -11,6 +11,12 @@
 //! requests forwarded to the active node), the core's role decides who runs
 //! the controllers (no Lease), and each replica keeps the label
 //! `lockbox.dev/active` on its own Pod ([`lockbox_operator::active_label`]).
+//!
+//! With `--kubernetes-auth` the bundled Kubernetes auth plugin is verified
+//! against the image's recorded sha256 before the plugin host starts (its
+//! sandbox grant, read-only access to the pod's ServiceAccount directory,
+//! goes to that digest only), and set up on the active node after unseal
+//! ([`lockbox_operator::kube_auth`]).
 
 use crate::args::ServerError;
 use crate::assembly::Assembly;
@@ -27,6 +33,7 @@ use lockbox_operator::active_label;
 use lockbox_operator::bootstrap::{check_crds, init_or_unseal};
 use lockbox_operator::context::Context;
 use lockbox_operator::controllers::{Election, lead};
+use lockbox_operator::kube_auth::KubeAuth;
 use lockbox_operator::metrics::{Metrics, serve_health};
 use lockbox_operator::{OperatorArgs, OperatorError};
 use lockbox_plugin_host::images::ImageSettings;
@@ -88,16 +95,21 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
 
     std::fs::create_dir_all(&args.data_dir)?;
     let plugin_directory = args.plugin_directory.canonicalize()?;
+    let kube_auth = kubernetes_auth(&args, &plugin_directory)?;
     let (physical, postgres) = open_storage(&args).await?;
+    let mut plugins = HostConfig {
+        plugin_directory: Some(plugin_directory.clone()),
+        plugin_cache_directory: Some(args.data_dir.join("plugin-cache")),
+        ..Default::default()
+    };
+    if let Some(k) = &kube_auth {
+        plugins.launch.read_grants.push(k.read_grant());
+    }
     let node = Arc::new(Node::new(
         physical,
         NodeConfig {
             core: CoreConfig::default(),
-            plugins: HostConfig {
-                plugin_directory: Some(plugin_directory.clone()),
-                plugin_cache_directory: Some(args.data_dir.join("plugin-cache")),
-                ..Default::default()
-            },
+            plugins,
             images: ImageSettings {
                 insecure_registries: args.insecure_registries.clone(),
                 max_size: args.plugin_image_max_size,
@@ -142,6 +154,10 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
                 Err(e) => return Err(OperatorError::Audit(e.to_string())),
             }
         }
+    }
+
+    if let Some(k) = kube_auth {
+        tokio::spawn(k.keep(node.core().clone(), root_token.clone()));
     }
 
     let tls = match (&args.tls_cert_file, &args.tls_key_file) {
@@ -277,6 +293,28 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
         }
     }
     Ok(())
+}
+
+/// The Kubernetes auth of `--kubernetes-auth`: wrong flags stop the
+/// operator; a plugin binary that is not the one the image recorded (or is
+/// missing) is logged as an error and lockbox runs without Kubernetes auth.
+fn kubernetes_auth(
+    args: &OperatorArgs,
+    plugin_directory: &std::path::Path,
+) -> Result<Option<KubeAuth>, OperatorError> {
+    use lockbox_operator::kube_auth::KubeAuthError;
+    match KubeAuth::from_args(args, plugin_directory) {
+        Ok(k) => Ok(k),
+        Err(
+            e @ (KubeAuthError::Mismatch { .. }
+            | KubeAuthError::NotRecorded { .. }
+            | KubeAuthError::Read { .. }),
+        ) => {
+            tracing::error!("Kubernetes auth is not set up: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// HA: enables the audit device of `--audit-file-path` each time this

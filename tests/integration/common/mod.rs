@@ -327,6 +327,7 @@ pub fn plugin_config(dir: &std::path::Path) -> lockbox_plugin_host::HostConfig {
             runtime_dir: dir.join(".run"),
             handshake_timeout: Duration::from_secs(3),
             stop_grace: Duration::from_secs(2),
+            read_grants: Vec::new(),
         },
         request_timeout: Duration::from_secs(5),
         backoff_initial: Duration::from_millis(50),

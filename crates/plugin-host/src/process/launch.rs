@@ -59,7 +59,8 @@ pub async fn launch(
     let host = serve_host_storage(entry, socket_dir.path())?;
     let cert = HostCert::generate().map_err(|e| exec_err(entry)(std::io::Error::other(e)))?;
     let cmd = plugin_command(entry, &memfd, socket_dir.path(), &host, &cert);
-    let mut child = spawn(entry, cmd, memfd, socket_dir.path())?;
+    let granted = crate::sandbox::granted_paths(&cfg.read_grants, &sha256);
+    let mut child = spawn(entry, cmd, memfd, socket_dir.path(), &granted)?;
     let pid = child.id().unwrap_or(0);
     host.storage.set_pid(pid);
     let (handshake, output) = forward_output(&mut child, entry, pid);
@@ -362,7 +363,8 @@ fn plugin_command(
     cmd
 }
 
-/// Stage 5, spawn: builds the sandbox (in the parent), then forks; the
+/// Stage 5, spawn: builds the sandbox (in the parent, with the read-only
+/// directories `granted` to this binary's digest), then forks; the
 /// child makes the memfd inheritable, asks for SIGKILL when the host dies,
 /// enters the sandbox and execs the memfd.
 fn spawn(
@@ -370,8 +372,9 @@ fn spawn(
     mut cmd: tokio::process::Command,
     memfd: std::fs::File,
     socket_dir: &Path,
+    granted: &[&Path],
 ) -> Result<tokio::process::Child, PluginError> {
-    let sandbox = Sandbox::for_plugin(socket_dir).map_err(|e| {
+    let sandbox = Sandbox::for_plugin(socket_dir, granted).map_err(|e| {
         exec_err(entry)(std::io::Error::other(format!(
             "cannot build the plugin sandbox for {}: {e}",
             socket_dir.display()
