@@ -2,13 +2,16 @@
 //! real `lockbox operator run` binary under a least-privilege user, driven
 //! with kubectl and checked through kubectl and the lockbox HTTP API.
 //!
-//! Needs what `tests/harness/install-kube.sh` installs (it is idempotent and
-//! runs first); a harness that cannot start fails the tests with the reason.
+//! Needs kubectl from `tests/harness/install-kube.sh` and the current
+//! kube-apiserver + etcd of `tests/harness/install-kube-current.sh` (or
+//! `LOCKBOX_KUBE_BIN`); both are idempotent and run first. A harness that
+//! cannot start fails the tests with the reason.
 
 mod chaos;
 mod ha;
 mod harness;
 mod kube_auth;
+mod status;
 mod vault;
 // The throwaway PostgreSQL of the integration tests (pg-up.sh).
 #[path = "../integration/common/postgres.rs"]
