@@ -134,7 +134,9 @@ fn cel_rules_refuse_bad_specs_at_apply_time() {
             "a tag-only image with sha256",
             entry(
                 "cel-ok-tag",
-                &format!("  image:\n    reference: registry.example/p:1.0\n    sha256: \"{sha}\"\n"),
+                &format!(
+                    "  image:\n    reference: registry.example/p:1.0\n    sha256: \"{sha}\"\n"
+                ),
             ),
         ),
         (
@@ -147,8 +149,14 @@ fn cel_rules_refuse_bad_specs_at_apply_time() {
             ),
         ),
         ("a mount without path", mount("cel-ok-default", "")),
-        ("a mount at system/kv", mount("cel-ok-system", "  path: system/kv\n")),
-        ("a mount at authors", mount("cel-ok-authors", "  path: authors\n")),
+        (
+            "a mount at system/kv",
+            mount("cel-ok-system", "  path: system/kv\n"),
+        ),
+        (
+            "a mount at authors",
+            mount("cel-ok-authors", "  path: authors\n"),
+        ),
     ];
     for (what, yaml) in &accepted {
         let (ok, out) = dry_apply(c, yaml);
@@ -254,7 +262,10 @@ fn kstatus_verdicts_for_every_kind() {
     c.wait(&outside, "condition=Ready=false", WAIT);
     let (verdict, message) = kstatus_observed(c, &outside);
     assert_eq!(verdict, "Failed", "{message}");
-    assert!(message.contains("outside this namespace's prefix"), "{message}");
+    assert!(
+        message.contains("outside this namespace's prefix"),
+        "{message}"
+    );
     assert_eq!(condition(c, &outside, "Stalled"), t("True", "InvalidSpec"));
     c.apply(&s.mount_yaml("kst-a", "outside", "kst-mock", "  path: kst-a/inside\n"));
     c.wait(&outside, "condition=Ready", WAIT);

@@ -68,7 +68,14 @@ pub fn ready(
     message: impl Into<String>,
     generation: Option<i64>,
 ) -> Vec<Condition> {
-    vec![condition(previous, CONDITION_READY, true, reason, message, generation)]
+    vec![condition(
+        previous,
+        CONDITION_READY,
+        true,
+        reason,
+        message,
+        generation,
+    )]
 }
 
 /// The conditions of a resource that is not in effect: `Ready=False` and,
@@ -87,7 +94,14 @@ pub fn not_ready(
         CONDITION_RECONCILING
     };
     vec![
-        condition(previous, CONDITION_READY, false, reason, message.clone(), generation),
+        condition(
+            previous,
+            CONDITION_READY,
+            false,
+            reason,
+            message.clone(),
+            generation,
+        ),
         condition(previous, second, true, reason, message, generation),
     ]
 }
@@ -165,9 +179,17 @@ mod tests {
                 shape(&c),
                 [("Ready", "False", reason), ("Stalled", "True", reason)]
             );
-            assert!(c.iter().all(|c| c.message == "bad" && c.observed_generation == Some(3)));
+            assert!(
+                c.iter()
+                    .all(|c| c.message == "bad" && c.observed_generation == Some(3))
+            );
         }
-        for reason in ["PluginMissing", "SecretMissing", "RegistryUnavailable", "MountFailed"] {
+        for reason in [
+            "PluginMissing",
+            "SecretMissing",
+            "RegistryUnavailable",
+            "MountFailed",
+        ] {
             assert_eq!(
                 shape(&not_ready(None, reason, "wait", Some(3))),
                 [("Ready", "False", reason), ("Reconciling", "True", reason)]
@@ -183,8 +205,14 @@ mod tests {
         let next = not_ready(Some(&stalled), "PluginMissing", "wait", Some(2));
         assert_eq!(
             shape(&next),
-            [("Ready", "False", "PluginMissing"), ("Reconciling", "True", "PluginMissing")]
+            [
+                ("Ready", "False", "PluginMissing"),
+                ("Reconciling", "True", "PluginMissing")
+            ]
         );
-        assert_eq!(next[0].last_transition_time, stalled[0].last_transition_time);
+        assert_eq!(
+            next[0].last_transition_time,
+            stalled[0].last_transition_time
+        );
     }
 }

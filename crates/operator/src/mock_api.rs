@@ -480,8 +480,22 @@ async fn a_missing_entry_is_reconciling_and_an_invalid_spec_is_stalled() {
         let missing = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
             "reason": "NotFound", "code": 404, "message": "not found"});
         expect(&mut api, "GET", ENTRY_PATH, StatusCode::NOT_FOUND, missing).await;
-        let first = expect(&mut api, "PATCH", &status_path("waiting"), StatusCode::OK, w).await;
-        let second = expect(&mut api, "PATCH", &status_path("invalid"), StatusCode::OK, i).await;
+        let first = expect(
+            &mut api,
+            "PATCH",
+            &status_path("waiting"),
+            StatusCode::OK,
+            w,
+        )
+        .await;
+        let second = expect(
+            &mut api,
+            "PATCH",
+            &status_path("invalid"),
+            StatusCode::OK,
+            i,
+        )
+        .await;
         (first, second, api)
     });
     let retry = waiting.reconcile(&ctx).await.expect("reconcile waiting");
@@ -512,7 +526,11 @@ async fn a_missing_entry_is_reconciling_and_an_invalid_spec_is_stalled() {
             triple("Stalled", "True", "InvalidSpec"),
         ]
     );
-    for c in second["status"]["conditions"].as_array().into_iter().flatten() {
+    for c in second["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         assert_eq!(c["observedGeneration"], 1, "{c}");
     }
 }

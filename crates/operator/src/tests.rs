@@ -257,7 +257,10 @@ fn cel_mount_path_rule_names_the_reserved_prefixes() {
         );
     }
     for free in ["system/x/", "authors/", "team/sys/"] {
-        assert!(lockbox_core::core::mounts::check_reserved(free).is_ok(), "{free}");
+        assert!(
+            lockbox_core::core::mounts::check_reserved(free).is_ok(),
+            "{free}"
+        );
     }
 }
 
