@@ -26,8 +26,9 @@
 //!   `skip_serializing_if`, and the documented defaults are applied by
 //!   [`super::validate`] (for example the mount path `<namespace>/<name>`).
 //! - **The operator never writes `spec`.** Everything it learns goes to
-//!   `status`, whose `conditions` follow the kstatus conventions (`Ready`
-//!   with `observedGeneration`).
+//!   `status`, whose `conditions` follow the kstatus conventions
+//!   (`observedGeneration`; `Ready`, with `Stalled` or `Reconciling` beside
+//!   `Ready=False`; see [`super::conditions`]).
 //! - **Patterns mirror the validation functions.** Enums, patterns, lengths
 //!   and required fields give early feedback at `kubectl apply`; the same
 //!   rules (and the ones a schema cannot express) live in
