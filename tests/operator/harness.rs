@@ -1,6 +1,10 @@
 //! Real components for the operator tests: one kube-apiserver + etcd per
 //! test binary (started by `tests/harness/kube-up.sh`, stopped by its
-//! watchdog when this process exits), kubectl, and `lockbox operator run`
+//! watchdog when this process exits; the current release from
+//! `tests/harness/install-kube-current.sh`, or the directory in
+//! `LOCKBOX_KUBE_BIN`), kubectl (`tests/harness/install-kube.sh`), the
+//! kstatus verdicts of `sigs.k8s.io/cli-utils` ([`kstatus`]), and
+//! `lockbox operator run`
 //! as a local process authenticated as the plain user
 //! `lockbox-operator-test`, bound to the Helm chart's ClusterRole and Role as
 //! rendered in `deploy/lockbox.yaml` (so the chart's RBAC is exercised).
@@ -22,8 +26,10 @@ use std::time::{Duration, Instant};
 pub struct Cluster {
     /// kube-up.sh's directory (kubeconfig, kubeconfig-operator, env).
     pub dir: PathBuf,
-    /// Directory with kubectl.
+    /// Directory with kubectl and helm.
     pub bin: PathBuf,
+    /// Directory with the kube-apiserver and etcd that kube-up.sh runs.
+    pub kube_bin: PathBuf,
 }
 
 fn repo() -> &'static Path {
@@ -31,9 +37,23 @@ fn repo() -> &'static Path {
 }
 
 fn run_script(script: &str, args: &[&str]) -> Result<String, String> {
+    run_script_env(script, args, &[])
+}
+
+/// `kube-up.sh DIR` with the binaries in `kube_bin`.
+fn kube_up(dir: &Path, kube_bin: &Path) -> Result<String, String> {
+    run_script_env(
+        "kube-up.sh",
+        &[&dir.to_string_lossy()],
+        &[("LOCKBOX_KUBE_BIN", kube_bin)],
+    )
+}
+
+fn run_script_env(script: &str, args: &[&str], env: &[(&str, &Path)]) -> Result<String, String> {
     let out = Command::new("bash")
         .arg(repo().join("tests/harness").join(script))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {script}: {e}"))?;
@@ -110,15 +130,24 @@ pub fn cluster() -> &'static Cluster {
         remove_stale_clusters();
         let bin = run_script("install-kube.sh", &[])?;
         let bin = PathBuf::from(bin.lines().last().unwrap_or_default());
+        // kube-up.sh finds the build itself; resolved once here so every
+        // API server of this process runs the same binaries.
+        let kube_bin = match std::env::var_os("LOCKBOX_KUBE_BIN") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let d = run_script("install-kube-current.sh", &[])?;
+                PathBuf::from(d.lines().last().unwrap_or_default())
+            }
+        };
+
         let dir = tempfile::Builder::new()
             .prefix("lockbox-operator-kube-")
             .tempdir()
             .map_err(|e| format!("tempdir: {e}"))?
             .keep();
-        let dir_s = dir.to_string_lossy().to_string();
         // The watchdog's owner is this test process: the servers stop when it exits.
-        run_script("kube-up.sh", &[&dir_s])?;
-        let c = Cluster { dir, bin };
+        kube_up(&dir, &kube_bin)?;
+        let c = Cluster { dir, bin, kube_bin };
         c.kubectl_ok(&[
             "apply",
             "--server-side",
@@ -160,13 +189,13 @@ pub struct EmptyCluster {
 impl EmptyCluster {
     /// Starts it (after the shared one, so the binaries are installed).
     pub fn start() -> Self {
-        let _ = cluster();
+        let c = cluster();
         let dir = tempfile::Builder::new()
             .prefix("lockbox-operator-empty-kube-")
             .tempdir()
             .expect("tempdir")
             .keep();
-        if let Err(e) = run_script("kube-up.sh", &[&dir.to_string_lossy()]) {
+        if let Err(e) = kube_up(&dir, &c.kube_bin) {
             panic!("the second API server did not start: {e}");
         }
         EmptyCluster { dir }
@@ -309,6 +338,54 @@ pub fn mock_plugin() -> PathBuf {
                 .join("lockbox-plugin-mock")
         })
         .clone()
+}
+
+/// The verdict of `sigs.k8s.io/cli-utils`' kstatus (what Flux and kpt
+/// compute; `tests/go/kstatus` from `install-go-plugins.sh`) for the object
+/// `what` (kubectl get arguments): (`Current`, `InProgress`, `Failed`, ...,
+/// its message).
+pub fn kstatus(c: &Cluster, what: &[&str]) -> (String, String) {
+    let mut args = vec!["get", "-o", "json"];
+    args.extend_from_slice(what);
+    let (ok, json, err) = c.kubectl(&args);
+    assert!(ok, "kubectl get {what:?}: {err}");
+    let mut child = Command::new(go_plugins().join("kstatus"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kstatus");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("kstatus stdin");
+        stdin.write_all(json.as_bytes()).expect("write to kstatus");
+    }
+    let out = child.wait_with_output().expect("kstatus output");
+    assert!(
+        out.status.success(),
+        "kstatus: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kstatus prints JSON");
+    (
+        v["status"].as_str().unwrap_or_default().to_string(),
+        v["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Waits until the operator has written a status for the object's current
+/// generation (before that kstatus reads a status-less object as
+/// `Current`), then returns its kstatus verdict.
+pub fn kstatus_observed(c: &Cluster, what: &[&str]) -> (String, String) {
+    eventually(
+        &format!("status.observedGeneration of {what:?}"),
+        Duration::from_secs(60),
+        || {
+            let gen_ = c.get(what, "{.metadata.generation}");
+            (!gen_.is_empty() && c.get(what, "{.status.observedGeneration}") == gen_).then_some(())
+        },
+    );
+    kstatus(c, what)
 }
 
 /// The directory `install-go-plugins.sh` prints (built once per test

@@ -2,14 +2,17 @@
 //! real `lockbox operator run` binary under a least-privilege user, driven
 //! with kubectl and checked through kubectl and the lockbox HTTP API.
 //!
-//! Needs what `tests/harness/install-kube.sh` installs (it is idempotent and
-//! runs first); a harness that cannot start fails the tests with the reason.
+//! Needs kubectl from `tests/harness/install-kube.sh` and the current
+//! kube-apiserver + etcd of `tests/harness/install-kube-current.sh` (or
+//! `LOCKBOX_KUBE_BIN`); both are idempotent and run first. A harness that
+//! cannot start fails the tests with the reason.
 
 mod chaos;
 mod consumer;
 mod ha;
 mod harness;
 mod kube_auth;
+mod status;
 mod tenants;
 mod vault;
 // The throwaway PostgreSQL of the integration tests (pg-up.sh).
@@ -730,8 +733,9 @@ fn ready_reason(c: &harness::Cluster, what: &str) -> String {
 /// Plugin images through kubectl, against a basic-auth registry on
 /// loopback: an image-based catalog entry with a dockerconfigjson pull
 /// secret becomes Ready and serves a mount; a wrong pull secret, an altered
-/// blob, a tag without sha256 and a missing manifest are refused with their
-/// reasons (events too) and never run; upgrading by changing the digest
+/// blob and a missing manifest are refused with their
+/// reasons (events too) and never run, a tag without sha256 at apply time
+/// (CEL); upgrading by changing the digest
 /// reloads the mount; after an operator restart with the registry stopped,
 /// entries stay Ready from the cache and the mount serves.
 #[test]
@@ -849,11 +853,6 @@ fn image_catalog_entries_pull_verify_upgrade_and_survive_restart() {
             pinned(&missing, "regcred"),
             "ManifestNotFound",
         ),
-        (
-            "mock-oci-tag",
-            format!("    reference: \"{repo}:v1\"\n    pullSecrets: [regcred]\n"),
-            "InvalidSpec",
-        ),
     ] {
         c.apply(&image_entry_yaml(&s, name, &image));
         let what = format!("pce/{name}");
@@ -888,6 +887,21 @@ fn image_catalog_entries_pull_verify_upgrade_and_survive_restart() {
         "{events}"
     );
 
+    // A tag without sha256 is refused at apply time by the CRD's CEL rule
+    // (an object stored without the rule would be InvalidSpec, see
+    // `validate`).
+    let (ok, out, err) = c.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&image_entry_yaml(
+            &s,
+            "mock-oci-tag",
+            &format!("    reference: \"{repo}:v1\"\n    pullSecrets: [regcred]\n"),
+        )),
+    );
+    assert!(
+        !ok && err.contains("pin it by digest or set spec.image.sha256"),
+        "{out}{err}"
+    );
     // A tag with the binary's sha256 is accepted; the digest is recorded.
     c.apply(&image_entry_yaml(
         &s,

@@ -14,9 +14,8 @@
 //! crash-loop event; the controller retries).
 
 use crate::harness::{
-    Cluster, Scenario, api, cluster, eventually, go_plugins, pid_alive, sha256_file,
+    Cluster, Scenario, api, cluster, eventually, go_plugins, kstatus, pid_alive, sha256_file,
 };
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: u32 = 60;
@@ -27,35 +26,6 @@ fn install(s: &Scenario, binary: &str) -> String {
     let dst = s.plugin_dir.join(binary);
     std::fs::copy(go_plugins().join(binary), &dst).expect("copy the Go plugin");
     sha256_file(&dst)
-}
-
-/// The verdict of sigs.k8s.io/cli-utils' kstatus (what Flux and kpt
-/// compute) for one object, by the `kstatus` helper of
-/// `install-go-plugins.sh`: `Current`, `InProgress`, `Failed`, ...
-fn kstatus(c: &Cluster, what: &[&str]) -> String {
-    let mut args = vec!["get", "-o", "json"];
-    args.extend_from_slice(what);
-    let (ok, json, err) = c.kubectl(&args);
-    assert!(ok, "kubectl get {what:?}: {err}");
-    let mut child = Command::new(go_plugins().join("kstatus"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kstatus");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("kstatus stdin");
-        stdin.write_all(json.as_bytes()).expect("write to kstatus");
-    }
-    let out = child.wait_with_output().expect("kstatus output");
-    assert!(
-        out.status.success(),
-        "kstatus: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kstatus prints JSON");
-    v["status"].as_str().unwrap_or_default().to_string()
 }
 
 /// Events about object `name` in namespace `ns`, one
@@ -120,7 +90,7 @@ fn upstream_kv_v2_plugin_through_catalog_entry_and_secrets_mount() {
         c.get(&mount, "{.status.observedGeneration}"),
         c.get(&mount, "{.metadata.generation}")
     );
-    assert_eq!(kstatus(c, &mount), "Current");
+    assert_eq!(kstatus(c, &mount).0, "Current");
     let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
     let m = &mounts["data"]["vkv-a/kv/"];
     assert_eq!(m["type"], "kv", "{mounts}");
@@ -160,7 +130,7 @@ fn upstream_kv_v2_plugin_through_catalog_entry_and_secrets_mount() {
         (observed == "2" && c.get(&mount, "{.metadata.generation}") == "2").then_some(())
     });
     c.wait(&mount, "condition=Ready", WAIT);
-    assert_eq!(kstatus(c, &mount), "Current");
+    assert_eq!(kstatus(c, &mount).0, "Current");
     let (_, mounts) = api(&op, &token, "GET", "sys/mounts", None);
     assert_eq!(
         mounts["data"]["vkv-a/kv/"]["description"], "second",
@@ -359,7 +329,7 @@ fn a_vault_plugin_image_through_a_catalog_entry() {
     c.apply(&s.mount_yaml("vimg-a", "kv", "kv", "  options:\n    version: \"2\"\n"));
     let mount = ["-n", "vimg-a", "smount/kv"];
     c.wait(&mount, "condition=Ready", WAIT);
-    assert_eq!(kstatus(c, &mount), "Current");
+    assert_eq!(kstatus(c, &mount).0, "Current");
     assert_eq!(c.get(&mount, "{.status.runningSha256}"), sha);
     let (code, body) = api(
         &op,

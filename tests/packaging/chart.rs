@@ -50,8 +50,8 @@ fn containers(pod: &Value) -> Vec<&Value> {
 
 /// The rules of the restricted Pod Security Standard (Kubernetes 1.33,
 /// "latest": the baseline rules plus the restricted ones) that `pod`
-/// breaks. Kubernetes 1.20, the test API server, has no PodSecurity
-/// admission, so this is checked here.
+/// breaks, checked here on the rendered objects (the test API server's
+/// PodSecurity admission sees only the Pods the tests create).
 pub fn restricted_violations(pod: &Value) -> Vec<String> {
     let mut v = Vec::new();
     for host in ["hostNetwork", "hostPID", "hostIPC"] {

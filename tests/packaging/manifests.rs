@@ -1,33 +1,22 @@
 //! `deploy/` against the chart, and the chart's objects against a real
-//! kube-apiserver (the shared one of this test binary, 1.20 with the CRDs
-//! applied for real by the harness).
+//! kube-apiserver (the shared one of this test binary, the current release
+//! of `install-kube-current.sh` with the CRDs applied for real by the
+//! harness).
 //!
-//! Kubernetes 1.20 differences, handled explicitly: it serves
-//! PodDisruptionBudget only as `policy/v1beta1` (same fields as the
-//! `policy/v1` that `deploy/` uses for current clusters), so that one
-//! document is sent as v1beta1; a real `helm install` picks v1beta1 by itself
-//! (the chart asks the cluster). The ServiceMonitor of the non-default values
-//! needs the Prometheus Operator's CRD, which is not installed here: it is
-//! left out of the dry run (its fields are checked in `chart`).
+//! The ServiceMonitor of the non-default values needs the Prometheus
+//! Operator's CRD, which is not installed here: it is left out of the dry
+//! run (its fields are checked in `chart`).
 
 use crate::harness::{Cluster, cluster};
 use crate::{ci_values, docs, helm, render, repo, run};
 use serde_json::Value;
 use std::process::Command;
 
-/// The documents as a kubectl-ready JSON list, for a 1.20 API server.
-fn for_1_20(docs: &[Value]) -> String {
-    let items: Vec<Value> = docs
+/// The documents as a kubectl-ready JSON list, without the ServiceMonitor.
+fn as_list(docs: &[Value]) -> String {
+    let items: Vec<&Value> = docs
         .iter()
         .filter(|d| d["kind"] != "ServiceMonitor")
-        .map(|d| {
-            let mut d = d.clone();
-            if d["kind"] == "PodDisruptionBudget" {
-                assert_eq!(d["apiVersion"], "policy/v1");
-                d["apiVersion"] = "policy/v1beta1".into();
-            }
-            d
-        })
         .collect();
     serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
 }
@@ -158,7 +147,7 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
             2,
             "{what}: both CRDs are rendered"
         );
-        let (ok, out) = kubectl_stdin(c, &["apply", "--server-side", "-f", "-"], &for_1_20(&first));
+        let (ok, out) = kubectl_stdin(c, &["apply", "--server-side", "-f", "-"], &as_list(&first));
         assert!(ok, "{what}: applying the CRDs and namespace: {out}");
         let kinds: Vec<String> = rest
             .iter()
@@ -177,7 +166,7 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
         let (ok, out) = kubectl_stdin(
             c,
             &["apply", "--dry-run=server", "-f", "-"],
-            &for_1_20(&rest),
+            &as_list(&rest),
         );
         assert!(
             ok,
@@ -209,12 +198,11 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
 
 #[test]
 fn plain_manifests_apply_for_real() {
-    // README: `kubectl apply --server-side -f deploy/` (with the
-    // PodDisruptionBudget as policy/v1beta1 for this 1.20 API server).
+    // README: `kubectl apply --server-side -f deploy/`.
     let c = cluster();
     let text =
         std::fs::read_to_string(repo().join("deploy/lockbox.yaml")).expect("deploy/lockbox.yaml");
-    let list = for_1_20(&docs(&text));
+    let list = as_list(&docs(&text));
     for round in 0..2 {
         let (ok, out) = kubectl_stdin(c, &["apply", "--server-side", "-f", "-"], &list);
         assert!(ok, "round {round}: {out}");
@@ -335,7 +323,7 @@ fn helm_install_upgrade_and_uninstall_on_the_api_server() {
     );
     let pdb = kube_get(&kcp, &["poddisruptionbudget", rel, "-n", ns]).expect("PDB");
     assert_eq!(
-        pdb["apiVersion"], "policy/v1beta1",
+        pdb["apiVersion"], "policy/v1",
         "the chart picks the version the cluster serves"
     );
     for (kind, name) in [
@@ -412,13 +400,15 @@ fn helm_install_upgrade_and_uninstall_on_the_api_server() {
         "fullnameOverride=lockbox-it",
     ];
     let out = helm(&base, kc);
+    // Older releases refuse the whole spec ("updates to statefulset spec for
+    // fields other than ..."); current ones (1.37) name the field.
+    let all = out.all();
     assert!(
         !out.ok
-            && out
-                .all()
-                .contains("updates to statefulset spec for fields other than"),
-        "changing persistence.* after install: {}",
-        out.all()
+            && (all.contains("updates to statefulset spec for fields other than")
+                || (all.contains("spec.volumeClaimTemplates")
+                    && all.contains("field is immutable"))),
+        "changing persistence.* after install: {all}"
     );
     let mut keep = base.to_vec();
     keep.extend_from_slice(&[

@@ -16,6 +16,12 @@
 //! the reason of [`lockbox_oci::OciError::reason`], a Warning event, and
 //! nothing registered or executed.
 //!
+//! Status (kstatus, see [`super::conditions`]): `Ready=True` and
+//! `Verified=True` once registered (Current); `InvalidSpec`, `DigestMismatch`
+//! and image content problems add `Stalled=True` (Failed); what may heal
+//! (a missing Secret or binary, a registry down) adds `Reconciling=True`
+//! (InProgress) and is retried.
+//!
 //! Guarantees:
 //! - A digest mismatch never registers anything: the previous registration
 //!   (if any) stays, and mounts keep running what they run.
@@ -35,7 +41,7 @@
 //! the mount controller (which watches catalog entries) reports them
 //! `Ready=False`, reason `PluginMissing`.
 
-use super::conditions::{condition, reason_of};
+use super::conditions::{condition, not_ready, ready, reason_of};
 use super::context::{Context, Error, Stage, apply_status, proceed};
 use super::crd::{
     BinarySource, CONDITION_READY, CONDITION_VERIFIED, ImageSource, PluginCatalogEntry,
@@ -339,24 +345,18 @@ impl PluginCatalogEntry {
         };
         let status = PluginCatalogEntryStatus {
             observed_generation: generation,
-            conditions: Some(vec![
-                condition(
-                    conditions,
-                    CONDITION_READY,
-                    true,
-                    "Registered",
-                    msg.clone(),
-                    generation,
-                ),
-                condition(
+            conditions: Some({
+                let mut c = ready(conditions, "Registered", msg.clone(), generation);
+                c.push(condition(
                     conditions,
                     CONDITION_VERIFIED,
                     true,
                     "DigestMatched",
                     format!("sha256 {} matches", desired.sha256),
                     generation,
-                ),
-            ]),
+                ));
+                c
+            }),
             sha256: Some(desired.sha256.clone()),
             sha256_prefix: Some(PluginCatalogEntryStatus::sha256_prefix_of(&desired.sha256)),
             version: Some(desired.version.clone()),
@@ -694,14 +694,9 @@ impl PluginCatalogEntry {
         let generation = self.metadata.generation;
         let previous = self.status.clone().unwrap_or_default();
         let conds = previous.conditions.as_deref();
-        let mut conditions = vec![condition(
-            conds,
-            CONDITION_READY,
-            false,
-            nr.reason,
-            nr.message.clone(),
-            generation,
-        )];
+        // Ready=False with Stalled or Reconciling (kstatus Failed or
+        // InProgress, see `conditions`).
+        let mut conditions = not_ready(conds, nr.reason, nr.message.clone(), generation);
         if let Some(v) = nr.verified {
             let reason = if v { "DigestMatched" } else { nr.reason };
             conditions.push(condition(

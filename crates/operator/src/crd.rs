@@ -5,12 +5,20 @@
 //!
 //! # Schema rules (why the types look the way they do)
 //!
-//! - **Structural, no CEL.** The schemas come from schemars through kube's
-//!   structural rewriter. Every field has a `type`; there is no
-//!   `oneOf`/`anyOf` (mutually exclusive fields such as `env[].value` /
-//!   `env[].valueFrom` are plain optional siblings, checked in
-//!   [`super::validate`]); no `x-kubernetes-validations` (the test API server
-//!   is 1.20, which rejects them).
+//! - **Structural, CEL for what a pattern cannot say.** The schemas come
+//!   from schemars through kube's structural rewriter. Every field has a
+//!   `type`; there is no `oneOf`/`anyOf` (mutually exclusive fields such as
+//!   `binary`/`image` and `env[].value`/`env[].valueFrom` are plain optional
+//!   siblings). Rules across fields are CEL `x-kubernetes-validations`
+//!   (Kubernetes 1.25+, GA in 1.29; supported: 1.30+), written with
+//!   schemars `extend` next to the type they check: exactly one source,
+//!   exactly one env value, a tag-only image needs `sha256`, no reserved
+//!   mount path. Each rule only reads fields of its own object and is cheap
+//!   (no list walk), so the API server's cost estimate stays small. They
+//!   are a first line at `kubectl apply`: [`super::validate`] checks all of
+//!   it again (and what CEL cannot know: the operator's allowed prefixes,
+//!   reference parsing, Secrets), so an object stored before a rule existed
+//!   is still refused with `InvalidSpec`.
 //! - **No schema defaults.** Nothing uses a serde default that schemars would
 //!   turn into an OpenAPI `default`: the API server would write such defaults
 //!   into the stored object and GitOps tools (Argo CD, Flux) would then see a
@@ -18,8 +26,9 @@
 //!   `skip_serializing_if`, and the documented defaults are applied by
 //!   [`super::validate`] (for example the mount path `<namespace>/<name>`).
 //! - **The operator never writes `spec`.** Everything it learns goes to
-//!   `status`, whose `conditions` follow the kstatus conventions (`Ready`
-//!   with `observedGeneration`).
+//!   `status`, whose `conditions` follow the kstatus conventions
+//!   (`observedGeneration`; `Ready`, with `Stalled` or `Reconciling` beside
+//!   `Ready=False`; see [`super::conditions`]).
 //! - **Patterns mirror the validation functions.** Enums, patterns, lengths
 //!   and required fields give early feedback at `kubectl apply`; the same
 //!   rules (and the ones a schema cannot express) live in
@@ -39,6 +48,12 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Condition type: the resource is in effect (kstatus `Ready`).
 pub const CONDITION_READY: &str = "Ready";
+/// Condition type: kstatus `Reconciling` (not ready yet, the operator
+/// retries; kstatus InProgress). See [`super::conditions`].
+pub const CONDITION_RECONCILING: &str = "Reconciling";
+/// Condition type: kstatus `Stalled` (not ready, and a retry cannot fix it
+/// until something changes; kstatus Failed). See [`super::conditions`].
+pub const CONDITION_STALLED: &str = "Stalled";
 /// Condition type (catalog entries): the plugin binary's sha256 matched.
 pub const CONDITION_VERIFIED: &str = "Verified";
 /// Condition reason: the spec failed [`super::validate`]; the message lists
@@ -126,6 +141,11 @@ pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.binary) != has(self.image)",
+    "message": "exactly one of spec.binary and spec.image must be set",
+    "reason": "FieldValueInvalid",
+}]))]
 pub struct PluginCatalogEntrySpec {
     /// Kind of plugin: `secret` (a secrets engine, used by SecretsMount) or
     /// `auth` (an auth method).
@@ -220,6 +240,11 @@ pub struct BinarySource {
 /// `lockbox plugin push`, or an ordinary container image).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.reference.contains('@') || has(self.sha256)",
+    "message": "spec.image.reference has no @sha256:<digest>: pin it by digest or set spec.image.sha256",
+    "reason": "FieldValueInvalid",
+}]))]
 pub struct ImageSource {
     /// The image, pinned by manifest digest:
     /// `registry.example/plugins/mock@sha256:<64 hex>`. A reference with
@@ -253,6 +278,11 @@ pub struct ImageSource {
 /// `valueFrom`, not both.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.value) != has(self.valueFrom)",
+    "message": "exactly one of value and valueFrom must be set",
+    "reason": "FieldValueInvalid",
+}]))]
 pub struct EnvVar {
     /// Variable name (letters, digits, `_`; not starting with a digit).
     /// The plugin protocol's own variables (`LOCKBOX_PLUGIN_NAME`,
@@ -392,6 +422,12 @@ impl PluginCatalogEntryStatus {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.path) || !self.path.matches('^(sys|auth|cubbyhole|identity)(/|$)')",
+    "message": "spec.path must not start with sys/, auth/, cubbyhole/ or identity/ (reserved by lockbox)",
+    "reason": "FieldValueInvalid",
+    "fieldPath": ".path",
+}]))]
 pub struct SecretsMountSpec {
     /// Mount path in lockbox, relative (`team-a/kv`, no leading `/`, no
     /// `..`). Default when unset: `<namespace>/<name>`. Paths outside

@@ -138,6 +138,23 @@ async fn no_more_requests(handle: &mut ApiHandle, what: &str) {
     assert!(next.is_err(), "{what}");
 }
 
+/// The (type, status, reason) of every condition of `status`, in order.
+fn shape(status: &Value) -> Vec<(String, String, String)> {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let f = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (f("type"), f("status"), f("reason"))
+        })
+        .collect()
+}
+
+fn triple(t: &str, s: &str, r: &str) -> (String, String, String) {
+    (t.into(), s.into(), r.into())
+}
+
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
@@ -192,6 +209,16 @@ async fn digest_mismatch_event_then_status_and_nothing_registered() {
         assert_eq!(c["reason"], REASON_DIGEST_MISMATCH, "{c}");
         assert_eq!(c["observedGeneration"], 1, "{c}");
     }
+    // kstatus Failed: Stalled=True beside Ready=False, no Reconciling.
+    assert_eq!(
+        shape(status),
+        [
+            triple("Ready", "False", REASON_DIGEST_MISMATCH),
+            triple("Stalled", "True", REASON_DIGEST_MISMATCH),
+            triple("Verified", "False", REASON_DIGEST_MISMATCH),
+        ]
+    );
+    assert_eq!(condition(status, "Stalled")["message"], status["message"]);
     // Nothing else was asked of the API server.
     no_more_requests(&mut api, "an unexpected request").await;
     let read = ctx
@@ -291,6 +318,14 @@ async fn the_older_mount_keeps_a_path_and_the_cache_spares_the_list() {
         assert_eq!(
             (c["status"].as_str(), c["reason"].as_str()),
             (Some("False"), Some("PathConflict"))
+        );
+        // kstatus Failed: a retry cannot take the path from the older one.
+        assert_eq!(
+            shape(&patch["status"]),
+            [
+                triple("Ready", "False", "PathConflict"),
+                triple("Stalled", "True", "PathConflict"),
+            ]
         );
         let msg = c["message"].as_str().unwrap_or_default();
         assert!(
@@ -424,6 +459,80 @@ const ENTRY_PATH: &str = "/apis/lockbox.dev/v1alpha1/plugincatalogentries/kv";
 
 fn status_path(name: &str) -> String {
     format!("/apis/lockbox.dev/v1alpha1/namespaces/team-a/secretsmounts/{name}/status")
+}
+
+/// kstatus on the mount controller's status writes: a missing catalog
+/// entry is `Ready=False` + `Reconciling=True` (InProgress, retried in
+/// 15 s); a path outside the namespace is `Ready=False` + `Stalled=True`
+/// (Failed, waits for a spec change); both for generation 1.
+#[tokio::test]
+async fn a_missing_entry_is_reconciling_and_an_invalid_spec_is_stalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, mut api, _) = context(dir.path()).await;
+    let waiting = kv_mount("waiting", "team-a/kv", json!({}));
+    let invalid = kv_mount("invalid", "team-b/kv", json!({}));
+    with_store(&ctx, &[&waiting, &invalid]);
+    let (w, i) = (
+        serde_json::to_value(&waiting).unwrap(),
+        serde_json::to_value(&invalid).unwrap(),
+    );
+    let server = tokio::spawn(async move {
+        let missing = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "NotFound", "code": 404, "message": "not found"});
+        expect(&mut api, "GET", ENTRY_PATH, StatusCode::NOT_FOUND, missing).await;
+        let first = expect(
+            &mut api,
+            "PATCH",
+            &status_path("waiting"),
+            StatusCode::OK,
+            w,
+        )
+        .await;
+        let second = expect(
+            &mut api,
+            "PATCH",
+            &status_path("invalid"),
+            StatusCode::OK,
+            i,
+        )
+        .await;
+        (first, second, api)
+    });
+    let retry = waiting.reconcile(&ctx).await.expect("reconcile waiting");
+    let refused = invalid.reconcile(&ctx).await.expect("reconcile invalid");
+    let (first, second, mut api) = server.await.unwrap();
+    no_more_requests(&mut api, "an unexpected request").await;
+    assert_eq!(retry, Action::requeue(Duration::from_secs(15)));
+    assert_eq!(refused, Action::await_change());
+    assert_eq!(first["status"]["observedGeneration"], 1);
+    assert_eq!(
+        shape(&first["status"]),
+        [
+            triple("Ready", "False", "PluginMissing"),
+            triple("Reconciling", "True", "PluginMissing"),
+        ]
+    );
+    assert!(
+        condition(&first["status"], "Reconciling")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PluginCatalogEntry kv does not exist")),
+        "{first}"
+    );
+    assert_eq!(second["status"]["observedGeneration"], 1);
+    assert_eq!(
+        shape(&second["status"]),
+        [
+            triple("Ready", "False", "InvalidSpec"),
+            triple("Stalled", "True", "InvalidSpec"),
+        ]
+    );
+    for c in second["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(c["observedGeneration"], 1, "{c}");
+    }
 }
 
 /// The attack: a SecretsMount points `spec.path` at a mount made through

@@ -30,6 +30,12 @@
 //! A changed `spec.path` of a mount this object owns moves the mount with
 //! its data (`sys/remount`; the owner moves with it).
 //!
+//! Status (kstatus, see [`super::conditions`]): `Ready=True` once mounted
+//! (Current); `InvalidSpec`, `PathConflict` and `PluginChanged` add
+//! `Stalled=True` (Failed); waiting for the catalog entry (`PluginMissing`)
+//! or a plugin that does not run yet (`MountFailed`) add `Reconciling=True`
+//! (InProgress) and are retried.
+//!
 //! Drift (a mount disabled or tuned through the HTTP API) is corrected on
 //! the next reconcile: every reconcile compares against the live table, and
 //! every object is reconciled at least once per resync period.
@@ -38,7 +44,7 @@
 //! `Delete` disables it (and so removes its data) only if this object owns
 //! it.
 
-use super::conditions::{condition, reason_of};
+use super::conditions::{not_ready, ready, reason_of};
 use super::context::{Context, Error, Stage, proceed};
 use super::crd::{
     CONDITION_READY, DeletionPolicy, PluginCatalogEntry, REASON_INVALID_SPEC, SecretsMount,
@@ -468,14 +474,7 @@ impl MountReconcile<'_> {
         let msg = format!("mounted at {}", want.path);
         let status = SecretsMountStatus {
             observed_generation: generation,
-            conditions: Some(vec![condition(
-                conds,
-                CONDITION_READY,
-                true,
-                REASON_MOUNTED,
-                msg.clone(),
-                generation,
-            )]),
+            conditions: Some(ready(conds, REASON_MOUNTED, msg.clone(), generation)),
             path: Some(want.path.clone()),
             accessor: Some(live.accessor.clone()),
             running_version: Some(live.running_plugin_version.clone()),
@@ -685,14 +684,14 @@ impl MountReconcile<'_> {
         let previous = self.status.clone().unwrap_or_default();
         let status = SecretsMountStatus {
             observed_generation: generation,
-            conditions: Some(vec![condition(
+            // Ready=False with Stalled or Reconciling (kstatus Failed or
+            // InProgress, see `conditions`).
+            conditions: Some(not_ready(
                 previous.conditions.as_deref(),
-                CONDITION_READY,
-                false,
                 reason,
                 msg.clone(),
                 generation,
-            )]),
+            )),
             path: path.map(str::to_string).or(previous.path.clone()),
             message: Some(msg),
             ..previous

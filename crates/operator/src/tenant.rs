@@ -2,7 +2,7 @@
 //! [`crate::auth_role`]) share: the finalizer around apply/cleanup with
 //! metrics, the retry policy, and `Ready` status reports.
 
-use super::conditions::condition;
+use super::conditions;
 use super::context::{Context, Error, apply_status};
 use super::crd::CONDITION_READY;
 use k8s_openapi::NamespaceResourceScope;
@@ -91,8 +91,10 @@ pub(crate) fn error_policy<K: TenantKind>(obj: Arc<K>, err: &Error, ctx: Arc<Con
     Action::requeue(delay)
 }
 
-/// The `Ready` condition list for a report, keeping `lastTransitionTime`
-/// from `previous` when the status does not flip.
+/// The conditions for a report (kstatus, see [`super::conditions`]):
+/// `Ready=True`, or `Ready=False` with `Stalled` (InvalidSpec: Failed) or
+/// `Reconciling` (InProgress); `lastTransitionTime` kept from `previous`
+/// when a status does not flip.
 pub(crate) fn ready(
     previous: Option<&[Condition]>,
     ok: bool,
@@ -100,14 +102,11 @@ pub(crate) fn ready(
     message: &str,
     generation: Option<i64>,
 ) -> Option<Vec<Condition>> {
-    Some(vec![condition(
-        previous,
-        CONDITION_READY,
-        ok,
-        reason,
-        message,
-        generation,
-    )])
+    Some(if ok {
+        conditions::ready(previous, reason, message, generation)
+    } else {
+        conditions::not_ready(previous, reason, message, generation)
+    })
 }
 
 /// Server-side applies `status` unless it equals `current`.

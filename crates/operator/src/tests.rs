@@ -149,15 +149,28 @@ fn printer_columns() {
 
 /// Checks the structural-schema rules the API server enforces (see
 /// "Specifying a structural schema" in the Kubernetes docs), plus ours: no
-/// `default` (GitOps drift), no CEL (1.20), no `$ref`, no preserve-unknown.
-fn check_structural(path: &str, s: &Value, problems: &mut Vec<String>) {
+/// `default` (GitOps drift), no `$ref`, no preserve-unknown, and every CEL
+/// rule (`x-kubernetes-validations`) with a message and collected into
+/// `rules` as `path: rule`.
+fn check_structural(path: &str, s: &Value, problems: &mut Vec<String>, rules: &mut Vec<String>) {
     let Some(obj) = s.as_object() else {
         problems.push(format!("{path}: schema is not an object"));
         return;
     };
+    if let Some(v) = obj.get("x-kubernetes-validations") {
+        for r in v.as_array().into_iter().flatten() {
+            let (Some(rule), Some(message)) = (r["rule"].as_str(), r["message"].as_str()) else {
+                problems.push(format!("{path}: a CEL rule without rule or message: {r}"));
+                continue;
+            };
+            if message.is_empty() || r.get("messageExpression").is_some() {
+                problems.push(format!("{path}: CEL rule {rule:?} needs a plain message"));
+            }
+            rules.push(format!("{path}: {rule}"));
+        }
+    }
     for key in [
         "default",
-        "x-kubernetes-validations",
         "$ref",
         "$schema",
         "definitions",
@@ -186,15 +199,15 @@ fn check_structural(path: &str, s: &Value, problems: &mut Vec<String>) {
                     }
                 }
                 for (k, v) in props {
-                    check_structural(&format!("{path}.{k}"), v, problems);
+                    check_structural(&format!("{path}.{k}"), v, problems, rules);
                 }
             }
             if let Some(ap) = obj.get("additionalProperties") {
-                check_structural(&format!("{path}.*"), ap, problems);
+                check_structural(&format!("{path}.*"), ap, problems, rules);
             }
         }
         Some("array") => match obj.get("items") {
-            Some(items) => check_structural(&format!("{path}[]"), items, problems),
+            Some(items) => check_structural(&format!("{path}[]"), items, problems, rules),
             None => problems.push(format!("{path}: array without items")),
         },
         Some("string" | "boolean" | "integer" | "number") => {}
@@ -203,15 +216,53 @@ fn check_structural(path: &str, s: &Value, problems: &mut Vec<String>) {
     }
 }
 
+/// Structural, no defaults, and exactly these CEL rules (Kubernetes 1.25+;
+/// `tests/operator` checks that a real API server refuses bad specs with
+/// them): each reads only its own object, no list walks.
 #[test]
-fn schemas_are_structural_without_defaults_or_cel() {
+fn schemas_are_structural_without_defaults_with_cel_rules() {
+    let mut all = Vec::new();
     for crd in crds() {
         let mut problems = Vec::new();
-        check_structural(&crd.spec.names.kind, &schema_of(&crd), &mut problems);
+        let mut rules = Vec::new();
+        check_structural(
+            &crd.spec.names.kind,
+            &schema_of(&crd),
+            &mut problems,
+            &mut rules,
+        );
         assert!(
             problems.is_empty(),
             "{}: {problems:#?}",
             crd.spec.names.kind
+        );
+        all.extend(rules);
+    }
+    assert_eq!(
+        all,
+        [
+            "PluginCatalogEntry.spec: has(self.binary) != has(self.image)",
+            "PluginCatalogEntry.spec.env[]: has(self.value) != has(self.valueFrom)",
+            "PluginCatalogEntry.spec.image: self.reference.contains('@') || has(self.sha256)",
+            "SecretsMount.spec: !has(self.path) || \
+             !self.path.matches('^(sys|auth|cubbyhole|identity)(/|$)')",
+        ]
+    );
+}
+
+/// The reserved prefixes of the mount-path rule are the core's.
+#[test]
+fn cel_mount_path_rule_names_the_reserved_prefixes() {
+    for prefix in ["sys", "auth", "cubbyhole", "identity"] {
+        assert!(
+            lockbox_core::core::mounts::check_reserved(&format!("{prefix}/x/")).is_err(),
+            "{prefix}"
+        );
+    }
+    for free in ["system/x/", "authors/", "team/sys/"] {
+        assert!(
+            lockbox_core::core::mounts::check_reserved(free).is_ok(),
+            "{free}"
         );
     }
 }

@@ -128,7 +128,9 @@ pub(super) fn section(r: &Results<'_>) -> String {
          --mounts-scale 500 --scale-namespaces 5 --create-concurrency 8`, `--serve-poll-ms 10 \
          --list-interval-ms 500`, `--serve-timeout 60 --scale-timeout 300`, `--resync-period \
          5m`, `--keep-work-dir` (keep the operator log and the harness state). A quick run: \
-         `--mounts-latency 5 --mounts-scale 20`. Needs `tests/harness/install-kube.sh` once.\n"
+         `--mounts-latency 5 --mounts-scale 20`. Needs `tests/harness/install-kube.sh` (kubectl) \
+         and `tests/harness/install-kube-current.sh` (kube-apiserver, etcd; `kube-up.sh` runs it \
+         when needed) once.\n"
     );
     let f = r.facts;
     let _ = writeln!(w, "### Results\n");
