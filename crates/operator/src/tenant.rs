@@ -4,7 +4,6 @@
 
 use super::conditions;
 use super::context::{Context, Error, apply_status};
-use super::crd::CONDITION_READY;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
