@@ -6,8 +6,12 @@
 //! The shared `auth/kubernetes` is the upstream `vault-plugin-auth-kubernetes`
 //! (as in `kube_auth.rs`), registered and configured here through the HTTP
 //! API as root; the tenants' kv mounts are SecretsMounts of the mock plugin.
+//! Every kind's verdict is checked with the real kstatus library: `Failed`
+//! for `InvalidSpec`, `Current` once Ready.
 
-use crate::harness::{Scenario, api, cluster, eventually, go_plugins, sha256_file};
+use crate::harness::{
+    Scenario, api, cluster, eventually, go_plugins, kstatus_observed, sha256_file,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -93,6 +97,13 @@ fn invalid(ns: &str, what: &str) -> String {
             (status == "False" && reason == "InvalidSpec").then_some(msg)
         },
     )
+}
+
+/// Asserts the kstatus verdict (sigs.k8s.io/cli-utils, as Flux and Argo CD
+/// read it) of `what` in namespace `ns` once the operator observed it.
+fn assert_kstatus(ns: &str, what: &str, want: &str) {
+    let (status, msg) = kstatus_observed(cluster(), &["-n", ns, what]);
+    assert_eq!(status, want, "kstatus of {ns}/{what}: {msg}");
 }
 
 /// The names of lockbox's ACL policies.
@@ -290,6 +301,7 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         ),
     );
     let msg = invalid("team-a", "policy.lockbox.dev/escape");
+    assert_kstatus("team-a", "policy.lockbox.dev/escape", "Failed");
     assert!(msg.contains("\"team-b/kv/*\""), "{msg}");
     must_apply_as(
         "alice",
@@ -319,6 +331,7 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         ),
     );
     let msg = invalid("team-a", "kubernetesauthrole/steal-sa");
+    assert_kstatus("team-a", "kubernetesauthrole/steal-sa", "Failed");
     assert!(msg.contains("\"team-b\""), "{msg}");
     must_apply_as(
         "alice",
@@ -354,6 +367,7 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         ),
     );
     let msg = invalid("team-a", "authmount/outside");
+    assert_kstatus("team-a", "authmount/outside", "Failed");
     assert!(msg.contains("team-b/k8s"), "{msg}");
     let (_, auth_after) = api(&op, &token, "GET", "sys/auth", None);
     assert_eq!(auth_after["data"], auth_before["data"]);
@@ -404,6 +418,7 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         "authmount/k8s",
     ] {
         c.wait(&["-n", "team-a", what], "condition=Ready", WAIT);
+        assert_kstatus("team-a", what, "Current");
     }
     assert_eq!(
         c.get(
