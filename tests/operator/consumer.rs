@@ -27,7 +27,7 @@
 #[allow(dead_code, clippy::duplicate_mod)]
 mod server;
 
-use crate::harness::{cluster, eventually, go_plugins};
+use crate::harness::{cluster, eventually, exclusive, go_plugins};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use server::DevServer;
@@ -87,10 +87,13 @@ struct World {
     /// lockbox's file audit device.
     audit: PathBuf,
     work: tempfile::TempDir,
+    /// One scenario at a time ([`exclusive`]); dropped last.
+    _exclusive: std::sync::MutexGuard<'static, ()>,
 }
 
 impl World {
     fn start(prefix: &str) -> World {
+        let guard = exclusive();
         let c = cluster();
         let (ns, auth_ns) = (format!("{prefix}-app"), format!("{prefix}-auth"));
         c.apply(&format!(
@@ -229,6 +232,7 @@ impl World {
             kubeconfig,
             audit,
             work,
+            _exclusive: guard,
         }
     }
 

@@ -513,6 +513,14 @@ pub fn pid_alive(pid: u32) -> bool {
 
 static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Runs one scenario at a time on the shared API server: held by every
+/// [`Scenario`] and by the dev-server worlds of `kube_auth` and `consumer`,
+/// so that `chaos` (which kills and restarts the API server) never runs
+/// beside another test.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One test's world: namespaces, directories, an operator.
 pub struct Scenario {
     /// Label value and name prefix.
@@ -534,7 +542,7 @@ impl Scenario {
     /// Creates namespaces `op_ns` and each of `namespaces`, binds the Role
     /// in `op_ns`, and prepares the directories.
     pub fn start(name: &str, namespaces: &[&str], prefixes: &[&str]) -> Self {
-        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = exclusive();
         let c = cluster();
         let op_ns = format!("{name}-op");
         for ns in std::iter::once(op_ns.as_str()).chain(namespaces.iter().copied()) {

@@ -17,7 +17,7 @@
 mod jwt;
 mod server;
 
-use crate::harness::{Cluster, cluster, go_plugins};
+use crate::harness::{Cluster, cluster, exclusive, go_plugins};
 use jwt::Jwt;
 use serde_json::json;
 use server::{DevServer, Resp};
@@ -69,6 +69,8 @@ struct World {
     api: ApiServer,
     lockbox: DevServer,
     _work: tempfile::TempDir,
+    /// One scenario at a time ([`exclusive`]); dropped last.
+    _exclusive: std::sync::MutexGuard<'static, ()>,
 }
 
 impl World {
@@ -76,6 +78,7 @@ impl World {
     /// starts lockbox with the plugin, mounts it, writes its config (with a
     /// fresh reviewer token), the role, the policy and two kv secrets.
     fn start(prefix: &str) -> World {
+        let guard = exclusive();
         let c = cluster();
         let (apps, other, auth_ns) = (
             format!("{prefix}-apps"),
@@ -118,6 +121,7 @@ impl World {
             api: world_api,
             lockbox,
             _work: work,
+            _exclusive: guard,
         };
         w.bind_reviewer("reviewer");
 

@@ -144,8 +144,8 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
                 .iter()
                 .filter(|d| d["kind"] == "CustomResourceDefinition")
                 .count(),
-            2,
-            "{what}: both CRDs are rendered"
+            5,
+            "{what}: all five CRDs are rendered"
         );
         let (ok, out) = kubectl_stdin(c, &["apply", "--server-side", "-f", "-"], &as_list(&first));
         assert!(ok, "{what}: applying the CRDs and namespace: {out}");
