@@ -20,6 +20,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Disk: CI machines' free space varies (tens of GB, sometimes far less), and
+# a run that fills the disk fails in the middle of a build. So, in CI
+# (.ci/run sets CI): no incremental compilation artifacts (half of a debug
+# target dir), and the Go build and module caches dropped once the Go
+# binaries are built (those are kept by version; only a rebuild needs the
+# caches). The free space is printed at every stage so a failure says where
+# the space went.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+disk() { echo "[tests] disk before $1: $(df -h --output=avail . | tail -1 | tr -d ' ') free" >&2; }
+disk "installing"
+
 if ! python3 -c 'import hvac' 2>/dev/null; then
   echo "[tests] installing hvac (Python Vault client) for the compatibility test" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'hvac==2.4.0' >&2
@@ -56,17 +67,26 @@ LOCKBOX_KUBE_BIN="$(bash tests/harness/install-kube-current.sh)"
 export LOCKBOX_KUBE_BIN
 # 7 s: the API server starts, runs CEL rules and TokenRequest/TokenReview.
 bash tests/harness/check-kube-current.sh "$LOCKBOX_KUBE_BIN"
+if [ -n "${CI:-}" ]; then
+  go_cache="${LOCKBOX_CACHE:-$HOME/.cache/lockbox}/go"
+  chmod -R u+w "$go_cache" 2>/dev/null || true
+  rm -rf "$go_cache/build" "$go_cache/mod"
+fi
+disk "the style gates"
 
 # Style gates first: they are cheap and CI should fail fast on them.
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
 # Plugin binaries first: integration tests run them as real processes.
+disk "building"
 cargo build --workspace --bins
 # --no-fail-fast: one red test binary must not hide the others' results.
+disk "testing"
 cargo test --workspace --no-fail-fast "$@"
 
 # Fuzz targets (fuzz/, cargo fuzz on the stable toolchain): every target for
 # a bounded time; a crash or a broken property fails the run. A longer run
 # of one target: scripts/fuzz.sh TARGET SECONDS.
+disk "fuzzing"
 bash scripts/fuzz.sh all "${LOCKBOX_FUZZ_SECONDS:-30}"
