@@ -154,9 +154,13 @@ pub fn cluster() -> &'static Cluster {
             "-f",
             &repo().join("crds").to_string_lossy(),
         ])?;
+        // All five: the operator refuses to start while one is missing.
         for kind in [
             "crd/plugincatalogentries.lockbox.dev",
             "crd/secretsmounts.lockbox.dev",
+            "crd/policies.lockbox.dev",
+            "crd/kubernetesauthroles.lockbox.dev",
+            "crd/authmounts.lockbox.dev",
         ] {
             c.kubectl_ok(&["wait", "--for=condition=Established", kind, "--timeout=60s"])?;
         }
@@ -199,6 +203,19 @@ impl EmptyCluster {
             panic!("the second API server did not start: {e}");
         }
         EmptyCluster { dir }
+    }
+}
+
+impl EmptyCluster {
+    /// Admin kubectl on this API server that must succeed.
+    pub fn must(&self, args: &[&str]) -> String {
+        let c = cluster();
+        let this = Cluster {
+            dir: self.dir.clone(),
+            bin: c.bin.clone(),
+            kube_bin: c.kube_bin.clone(),
+        };
+        this.must(args)
     }
 }
 

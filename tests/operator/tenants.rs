@@ -89,12 +89,17 @@ fn ready(ns: &str, what: &str) -> (String, String, String) {
 
 /// Waits for `InvalidSpec` on `what`; returns its message.
 fn invalid(ns: &str, what: &str) -> String {
+    not_ready(ns, what, "InvalidSpec")
+}
+
+/// Waits for `Ready=False` with `reason` on `what`; returns its message.
+fn not_ready(ns: &str, what: &str, reason: &str) -> String {
     eventually(
-        &format!("InvalidSpec on {ns}/{what}"),
+        &format!("{reason} on {ns}/{what}"),
         Duration::from_secs(60),
         || {
-            let (status, reason, msg) = ready(ns, what);
-            (status == "False" && reason == "InvalidSpec").then_some(msg)
+            let (status, r, msg) = ready(ns, what);
+            (status == "False" && r == reason).then_some(msg)
         },
     )
 }
@@ -320,7 +325,7 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
         "a policy was written"
     );
 
-    // 3. Roles binding team-b's ServiceAccounts or policy: InvalidSpec.
+    // 3. Roles binding team-b's ServiceAccounts (InvalidSpec) or policy.
     must_apply_as(
         "alice",
         &manifest(
@@ -342,8 +347,11 @@ fn tenants_serve_themselves_and_reach_nothing_of_another_team() {
             "  boundServiceAccountNames: [app]\n  tokenPolicies: [team-b.read]\n",
         ),
     );
-    let msg = invalid("team-a", "kubernetesauthrole/steal-policy");
+    // A Policy that may still appear: waiting (kstatus InProgress), not
+    // failed; team-a's own "team-b.read" would be team-a.team-b.read.
+    let msg = not_ready("team-a", "kubernetesauthrole/steal-policy", "PolicyMissing");
     assert!(msg.contains("team-b.read"), "{msg}");
+    assert_kstatus("team-a", "kubernetesauthrole/steal-policy", "InProgress");
     for role in ["team-a.steal-sa", "team-a.steal-policy"] {
         let (code, body) = api(
             &op,

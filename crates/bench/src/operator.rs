@@ -458,6 +458,9 @@ pub async fn run(args: OperatorArgs) -> Result<bool> {
             "--for=condition=Established",
             "crd/plugincatalogentries.lockbox.dev",
             "crd/secretsmounts.lockbox.dev",
+            "crd/policies.lockbox.dev",
+            "crd/kubernetesauthroles.lockbox.dev",
+            "crd/authmounts.lockbox.dev",
             "--timeout=60s",
         ],
     )?;

@@ -186,7 +186,7 @@ pub enum OperatorError {
         "the {0} CustomResourceDefinition is not installed; install the CRDs with \
          `kubectl apply --server-side -f crds/`"
     )]
-    CrdMissing(&'static str),
+    CrdMissing(String),
     /// A Kubernetes call failed.
     #[error("{op} failed: {source}")]
     Kube {

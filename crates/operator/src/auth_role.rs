@@ -4,8 +4,10 @@
 //! Apply: validate ([`validate_auth_role`]: ServiceAccounts of its own
 //! namespace only, `bound_service_account_namespaces` forced to it) →
 //! every `tokenPolicies` entry must be a Policy object of the namespace
-//! (mapped to `<namespace>.<name>`) → `InvalidSpec` otherwise, nothing
-//! written → the auth mount must exist (`AuthMountMissing`, re-checked) →
+//! (mapped to `<namespace>.<name>`) → `PolicyMissing` otherwise, nothing
+//! written, re-checked when a Policy changes (a reference to an object that
+//! may still appear, as in one GitOps sync: kstatus `InProgress`, not
+//! `Failed`) → the auth mount must exist (`AuthMountMissing`, re-checked) →
 //! read the role and write it when a managed field differs (drift is
 //! corrected on every resync) → `Ready`, reason `Written`.
 //!
@@ -41,6 +43,8 @@ pub const KIND: &str = "KubernetesAuthRole";
 pub const REASON_WRITTEN: &str = "Written";
 /// Reason: lockbox has no auth method at the Kubernetes auth path.
 pub const REASON_AUTH_MOUNT_MISSING: &str = "AuthMountMissing";
+/// Reason: a `tokenPolicies` entry names no Policy of the namespace (yet).
+pub const REASON_POLICY_MISSING: &str = "PolicyMissing";
 
 const RECHECK: Duration = Duration::from_secs(15);
 
@@ -93,7 +97,14 @@ impl KubernetesAuthRole {
         };
         let missing = self.missing_policies(ctx, &ns, &want).await?;
         if !missing.is_empty() {
-            return self.invalid(ctx, &mount, &missing).await;
+            let msg = message(&missing);
+            ctx.metrics.failed(KIND, REASON_POLICY_MISSING);
+            tracing::info!(role = %tenant::key(self), "waiting for policies: {msg}");
+            self.report(ctx, &mount, false, REASON_POLICY_MISSING, msg)
+                .await?;
+            // The controller also watches Policies: one created later makes
+            // the role valid at once; this is the fallback.
+            return Ok(Action::requeue(RECHECK * 4));
         }
         let auth = ctx
             .admin()
@@ -181,9 +192,7 @@ impl KubernetesAuthRole {
         tracing::info!(role = %tenant::key(self), "invalid spec: {msg}");
         self.report(ctx, mount, false, REASON_INVALID_SPEC, msg)
             .await?;
-        // A Policy created later makes the spec valid: look again now and
-        // then (the controller also watches Policies).
-        Ok(Action::requeue(RECHECK * 4))
+        Ok(Action::await_change())
     }
 
     /// Deletes the role with `deletionPolicy: Delete`.

@@ -8,6 +8,7 @@ use crate::args::{
     kube_err,
 };
 use crate::crd::{PluginCatalogEntry, SecretsMount};
+use crate::crd_tenant::{AuthMount, KubernetesAuthRole, Policy};
 use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -19,28 +20,38 @@ use std::io::Write;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// Fails with [`OperatorError::CrdMissing`] unless both CRDs are served.
+/// Fails with [`OperatorError::CrdMissing`], naming the first missing one,
+/// unless all five CRDs are served (the operator watches every kind; a
+/// missing one would otherwise only show as a watch retrying forever).
 pub async fn check_crds(client: &Client) -> Result<(), OperatorError> {
-    let lp = ListParams::default().limit(1);
-    match Api::<PluginCatalogEntry>::all(client.clone())
-        .list(&lp)
+    check_crd::<PluginCatalogEntry>(client, "ListPluginCatalogEntries").await?;
+    check_crd::<SecretsMount>(client, "ListSecretsMounts").await?;
+    check_crd::<Policy>(client, "ListPolicies").await?;
+    check_crd::<KubernetesAuthRole>(client, "ListKubernetesAuthRoles").await?;
+    check_crd::<AuthMount>(client, "ListAuthMounts").await
+}
+
+/// Lists one object of kind `K` (in all namespaces): a 404 means its CRD is
+/// not installed.
+async fn check_crd<K>(client: &Client, op: &'static str) -> Result<(), OperatorError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match Api::<K>::all(client.clone())
+        .list(&ListParams::default().limit(1))
         .await
     {
         Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(OperatorError::CrdMissing(
-                "plugincatalogentries.lockbox.dev",
-            ));
+            Err(OperatorError::CrdMissing(crd_name::<K>()))
         }
-        Err(e) => return Err(kube_err("ListPluginCatalogEntries")(e)),
-        Ok(_) => {}
-    }
-    match Api::<SecretsMount>::all(client.clone()).list(&lp).await {
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            Err(OperatorError::CrdMissing("secretsmounts.lockbox.dev"))
-        }
-        Err(e) => Err(kube_err("ListSecretsMounts")(e)),
+        Err(e) => Err(kube_err(op)(e)),
         Ok(_) => Ok(()),
     }
+}
+
+/// `<plural>.<group>` of kind `K`, as its CRD is named.
+fn crd_name<K: kube::Resource<DynamicType = ()>>() -> String {
+    format!("{}.{}", K::plural(&()), K::group(&()))
 }
 
 fn secret(name: &str, key: &str, value: &str) -> Secret {

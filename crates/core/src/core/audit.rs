@@ -304,6 +304,26 @@ impl Device {
         Ok(())
     }
 
+    /// One JSON line into `line`, its object written by `body`: the
+    /// prefix, the object, a newline; nothing appended when `body` fails.
+    fn render_json(
+        &self,
+        line: &mut Vec<u8>,
+        body: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let start = line.len();
+        line.extend_from_slice(self.prefix.as_bytes());
+        if let Err(e) = body(line) {
+            line.truncate(start);
+            return Err(format!(
+                "audit device {}: entry not serializable: {e}",
+                self.config.path
+            ));
+        }
+        line.push(b'\n');
+        Ok(())
+    }
+
     /// Queues `line` for the device (a group commit, see the module docs);
     /// the request that finds no writer at work gets the writer's duty.
     fn enqueue(&self, line: &[u8]) -> Pending<'_> {

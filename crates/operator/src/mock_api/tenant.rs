@@ -224,9 +224,10 @@ fn not_found() -> Value {
            "code": 404, "message": "not found"})
 }
 
-/// A role binding another namespace's ServiceAccounts, or granting a
-/// policy that is not a Policy of its namespace (another team's lockbox
-/// name), is `InvalidSpec` and nothing is written.
+/// A role binding another namespace's ServiceAccounts is `InvalidSpec`;
+/// one granting a policy that is not a Policy of its namespace (another
+/// team's lockbox name) waits for it (`PolicyMissing`, not stalled);
+/// nothing is written either way.
 #[tokio::test]
 async fn a_role_reaching_another_namespace_is_invalid_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,7 +267,8 @@ async fn a_role_reaching_another_namespace_is_invalid_and_nothing_is_written() {
     obj.reconcile(&ctx).await.expect("reconcile");
     let (status, mut api) = server.await.unwrap();
     let (ok, reason, msg) = ready_of(&status);
-    assert_eq!((ok.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert_eq!((ok.as_str(), reason.as_str()), ("False", "PolicyMissing"));
+    assert!(!crate::conditions::is_stalled(&reason));
     assert!(
         msg.contains("\"team-b.read\" is not a Policy in namespace team-a"),
         "{msg}"

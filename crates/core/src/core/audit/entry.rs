@@ -9,7 +9,7 @@
 //! in both entries of a request, twice each: they are hashed once per
 //! request and device ([`Record`] keeps them).
 
-use super::Device;
+use super::{Device, Format};
 use crate::core::Reply;
 use crate::core::tokens::Resolved;
 use crate::logical::{Operation, Request, RequestError};
@@ -17,7 +17,6 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use std::sync::Mutex;
-use time::OffsetDateTime;
 
 /// What an entry is about: the request as the handler sees it, its full
 /// path and the caller's token.
@@ -31,6 +30,10 @@ pub struct Record<'a> {
     /// The token and accessor as each device writes them, by device
     /// ([`Device::id`]): computed at the first entry, reused after.
     idents: Mutex<Vec<(u64, Ident)>>,
+    /// The `"auth"` and `"request"` members of a JSON device's entries, by
+    /// device: the same in the request and the response entry, so
+    /// rendered (and the request data hashed) once per request and device.
+    heads: Mutex<Vec<(u64, Vec<u8>)>>,
 }
 
 /// The caller's token and accessor as one device writes them (`None`:
@@ -70,18 +73,80 @@ pub(super) struct Timestamp {
 
 impl Timestamp {
     pub(super) fn now() -> Timestamp {
-        let mut buf = [0u8; 40];
-        let mut out = &mut buf[..];
-        // Always fits: `YYYY-MM-DDTHH:MM:SS.fffffffffZ` is 30 bytes.
-        let len = OffsetDateTime::now_utc()
-            .format_into(&mut out, &time::format_description::well_known::Rfc3339)
-            .unwrap_or(0);
-        Timestamp { buf, len }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::at(since.as_secs(), since.subsec_nanos())
+    }
+
+    /// RFC 3339 in UTC with the nanoseconds' trailing zeros trimmed (as
+    /// Go's `RFC3339Nano`, what Vault writes): `2026-12-04T10:20:30.5Z`.
+    /// Written by hand: it runs twice per audited request.
+    pub(super) fn at(secs: u64, nanos: u32) -> Timestamp {
+        let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        let mut t = Timestamp {
+            buf: [0u8; 40],
+            len: 0,
+        };
+        t.digits(u64::try_from(year.clamp(0, 9999)).unwrap_or(0), 4);
+        t.byte(b'-');
+        t.digits(u64::from(month), 2);
+        t.byte(b'-');
+        t.digits(u64::from(day), 2);
+        t.byte(b'T');
+        t.digits(rem / 3600, 2);
+        t.byte(b':');
+        t.digits(rem / 60 % 60, 2);
+        t.byte(b':');
+        t.digits(rem % 60, 2);
+        let mut n = nanos.min(999_999_999);
+        if n > 0 {
+            let mut width = 9;
+            while n % 10 == 0 {
+                n /= 10;
+                width -= 1;
+            }
+            t.byte(b'.');
+            t.digits(u64::from(n), width);
+        }
+        t.byte(b'Z');
+        t
+    }
+
+    /// `n`'s last `width` decimal digits, zero-padded.
+    fn digits(&mut self, mut n: u64, width: usize) {
+        for i in (0..width).rev() {
+            self.buf[self.len + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len += width;
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
     }
 
     pub(super) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// `hmac-sha256:` and 64 hex digits.
@@ -369,6 +434,7 @@ impl<'a> Record<'a> {
             path,
             token,
             idents: Mutex::new(Vec::new()),
+            heads: Mutex::new(Vec::new()),
         }
     }
 
@@ -428,9 +494,52 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// Calls `f` with the `,"auth":…,"request":…` members of `d`'s JSON
+    /// entries for this request, rendered at the first call for `d`.
+    fn with_head(
+        &self,
+        d: &'a Device,
+        f: impl FnOnce(&[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        let at = match heads.iter().position(|(k, _)| *k == d.id) {
+            Some(at) => at,
+            None => {
+                let ident = self.ident(d);
+                let head = Head {
+                    auth: self.auth(&ident),
+                    request: self.request_json(d, &ident),
+                };
+                let mut out = Vec::with_capacity(512);
+                serde_json::to_writer(&mut out, &head).map_err(|e| {
+                    format!(
+                        "audit device {}: entry not serializable: {e}",
+                        d.config.path
+                    )
+                })?;
+                // `{"auth":…}` → `,"auth":…`.
+                out[0] = b',';
+                out.pop();
+                heads.push((d.id, out));
+                heads.len() - 1
+            }
+        };
+        f(&heads[at].1)
+    }
+
     /// The request entry for device `d`, appended to `line`.
     pub(super) fn request_entry(&self, d: &'a Device, line: &mut Vec<u8>) -> Result<(), String> {
         let time = Timestamp::now();
+        if d.format == Format::Json {
+            return self.with_head(d, |head| {
+                d.render_json(line, |out| {
+                    entry_start(out, &time, "request");
+                    out.extend_from_slice(head);
+                    out.push(b'}');
+                    Ok(())
+                })
+            });
+        }
         let ident = self.ident(d);
         let entry = Entry {
             time: time.as_str(),
@@ -455,6 +564,22 @@ impl<'a> Record<'a> {
             Ok(reply) => (Some(ResponseJson { d, reply }), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        if d.format == Format::Json {
+            return self.with_head(d, |head| {
+                d.render_json(line, |out| {
+                    entry_start(out, &time, "response");
+                    out.extend_from_slice(head);
+                    out.extend_from_slice(b",\"response\":");
+                    serde_json::to_writer(&mut *out, &response).map_err(|e| e.to_string())?;
+                    if let Some(error) = &error {
+                        out.extend_from_slice(b",\"error\":");
+                        serde_json::to_writer(&mut *out, error).map_err(|e| e.to_string())?;
+                    }
+                    out.push(b'}');
+                    Ok(())
+                })
+            });
+        }
         let ident = self.ident(d);
         let entry = Entry {
             time: time.as_str(),
@@ -466,6 +591,22 @@ impl<'a> Record<'a> {
         };
         d.render(&entry, line)
     }
+}
+
+/// The `auth` and `request` members of an entry.
+#[derive(Serialize)]
+struct Head<'a> {
+    auth: Option<AuthJson<'a>>,
+    request: RequestJson<'a>,
+}
+
+/// `{"time":"…","type":"…"` (the time and type need no escaping).
+fn entry_start(out: &mut Vec<u8>, time: &Timestamp, kind: &str) {
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(time.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
 }
 
 /// The response entry of a request refused before its handler (no auth,
@@ -486,4 +627,120 @@ pub(super) fn refused_entry(
         error: Some(error),
     };
     d.render(&entry, line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    fn device(format: &str) -> Device {
+        let mut options = std::collections::BTreeMap::new();
+        options.insert("file_path".to_string(), "stdout".to_string());
+        options.insert("format".to_string(), format.to_string());
+        let config = super::super::DeviceConfig {
+            path: "t/".into(),
+            kind: "file".into(),
+            description: String::new(),
+            options,
+            local: false,
+        };
+        Device::build(config, Zeroizing::new(vec![7u8; 32]), false).expect("device")
+    }
+
+    /// The hand-written time is what `time` writes for RFC 3339 (UTC,
+    /// nanoseconds' trailing zeros trimmed), leap days and the end of a
+    /// century included.
+    #[test]
+    fn timestamps_match_rfc3339() {
+        use time::format_description::well_known::Rfc3339;
+        for (secs, nanos) in [
+            (0u64, 0u32),
+            (951_782_400, 1),             // 2000-02-29
+            (4_107_542_400, 500_000_000), // 2100-03-01
+            (1_796_380_830, 123_456_789),
+            (1_796_380_830, 120_000_000),
+            (1_796_380_830, 999_999_999),
+            (253_402_300_799, 10), // 9999-12-31T23:59:59
+        ] {
+            let want = time::OffsetDateTime::from_unix_timestamp(secs as i64)
+                .unwrap()
+                .replace_nanosecond(nanos)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            assert_eq!(Timestamp::at(secs, nanos).as_str(), want, "{secs}.{nanos}");
+        }
+    }
+
+    /// A JSON device's entries (the head rendered once, reused) are the
+    /// same JSON as the entry structs serialize to.
+    #[test]
+    fn json_entries_equal_the_entry_structs() {
+        let d = device("json");
+        let mut request = Request {
+            id: "req-1".into(),
+            operation: Operation::Update,
+            path: "x".into(),
+            data: Default::default(),
+            mount_point: "secret/".into(),
+            mount_type: "kv".into(),
+            mount_accessor: "kv_1".into(),
+            mount_default_ttl: 0,
+            mount_max_ttl: 0,
+            mount_force_no_cache: false,
+            client_token_accessor: None,
+            display_name: None,
+        };
+        request
+            .data
+            .insert("password".into(), Value::from("hunter\"2\n"));
+        request.data.insert("n".into(), Value::from(7));
+        let record = Record::new(&request, "secret/x", None);
+        let ident = record.ident(&d);
+        let parse = |line: &[u8]| -> Value {
+            let mut v: Value = serde_json::from_slice(line).expect("a JSON line");
+            v["time"] = Value::Null;
+            v
+        };
+        let slow = |response: Option<Option<ResponseJson<'_>>>, error: Option<&str>| {
+            let entry = Entry {
+                time: "",
+                kind: if response.is_some() {
+                    "response"
+                } else {
+                    "request"
+                },
+                auth: record.auth(&ident),
+                request: record.request_json(&d, &ident),
+                response,
+                error,
+            };
+            let mut v = serde_json::to_value(&entry).expect("entry");
+            v["time"] = Value::Null;
+            v
+        };
+        let mut line = vec![];
+        record.request_entry(&d, &mut line).expect("request entry");
+        assert_eq!(parse(&line), slow(None, None));
+        for outcome in [
+            Err(RequestError::invalid("bad \"thing\"")),
+            Ok(Reply::NoContent),
+        ] {
+            let mut line = vec![];
+            record
+                .response_entry(&d, &outcome, &mut line)
+                .expect("response entry");
+            let (response, error) = match &outcome {
+                Ok(reply) => (Some(ResponseJson { d: &d, reply }), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            assert_eq!(parse(&line), slow(Some(response), error.as_deref()));
+        }
+        // jsonx still renders from the structs.
+        let x = device("jsonx");
+        let mut line = vec![];
+        record.request_entry(&x, &mut line).expect("jsonx entry");
+        assert!(line.starts_with(b"<?xml"));
+    }
 }
