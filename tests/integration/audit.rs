@@ -92,6 +92,16 @@ async fn a_file_device_records_requests_and_responses_without_secrets() {
         })
         .expect("response entry of the read");
     assert_eq!(read_resp["response"]["data"]["password"], hash.as_str());
+    // A kv read changes nothing: its request entry is written together
+    // with its response entry (one write, before the reply), request first.
+    let read_id = read_resp["request"]["id"].as_str().unwrap();
+    let at = |kind: &str| {
+        all.iter()
+            .position(|e| e["type"] == kind && e["request"]["id"] == read_id)
+            .unwrap_or_else(|| panic!("no {kind} entry for the read {read_id}"))
+    };
+    assert_eq!(at("request") + 1, at("response"));
+    assert!(all[at("request")].get("response").is_none());
     let token_hash = s
         .root(
             "PUT",

@@ -36,6 +36,11 @@ impl Backend for Kv {
         BackendKind::Secret
     }
 
+    /// A kv read or list only reads storage.
+    fn reads_change_nothing(&self) -> bool {
+        true
+    }
+
     async fn exists(
         &self,
         req: &Request,

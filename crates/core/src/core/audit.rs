@@ -615,6 +615,22 @@ impl AuditBroker {
         .await
     }
 
+    /// Records the request and its response (or error) in one write: for
+    /// a request whose handler changed nothing (see
+    /// [`crate::logical::Backend::reads_change_nothing`]); an error refuses
+    /// its reply.
+    pub async fn log_request_and_response(
+        &self,
+        r: &Record<'_>,
+        outcome: &Result<crate::core::Reply, RequestError>,
+    ) -> Result<(), RequestError> {
+        self.record(|d, line| {
+            r.request_entry(d, line)?;
+            r.response_entry(d, outcome, line)
+        })
+        .await
+    }
+
     /// Records the response or error.
     pub async fn log_response(
         &self,

@@ -132,9 +132,15 @@ impl Core {
 
         let record = audit::Record::new(&request, &path, token.as_ref());
         // Fail closed: a request no audit device could record is refused
-        // before its handler runs.
+        // before its handler runs. A read that changes nothing may run
+        // first: its request and response entries are then written
+        // together, before the reply leaves (refused if they cannot be).
         *audited = true;
-        active.audit.log_request(&record).await?;
+        let deferred = matches!(request.operation, Operation::Read | Operation::List)
+            && matches!(&route.handler, Handler::Backend(b) if b.reads_change_nothing());
+        if !deferred {
+            active.audit.log_request(&record).await?;
+        }
         let outcome: Result<Reply, RequestError> = async {
             let result = match &route.handler {
                 Handler::System => routes::handle(self, &active, &request, token.as_ref()).await,
@@ -214,7 +220,14 @@ impl Core {
             })
         }
         .await;
-        active.audit.log_response(&record, &outcome).await?;
+        if deferred {
+            active
+                .audit
+                .log_request_and_response(&record, &outcome)
+                .await?;
+        } else {
+            active.audit.log_response(&record, &outcome).await?;
+        }
         outcome
     }
 }

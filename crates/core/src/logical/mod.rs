@@ -405,6 +405,15 @@ pub trait Backend: std::any::Any + Send + Sync {
         Ok(None)
     }
 
+    /// Whether this backend's reads and lists change nothing (no storage
+    /// write, no call out, no lease): then the audit devices may record
+    /// such a request's entry together with its response's, both before
+    /// the reply leaves (one write instead of two). The default is `false`:
+    /// plugins' reads may create credentials.
+    fn reads_change_nothing(&self) -> bool {
+        false
+    }
+
     /// Handles a request. `Ok(None)` is "nothing to return": 404 for reads
     /// and lists, 204 for everything else.
     async fn handle(

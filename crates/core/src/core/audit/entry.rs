@@ -27,6 +27,9 @@ pub struct Record<'a> {
     pub path: &'a str,
     /// The caller's token, when one was presented.
     pub token: Option<&'a Resolved>,
+    /// When the request was received (its entry's time, also when the
+    /// entry is written with the response's).
+    time: Timestamp,
     /// The token and accessor as each device writes them, by device
     /// ([`Device::id`]): computed at the first entry, reused after.
     idents: Mutex<Vec<(u64, Ident)>>,
@@ -433,6 +436,7 @@ impl<'a> Record<'a> {
             request,
             path,
             token,
+            time: Timestamp::now(),
             idents: Mutex::new(Vec::new()),
             heads: Mutex::new(Vec::new()),
         }
@@ -529,11 +533,11 @@ impl<'a> Record<'a> {
 
     /// The request entry for device `d`, appended to `line`.
     pub(super) fn request_entry(&self, d: &'a Device, line: &mut Vec<u8>) -> Result<(), String> {
-        let time = Timestamp::now();
+        let time = &self.time;
         if d.format == Format::Json {
             return self.with_head(d, |head| {
                 d.render_json(line, |out| {
-                    entry_start(out, &time, "request");
+                    entry_start(out, time, "request");
                     out.extend_from_slice(head);
                     out.push(b'}');
                     Ok(())
