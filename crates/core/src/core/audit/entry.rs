@@ -107,7 +107,7 @@ impl Timestamp {
         let mut n = nanos.min(999_999_999);
         if n > 0 {
             let mut width = 9;
-            while n % 10 == 0 {
+            while n.is_multiple_of(10) {
                 n /= 10;
                 width -= 1;
             }
