@@ -146,6 +146,19 @@ struct Queue {
     writing: bool,
 }
 
+/// The writer's side of the double buffer: what it takes from the queue
+/// is swapped with these (emptied, capacity kept), so neither side grows
+/// a buffer from nothing or frees one at every batch.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    waiters: Vec<tokio::sync::oneshot::Sender<Written>>,
+}
+
+/// The most a buffer keeps between batches (a burst's larger one is given
+/// back).
+const BATCH_KEEP: usize = 1 << 20;
+
 /// Distinguishes devices for the lifetime of the process (a device
 /// disabled and enabled again is another device, with another salt).
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(0);
@@ -160,6 +173,8 @@ pub struct Device {
     /// cloned per string).
     mac: Hmac<Sha256>,
     queue: Mutex<Queue>,
+    /// The writer's buffers; only the writer of the moment takes them.
+    batch: Mutex<Batch>,
     /// The file; only the writer of the moment takes it (and SIGHUP).
     sink: Mutex<Sink>,
     /// Set by [`AuditBroker::reopen`] when the file was busy: the next
@@ -272,6 +287,7 @@ impl Device {
             format,
             id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
             queue: Mutex::new(Queue::default()),
+            batch: Mutex::new(Batch::default()),
             sink: Mutex::new(sink),
             reopen: AtomicBool::new(false),
             mac,
@@ -360,23 +376,19 @@ impl Device {
     /// The writer's loop: writes what is queued, in batches, until the
     /// queue is empty, then stands down. No `.await` in here.
     fn write_queued(&self) {
-        let mut buf = Vec::new();
+        let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = &mut *batch;
         loop {
-            let waiters = {
+            {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if q.waiters.is_empty() {
                     q.writing = false;
-                    // Keep the larger buffer for the next batch.
-                    if q.buf.capacity() < buf.capacity() {
-                        buf.clear();
-                        q.buf = buf;
-                    }
                     return;
                 }
-                buf.clear();
-                std::mem::swap(&mut q.buf, &mut buf);
-                std::mem::take(&mut q.waiters)
-            };
+                batch.buf.clear();
+                std::mem::swap(&mut q.buf, &mut batch.buf);
+                std::mem::swap(&mut q.waiters, &mut batch.waiters);
+            }
             let result: Written = {
                 let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
                 if self.reopen.swap(false, Ordering::AcqRel)
@@ -384,11 +396,14 @@ impl Device {
                 {
                     tracing::error!(path = %self.config.path, "audit device cannot reopen its file: {e}");
                 }
-                sink.write(&buf)
+                sink.write(&batch.buf)
                     .map_err(|e| Arc::from(format!("audit device {}: {e}", self.config.path)))
             };
-            for w in waiters {
+            for w in batch.waiters.drain(..) {
                 let _ = w.send(result.clone());
+            }
+            if batch.buf.capacity() > BATCH_KEEP {
+                batch.buf = Vec::new();
             }
         }
     }
@@ -414,7 +429,8 @@ impl Drop for Writer<'_> {
 /// The enabled devices of an unsealed core.
 pub struct AuditBroker {
     barrier: Arc<Barrier>,
-    devices: RwLock<Vec<Arc<Device>>>,
+    /// Replaced whole on enable/disable: a request takes one `Arc`.
+    devices: RwLock<Arc<Vec<Arc<Device>>>>,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -440,7 +456,7 @@ impl AuditBroker {
         };
         let broker = Self {
             barrier,
-            devices: RwLock::new(vec![]),
+            devices: RwLock::new(Arc::new(vec![])),
             lock: tokio::sync::Mutex::new(()),
         };
         let mut devices = vec![];
@@ -448,7 +464,7 @@ impl AuditBroker {
             let salt = broker.salt(&c.path).await?;
             devices.push(Arc::new(Device::build(c, salt, false)?));
         }
-        *broker.devices.write().unwrap_or_else(|e| e.into_inner()) = devices;
+        *broker.devices.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(devices);
         Ok(broker)
     }
 
@@ -463,7 +479,7 @@ impl AuditBroker {
         Ok(Zeroizing::new(s))
     }
 
-    fn snapshot(&self) -> Vec<Arc<Device>> {
+    fn snapshot(&self) -> Arc<Vec<Arc<Device>>> {
         self.devices
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -487,7 +503,7 @@ impl AuditBroker {
     pub async fn enable(&self, mut config: DeviceConfig) -> Result<(), RequestError> {
         config.path = device_path(&config.path)?;
         let _g = self.lock.lock().await;
-        let mut devices = self.snapshot();
+        let mut devices = Vec::clone(&self.snapshot());
         if devices.iter().any(|d| d.config.path == config.path) {
             return Err(RequestError::invalid(format!(
                 "an audit device is already enabled at {}; disable it first",
@@ -498,7 +514,7 @@ impl AuditBroker {
         let device = Arc::new(Device::build(config, salt, true)?);
         devices.push(device);
         self.save(&devices).await?;
-        *self.devices.write().unwrap_or_else(|e| e.into_inner()) = devices;
+        *self.devices.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(devices);
         Ok(())
     }
 
@@ -506,11 +522,11 @@ impl AuditBroker {
     pub async fn disable(&self, raw_path: &str) -> Result<(), RequestError> {
         let path = device_path(raw_path)?;
         let _g = self.lock.lock().await;
-        let mut devices = self.snapshot();
+        let mut devices = Vec::clone(&self.snapshot());
         devices.retain(|d| d.config.path != path);
         self.save(&devices).await?;
         self.barrier.delete(&format!("{SALT_PREFIX}{path}")).await?;
-        *self.devices.write().unwrap_or_else(|e| e.into_inner()) = devices;
+        *self.devices.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(devices);
         Ok(())
     }
 
@@ -526,7 +542,7 @@ impl AuditBroker {
 
     /// Reopens every device's file (SIGHUP, after logrotate moved it).
     pub fn reopen(&self) {
-        for d in self.snapshot() {
+        for d in self.snapshot().iter() {
             match d.sink.try_lock() {
                 Ok(mut sink) => {
                     if let Err(e) = sink.reopen() {
@@ -552,7 +568,7 @@ impl AuditBroker {
         }
         let mut errors = vec![];
         let mut recorded = false;
-        for d in &devices {
+        for d in devices.iter() {
             // Rendered into this thread's buffer and copied into the queue
             // before the first `.await`: no allocation per line.
             let queued = LINE.with(|cell| {

@@ -248,7 +248,7 @@ async fn token_and_accessor_are_written_under_each_devices_own_salt() {
     let record = Record::new(&request, "secret/x", Some(&token));
     let devices = b.snapshot();
     let ok = Ok(crate::core::Reply::NoContent);
-    for d in &devices {
+    for d in devices.iter() {
         for line in [
             rendered(|l| record.request_entry(d, l)),
             rendered(|l| record.response_entry(d, &ok, l)),
