@@ -1,7 +1,10 @@
 //! Audit devices (Vault's model): every request that passes the ACL is
 //! recorded before its handler runs, and its response (or error) after.
 //! **Fail closed**: while at least one device is enabled, a request no
-//! device could record is refused before anything changes.
+//! device could record is refused before anything changes. A read that
+//! changes nothing (a backend's `reads_change_nothing`: the built-in kv)
+//! runs first and has both entries written together, before its reply
+//! leaves, which is refused if they cannot be written.
 //!
 //! Devices are configured through `sys/audit` and stored in the barrier
 //! (`core/audit/devices`); each has its own random salt
