@@ -102,6 +102,25 @@ async fn a_file_device_records_requests_and_responses_without_secrets() {
     };
     assert_eq!(at("request") + 1, at("response"));
     assert!(all[at("request")].get("response").is_none());
+    // The client's address, as Vault writes it; the forwarding header of
+    // the cluster listener is not taken from a client.
+    for e in [write_req, &all[at("request")], read_resp] {
+        assert_eq!(e["request"]["remote_address"], "127.0.0.1", "{e}");
+        assert!(e["request"]["remote_port"].as_u64().unwrap_or(0) > 0, "{e}");
+    }
+    let spoofed = s
+        .api
+        .client
+        .get(format!("{}/v1/secret/app", s.api.addr))
+        .header("X-Vault-Token", &s.root_token)
+        .header("X-Lockbox-Forwarded-For", "10.9.8.7:6543")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 200);
+    let last = entries(&log).pop().expect("the spoofed read's entry");
+    assert_eq!(last["request"]["remote_address"], "127.0.0.1", "{last}");
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("10.9.8.7"));
     let token_hash = s
         .root(
             "PUT",

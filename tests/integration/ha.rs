@@ -288,6 +288,44 @@ async fn standbys_forward_or_redirect_and_every_node_reads_the_latest_value() {
     assert_eq!(r.status, 204, "{:?}", r.body);
     let r = forwarder.root("GET", "secret/app", None).await;
     assert_eq!(r.body["data"]["v"], "from-active", "{:?}", r.body);
+    // The active's audit records the client's address, not the standby's:
+    // a client on 127.0.0.2 reads through the forwarding standby (which
+    // talks to the active from 127.0.0.1), a forged forwarding header
+    // included; the standby sets its own.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let r = active
+        .root(
+            "PUT",
+            "sys/audit/file",
+            Some(json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let mut far = c.api(1);
+    far.client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let r = far
+        .client
+        .get(format!("{}/v1/secret/app", far.addr))
+        .header("X-Vault-Token", &far.root_token)
+        .header("X-Lockbox-Forwarded-For", "10.9.8.7:6543")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let read: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|e| e["type"] == "response" && e["request"]["path"] == "secret/app")
+        .unwrap_or_else(|| panic!("no entry of the forwarded read: {text}"));
+    assert_eq!(read["request"]["remote_address"], "127.0.0.2", "{read}");
+    assert!(!text.contains("10.9.8.7"), "a forged address was taken");
+    let r = active.root("DELETE", "sys/audit/file", None).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
     // Errors and bad tokens come back as the active answered them.
     let r = forwarder
         .call("GET", "secret/app", Some("not-a-token"), None)

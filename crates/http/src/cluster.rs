@@ -441,9 +441,12 @@ impl Forwarder {
             .method(parts.method.clone())
             .uri(format!("https://{SERVER_NAME}{path}"));
         for (name, value) in &parts.headers {
-            if !hop_by_hop(name) {
+            if !hop_by_hop(name) && name.as_str() != crate::FORWARDED_FOR {
                 builder = builder.header(name, value);
             }
+        }
+        if let Some(client) = parts.extensions.get::<crate::ClientAddr>() {
+            builder = builder.header(crate::FORWARDED_FOR, client.0.to_string());
         }
         let request = builder
             .body(Full::new(body))

@@ -86,6 +86,33 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// What an HA standby does with requests it does not answer itself.
     pub forwarding: cluster::Forwarding,
+    /// Take the client address from the `X-Lockbox-Forwarded-For` header
+    /// a forwarding standby sets: only on the cluster listener, whose
+    /// mutual TLS admits nodes of the cluster alone. Elsewhere the header
+    /// is removed and the connection's peer is the client.
+    pub trust_forwarded_for: bool,
+}
+
+/// The header a forwarding standby passes the client's address in.
+pub const FORWARDED_FOR: &str = "x-lockbox-forwarded-for";
+
+/// The client address of a request (an extension set by the listener).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) std::net::SocketAddr);
+
+/// Records the client address of `req` as [`ClientAddr`]: the peer, or
+/// with `trust_forwarded_for` the forwarded address when one is given.
+/// Any `X-Lockbox-Forwarded-For` header is removed either way.
+fn set_client_addr<B>(req: &mut Request<B>, peer: std::net::SocketAddr, trust_forwarded_for: bool) {
+    let forwarded = req
+        .headers_mut()
+        .remove(FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok().and_then(|v| v.parse().ok()));
+    let client = match forwarded {
+        Some(addr) if trust_forwarded_for => addr,
+        _ => peer,
+    };
+    req.extensions_mut().insert(ClientAddr(client));
 }
 
 impl Default for ServerOptions {
@@ -97,6 +124,7 @@ impl Default for ServerOptions {
             timeouts: Timeouts::default(),
             max_connections: conn::DEFAULT_MAX_CONNECTIONS,
             forwarding: cluster::Forwarding::Off,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -482,6 +510,7 @@ async fn dispatch_inner<B: RequestBody>(
         return Err(RequestError::TooLarge { limit }.into());
     }
     let token = token_of(&req);
+    let remote = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let reads_body = matches!(method, Method::Write | Method::Delete | Method::Patch);
     if reads_body && !req.body().is_end_stream() {
         // Refused from the headers: a caller without a valid token cannot
@@ -509,6 +538,7 @@ async fn dispatch_inner<B: RequestBody>(
             path,
             data,
             token,
+            remote,
         })
         .await?)
 }
@@ -555,8 +585,10 @@ async fn serve_connection<S>(
     let limit = options.max_request_size.clone();
     let timeouts = options.timeouts;
     let forwarding = options.forwarding.clone();
+    let trust_forwarded_for = options.trust_forwarded_for;
     let requests = activity.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        set_client_addr(&mut req, peer, trust_forwarded_for);
         let guard = requests.request_started(req.version());
         let core = core.clone();
         let forwarding = forwarding.clone();

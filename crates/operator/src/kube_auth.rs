@@ -360,6 +360,7 @@ impl KubeAuth {
                 path: config.clone(),
                 data: Map::new(),
                 token: Some(token.to_string()),
+                remote: None,
             })
             .await
             .map_err(api(format!("read {config}")))?;
@@ -374,6 +375,7 @@ impl KubeAuth {
                 path: config.clone(),
                 data: self.config_body(),
                 token: Some(token.to_string()),
+                remote: None,
             })
             .await
             .map_err(api(format!("write {config}")))?;

@@ -228,6 +228,7 @@ async fn digest_mismatch_event_then_status_and_nothing_registered() {
             path: "sys/plugins/catalog/secret/mock".into(),
             data: Default::default(),
             token: Some(root),
+            remote: None,
         })
         .await;
     assert!(
@@ -392,6 +393,7 @@ async fn core_call(
             path: path.into(),
             data: data.as_object().cloned().unwrap_or_default(),
             token: Some(root.into()),
+            remote: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -470,6 +470,9 @@ async fn serve_cluster(listener: TcpListener, core: Arc<Core>, template: ServerO
     let options = ServerOptions {
         tls: Some(tls::Reloadable::from_config(config)),
         forwarding: Forwarding::Off,
+        // Only standbys holding the cluster identity get past its mutual
+        // TLS: the client address they pass along is taken.
+        trust_forwarded_for: true,
         ..template
     };
     if let Err(e) = lockbox_http::serve(listener, core, options, std::future::pending()).await {

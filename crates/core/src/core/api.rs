@@ -46,6 +46,10 @@ pub struct ApiRequest {
     pub data: Map<String, Value>,
     /// `X-Vault-Token` or bearer token.
     pub token: Option<String>,
+    /// The client's address (for a request a standby forwarded: the
+    /// address the standby received it from); `None` for the server's own
+    /// requests.
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 /// What the API layer should send back.

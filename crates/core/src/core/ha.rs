@@ -323,6 +323,7 @@ mod tests {
             path: path.into(),
             data: Default::default(),
             token: Some(token.into()),
+            remote: None,
         })
         .await
     }

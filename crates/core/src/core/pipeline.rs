@@ -97,6 +97,7 @@ impl Core {
             mount_force_no_cache: route.entry.config.force_no_cache,
             client_token_accessor: token.as_ref().map(|t| t.entry.accessor.clone()),
             display_name: token.as_ref().map(|t| t.entry.display_name.clone()),
+            remote: req.remote,
         };
         if let Handler::Unavailable(msg) = &route.handler {
             return Err(RequestError::Unavailable(format!(

@@ -80,6 +80,10 @@ pub struct Request {
     pub client_token_accessor: Option<String>,
     /// The calling token's display name, when authenticated.
     pub display_name: Option<String>,
+    /// The client's address (Vault's `remote_address`/`remote_port`,
+    /// `Connection.remote_addr` for plugins), when the request came over
+    /// the network.
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 /// Authentication data returned by a login (auth backends, token store).

@@ -209,6 +209,7 @@ async fn live_role(
             path,
             data: Default::default(),
             token: Some(root.into()),
+            remote: None,
         })
         .await;
     match reply {

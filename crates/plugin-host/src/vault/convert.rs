@@ -42,6 +42,11 @@ pub fn request(req: &logical::Request, unauthenticated: bool) -> Result<pb::Requ
         mount_type: req.mount_type.clone(),
         mount_accessor: req.mount_accessor.clone(),
         unauthenticated,
+        connection: req.remote.map(|a| pb::Connection {
+            remote_addr: a.ip().to_string(),
+            remote_port: i32::from(a.port()),
+            ..Default::default()
+        }),
         ..Default::default()
     })
 }
@@ -346,6 +351,43 @@ mod tests {
             err_msg: "boom".into(),
             err_code: code,
         }
+    }
+
+    /// The client's address reaches the plugin as Vault's
+    /// `Connection` (auth methods bind CIDRs with it); the token never.
+    #[test]
+    fn a_request_carries_the_client_connection() {
+        let req = logical::Request {
+            id: "r".into(),
+            operation: logical::Operation::Update,
+            path: "login".into(),
+            data: Default::default(),
+            mount_point: "auth/x/".into(),
+            mount_type: "x".into(),
+            mount_accessor: "auth_x_1".into(),
+            mount_default_ttl: 0,
+            mount_max_ttl: 0,
+            mount_force_no_cache: false,
+            client_token_accessor: None,
+            display_name: None,
+            remote: Some("192.0.2.7:41234".parse().unwrap()),
+        };
+        let pb = request(&req, true).unwrap();
+        let c = pb.connection.expect("a connection");
+        assert_eq!(
+            (c.remote_addr.as_str(), c.remote_port),
+            ("192.0.2.7", 41234)
+        );
+        assert!(pb.client_token.is_empty());
+        let none = request(
+            &logical::Request {
+                remote: None,
+                ..req
+            },
+            true,
+        )
+        .unwrap();
+        assert!(none.connection.is_none());
     }
 
     #[test]

@@ -97,6 +97,7 @@ impl Admin<'_> {
                 path: path.to_string(),
                 data,
                 token: Some(self.token.to_string()),
+                remote: None,
             })
             .await
     }

@@ -38,6 +38,7 @@ async fn http(
         path: path.into(),
         data: data.as_object().cloned().unwrap_or_default(),
         token: Some(token.into()),
+        remote: None,
     })
     .await
 }

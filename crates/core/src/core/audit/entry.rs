@@ -319,6 +319,19 @@ struct RequestJson<'a> {
     namespace: Namespace,
     path: &'a str,
     data: Option<Data<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_address: Option<Ip>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_port: Option<u16>,
+}
+
+/// A client's IP address, written as text without an allocation.
+struct Ip(std::net::IpAddr);
+
+impl Serialize for Ip {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 /// The request of an entry for a request refused before its handler.
@@ -495,6 +508,8 @@ impl<'a> Record<'a> {
                 d,
                 j: Json::Object(&r.data),
             }),
+            remote_address: r.remote.map(|a| Ip(a.ip())),
+            remote_port: r.remote.map(|a| a.port()),
         }
     }
 
@@ -695,6 +710,7 @@ mod tests {
             mount_force_no_cache: false,
             client_token_accessor: None,
             display_name: None,
+            remote: None,
         };
         request
             .data

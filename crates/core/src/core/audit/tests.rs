@@ -172,6 +172,7 @@ async fn entries_have_vaults_shape() {
         mount_force_no_cache: false,
         client_token_accessor: None,
         display_name: None,
+        remote: None,
     };
     request
         .data
@@ -244,6 +245,7 @@ async fn token_and_accessor_are_written_under_each_devices_own_salt() {
         mount_force_no_cache: false,
         client_token_accessor: None,
         display_name: None,
+        remote: None,
     };
     let record = Record::new(&request, "secret/x", Some(&token));
     let devices = b.snapshot();
