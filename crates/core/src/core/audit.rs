@@ -343,35 +343,6 @@ impl Device {
         Ok(())
     }
 
-    /// Writes `line` at once when no writer is at work (no queue, no
-    /// wait: the common case when requests do not arrive together), then
-    /// the lines queued meanwhile, as their writer. `None`: a writer is at
-    /// work; queue the line ([`Device::enqueue`]).
-    fn write_now(&self, line: &[u8]) -> Option<Result<(), String>> {
-        {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.writing {
-                return None;
-            }
-            q.writing = true;
-        }
-        // The duty is taken: the guard writes what others queue meanwhile
-        // and stands down, also if writing this line panics.
-        let writer = Writer(self);
-        let result = {
-            let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-            if self.reopen.swap(false, Ordering::AcqRel)
-                && let Err(e) = sink.reopen()
-            {
-                tracing::error!(path = %self.config.path, "audit device cannot reopen its file: {e}");
-            }
-            sink.write(line)
-                .map_err(|e| format!("audit device {}: {e}", self.config.path))
-        };
-        drop(writer);
-        Some(result)
-    }
-
     /// Queues `line` for the device (a group commit, see the module docs);
     /// the request that finds no writer at work gets the writer's duty.
     fn enqueue(&self, line: &[u8]) -> Pending<'_> {
@@ -606,18 +577,14 @@ impl AuditBroker {
             let queued = LINE.with(|cell| {
                 let mut line = cell.borrow_mut();
                 line.clear();
-                let queued = build(d, &mut line).map(|()| match d.write_now(&line) {
-                    Some(done) => Err(done),
-                    None => Ok(d.enqueue(&line)),
-                });
+                let queued = build(d, &mut line).map(|()| d.enqueue(&line));
                 if line.capacity() > LINE_KEEP {
                     *line = Vec::with_capacity(LINE_KEEP);
                 }
                 queued
             });
             let written = match queued {
-                Ok(Ok(pending)) => d.written(pending).await,
-                Ok(Err(done)) => done,
+                Ok(pending) => d.written(pending).await,
                 Err(e) => Err(e),
             };
             match written {
