@@ -103,40 +103,9 @@ pub struct OperatorArgs {
     /// HMAC token accessors too (Vault's default).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub audit_hmac_accessor: bool,
-    /// Kubernetes auth out of the box: on the active replica after unseal,
-    /// register the bundled upstream plugin (catalog `auth/kubernetes`,
-    /// sha256 from --kubernetes-auth-sha256sums, refused when the file
-    /// differs), enable it at `auth/<--kubernetes-auth-path>` when absent and
-    /// write its config once (`kubernetes_host`; the plugin reads the pod's
-    /// ServiceAccount token and CA itself and follows their rotation).
-    #[arg(long)]
-    pub kubernetes_auth: bool,
-    /// Where the shared Kubernetes auth method is mounted (`auth/PATH`):
-    /// enabled there by --kubernetes-auth, and where KubernetesAuthRoles
-    /// write their roles.
-    #[arg(long, default_value = crate::context::DEFAULT_KUBERNETES_AUTH_PATH, value_name = "PATH")]
-    pub kubernetes_auth_path: String,
-    /// With --kubernetes-auth: the plugin's file name in --plugin-directory.
-    #[arg(
-        long,
-        default_value = "vault-plugin-auth-kubernetes",
-        value_name = "FILE"
-    )]
-    pub kubernetes_auth_plugin: String,
-    /// With --kubernetes-auth: the sha256sum-format file recording the
-    /// plugin's digest at image build time (default: SHA256SUMS in the
-    /// parent of --plugin-directory, the image's layout).
-    #[arg(long, value_name = "FILE")]
-    pub kubernetes_auth_sha256sums: Option<PathBuf>,
-    /// With --kubernetes-auth: `kubernetes_host` of the config (default:
-    /// https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, in a pod).
-    #[arg(long, value_name = "URL")]
-    pub kubernetes_auth_host: Option<String>,
-    /// With --kubernetes-auth, out of a cluster: a PEM CA written as
-    /// `kubernetes_ca_cert` (default: none; in a pod the plugin reads the
-    /// ServiceAccount's ca.crt).
-    #[arg(long, value_name = "FILE")]
-    pub kubernetes_auth_ca_file: Option<PathBuf>,
+    /// Kubernetes auth out of the box (`--kubernetes-auth*`).
+    #[command(flatten)]
+    pub kube_auth: crate::kube_auth::KubeAuthArgs,
 }
 
 impl OperatorArgs {

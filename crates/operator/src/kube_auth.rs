@@ -35,7 +35,6 @@
 //! ([`KubeAuthError::Mismatch`]) and nothing is registered; lockbox runs on
 //! without Kubernetes auth, and says so in the log.
 
-use crate::args::OperatorArgs;
 use lockbox_core::catalog::{PluginType, sha256_file};
 use lockbox_core::core::admin::{EnableMount, RegisterPlugin, ReloadTarget};
 use lockbox_core::core::mounts::Table;
@@ -45,6 +44,45 @@ use lockbox_plugin_host::sandbox::ReadGrant;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The `--kubernetes-auth*` flags of `lockbox operator run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeAuthArgs {
+    /// Kubernetes auth out of the box: on the active replica after unseal,
+    /// register the bundled upstream plugin (catalog `auth/kubernetes`,
+    /// sha256 from --kubernetes-auth-sha256sums, refused when the file
+    /// differs), enable it at `auth/<--kubernetes-auth-path>` when absent and
+    /// write its config once (`kubernetes_host`; the plugin reads the pod's
+    /// ServiceAccount token and CA itself and follows their rotation).
+    #[arg(long)]
+    pub kubernetes_auth: bool,
+    /// Where the shared Kubernetes auth method is mounted (`auth/PATH`):
+    /// enabled there by --kubernetes-auth, and where KubernetesAuthRoles
+    /// write their roles.
+    #[arg(long, default_value = crate::context::DEFAULT_KUBERNETES_AUTH_PATH, value_name = "PATH")]
+    pub kubernetes_auth_path: String,
+    /// With --kubernetes-auth: the plugin's file name in --plugin-directory.
+    #[arg(
+        long,
+        default_value = "vault-plugin-auth-kubernetes",
+        value_name = "FILE"
+    )]
+    pub kubernetes_auth_plugin: String,
+    /// With --kubernetes-auth: the sha256sum-format file recording the
+    /// plugin's digest at image build time (default: SHA256SUMS in the
+    /// parent of --plugin-directory, the image's layout).
+    #[arg(long, value_name = "FILE")]
+    pub kubernetes_auth_sha256sums: Option<PathBuf>,
+    /// With --kubernetes-auth: `kubernetes_host` of the config (default:
+    /// https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, in a pod).
+    #[arg(long, value_name = "URL")]
+    pub kubernetes_auth_host: Option<String>,
+    /// With --kubernetes-auth, out of a cluster: a PEM CA written as
+    /// `kubernetes_ca_cert` (default: none; in a pod the plugin reads the
+    /// ServiceAccount's ca.crt).
+    #[arg(long, value_name = "FILE")]
+    pub kubernetes_auth_ca_file: Option<PathBuf>,
+}
 
 /// Catalog name of the bundled plugin (type `auth`).
 pub const PLUGIN_NAME: &str = "kubernetes";
@@ -222,7 +260,7 @@ impl KubeAuth {
     /// plugin directory, the image's layout) and the API server address
     /// (`--kubernetes-auth-host`, else the in-cluster variables).
     pub fn from_args(
-        args: &OperatorArgs,
+        args: &KubeAuthArgs,
         plugin_directory: &Path,
     ) -> Result<Option<KubeAuth>, KubeAuthError> {
         if !args.kubernetes_auth {

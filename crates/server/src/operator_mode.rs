@@ -253,7 +253,7 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), OperatorError> {
             metrics.clone(),
             args.resync_period,
         )
-        .with_kubernetes_auth_path(&args.kubernetes_auth_path),
+        .with_kubernetes_auth_path(&args.kube_auth.kubernetes_auth_path),
     );
 
     let identity = format!(
@@ -303,7 +303,7 @@ fn kubernetes_auth(
     plugin_directory: &std::path::Path,
 ) -> Result<Option<KubeAuth>, OperatorError> {
     use lockbox_operator::kube_auth::KubeAuthError;
-    match KubeAuth::from_args(args, plugin_directory) {
+    match KubeAuth::from_args(&args.kube_auth, plugin_directory) {
         Ok(k) => Ok(k),
         Err(
             e @ (KubeAuthError::Mismatch { .. }
