@@ -273,6 +273,7 @@ fuzz_target!(|input: Input| {
                 path: "auth/token/lookup-self".into(),
                 data: Default::default(),
                 token: Some(limited.clone()),
+                remote: None,
             })
             .await;
         if alive.is_err() {

@@ -40,6 +40,7 @@ pub async fn call(core: &Core, token: &str, method: Method, path: &str, data: Va
         path: path.to_string(),
         data,
         token: Some(token.to_string()),
+        remote: None,
     })
     .await
     .unwrap_or_else(|e| panic!("setup call {method:?} {path} failed: {e}"))
