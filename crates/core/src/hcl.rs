@@ -43,7 +43,11 @@ pub fn check_nesting(text: &str) -> Result<(), String> {
             line += 1;
         }
         let in_string = stack.last() == Some(&Frame::Str);
-        if in_string {
+        if in_string && b == b'\n' {
+            // A quoted string ends at its line (HCL's rule): the parser
+            // reads what follows as code, and so does this scan.
+            stack.pop();
+        } else if in_string {
             match b {
                 b'\\' => i += 1,
                 b'"' => {
@@ -129,6 +133,23 @@ mod tests {
         assert!(check_nesting(&hidden).is_err());
         let fooled = format!("a = {}", "{b = \"}\" c = ".repeat(11));
         assert!(check_nesting(&fooled).is_err());
+    }
+
+    /// The second slow input the `server_config` fuzz target found (4.5 s
+    /// in the release build): its depth hid in a quoted string left open
+    /// at the end of a line, which the parser reads on as code.
+    #[test]
+    fn an_unterminated_string_does_not_hide_depth() {
+        let found = include_str!("hcl/slow-unterminated-string.hcl");
+        let started = std::time::Instant::now();
+        assert!(check_nesting(found).is_err());
+        let e = crate::policy::parse("p", found).unwrap_err();
+        assert!(e.to_string().contains("nested more than 10"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A string still hides nothing within its own line.
+        check_nesting(&format!("a = \"{}\"\nb = 1", "{".repeat(50))).unwrap();
+        let e = check_nesting(&format!("a = \"x\n{}", "{".repeat(11))).unwrap_err();
+        assert!(e.starts_with("line 2"), "{e}");
     }
 
     /// The input the `server_config` fuzz target found: the HCL parser
