@@ -312,20 +312,20 @@ impl Device {
     /// One line into `line`: the prefix, the entry in the device's format,
     /// a newline.
     fn render<T: Serialize>(&self, entry: &T, line: &mut Vec<u8>) -> Result<(), String> {
-        line.extend_from_slice(self.prefix.as_bytes());
-        self.format.write(entry, &mut *line).map_err(|e| {
-            format!(
-                "audit device {}: entry not serializable: {e}",
-                self.config.path
-            )
-        })?;
-        line.push(b'\n');
-        Ok(())
+        self.render_line(line, |out| self.format.write(entry, out))
     }
 
-    /// One JSON line into `line`, its object written by `body`: the
-    /// prefix, the object, a newline; nothing appended when `body` fails.
-    fn render_json(
+    /// The error of an entry that could not be serialized.
+    fn unserializable(&self, e: impl std::fmt::Display) -> String {
+        format!(
+            "audit device {}: entry not serializable: {e}",
+            self.config.path
+        )
+    }
+
+    /// One line into `line`, its entry written by `body`: the prefix, the
+    /// entry, a newline; nothing appended when `body` fails.
+    fn render_line(
         &self,
         line: &mut Vec<u8>,
         body: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
@@ -334,10 +334,7 @@ impl Device {
         line.extend_from_slice(self.prefix.as_bytes());
         if let Err(e) = body(line) {
             line.truncate(start);
-            return Err(format!(
-                "audit device {}: entry not serializable: {e}",
-                self.config.path
-            ));
+            return Err(self.unserializable(e));
         }
         line.push(b'\n');
         Ok(())

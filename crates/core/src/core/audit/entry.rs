@@ -530,12 +530,7 @@ impl<'a> Record<'a> {
                     request: self.request_json(d, &ident),
                 };
                 let mut out = Vec::with_capacity(512);
-                serde_json::to_writer(&mut out, &head).map_err(|e| {
-                    format!(
-                        "audit device {}: entry not serializable: {e}",
-                        d.config.path
-                    )
-                })?;
+                serde_json::to_writer(&mut out, &head).map_err(|e| d.unserializable(e))?;
                 // `{"auth":…}` → `,"auth":…`.
                 out[0] = b',';
                 out.pop();
@@ -551,7 +546,7 @@ impl<'a> Record<'a> {
         let time = &self.time;
         if d.format == Format::Json {
             return self.with_head(d, |head| {
-                d.render_json(line, |out| {
+                d.render_line(line, |out| {
                     entry_start(out, time, "request");
                     out.extend_from_slice(head);
                     out.push(b'}');
@@ -585,7 +580,7 @@ impl<'a> Record<'a> {
         };
         if d.format == Format::Json {
             return self.with_head(d, |head| {
-                d.render_json(line, |out| {
+                d.render_line(line, |out| {
                     entry_start(out, &time, "response");
                     out.extend_from_slice(head);
                     out.extend_from_slice(b",\"response\":");
