@@ -5,7 +5,8 @@
 //! `sys/health`).
 //!
 //! ```text
-//!   unseal ──HA?──▶ Standby (barrier open, nothing loaded, requests forwarded by the listener)
+//!   unseal ──HA?──▶ Standby (barrier open; reads of engines whose reads change nothing
+//!                     │      served from storage, everything else forwarded by the listener)
 //!                     │ promote (the server's leadership loop holds the lock)
 //!                     ▼
 //!                   Active (mount table, plugins, leases, audit: `Core::activate`)
@@ -18,14 +19,39 @@
 //! the storage's lock ([`Cluster`]) and calls [`Core::promote`] and
 //! [`Core::demote`]. The core only refuses to serve as a standby
 //! ([`RequestError::Standby`]) and reports what the cluster says.
+//!
+//! # Reads on a standby
+//!
+//! A standby answers a read itself ([`Core::handle_on_standby`]) when the
+//! request can be served without writing anything: a read or list of an
+//! engine whose reads change nothing (kv version 1), with a token without
+//! a use limit. It runs the active node's pipeline (token, ACL, audit) on a
+//! *read view*: the mount tables, policies and audit devices read from
+//! storage, kept until the storage announces a change under
+//! [`CACHED_PREFIXES`] ([`Core::storage_changed`]: PostgreSQL's
+//! `LISTEN/NOTIFY`, fed by the server), and only while that feed is
+//! connected ([`Core::set_change_feed`]). Values and tokens are read from
+//! storage on every request, never cached, so a value or a revocation the
+//! active node acknowledged is seen at once; a mount, policy or audit
+//! change is seen once its notification arrives (milliseconds). Anything
+//! else, and any path the view does not know, is `RequestError::Standby`:
+//! forwarded.
 
+use super::{Active, ApiRequest, Method, Reply};
 use super::{Core, CoreError, stop_engines};
 use crate::barrier::Barrier;
 use crate::logical::RequestError;
 use crate::runtime::{Cluster, LeaderInfo, MemberInfo};
 use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::watch;
+
+/// The storage keys a standby's read view is built from (mount and audit
+/// tables, keyring and catalog under `core/`, the policies, the token
+/// salt): a change under one of them must be announced to the standbys
+/// (the PostgreSQL storage publishes writes under these prefixes).
+pub const CACHED_PREFIXES: &[&str] = &["core/", "sys/policy/", "sys/token/salt"];
 
 /// What a node is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +69,14 @@ pub(crate) struct HaState {
     cluster: OnceLock<Arc<dyn Cluster>>,
     standby: RwLock<Option<Arc<Barrier>>>,
     role: watch::Sender<Role>,
+    /// A standby's read view, while no change under [`CACHED_PREFIXES`]
+    /// has been announced since it was built.
+    view: RwLock<Option<Arc<Active>>>,
+    /// Bumped by every announced change: a view built across a change is
+    /// used for no request.
+    generation: AtomicU64,
+    /// Whether the storage's change feed is connected.
+    feed: AtomicBool,
 }
 
 impl Default for HaState {
@@ -51,6 +85,9 @@ impl Default for HaState {
             cluster: OnceLock::new(),
             standby: RwLock::new(None),
             role: watch::Sender::new(Role::Sealed),
+            view: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            feed: AtomicBool::new(false),
         }
     }
 }
@@ -68,6 +105,7 @@ impl HaState {
             &mut *self.standby.write().unwrap_or_else(|e| e.into_inner()),
             barrier,
         );
+        self.forget_view();
         if standby {
             self.set_role(Role::Standby);
         }
@@ -76,6 +114,12 @@ impl HaState {
 
     pub(crate) fn set_role(&self, role: Role) {
         self.role.send_replace(role);
+    }
+
+    /// Drops the read view; a view being built now is not kept.
+    fn forget_view(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn standby_barrier(&self) -> Option<Arc<Barrier>> {
@@ -181,6 +225,75 @@ impl Core {
             self.ha.set_standby(Some(active.barrier.clone()));
             tracing::info!("this node is now a standby");
         }
+    }
+
+    /// Serves a read on an HA standby from storage (see the module docs);
+    /// [`RequestError::Standby`] when this node cannot answer it without
+    /// writing (the listener then forwards it). On the active node it is
+    /// [`Core::handle`].
+    pub async fn handle_on_standby(&self, req: ApiRequest) -> Result<Reply, RequestError> {
+        if !matches!(req.method, Method::Read | Method::List) {
+            return Err(RequestError::Standby);
+        }
+        if self.active().is_some() {
+            return self.handle(req).await;
+        }
+        match self.read_view().await {
+            Some(view) => self.handle_with(req, Some(view)).await,
+            None => Err(RequestError::Standby),
+        }
+    }
+
+    /// The standby's read view: the kept one, or a new one (kept unless a
+    /// change was announced while it was built; then none: forward).
+    async fn read_view(&self) -> Option<Arc<Active>> {
+        if !self.ha.feed.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(view) = self
+            .ha
+            .view
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Some(view);
+        }
+        let barrier = self.ha.standby_barrier()?;
+        let generation = self.ha.generation.load(Ordering::SeqCst);
+        let view = match self.build_read_view(barrier).await {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                tracing::debug!("a standby read view cannot be built (forwarding): {e}");
+                return None;
+            }
+        };
+        let mut slot = self.ha.view.write().unwrap_or_else(|e| e.into_inner());
+        if self.ha.generation.load(Ordering::SeqCst) != generation
+            || !self.ha.feed.load(Ordering::SeqCst)
+        {
+            return None;
+        }
+        *slot = Some(view.clone());
+        Some(view)
+    }
+
+    /// Another node changed the storage key `key` (`None`: anything may
+    /// have changed, e.g. announcements were missed): a standby drops its
+    /// read view when the key is under [`CACHED_PREFIXES`].
+    pub fn storage_changed(&self, key: Option<&str>) {
+        if key.is_none_or(|k| CACHED_PREFIXES.iter().any(|p| k.starts_with(p))) {
+            self.ha.forget_view();
+        }
+    }
+
+    /// Whether this node hears of other nodes' changes now (the storage's
+    /// change feed is connected). A standby serves reads itself only while
+    /// it does; connecting again means announcements may have been
+    /// missed, so the view is dropped either way.
+    pub fn set_change_feed(&self, connected: bool) {
+        self.ha.feed.store(connected, Ordering::SeqCst);
+        self.ha.forget_view();
     }
 
     /// `sys/step-down` on the active node.
@@ -332,6 +445,7 @@ mod tests {
         match reply {
             Ok(Reply::Raw { status, .. } | Reply::Http { status, .. }) => *status,
             Ok(Reply::Envelope { .. }) => 200,
+            Ok(Reply::NotFound) => 404,
             Ok(_) => 204,
             Err(e) => e.status(),
         }
@@ -450,5 +564,264 @@ mod tests {
         );
         let r = call(&core, &init.root_token, Method::Read, "sys/ha-status").await;
         assert_eq!(status(&r), 400);
+    }
+
+    /// A node's view of shared storage that refuses every write, as the
+    /// PostgreSQL storage refuses a standby's (fenced).
+    struct NoWrites(Arc<dyn lockbox_storage::Physical>);
+
+    #[async_trait]
+    impl lockbox_storage::Physical for NoWrites {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, lockbox_storage::StorageError> {
+            self.0.get(key).await
+        }
+        async fn put(&self, key: &str, _: Vec<u8>) -> Result<(), lockbox_storage::StorageError> {
+            panic!("a standby wrote {key}")
+        }
+        async fn delete(&self, key: &str) -> Result<(), lockbox_storage::StorageError> {
+            panic!("a standby deleted {key}")
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, lockbox_storage::StorageError> {
+            self.0.list(prefix).await
+        }
+        async fn delete_prefix(
+            &self,
+            prefix: &str,
+        ) -> Result<usize, lockbox_storage::StorageError> {
+            panic!("a standby deleted under {prefix}")
+        }
+        fn kind(&self) -> &'static str {
+            "no-writes"
+        }
+    }
+
+    async fn send(
+        core: &Core,
+        token: &str,
+        method: Method,
+        path: &str,
+        data: Value,
+    ) -> Result<Reply, RequestError> {
+        core.handle(ApiRequest {
+            method,
+            path: path.into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            token: Some(token.into()),
+            remote: None,
+        })
+        .await
+    }
+
+    async fn on_standby(
+        core: &Core,
+        token: &str,
+        method: Method,
+        path: &str,
+    ) -> Result<Reply, RequestError> {
+        core.handle_on_standby(ApiRequest {
+            method,
+            path: path.into(),
+            data: Default::default(),
+            token: Some(token.into()),
+            remote: None,
+        })
+        .await
+    }
+
+    fn data(reply: Result<Reply, RequestError>) -> Map<String, Value> {
+        match reply {
+            Ok(Reply::Envelope { response, .. }) => response.data.unwrap_or_default(),
+            other => panic!("not data: {:?}", other.err()),
+        }
+    }
+
+    fn token_of(reply: Result<Reply, RequestError>) -> String {
+        match reply {
+            Ok(Reply::Envelope { response, .. }) => response.auth.expect("auth").client_token,
+            other => panic!("no token: {:?}", other.err()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_standby_serves_reads_that_change_nothing_from_storage_and_forwards_the_rest() {
+        let shared: Arc<dyn lockbox_storage::Physical> = Arc::new(lockbox_storage::InMemory::new());
+        // The active node.
+        let active = Core::new(shared.clone(), CoreConfig::default());
+        active.enable_ha(Arc::new(FakeCluster::default())).unwrap();
+        let init = active.initialize(1, 1, None).await.unwrap();
+        let root = init.root_token.clone();
+        active.submit_unseal_key(&init.keys[0]).await.unwrap();
+        active.promote().await.unwrap();
+        let w = |m, p: &'static str, d| send(&active, &root, m, p, d);
+        assert_eq!(
+            status(&w(Method::Write, "sys/mounts/secret", json!({"type": "kv"})).await),
+            204
+        );
+        assert_eq!(
+            status(&w(Method::Write, "secret/a", json!({"v": "1"})).await),
+            204
+        );
+        let policy = json!({"policy": "path \"secret/a\" { capabilities = [\"read\"] }"});
+        assert_eq!(
+            status(&w(Method::Write, "sys/policies/acl/reader", policy).await),
+            204
+        );
+        let reader = token_of(
+            w(
+                Method::Write,
+                "auth/token/create",
+                json!({"policies": ["reader"]}),
+            )
+            .await,
+        );
+        let limited = token_of(w(Method::Write, "auth/token/create", json!({"num_uses": 5})).await);
+
+        // The standby: same storage, never writes.
+        let standby = Core::new(Arc::new(NoWrites(shared.clone())), CoreConfig::default());
+        standby.enable_ha(Arc::new(FakeCluster::default())).unwrap();
+        assert!(standby.submit_unseal_key(&init.keys[0]).await.unwrap());
+        assert_eq!(standby.role(), Role::Standby);
+        let r = on_standby(&standby, &root, Method::Read, "secret/a").await;
+        assert!(
+            matches!(r, Err(RequestError::Standby)),
+            "no change feed yet: {:?}",
+            r.err()
+        );
+        standby.set_change_feed(true);
+
+        let r = on_standby(&standby, &root, Method::Read, "secret/a").await;
+        assert_eq!(data(r)["v"], "1");
+        let r = on_standby(&standby, &root, Method::List, "secret").await;
+        assert_eq!(data(r)["keys"], json!(["a"]));
+        assert_eq!(
+            data(on_standby(&standby, &reader, Method::Read, "secret/a").await)["v"],
+            "1"
+        );
+        // Refusals are the active node's answers.
+        for (token, path, want) in [
+            (reader.as_str(), "secret/b", 403),
+            ("lbs.not-a-token", "secret/a", 403),
+            (root.as_str(), "secret/none", 404),
+        ] {
+            let r = on_standby(&standby, token, Method::Read, path).await;
+            assert_eq!(status(&r), want, "{path}: {:?}", r.err());
+        }
+        // Everything that writes or needs the active node: forwarded.
+        for (token, method, path) in [
+            (root.as_str(), Method::Write, "secret/a"),
+            (root.as_str(), Method::Delete, "secret/a"),
+            (limited.as_str(), Method::Read, "secret/a"),
+            (root.as_str(), Method::Read, "sys/mounts"),
+            (root.as_str(), Method::Read, "auth/token/lookup-self"),
+            (root.as_str(), Method::Read, "other/x"),
+        ] {
+            let r = on_standby(&standby, token, method, path).await;
+            assert!(
+                matches!(r, Err(RequestError::Standby)),
+                "{method:?} {path}: {:?}",
+                r.as_ref().err()
+            );
+        }
+
+        // The active changes things: values and tokens are seen at once,
+        // policies and mounts once the change is announced.
+        assert_eq!(
+            status(&w(Method::Write, "secret/a", json!({"v": "2"})).await),
+            204
+        );
+        assert_eq!(
+            data(on_standby(&standby, &root, Method::Read, "secret/a").await)["v"],
+            "2"
+        );
+        let policy = json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"});
+        assert_eq!(
+            status(&w(Method::Write, "sys/policies/acl/reader", policy).await),
+            204
+        );
+        assert_eq!(
+            status(&w(Method::Write, "secret/b", json!({"v": "b"})).await),
+            204
+        );
+        assert_eq!(
+            status(&w(Method::Write, "sys/mounts/more", json!({"type": "kv"})).await),
+            204
+        );
+        assert_eq!(
+            status(&on_standby(&standby, &reader, Method::Read, "secret/b").await),
+            403,
+            "not announced yet"
+        );
+        standby.storage_changed(Some("secret/b"));
+        standby.storage_changed(Some("logical/x"));
+        assert_eq!(
+            status(&on_standby(&standby, &reader, Method::Read, "secret/b").await),
+            403,
+            "not a cached key"
+        );
+        assert!(matches!(
+            on_standby(&standby, &root, Method::Read, "more/x").await,
+            Err(RequestError::Standby)
+        ));
+        standby.storage_changed(Some("sys/policy/reader"));
+        assert_eq!(
+            data(on_standby(&standby, &reader, Method::Read, "secret/b").await)["v"],
+            "b"
+        );
+        assert_eq!(
+            status(&on_standby(&standby, &root, Method::Read, "more/x").await),
+            404,
+            "the new mount"
+        );
+        assert_eq!(
+            status(&w(Method::Write, "auth/token/revoke", json!({"token": reader})).await),
+            204
+        );
+        assert_eq!(
+            status(&on_standby(&standby, &reader, Method::Read, "secret/b").await),
+            403,
+            "revoked"
+        );
+
+        // Audit devices the active enables record the standby's reads too.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let device = json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}});
+        assert_eq!(
+            status(&w(Method::Write, "sys/audit/file", device).await),
+            204
+        );
+        standby.storage_changed(Some("core/audit/devices"));
+        assert_eq!(
+            data(on_standby(&standby, &root, Method::Read, "secret/b").await)["v"],
+            "b"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.contains("\"type\":\"response\"") && l.contains("secret/b")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("\"b\"}") && !text.contains(&root),
+            "plaintext in the audit log: {text}"
+        );
+
+        // Without the change feed, nothing is served locally; promoted, it
+        // is the active pipeline.
+        standby.set_change_feed(false);
+        assert!(matches!(
+            on_standby(&standby, &root, Method::Read, "secret/a").await,
+            Err(RequestError::Standby)
+        ));
+        standby.set_change_feed(true);
+        assert_eq!(
+            data(on_standby(&standby, &root, Method::Read, "secret/a").await)["v"],
+            "2"
+        );
+        standby.seal().await;
+        assert!(matches!(
+            on_standby(&standby, &root, Method::Read, "secret/a").await,
+            Err(RequestError::Standby)
+        ));
     }
 }

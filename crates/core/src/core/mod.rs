@@ -90,6 +90,12 @@ impl Handler {
             Handler::Token | Handler::Unavailable(_) => SpecialPaths::default(),
         }
     }
+
+    /// Whether an HA standby may serve this handler's reads from storage:
+    /// an engine whose reads change nothing (`Backend::reads_change_nothing`).
+    pub(crate) fn reads_locally(&self) -> bool {
+        matches!(self, Handler::Backend(b) if b.reads_change_nothing())
+    }
 }
 
 /// A routing table entry.
@@ -663,6 +669,60 @@ impl Core {
             })
         })));
         Ok(active)
+    }
+
+    /// What an HA standby serves reads from (`ha`): the state an active
+    /// node has, read from storage and never written: the mount tables
+    /// (engines whose reads change nothing built, every other mount
+    /// `Unavailable` here: plugin processes run only on the active node),
+    /// the policies, a read-only token store, the audit devices. No
+    /// expiry task runs and no lease is kept.
+    pub(crate) async fn build_read_view(&self, barrier: Arc<Barrier>) -> Result<Active, CoreError> {
+        let tokens = TokenStore::open_read_only(barrier.clone()).await?;
+        let policies = policies::PolicyStore::open(barrier.clone()).await?;
+        let mut routes = HashMap::new();
+        for table in [mounts::MOUNTS_PATH, mounts::AUTH_PATH] {
+            let entries = Self::load_table(&barrier, table).await?.ok_or_else(|| {
+                CoreError::Request(RequestError::Internal(format!(
+                    "mount table {table} is not written yet"
+                )))
+            })?;
+            for entry in entries {
+                let view = View::new(barrier.clone(), entry.storage_prefix());
+                let backend = self
+                    .engines
+                    .get(&entry.kind)
+                    .filter(|_| {
+                        !entry.builtin_fixed
+                            && !mounts::served_by_plugin(&entry.kind, &entry.options)
+                    })
+                    .and_then(|factory| factory(&entry).ok())
+                    .filter(|b| b.reads_change_nothing());
+                let handler = match backend {
+                    Some(b) => Handler::Backend(b),
+                    None => Handler::Unavailable("served by the active node".into()),
+                };
+                routes.insert(
+                    entry.path.clone(),
+                    Arc::new(Route {
+                        entry,
+                        handler,
+                        view,
+                    }),
+                );
+            }
+        }
+        let audit = Arc::new(audit::AuditBroker::open(barrier.clone()).await?);
+        Ok(Active {
+            audit,
+            leases: Arc::new(leases::Leases::new(barrier.clone())),
+            barrier,
+            tokens,
+            policies,
+            routes: RwLock::new(Arc::new(routes)),
+            mount_lock: tokio::sync::Mutex::new(()),
+            migrations: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     /// Whether an engine type can be mounted.

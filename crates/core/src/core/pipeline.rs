@@ -7,6 +7,7 @@ use super::sys::{self, paths, routes};
 use super::{Active, ApiRequest, Core, Handler, Method, Reply, audit, leases, new_uuid, tokens};
 use crate::logical::{AuthRenewal, Operation, Request, RequestError, SpecialPaths};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 impl Core {
     /// Handles one API request end to end. A request refused before its
@@ -14,13 +15,27 @@ impl Core {
     /// too, as Vault does (failed logins and probes are what an auditor
     /// looks for).
     pub async fn handle(&self, req: ApiRequest) -> Result<Reply, RequestError> {
+        self.handle_with(req, None).await
+    }
+
+    /// [`Core::handle`] on the active state, or (`standby`: an HA
+    /// standby's read view, see `ha`) a read served by a standby from
+    /// storage: then anything the view cannot serve without writing is
+    /// [`RequestError::Standby`] (the listener forwards it).
+    pub(crate) async fn handle_with(
+        &self,
+        req: ApiRequest,
+        standby: Option<Arc<Active>>,
+    ) -> Result<Reply, RequestError> {
         let (method, raw_path) = (req.method, req.path.clone());
         let mut audited = false;
-        let result = self.handle_audited(req, &mut audited).await;
+        let result = self
+            .handle_audited(req, &mut audited, standby.clone())
+            .await;
         if let Err(e) = &result
             && !audited
             && matches!(e, RequestError::PermissionDenied | RequestError::Denied(_))
-            && let Some(active) = self.active()
+            && let Some(active) = standby.or_else(|| self.active())
         {
             active
                 .audit
@@ -30,11 +45,13 @@ impl Core {
         result
     }
 
-    /// [`Core::handle`]; `audited` is set once the request was recorded.
+    /// [`Core::handle_with`]; `audited` is set once the request was
+    /// recorded.
     async fn handle_audited(
         &self,
         req: ApiRequest,
         audited: &mut bool,
+        standby: Option<Arc<Active>>,
     ) -> Result<Reply, RequestError> {
         let mut path = canonical_request_path(&req.path)?;
         // Vault lists a folder: a LIST path always ends in `/` (what the
@@ -42,11 +59,19 @@ impl Core {
         if req.method == Method::List && !path.ends_with('/') {
             path.push('/');
         }
-        if let Some(reply) = sys::handle_unsealed_exempt(self, &req, &path).await? {
+        let local = standby.is_some();
+        if !local && let Some(reply) = sys::handle_unsealed_exempt(self, &req, &path).await? {
             return Ok(reply);
         }
-        let active = self.serving()?;
+        let active = match standby {
+            Some(view) => view,
+            None => self.serving()?,
+        };
         let Some((mount_path, route)) = active.route(&path) else {
+            if local {
+                // Perhaps a mount this standby has not heard of yet.
+                return Err(RequestError::Standby);
+            }
             // As in Vault, a path no mount serves is "permission denied"
             // unless the token may use that path: callers without a valid
             // token cannot probe which mounts exist.
@@ -59,6 +84,9 @@ impl Core {
             }
             return Err(RequestError::NoHandler { path: path.clone() });
         };
+        if local && !route.handler.reads_locally() {
+            return Err(RequestError::Standby);
+        }
         let mut relative = path.strip_prefix(&mount_path).unwrap_or("").to_string();
         if matches!(route.handler, Handler::System) {
             // One canonical name per object, decided here, before the ACL:

@@ -84,6 +84,11 @@ pub struct TokenStore {
     max_ttl: u64,
     /// The lease manager, told when a token is revoked (its leases go).
     leases: std::sync::OnceLock<Arc<crate::core::leases::Leases>>,
+    /// An HA standby's store (`ha::standby`): every lookup reads storage
+    /// (no cache: another node revokes), nothing is ever written (an
+    /// expired token is simply not valid here), and a limited-use token is
+    /// [`RequestError::Standby`] (only the active node counts uses).
+    read_only: bool,
 }
 
 fn now() -> i64 {
@@ -147,6 +152,27 @@ impl TokenStore {
             default_ttl,
             max_ttl,
             leases: std::sync::OnceLock::new(),
+            read_only: false,
+        })
+    }
+
+    /// The store of an HA standby's local reads: reads storage on every
+    /// lookup and never writes (see the `read_only` field). The salt must
+    /// exist (the active node created it at init).
+    pub(crate) async fn open_read_only(barrier: Arc<Barrier>) -> Result<Self, RequestError> {
+        let salt = barrier
+            .get(SALT_PATH)
+            .await?
+            .ok_or_else(|| RequestError::Internal("the token store has no salt yet".into()))?;
+        Ok(Self {
+            barrier,
+            salt: Zeroizing::new(salt),
+            cache: RwLock::new(HashMap::new()),
+            locks: (0..1).map(|_| tokio::sync::Mutex::new(())).collect(),
+            default_ttl: 0,
+            max_ttl: 0,
+            leases: std::sync::OnceLock::new(),
+            read_only: true,
         })
     }
 
@@ -233,6 +259,9 @@ impl TokenStore {
     /// The current entry: from the cache, or read under the token's lock so
     /// that a concurrent revocation cannot be undone by the cache fill.
     async fn load(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, RequestError> {
+        if self.read_only {
+            return self.read_stored(hash).await;
+        }
         if let Some(e) = self.cached(hash) {
             return Ok(Some(e));
         }
@@ -269,7 +298,7 @@ impl TokenStore {
         }
         let now = now();
         if entry.expired(now) {
-            self.revoke_tree(hash).await?;
+            self.revoke_tree_unless_read_only(hash).await?;
             return Ok(None);
         }
         let mut next = entry.parent.clone();
@@ -283,12 +312,12 @@ impl TokenStore {
                 None => {
                     // The parent was revoked (its tree was listed before this
                     // token was indexed, or a revocation was interrupted).
-                    self.revoke_tree(hash).await?;
+                    self.revoke_tree_unless_read_only(hash).await?;
                     return Ok(None);
                 }
                 Some(p) if p.used_up() => return Ok(None),
                 Some(p) if p.expired(now) => {
-                    self.revoke_tree(&parent).await?;
+                    self.revoke_tree_unless_read_only(&parent).await?;
                     return Ok(None);
                 }
                 Some(p) => next = p.parent.clone(),
@@ -309,9 +338,23 @@ impl TokenStore {
         }))
     }
 
+    /// Revokes the tree of `hash` (an expired or orphaned token met by a
+    /// lookup), except in a standby's read-only store, where the lookup
+    /// only finds it invalid and the active node revokes it.
+    async fn revoke_tree_unless_read_only(&self, hash: &str) -> Result<(), RequestError> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.revoke_tree(hash).await
+    }
+
     /// Consumes one use of a limited-use token, revoking it after the last;
     /// refuses a token revoked or used up since its lookup.
     pub async fn use_once(&self, token: &Resolved) -> Result<(), RequestError> {
+        if self.read_only && token.entry.num_uses != 0 {
+            // Uses are counted where they are written: on the active node.
+            return Err(RequestError::Standby);
+        }
         if token.entry.num_uses == 0 {
             // Unlimited: only check it was not revoked since lookup.
             return match self.load(&token.hash).await? {
