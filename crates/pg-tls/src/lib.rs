@@ -23,7 +23,7 @@
 //! [`connect`] makes the attempts a plan's `sslmode` calls for.
 
 mod connect;
-pub use connect::{Attempt, ConnectFailure, connect};
+pub use connect::{Attempt, ConnectFailure, connect, connect_listening};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -228,6 +228,15 @@ impl Physical for PostgresBackend {
                 .await
                 .map(|_| ()));
         };
+        if fence.announce.key(key) {
+            // In a transaction with its announcement (sent at commit).
+            return self
+                .transaction(vec![TxnOp::Put {
+                    key: key.to_string(),
+                    value,
+                }])
+                .await;
+        }
         let term = fence.write_term("put", key)?;
         let written: u64 = with_conn!(self, "put", key, |c| async {
             let s = c.fenced(&fence.texts).await?;
@@ -254,6 +263,13 @@ impl Physical for PostgresBackend {
                 .await
                 .map(|_| ()));
         };
+        if fence.announce.key(key) {
+            return self
+                .transaction(vec![TxnOp::Delete {
+                    key: key.to_string(),
+                }])
+                .await;
+        }
         let term = fence.write_term("delete", key)?;
         let counts = with_conn!(self, "delete", key, |c| async {
             let s = c.fenced(&fence.texts).await?;
@@ -299,7 +315,21 @@ impl Physical for PostgresBackend {
                 .await
         }
         .await)?;
-        fenced_count(fence, term, "delete_prefix", prefix, &counts)
+        let removed = fenced_count(fence, term, "delete_prefix", prefix, &counts)?;
+        if removed > 0 && fence.announce.prefix(prefix) {
+            // After the commit: "anything under a cached prefix changed".
+            // A failure is only logged: the delete is committed; standbys
+            // see the change at their next reconnection at the latest.
+            let channel = fence.announce.channel.as_str();
+            let sent: Result<u64, StorageError> = with_conn!(self, "delete_prefix", prefix, |c| c
+                .client
+                .execute("SELECT pg_notify($1, '')", &[&channel])
+                .await);
+            if let Err(e) = sent {
+                tracing::warn!("PostgreSQL HA: the deletion under {prefix} was not announced: {e}");
+            }
+        }
+        Ok(removed)
     }
 
     /// One PostgreSQL transaction; with HA, its first statement checks
@@ -315,9 +345,21 @@ impl Physical for PostgresBackend {
             Some(f) => Some(f.write_term("transaction", &first)?),
             None => None,
         };
+        let announced: Vec<&str> = match fence {
+            Some(f) => ops
+                .iter()
+                .map(TxnOp::key)
+                .filter(|k| f.announce.key(k))
+                .map(crate::ha::payload)
+                .collect(),
+            None => Vec::new(),
+        };
         let committed: bool = with_conn!(self, "transaction", &first, |c| {
             let check = fence.zip(term).map(|(f, t)| (f.texts.check.as_str(), t));
-            in_transaction(c, &ops, check).await
+            let announce = fence
+                .filter(|_| !announced.is_empty())
+                .map(|f| (f.announce.channel.as_str(), announced.as_slice()));
+            in_transaction(c, &ops, check, announce).await
         })?;
         match (committed, fence, term) {
             (false, Some(f), Some(t)) => Err(f.refused(t, "transaction", &first)),
@@ -332,12 +374,14 @@ impl Physical for PostgresBackend {
 
 /// Runs `ops` between `BEGIN` and `COMMIT` on `c`; `false` (rolled back,
 /// nothing written) when `check` (the fence query and term) finds another
-/// term. An error rolls back too; a cancelled call drops the connection
+/// term. `announce` (channel, payloads): notifications sent with the
+/// commit. An error rolls back too; a cancelled call drops the connection
 /// (the pool takes back only connections whose call finished).
 async fn in_transaction(
     c: &crate::pool::Conn,
     ops: &[TxnOp],
     check: Option<(&str, i64)>,
+    announce: Option<(&str, &[&str])>,
 ) -> Result<bool, tokio_postgres::Error> {
     c.client.batch_execute("BEGIN").await?;
     let body = async {
@@ -363,6 +407,13 @@ async fn in_transaction(
                         .execute(&c.stmts.delete, &[&row.path, &row.key])
                         .await?;
                 }
+            }
+        }
+        if let Some((channel, payloads)) = announce {
+            for payload in payloads {
+                c.client
+                    .execute("SELECT pg_notify($1, $2)", &[&channel, payload])
+                    .await?;
             }
         }
         Ok(true)

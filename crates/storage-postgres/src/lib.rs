@@ -44,8 +44,8 @@ mod statements;
 
 pub use backend::{PostgresBackend, resolve_url};
 pub use ha::{
-    DEFAULT_HA_TABLE, HaConfig, Held, LeaderRecord, Leadership, LostReason, MEMBER_WINDOW, Member,
-    ha_ddl, lock_key,
+    Change, DEFAULT_HA_TABLE, HaConfig, Held, LeaderRecord, Leadership, LostReason, MEMBER_WINDOW,
+    Member, changes_channel, ha_ddl, lock_key,
 };
 pub use redact::redact_url;
 

@@ -129,19 +129,35 @@ impl Target {
     /// `allow`: plain, then TLS); a failure is classified by the last
     /// attempt's error.
     async fn connect_once(&self) -> Result<Client, Failure> {
-        self.connect_with(self.config.clone()).await
+        self.connect_with(self.config.clone(), None).await
     }
 
     /// A connection outside the pool for the high availability lock: TCP
     /// keepalives on (idle 5 s), so a vanished peer is noticed by both
     /// sides. One attempt, no retries (the caller retries with backoff).
     pub(crate) async fn connect_dedicated(&self) -> Result<Client, PostgresError> {
+        self.dedicated(None).await
+    }
+
+    /// [`Target::connect_dedicated`], its notifications (`LISTEN`) sent to
+    /// `notifications` (dropped when the connection ends).
+    pub(crate) async fn connect_listening(
+        &self,
+        notifications: tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>,
+    ) -> Result<Client, PostgresError> {
+        self.dedicated(Some(notifications)).await
+    }
+
+    async fn dedicated(
+        &self,
+        notifications: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
+    ) -> Result<Client, PostgresError> {
         let mut config = self.config.clone();
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(5));
         config.keepalives_interval(Duration::from_secs(1));
         config.keepalives_retries(3);
-        match self.connect_with(config).await {
+        match self.connect_with(config, notifications).await {
             Ok(c) => Ok(c),
             Err(Failure::Fatal(e)) => Err(e),
             Err(Failure::Transient(m)) => Err(PostgresError::Connect {
@@ -151,7 +167,11 @@ impl Target {
         }
     }
 
-    async fn connect_with(&self, mut config: tokio_postgres::Config) -> Result<Client, Failure> {
+    async fn connect_with(
+        &self,
+        mut config: tokio_postgres::Config,
+        notifications: Option<tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>>,
+    ) -> Result<Client, Failure> {
         config.connect_timeout(CONNECT_TIMEOUT);
         let scrub = self.scrub.clone();
         let report = move |e: tokio_postgres::Error| {
@@ -160,9 +180,11 @@ impl Target {
                 message(&e, &scrub)
             );
         };
-        lockbox_pg_tls::connect(&config, &self.plan, report)
-            .await
-            .map_err(|f| self.classify(&f.last().error))
+        match notifications {
+            None => lockbox_pg_tls::connect(&config, &self.plan, report).await,
+            Some(tx) => lockbox_pg_tls::connect_listening(&config, &self.plan, report, tx).await,
+        }
+        .map_err(|f| self.classify(&f.last().error))
     }
 
     /// Connects, retrying up to `retries` times with a doubling delay

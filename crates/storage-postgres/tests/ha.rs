@@ -3,9 +3,10 @@
 //! after a release, a killed holder, a paused holder, a restart, and term
 //! fencing of the writes. Waits are bounded generously (liveness only).
 
-use lockbox_storage::{Physical, StorageError};
+use lockbox_storage::{Physical, StorageError, TxnOp};
 use lockbox_storage_postgres::{
-    HaConfig, Held, Leadership, LostReason, PostgresBackend, PostgresConfig, PostgresError, ha_ddl,
+    Change, HaConfig, Held, Leadership, LostReason, PostgresBackend, PostgresConfig, PostgresError,
+    ha_ddl,
 };
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -493,4 +494,122 @@ async fn nodes_opening_a_fresh_database_at_once_all_succeed() {
     for open in opens {
         open.await.expect("task").expect("every node opens");
     }
+}
+
+/// The next change B hears, within the liveness bound.
+async fn heard(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Change>) -> Change {
+    timeout(LIVENESS, rx.recv())
+        .await
+        .expect("a change within the liveness bound")
+        .expect("the follower runs")
+}
+
+#[tokio::test]
+async fn writes_under_announced_prefixes_are_announced_at_commit_and_followers_say_when_they_missed_some()
+ {
+    let Some(pg) = Pg::start() else { return };
+    let announce = |c: &mut HaConfig| c.announce = vec!["core/".into(), "sys/policy/".into()];
+    let a = node(&pg, "node-a", announce).await;
+    let b = node(&pg, "node-b", announce).await;
+    let mut changes = b.ha.changes();
+    assert_eq!(heard(&mut changes).await, Change::Listening);
+    let held = acquire(&a).await;
+
+    // Announced: puts, deletes, transactions (each key), and a prefix
+    // delete as "anything"; other keys are not.
+    a.store
+        .put("logical/x/k", b"v".to_vec())
+        .await
+        .expect("put");
+    a.store
+        .put("core/mounts", b"t".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("core/mounts".into()))
+    );
+    assert_eq!(
+        a.store.get("core/mounts").await.expect("get"),
+        Some(b"t".to_vec()),
+        "an announced put is written"
+    );
+    a.store.delete("sys/token/id/x").await.expect("delete");
+    a.store.delete("sys/policy/p").await.expect("delete");
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("sys/policy/p".into()))
+    );
+    a.store
+        .transaction(vec![
+            TxnOp::Put {
+                key: "logical/y".into(),
+                value: b"1".to_vec(),
+            },
+            TxnOp::Put {
+                key: "core/audit/devices".into(),
+                value: b"2".to_vec(),
+            },
+            TxnOp::Delete {
+                key: "sys/policy/q".into(),
+            },
+        ])
+        .await
+        .expect("transaction");
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("core/audit/devices".into()))
+    );
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("sys/policy/q".into()))
+    );
+    a.store
+        .put("core/plugin-catalog/a", b"1".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("core/plugin-catalog/a".into()))
+    );
+    assert_eq!(
+        a.store
+            .delete_prefix("core/plugin-catalog/")
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(heard(&mut changes).await, Change::Key(None));
+
+    // A fenced write is refused and announces nothing.
+    assert_fenced(b.store.put("core/mounts", b"b".to_vec()).await, "standby");
+    a.store
+        .put("sys/policy/last", b"1".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("sys/policy/last".into()))
+    );
+    assert_eq!(
+        a.store.get("core/mounts").await.expect("get"),
+        Some(b"t".to_vec())
+    );
+
+    // The follower's connection ends: it says so, listens again, and says
+    // that too (announcements in between were missed).
+    let terminated = pg.admin(
+        "postgres",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN lockbox_changes_%'",
+    );
+    assert_eq!(terminated.trim(), "1", "one listening session");
+    assert!(matches!(heard(&mut changes).await, Change::Lost(_)));
+    assert_eq!(heard(&mut changes).await, Change::Listening);
+    a.store.put("core/after", b"1".to_vec()).await.expect("put");
+    assert_eq!(
+        heard(&mut changes).await,
+        Change::Key(Some("core/after".into()))
+    );
+    held.release().await;
 }

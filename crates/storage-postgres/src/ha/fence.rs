@@ -3,8 +3,8 @@
 //! write and reports a write the database refused with [`Fence::refused`];
 //! the lock side switches it with [`Fence::lead`] and [`Fence::step_down`].
 
-use super::LostReason;
 use super::sql::{FencedTexts, fenced_texts};
+use super::{Announce, LostReason};
 use lockbox_storage::StorageError;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
@@ -15,13 +15,16 @@ pub(crate) type LostTx = Arc<watch::Sender<Option<LostReason>>>;
 /// HA write state of one backend.
 pub(crate) struct Fence {
     pub(crate) texts: FencedTexts,
+    /// Which writes are announced to the other nodes.
+    pub(crate) announce: Announce,
     state: Mutex<Option<(i64, LostTx)>>,
 }
 
 impl Fence {
-    pub(crate) fn new(data_table: &str, ha_table: &str) -> Self {
+    pub(crate) fn new(data_table: &str, ha_table: &str, announce: Announce) -> Self {
         Fence {
             texts: fenced_texts(data_table, ha_table),
+            announce,
             state: Mutex::new(None),
         }
     }

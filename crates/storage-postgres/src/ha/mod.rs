@@ -13,16 +13,21 @@
 //! [`Leadership`] (waiting for and reading the leadership), [`Held`] (the
 //! leadership while held: its term, its loss, stepping down) and
 //! [`LostReason`]. `sql` holds the table layout and statements, `fence` the
-//! backend's write state, `lock` the lock connection (campaign, heartbeat).
+//! backend's write state, `lock` the lock connection (campaign, heartbeat),
+//! `changes` the announcements of writes to the other nodes
+//! (`LISTEN/NOTIFY`, [`Leadership::changes`]).
 //!
 //! The table (`ha_table`, default [`DEFAULT_HA_TABLE`]) is lockbox's own;
 //! Vault's `vault_ha_locks` (a TTL lock) is not used.
 
+mod changes;
 mod fence;
 mod lock;
 mod members;
 mod sql;
 
+pub(crate) use changes::{Announce, payload};
+pub use changes::{Change, changes_channel};
 pub(crate) use fence::Fence;
 pub use members::{MEMBER_WINDOW, Member};
 pub(crate) use sql::FencedTexts;
@@ -57,6 +62,9 @@ pub struct HaConfig {
     pub stale_after: Duration,
     /// How often a standby tries the lock (default 100 ms).
     pub poll: Duration,
+    /// Writes of keys under these prefixes are announced to the other
+    /// nodes (`changes`: what a standby caches); default none.
+    pub announce: Vec<String>,
 }
 
 impl HaConfig {
@@ -74,6 +82,7 @@ impl HaConfig {
             heartbeat: Duration::from_millis(200),
             stale_after: Duration::from_secs(2),
             poll: Duration::from_millis(100),
+            announce: Vec::new(),
         }
     }
 }
@@ -196,7 +205,11 @@ impl PostgresBackend {
         checked?;
         if self
             .ha
-            .set(Fence::new(self.pool.table(), &config.table))
+            .set(Fence::new(
+                self.pool.table(),
+                &config.table,
+                Announce::new(&config),
+            ))
             .is_err()
         {
             return Err(PostgresError::Config(
