@@ -307,22 +307,56 @@ async fn standbys_forward_or_redirect_and_every_node_reads_the_latest_value() {
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .build()
         .unwrap();
+    // The standby serves this read itself once it has heard of the new
+    // audit device (announced by the active's write): the entry is then in
+    // the log both nodes write to.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = loop {
+        let r = far
+            .client
+            .get(format!("{}/v1/secret/app", far.addr))
+            .header("X-Vault-Token", &far.root_token)
+            .header("X-Lockbox-Forwarded-For", "10.9.8.7:6543")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(read) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .rfind(|e| e["type"] == "response" && e["request"]["path"] == "secret/app")
+        {
+            break read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit entry of the standby's read: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(read["request"]["remote_address"], "127.0.0.2", "{read}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("10.9.8.7"), "a forged address was taken");
+    // A forwarded request (a write) carries the client's address to the
+    // active, whose entry records it.
     let r = far
         .client
-        .get(format!("{}/v1/secret/app", far.addr))
+        .put(format!("{}/v1/secret/fwd", far.addr))
         .header("X-Vault-Token", &far.root_token)
         .header("X-Lockbox-Forwarded-For", "10.9.8.7:6543")
+        .json(&json!({"v": "1"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 204);
     let text = std::fs::read_to_string(&log).unwrap();
-    let read: serde_json::Value = text
+    let write: serde_json::Value = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .rfind(|e| e["type"] == "response" && e["request"]["path"] == "secret/app")
-        .unwrap_or_else(|| panic!("no entry of the forwarded read: {text}"));
-    assert_eq!(read["request"]["remote_address"], "127.0.0.2", "{read}");
+        .rfind(|e| e["type"] == "response" && e["request"]["path"] == "secret/fwd")
+        .unwrap_or_else(|| panic!("no entry of the forwarded write: {text}"));
+    assert_eq!(write["request"]["remote_address"], "127.0.0.2", "{write}");
     assert!(!text.contains("10.9.8.7"), "a forged address was taken");
     let r = active.root("DELETE", "sys/audit/file", None).await;
     assert_eq!(r.status, 204, "{:?}", r.body);
@@ -350,13 +384,14 @@ async fn standbys_forward_or_redirect_and_every_node_reads_the_latest_value() {
     expected.sort();
     assert_eq!(listed, expected, "{:?}", st.body);
 
-    // disable_request_forwarding: a 307 to the same path on the active.
+    // disable_request_forwarding: a 307 to the same path on the active
+    // (for what the standby does not serve itself).
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let resp = raw
-        .get(format!("{}/v1/secret/app?x=1", c.addr(2)))
+        .get(format!("{}/v1/sys/mounts?x=1", c.addr(2)))
         .header("X-Vault-Token", &c.root)
         .send()
         .await
@@ -364,7 +399,7 @@ async fn standbys_forward_or_redirect_and_every_node_reads_the_latest_value() {
     assert_eq!(resp.status(), 307);
     assert_eq!(
         resp.headers()["location"].to_str().expect("location"),
-        format!("{}/v1/secret/app?x=1", c.addr(0))
+        format!("{}/v1/sys/mounts?x=1", c.addr(0))
     );
     // A client that follows it (reqwest does, like Vault's) gets the answer.
     let r = redirector.root("GET", "secret/app", None).await;
@@ -395,6 +430,222 @@ async fn standbys_forward_or_redirect_and_every_node_reads_the_latest_value() {
     );
     let r = c.api(new_active).root("GET", "secret/app", None).await;
     assert_eq!(r.body["data"]["v"], "after-step-down", "{:?}", r.body);
+}
+
+/// A client that does not follow redirects, with `token`.
+async fn raw(method: reqwest::Method, url: &str, token: &str) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = client
+        .request(method, url)
+        .header("X-Vault-Token", token)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standbys_serve_kv_reads_themselves_and_hear_of_every_change() {
+    let Some(c) = Cluster::start(3, true).await else {
+        return;
+    };
+    c.mount_kv().await;
+    let active = c.api(0);
+    let standby = |path: &str| format!("{}/v1/{path}", c.addr(2));
+    let r = active
+        .root("PUT", "secret/a", Some(json!({"v": "1"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+
+    // The redirecting standby answers a kv read itself (no 307) and
+    // redirects what it does not serve: writes, sys/, the token store.
+    // (once it listens to the active's announcements: until then it
+    // redirects everything).
+    let served_locally = |path: &'static str| {
+        let url = standby(path);
+        let root = c.root.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (status, body) = raw(reqwest::Method::GET, &url, &root).await;
+                if status != 307 {
+                    return (status, body);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{url} is never served by the standby"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (status, body) = served_locally("secret/a").await;
+    assert_eq!(
+        (status, body["data"]["v"].clone()),
+        (200, json!("1")),
+        "{body}"
+    );
+    let (status, body) = raw(
+        reqwest::Method::from_bytes(b"LIST").unwrap(),
+        &standby("secret/"),
+        &c.root,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["keys"].clone()),
+        (200, json!(["a"])),
+        "{body}"
+    );
+    for (method, path) in [
+        (reqwest::Method::PUT, "secret/a"),
+        (reqwest::Method::DELETE, "secret/a"),
+        (reqwest::Method::GET, "sys/mounts"),
+        (reqwest::Method::GET, "auth/token/lookup-self"),
+    ] {
+        let (status, body) = raw(method.clone(), &standby(path), &c.root).await;
+        assert_eq!(status, 307, "{method} {path}: {body}");
+    }
+    // A value the active acknowledged is read at once.
+    let r = active
+        .root("PUT", "secret/a", Some(json!({"v": "2"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let (status, body) = raw(reqwest::Method::GET, &standby("secret/a"), &c.root).await;
+    assert_eq!(
+        (status, body["data"]["v"].clone()),
+        (200, json!("2")),
+        "{body}"
+    );
+
+    // Policies: a denial comes from the standby; a policy change reaches it
+    // (its cached policies are dropped on the announcement).
+    let r = active
+        .root(
+            "PUT",
+            "sys/policies/acl/reader",
+            Some(json!({"policy": "path \"secret/a\" { capabilities = [\"read\"] }"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let reader = active.token_with(&["reader"]).await;
+    let r = active
+        .root("PUT", "secret/b", Some(json!({"v": "b"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let (status, body) = raw(reqwest::Method::GET, &standby("secret/a"), &reader).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw(reqwest::Method::GET, &standby("secret/b"), &reader).await;
+    assert_eq!(status, 403, "{body}");
+    let r = active
+        .root(
+            "PUT",
+            "sys/policies/acl/reader",
+            Some(json!({"policy": "path \"secret/*\" { capabilities = [\"read\"] }"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = raw(reqwest::Method::GET, &standby("secret/b"), &reader).await;
+        if status == 200 {
+            assert_eq!(body["data"]["v"], "b", "{body}");
+            break;
+        }
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the standby never heard of the policy change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A revoked token is refused at once (tokens are read from storage on
+    // every request, never cached by a standby).
+    let r = active
+        .root("PUT", "auth/token/revoke", Some(json!({"token": reader})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let (status, body) = raw(reqwest::Method::GET, &standby("secret/a"), &reader).await;
+    assert_eq!(status, 403, "{body}");
+    // A limited-use token's uses are counted by the active: redirected.
+    let limited = active.create_token(json!({"num_uses": 3})).await;
+    let (status, body) = raw(reqwest::Method::GET, &standby("secret/a"), &limited).await;
+    assert_eq!(status, 307, "{body}");
+
+    // A new mount: redirected until the standby hears of it, then served.
+    let r = active
+        .root("POST", "sys/mounts/more", Some(json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = active.root("PUT", "more/x", Some(json!({"v": "x"}))).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = raw(reqwest::Method::GET, &standby("more/x"), &c.root).await;
+        if status == 200 {
+            assert_eq!(body["data"]["v"], "x", "{body}");
+            break;
+        }
+        assert_eq!(status, 307, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the standby never heard of the new mount"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Reads go on while the active node is paused (a forwarded read would
+    // wait for it).
+    let old = &c.nodes[0].server.as_ref().expect("node 0").process.child;
+    signal(old, "STOP");
+    let r = c.api(1).root("GET", "secret/a", None).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["data"]["v"].clone()),
+        (200, json!("2")),
+        "{:?}\n{}",
+        r.body,
+        c.log(1)
+    );
+    signal(old, "CONT");
+    let r = c
+        .api(0)
+        .root("PUT", "secret/c", Some(json!({"v": "c"})))
+        .await;
+    assert_eq!(r.status, 204, "the active resumed: {:?}", r.body);
+
+    // Its announcements missed (the listening session ended): the standby
+    // listens again and serves what changed meanwhile.
+    let ended = c.pg.admin(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN lockbox_changes_%'",
+    );
+    assert_eq!(ended.trim(), "3", "one listening session per node");
+    let r = active.root("DELETE", "sys/mounts/more", None).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = raw(reqwest::Method::GET, &standby("more/x"), &c.root).await;
+        if status == 307 {
+            break;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the standby still serves a disabled mount"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = served_locally("secret/c").await;
+    assert_eq!(
+        (status, body["data"]["v"].clone()),
+        (200, json!("c")),
+        "{body}"
+    );
+    let (status, body) = raw(reqwest::Method::GET, &standby("more/x"), &c.root).await;
+    assert_eq!(status, 307, "the disabled mount: {body}");
 }
 
 /// Acknowledged writes: path → value.

@@ -471,12 +471,17 @@ pub async fn dispatch<B: RequestBody>(
     }
 }
 
-async fn dispatch_inner<B: RequestBody>(
-    core: &Core,
-    req: Request<B>,
-    bounds: &RequestBounds,
-) -> Result<Reply, Failure> {
-    let limit = bounds.max_request_size;
+/// What a request's head says: the operation, the path under `/v1/`, the
+/// query, the token and the client's address.
+struct Head {
+    method: Method,
+    path: String,
+    query: Map<String, Value>,
+    token: Option<String>,
+    remote: Option<std::net::SocketAddr>,
+}
+
+fn head<B>(req: &Request<B>) -> Result<Head, Failure> {
     let uri_path = req.uri().path().to_string();
     let Some(path) = uri_path.strip_prefix("/v1/") else {
         return Err(RequestError::NoHandler { path: uri_path }.into());
@@ -490,7 +495,7 @@ async fn dispatch_inner<B: RequestBody>(
         "DELETE" => Method::Delete,
         "LIST" => Method::List,
         // Vault's rule: a patch is a JSON merge patch, and says so.
-        "PATCH" if is_merge_patch(&req) => Method::Patch,
+        "PATCH" if is_merge_patch(req) => Method::Patch,
         "PATCH" => {
             return Err(RequestError::Coded {
                 status: 415,
@@ -500,6 +505,34 @@ async fn dispatch_inner<B: RequestBody>(
         }
         _ => return Err(RequestError::UnsupportedOperation.into()),
     };
+    Ok(Head {
+        method,
+        path,
+        query,
+        token: token_of(req),
+        remote: req.extensions().get::<ClientAddr>().map(|c| c.0),
+    })
+}
+
+/// A read's data: its query, without `list`.
+fn read_data(mut query: Map<String, Value>) -> Map<String, Value> {
+    query.remove("list");
+    query
+}
+
+async fn dispatch_inner<B: RequestBody>(
+    core: &Core,
+    req: Request<B>,
+    bounds: &RequestBounds,
+) -> Result<Reply, Failure> {
+    let limit = bounds.max_request_size;
+    let Head {
+        method,
+        path,
+        query,
+        token,
+        remote,
+    } = head(&req)?;
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -509,8 +542,6 @@ async fn dispatch_inner<B: RequestBody>(
     {
         return Err(RequestError::TooLarge { limit }.into());
     }
-    let token = token_of(&req);
-    let remote = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let reads_body = matches!(method, Method::Write | Method::Delete | Method::Patch);
     if reads_body && !req.body().is_end_stream() {
         // Refused from the headers: a caller without a valid token cannot
@@ -526,11 +557,7 @@ async fn dispatch_inner<B: RequestBody>(
             }
             m
         }
-        Method::Read | Method::List => {
-            let mut q = query;
-            q.remove("list");
-            q
-        }
+        Method::Read | Method::List => read_data(query),
     };
     Ok(core
         .handle(ApiRequest {
@@ -541,6 +568,45 @@ async fn dispatch_inner<B: RequestBody>(
             remote,
         })
         .await?)
+}
+
+/// On an HA standby: the answer to a read this node serves from storage
+/// itself (`Core::handle_on_standby`), or `None`: forward (or redirect)
+/// it. A read has no body, so `req` stays whole for the forwarder.
+async fn standby_read<B>(
+    core: &Core,
+    req: &Request<B>,
+    bounds: &RequestBounds,
+) -> Option<Response<Body>> {
+    let Ok(Head {
+        method: method @ (Method::Read | Method::List),
+        path,
+        query,
+        token,
+        remote,
+    }) = head(req)
+    else {
+        return None;
+    };
+    let handled = core.handle_on_standby(ApiRequest {
+        method,
+        path,
+        data: read_data(query),
+        token,
+        remote,
+    });
+    let result = match bounds.max_request_duration {
+        Some(limit) => match tokio::time::timeout(limit, handled).await {
+            Ok(r) => r.map_err(Failure::from),
+            Err(_) => Err(Failure::Deadline(limit)),
+        },
+        None => handled.await.map_err(Failure::from),
+    };
+    match result {
+        Err(Failure::Request(RequestError::Standby)) => None,
+        Ok(reply) => Some(render(reply)),
+        Err(e) => Some(failure_response(&e)),
+    }
 }
 
 /// Logs refused connections at most every 10 s (a flood must not flood the
@@ -599,9 +665,19 @@ async fn serve_connection<S>(
         };
         async move {
             let standby = core.is_standby() && !cluster::answered_by_standby(req.uri().path());
-            let response = match &forwarding {
-                cluster::Forwarding::Forward(f) if standby => f.forward(&core, req, bounds).await,
-                cluster::Forwarding::Redirect if standby => cluster::redirect(&core, &req).await,
+            let local = match &forwarding {
+                cluster::Forwarding::Off => None,
+                _ if standby => standby_read(&core, &req, &bounds).await,
+                _ => None,
+            };
+            let response = match (&forwarding, local) {
+                (_, Some(response)) => response,
+                (cluster::Forwarding::Forward(f), None) if standby => {
+                    f.forward(&core, req, bounds).await
+                }
+                (cluster::Forwarding::Redirect, None) if standby => {
+                    cluster::redirect(&core, &req).await
+                }
                 _ => dispatch(&core, req, bounds).await,
             };
             Ok::<_, std::convert::Infallible>(response.map(|body| conn::Tracked::new(body, guard)))

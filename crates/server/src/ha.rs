@@ -10,7 +10,8 @@
 //!
 //! The database decides who leads (`lockbox-storage-postgres`: a session
 //! advisory lock, a term that fences every write); this module only
-//! follows it. The cluster identity (the certificate both ends of a
+//! follows it, and passes the other nodes' announced changes to the core
+//! (`follow_changes`: a standby's local reads). The cluster identity (the certificate both ends of a
 //! forwarded request present) is created by the first active node and kept
 //! in the barrier ([`lockbox_http::cluster`]).
 
@@ -21,7 +22,7 @@ use lockbox_core::core::ha::Role;
 use lockbox_core::runtime::{Cluster, LeaderInfo, MemberInfo};
 use lockbox_http::cluster::{CLUSTER_TLS_KEY, ClusterIdentity, Forwarding};
 use lockbox_http::{ServerOptions, tls};
-use lockbox_storage_postgres::{HaConfig, Leadership, PostgresBackend};
+use lockbox_storage_postgres::{Change, HaConfig, Leadership, PostgresBackend};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -211,6 +212,11 @@ pub(crate) async fn enable(
     if let Some(t) = table {
         config.table = t.clone();
     }
+    // What standbys cache for their local reads: its changes are announced.
+    config.announce = lockbox_core::core::ha::CACHED_PREFIXES
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     tracing::info!(
         node_id = %id,
         api_addr = %addresses.api_addr,
@@ -263,10 +269,27 @@ pub(crate) fn spawn(
     loss: StorageLoss,
 ) {
     tokio::spawn(leadership_loop(node.clone(), core.clone()));
+    tokio::spawn(follow_changes(node.clone(), core.clone()));
     tokio::spawn(echo(node.clone(), core.clone()));
     tokio::spawn(serve_cluster(cluster_listener, core.clone(), template));
     if let Some(limit) = loss.seal_after {
         tokio::spawn(storage_watchdog(node, core, limit, loss.keys_file));
+    }
+}
+
+/// Passes the other nodes' announced changes to the core: a standby's
+/// local reads run on what it cached only while this feed is connected.
+async fn follow_changes(node: Arc<ClusterNode>, core: Arc<Core>) {
+    let mut changes = node.leadership.changes();
+    while let Some(change) = changes.recv().await {
+        match change {
+            Change::Listening => {
+                tracing::debug!("following the other nodes' changes");
+                core.set_change_feed(true);
+            }
+            Change::Key(key) => core.storage_changed(key.as_deref()),
+            Change::Lost(_) => core.set_change_feed(false),
+        }
     }
 }
 

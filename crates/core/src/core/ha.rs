@@ -264,7 +264,16 @@ impl Core {
         let view = match self.build_read_view(barrier).await {
             Ok(v) => Arc::new(v),
             Err(e) => {
-                tracing::debug!("a standby read view cannot be built (forwarding): {e}");
+                // At most once a minute: every read would say it again.
+                static LAST: std::sync::Mutex<Option<std::time::Instant>> =
+                    std::sync::Mutex::new(None);
+                let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    *last = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        "this standby cannot serve reads itself, so it forwards them: {e}"
+                    );
+                }
                 return None;
             }
         };
