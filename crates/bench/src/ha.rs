@@ -10,8 +10,9 @@
 //!
 //! 1. kv (version 1) read and write throughput and latency at each
 //!    concurrency, rows in turn per concurrency and operation across the
-//!    four targets (file, PostgreSQL single node, HA active, HA standby
-//!    forwarding to the active), so drift on a shared machine hits them all;
+//!    four targets (file, PostgreSQL single node, HA active, HA standby:
+//!    reads served by the standby from the database, writes forwarded to the
+//!    active), so drift on a shared machine hits them all;
 //! 2. failover: `kill -9` of the active under a light write load, the time to
 //!    the first write a survivor takes, the killed node restarted as a
 //!    standby; see `ha/failover.rs`.
@@ -58,7 +59,7 @@ const PG_PASSWORD: &str = "bench-ha-7d41";
 const FILE: &str = "file, single node";
 const SINGLE: &str = "PostgreSQL, single node";
 const ACTIVE: &str = "PostgreSQL HA, active";
-const STANDBY: &str = "PostgreSQL HA, standby (forwarded)";
+const STANDBY: &str = "PostgreSQL HA, standby (reads itself, writes forwarded)";
 
 #[derive(Args)]
 #[command(mut_arg("duration", |a| a.default_value("5").help("Measured seconds per row")))]

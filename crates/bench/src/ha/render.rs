@@ -57,9 +57,10 @@ fn intro(w: &mut String, args: &HaArgs) {
          1. **Throughput.** Reads (`GET /v1/secret/bench/key-<i>`) and writes (overwriting \
          `PUT`s) with the closed loop of `kv-http` (one keep-alive HTTP/1.1 connection per \
          worker, warm-up then measured window), on four targets: the file node, the PostgreSQL \
-         node, the HA active node, and an HA standby (which forwards each request to the \
-         active over mutually authenticated TLS, HTTP/2 on one connection, and relays the \
-         answer). Rows run in turn per concurrency and operation across the targets, so drift \
+         node, the HA active node, and an HA standby (which serves kv reads itself from the \
+         database, with the mount table and policies it caches until the active announces a \
+         change with `NOTIFY`, and forwards each write to the active over mutually \
+         authenticated TLS, HTTP/2 on one connection, relaying the answer). Rows run in turn per concurrency and operation across the targets, so drift \
          on the shared machine hits them all. CPU columns are average cores over the row \
          (warm-up included) from `/proc`: the target's lockbox processes (every node of the \
          HA group for both HA targets), PostgreSQL (the postmaster, its live children and the \
@@ -183,9 +184,14 @@ fn throughput_summary(w: &mut String, rows: &[HaRow]) {
                 w,
                 "- {op}s at concurrency {c}: PostgreSQL single node **{:.0}%** of the file \
                  backend; HA active **{:.0}%** of the PostgreSQL single node; a standby \
-                 (forwarded) **{:.0}%** of the active",
+                 ({}) **{:.0}%** of the active",
                 s / f * 100.0,
                 a / s * 100.0,
+                if op == "read" {
+                    "served by itself"
+                } else {
+                    "forwarded"
+                },
                 b / a * 100.0
             );
         }

@@ -117,7 +117,7 @@ impl HaState {
     }
 
     /// Drops the read view; a view being built now is not kept.
-    fn forget_view(&self) {
+    pub(crate) fn forget_view(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = None;
     }

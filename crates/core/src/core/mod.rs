@@ -281,6 +281,8 @@ impl Core {
         if let Some(a) = self.active() {
             a.audit.reopen();
         }
+        // A standby's read view opens its devices again when rebuilt.
+        self.ha.forget_view();
     }
 
     /// Whether the core is sealed (an HA standby is unsealed).
