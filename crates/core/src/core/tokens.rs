@@ -351,9 +351,14 @@ impl TokenStore {
     /// Consumes one use of a limited-use token, revoking it after the last;
     /// refuses a token revoked or used up since its lookup.
     pub async fn use_once(&self, token: &Resolved) -> Result<(), RequestError> {
-        if self.read_only && token.entry.num_uses != 0 {
+        if self.read_only {
             // Uses are counted where they are written: on the active node.
-            return Err(RequestError::Standby);
+            // An unlimited token was just read from storage (no cache here
+            // to be stale): nothing to check again.
+            return match token.entry.num_uses {
+                0 => Ok(()),
+                _ => Err(RequestError::Standby),
+            };
         }
         if token.entry.num_uses == 0 {
             // Unlimited: only check it was not revoked since lookup.
