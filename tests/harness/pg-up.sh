@@ -77,7 +77,11 @@ HBA
   fi
   echo "$port" > "$dir/port"
 fi
-as_pg "'$bindir/pg_ctl' -D '$dir/data' -w -t 60 -l '$dir/log' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" start >/dev/null" \
+# PG_MAX_CONNECTIONS: max_connections for this start (default PostgreSQL's,
+# 100); the HA benchmark runs four nodes, each with its own pool.
+max_conn=""
+if [ -n "${PG_MAX_CONNECTIONS:-}" ]; then max_conn=" -c max_connections=$PG_MAX_CONNECTIONS"; fi
+as_pg "'$bindir/pg_ctl' -D '$dir/data' -w -t 60 -l '$dir/log' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1$max_conn\" start >/dev/null" \
   || { cat "$dir/log" >&2; exit 1; }
 echo "$bindir" > "$dir/bindir"
 echo "PGPORT=$port"

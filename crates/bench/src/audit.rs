@@ -42,9 +42,13 @@ const DEVICE: &str = "file";
 const REPRODUCE: &str = "cargo build --release -p lockbox -p lockbox-bench && target/release/lockbox-bench audit --write-markdown BENCHMARKS.md";
 
 #[derive(Args)]
-#[command(mut_arg("duration", |a| a.help("Measured seconds per row")))]
-#[command(mut_arg("warmup", |a| a.help("Unmeasured warm-up seconds before each row")))]
+#[command(mut_arg("duration", |a| a.default_value("5").help("Measured seconds per row and round")))]
+#[command(mut_arg("warmup", |a| a.default_value("1").help("Unmeasured warm-up seconds before each row and round")))]
 pub struct AuditArgs {
+    /// Rounds per row: each round measures both servers, alternating which
+    /// goes first; a row is the sum of its rounds.
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
     /// The lockbox binary [default: <workspace>/target/release/lockbox].
     #[arg(long)]
     lockbox_bin: Option<PathBuf>,
@@ -73,6 +77,8 @@ struct LogGrowth {
     op: &'static str,
     concurrency: usize,
     bytes: u64,
+    /// The cost (percent of throughput) in each round, in order.
+    costs: Vec<f64>,
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -107,6 +113,9 @@ pub async fn run(args: AuditArgs, threads: usize) -> Result<bool> {
         return Err(Error::InvalidArgument(
             "--concurrency needs positive values and --keys must be positive".into(),
         ));
+    }
+    if args.rounds == 0 {
+        return Err(Error::InvalidArgument("--rounds must be at least 1".into()));
     }
     if !(args.load.duration > 0.0 && args.load.warmup >= 0.0) {
         return Err(Error::InvalidArgument(
@@ -159,11 +168,12 @@ pub async fn run(args: AuditArgs, threads: usize) -> Result<bool> {
     let _ = writeln!(w, "- lockbox: commit {commit} ({version})");
     let _ = writeln!(
         w,
-        "- settings: {} keys × {} B values, {} s warm-up + {} s measured per row, closed loop, one \
-         HTTP/1.1 keep-alive TLS connection per worker, {threads} load-generator threads on the \
-         same machine; audit log on {} (`{}`), {:.1} MB at the end",
+        "- settings: {} keys × {} B values, {} rounds of {} s warm-up + {} s measured per row and \
+         server, closed loop, one HTTP/1.1 keep-alive TLS connection per worker, {threads} \
+         load-generator threads on the same machine; audit log on {} (`{}`), {:.1} MB at the end",
         args.load.keys,
         args.load.value_size,
+        args.rounds,
         secs(args.load.warmup),
         secs(args.load.duration),
         filesystem_of(&work.path),
@@ -309,22 +319,54 @@ async fn measure_all(
         secs(args.load.warmup),
         secs(args.load.duration)
     );
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut growth = Vec::new();
-    // Interleaved per concurrency and operation, so drift on a shared machine
-    // hits both servers alike.
+    // Interleaved per concurrency and operation, so drift on a shared
+    // machine hits both servers alike, and in rounds that alternate which
+    // server goes first, so an order effect (the second of two rows on a
+    // warmed-up machine, a neighbour's burst) cancels out.
     for &c in &args.load.concurrency {
         for (op, workload) in [("read", &reads), ("write", &writes)] {
-            measure(&mut rows, &plain, op, workload, c, timing).await?;
-            let before = file_len(log);
-            measure(&mut rows, &audited, op, workload, c, timing).await?;
-            {
-                growth.push(LogGrowth {
-                    op,
-                    concurrency: c,
-                    bytes: file_len(log).saturating_sub(before),
-                });
+            let mut bytes = 0;
+            let mut costs = Vec::new();
+            for round in 0..args.rounds {
+                let order = if round % 2 == 0 {
+                    [&plain, &audited]
+                } else {
+                    [&audited, &plain]
+                };
+                let mut pair = Vec::new();
+                for side in order {
+                    let before = file_len(log);
+                    measure(&mut pair, side, op, workload, c, timing).await?;
+                    if side.target == AUDITED {
+                        bytes += file_len(log).saturating_sub(before);
+                    }
+                }
+                let tp = |target: &str| {
+                    pair.iter()
+                        .find(|r| r.target == target)
+                        .map_or(0.0, |r| r.outcome.throughput())
+                };
+                if tp(PLAIN) > 0.0 {
+                    costs.push((1.0 - tp(AUDITED) / tp(PLAIN)) * 100.0);
+                }
+                for row in pair {
+                    match rows
+                        .iter_mut()
+                        .find(|r| r.target == row.target && r.op == op && r.concurrency == c)
+                    {
+                        Some(merged) => merged.absorb(row),
+                        None => rows.push(row),
+                    }
+                }
             }
+            growth.push(LogGrowth {
+                op,
+                concurrency: c,
+                bytes,
+                costs,
+            });
         }
     }
     rows.sort_by_key(|r| (r.op != "read", r.concurrency, r.target == AUDITED));
@@ -356,8 +398,10 @@ fn verdicts(w: &mut String, rows: &[Row], growth: &[LogGrowth], goal: f64) {
                 .iter()
                 .find(|g| g.op == op && g.concurrency == c)
                 .map(|g| {
+                    let rounds: Vec<String> = g.costs.iter().map(|c| format!("{c:.1}%")).collect();
                     format!(
-                        "; the log grew {:.1} MB in the row (warm-up included)",
+                        "; by round {}; the log grew {:.1} MB in the row (warm-up included)",
+                        rounds.join(", "),
                         g.bytes as f64 / 1e6
                     )
                 })
@@ -405,8 +449,12 @@ fn intro(w: &mut String) {
          `secret/bench/key-<i>` (the built-in kv version 1) on both and checks the log is not \
          empty; then it measures **reads** (`GET`) and **writes** (overwriting `PUT`s) with the \
          closed loop of `kv-http` (one keep-alive HTTPS connection per worker, TLS verified, \
-         warm-up then measured window), rows in turn per concurrency and operation (no device, \
-         then device) so drift on the shared machine hits both servers alike. With the device, \
+         warm-up then measured window), rows in turn per concurrency and operation so drift on \
+         the shared machine hits both servers alike, in `--rounds` rounds that alternate which \
+         server goes first (no device then device, device then no device, ...), so an order \
+         effect cancels out; a row sums its rounds (requests over the sum of the measured \
+         windows, latencies merged), and the cost of each round is listed too, to show the \
+         spread. With the device, \
          every request writes two lines (request, then response; a request the device cannot \
          record is refused before its handler) to the same file, appended without fsync (the \
          page cache absorbs them, as with Vault's file device). CPU columns are average cores \
@@ -428,8 +476,8 @@ fn intro(w: &mut String) {
     let _ = writeln!(w, "```sh\n{REPRODUCE}\n```\n");
     let _ = writeln!(
         w,
-        "Flags (`lockbox-bench audit --help`): `--concurrency 1,16,64 --duration 10 --warmup 2 \
-         --keys 1000 --value-size 1024`, `--goal-percent 15`, `--lockbox-bin FILE`, \
+        "Flags (`lockbox-bench audit --help`): `--concurrency 1,16,64 --rounds 4 --duration 5 \
+         --warmup 1 --keys 1000 --value-size 1024`, `--goal-percent 15`, `--lockbox-bin FILE`, \
          `--keep-work-dir` (keep both server logs and the audit log).\n"
     );
 }

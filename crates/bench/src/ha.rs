@@ -56,6 +56,9 @@ const REPRODUCE: &str = "cargo build --release -p lockbox -p lockbox-bench && ta
 const PG_USER: &str = "lockbox";
 const PG_PASSWORD: &str = "bench-ha-7d41";
 
+/// `max_connections` of the benchmark's PostgreSQL.
+const PG_MAX_CONNECTIONS: u32 = 400;
+
 const FILE: &str = "file, single node";
 const SINGLE: &str = "PostgreSQL, single node";
 const ACTIVE: &str = "PostgreSQL HA, active";
@@ -202,7 +205,14 @@ pub async fn run(args: HaArgs, threads: usize) -> Result<bool> {
     })?;
 
     eprintln!("starting PostgreSQL with tests/harness/pg-up.sh");
-    let pg = crate::pg::Postgres::start(&workspace, &work.path.join("pg"))?;
+    // Four nodes with their own pools (up to `max_parallel` 128 each under
+    // load, `max_idle_connections` kept after): more than PostgreSQL's
+    // default 100 connections at concurrency 64.
+    let pg = crate::pg::Postgres::start_with(
+        &workspace,
+        &work.path.join("pg"),
+        Some(PG_MAX_CONNECTIONS),
+    )?;
     eprintln!("  {} on 127.0.0.1:{}", pg.version, pg.port);
     pg.admin(&format!(
         "CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}'"

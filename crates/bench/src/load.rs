@@ -87,6 +87,20 @@ impl Outcome {
         self.ok as f64 / self.window.as_secs_f64()
     }
 
+    /// Adds `other`, another measured window of the same workload: counts
+    /// and windows add up, latencies merge.
+    pub fn absorb(&mut self, other: Outcome) {
+        // Both histograms have the same bounds (made by `run`).
+        let _ = self.latency_us.add(&other.latency_us);
+        self.ok += other.ok;
+        self.errors += other.errors;
+        for (kind, n) in other.error_kinds {
+            *self.error_kinds.entry(kind).or_default() += n;
+        }
+        self.body_bytes += other.body_bytes;
+        self.window += other.window;
+    }
+
     /// A latency quantile in milliseconds (0 when nothing succeeded).
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.latency_us.is_empty() {

@@ -42,9 +42,24 @@ impl Postgres {
     /// creates the engine's root user `lockboxroot` (superuser, password
     /// `rootpw`: TCP logins need a password).
     pub(crate) fn start(workspace: &Path, dir: &Path) -> Result<Self> {
+        Self::start_with(workspace, dir, None)
+    }
+
+    /// [`Postgres::start`] with `max_connections` (PostgreSQL's default
+    /// is 100).
+    pub(crate) fn start_with(
+        workspace: &Path,
+        dir: &Path,
+        max_connections: Option<u32>,
+    ) -> Result<Self> {
         let up = workspace.join("tests/harness/pg-up.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&up).arg(dir);
+        if let Some(n) = max_connections {
+            cmd.env("PG_MAX_CONNECTIONS", n.to_string());
+        }
         let stdout = run(
-            Command::new("bash").arg(&up).arg(dir),
+            &mut cmd,
             format!(
                 "bash {} {} (needs Debian's postgresql)",
                 up.display(),

@@ -30,6 +30,24 @@ pub struct Row {
     pub server_cores: Option<f64>,
 }
 
+impl Row {
+    /// Adds `other`, another window of the same target, operation and
+    /// concurrency: the outcomes merge, CPU averages weigh by window.
+    pub fn absorb(&mut self, other: Row) {
+        let (a, b) = (
+            self.outcome.window.as_secs_f64(),
+            other.outcome.window.as_secs_f64(),
+        );
+        let avg = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) if a + b > 0.0 => Some((x * a + y * b) / (a + b)),
+            _ => None,
+        };
+        self.client_cores = avg(self.client_cores, other.client_cores);
+        self.server_cores = avg(self.server_cores, other.server_cores);
+        self.outcome.absorb(other.outcome);
+    }
+}
+
 /// Facts about the machine and the software under test.
 pub struct Context {
     /// UTC date and time of the run.

@@ -35,15 +35,15 @@ fn intro(w: &mut String, args: &HaArgs) {
     let _ = writeln!(
         w,
         "**Question:** what do PostgreSQL storage and high availability cost kv reads and \
-         writes (against the file backend), what does a standby that forwards every request \
-         to the active node add, and how long after a `kill -9` of the active node does a \
+         writes (against the file backend), what does a standby (serving reads itself, \
+         forwarding writes to the active node) add, and how long after a `kill -9` of the active node does a \
          standby take writes?\n"
     );
     let _ = writeln!(
         w,
         "**What it measures.** `lockbox-bench ha` (crate `crates/bench/`) starts a throwaway \
          PostgreSQL cluster on loopback (`tests/harness/pg-up.sh`: Debian's PostgreSQL, default \
-         settings, `fsync` on) with a login role and two databases, and real \
+         settings but `max_connections`, `fsync` on) with a login role and two databases, and real \
          `target/release/lockbox server -config FILE` processes, each with a plain-HTTP \
          listener (`tls_disable = true`) on loopback and `unseal_keys_file`: one on \
          `storage \"file\"` (redb, fsync'd commits), one on `storage \"postgresql\"` \
@@ -300,8 +300,10 @@ pub(crate) fn section(facts: &Facts, args: &HaArgs, m: &Measured) -> String {
     let _ = writeln!(w, "- lockbox: {}", facts.lockbox);
     let _ = writeln!(
         w,
-        "- PostgreSQL: {} (tests/harness/pg-up.sh, fresh cluster on loopback)",
-        m.pg_version
+        "- PostgreSQL: {} (tests/harness/pg-up.sh, fresh cluster on loopback, \
+         `max_connections` {}: four nodes' pools)",
+        m.pg_version,
+        super::PG_MAX_CONNECTIONS
     );
     let _ = writeln!(
         w,
