@@ -277,20 +277,99 @@ pub(crate) fn spawn(
     }
 }
 
-/// Passes the other nodes' announced changes to the core: a standby's
-/// local reads run on what it cached only while this feed is connected.
-async fn follow_changes(node: Arc<ClusterNode>, core: Arc<Core>) {
-    let mut changes = node.leadership.changes();
-    while let Some(change) = changes.recv().await {
+/// How long a node trusts its change feed after the active node's last
+/// heartbeat on it (the heartbeat comes every 200 ms; `stale_after` is 2 s).
+const FEED_STALE: Duration = Duration::from_secs(2);
+
+/// Whether a standby may serve from what it cached: only while it hears
+/// the active node's heartbeats on the change feed (so the active is one
+/// that announces its writes, and the announcements arrive), and never
+/// across a change of active node.
+#[derive(Debug, Default)]
+struct Feed {
+    /// The active's term and when its heartbeat was last heard.
+    heard: Option<(u64, Instant)>,
+}
+
+/// What the core is told.
+#[derive(Debug, PartialEq, Eq)]
+enum FeedAction {
+    /// Trust the feed from now on (what was cached before is dropped).
+    Trust,
+    /// Do not trust it (forward instead).
+    Distrust,
+    /// A key changed (`None`: anything).
+    Changed(Option<String>),
+    Nothing,
+}
+
+impl Feed {
+    fn on(&mut self, change: Change, now: Instant) -> FeedAction {
         match change {
-            Change::Listening => {
-                tracing::debug!("following the other nodes' changes");
-                core.set_change_feed(true);
+            Change::Listening | Change::Lost(_) => {
+                self.heard = None;
+                FeedAction::Distrust
             }
-            Change::Key(key) => core.storage_changed(key.as_deref()),
-            Change::Lost(_) => core.set_change_feed(false),
+            Change::Key(key) => FeedAction::Changed(key),
+            Change::Heartbeat { term } => {
+                let same = self.heard.is_some_and(|(t, _)| t == term);
+                self.heard = Some((term, now));
+                if same {
+                    FeedAction::Nothing
+                } else {
+                    FeedAction::Trust
+                }
+            }
         }
     }
+
+    /// When the feed goes stale without another heartbeat.
+    fn deadline(&self) -> Option<Instant> {
+        self.heard.map(|(_, at)| at + FEED_STALE)
+    }
+
+    /// The deadline passed.
+    fn expire(&mut self) -> FeedAction {
+        self.heard = None;
+        FeedAction::Distrust
+    }
+}
+
+/// Passes the other nodes' announced changes to the core: a standby's
+/// local reads run on what it cached only while the feed is trusted
+/// ([`Feed`]).
+async fn follow_changes(node: Arc<ClusterNode>, core: Arc<Core>) {
+    let mut changes = node.leadership.changes();
+    let mut feed = Feed::default();
+    loop {
+        let deadline = feed.deadline();
+        let stale = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let action = tokio::select! {
+            change = changes.recv() => match change {
+                Some(change) => feed.on(change, Instant::now()),
+                None => break,
+            },
+            () = stale => {
+                tracing::warn!(
+                    "no heartbeat of the active node on the change feed for {FEED_STALE:?}: this \
+                     node forwards reads until it hears one"
+                );
+                feed.expire()
+            }
+        };
+        match action {
+            FeedAction::Trust => core.set_change_feed(true),
+            FeedAction::Distrust => core.set_change_feed(false),
+            FeedAction::Changed(key) => core.storage_changed(key.as_deref()),
+            FeedAction::Nothing => {}
+        }
+    }
+    core.set_change_feed(false);
 }
 
 /// How often an unsealed node records that it is up (`sys/ha-status`).
@@ -521,5 +600,28 @@ mod tests {
             (c.as_str(), "0.0.0.0:9000")
         );
         assert!(next_port("127.0.0.1:65535").is_none());
+    }
+
+    #[test]
+    fn the_feed_is_trusted_only_while_the_active_heartbeat_is_heard() {
+        let t0 = Instant::now();
+        let mut f = Feed::default();
+        assert_eq!(f.on(Change::Listening, t0), FeedAction::Distrust);
+        assert_eq!(f.deadline(), None, "no heartbeat yet: never trusted");
+        assert_eq!(f.on(Change::Heartbeat { term: 3 }, t0), FeedAction::Trust);
+        let t1 = t0 + Duration::from_millis(200);
+        assert_eq!(f.on(Change::Heartbeat { term: 3 }, t1), FeedAction::Nothing);
+        assert_eq!(f.deadline(), Some(t1 + FEED_STALE));
+        assert_eq!(
+            f.on(Change::Key(Some("core/mounts".into())), t1),
+            FeedAction::Changed(Some("core/mounts".into()))
+        );
+        // A new active: trusted again, what was cached dropped.
+        assert_eq!(f.on(Change::Heartbeat { term: 4 }, t1), FeedAction::Trust);
+        assert_eq!(f.expire(), FeedAction::Distrust);
+        assert_eq!(f.deadline(), None);
+        assert_eq!(f.on(Change::Heartbeat { term: 4 }, t1), FeedAction::Trust);
+        assert_eq!(f.on(Change::Lost("gone".into()), t1), FeedAction::Distrust);
+        assert_eq!(f.deadline(), None);
     }
 }

@@ -316,7 +316,8 @@ impl Physical for PostgresBackend {
         }
         .await)?;
         let removed = fenced_count(fence, term, "delete_prefix", prefix, &counts)?;
-        if removed > 0 && fence.announce.prefix(prefix) {
+        // Announced whatever the count: a retried delete finds nothing left.
+        if fence.announce.prefix(prefix) {
             // After the commit: "anything under a cached prefix changed".
             // A failure is only logged: the delete is committed; standbys
             // see the change at their next reconnection at the latest.

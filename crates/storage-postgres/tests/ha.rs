@@ -496,12 +496,22 @@ async fn nodes_opening_a_fresh_database_at_once_all_succeed() {
     }
 }
 
-/// The next change B hears, within the liveness bound.
-async fn heard(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Change>) -> Change {
+/// The next change B hears, heartbeats included, within the liveness bound.
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Change>) -> Change {
     timeout(LIVENESS, rx.recv())
         .await
         .expect("a change within the liveness bound")
         .expect("the follower runs")
+}
+
+/// The next change B hears that is not a heartbeat.
+async fn heard(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Change>) -> Change {
+    loop {
+        match next(rx).await {
+            Change::Heartbeat { .. } => continue,
+            other => return other,
+        }
+    }
 }
 
 #[tokio::test]
@@ -514,6 +524,13 @@ async fn writes_under_announced_prefixes_are_announced_at_commit_and_followers_s
     let mut changes = b.ha.changes();
     assert_eq!(heard(&mut changes).await, Change::Listening);
     let held = acquire(&a).await;
+    // The active's heartbeats arrive on the channel with its term.
+    loop {
+        if let Change::Heartbeat { term } = next(&mut changes).await {
+            assert_eq!(term, held.term());
+            break;
+        }
+    }
 
     // Announced: puts, deletes, transactions (each key), and a prefix
     // delete as "anything"; other keys are not.
@@ -578,6 +595,15 @@ async fn writes_under_announced_prefixes_are_announced_at_commit_and_followers_s
             .await
             .expect("delete"),
         1
+    );
+    assert_eq!(heard(&mut changes).await, Change::Key(None));
+    // Also when nothing was left to delete (a retried delete).
+    assert_eq!(
+        a.store
+            .delete_prefix("core/plugin-catalog/")
+            .await
+            .expect("delete"),
+        0
     );
     assert_eq!(heard(&mut changes).await, Change::Key(None));
 

@@ -29,8 +29,9 @@
 //! *read view*: the mount tables, policies and audit devices read from
 //! storage, kept until the storage announces a change under
 //! [`CACHED_PREFIXES`] ([`Core::storage_changed`]: PostgreSQL's
-//! `LISTEN/NOTIFY`, fed by the server), and only while that feed is
-//! connected ([`Core::set_change_feed`]). Values and tokens are read from
+//! `LISTEN/NOTIFY`, fed by the server), and only while the server trusts
+//! that feed ([`Core::set_change_feed`]: it hears the active's heartbeats
+//! on it). Values and tokens are read from
 //! storage on every request, never cached, so a value or a revocation the
 //! active node acknowledged is seen at once; a mount, policy or audit
 //! change is seen once its notification arrives (milliseconds). Anything
@@ -259,8 +260,10 @@ impl Core {
         {
             return Some(view);
         }
-        let barrier = self.ha.standby_barrier()?;
+        // The generation first: a seal or promotion after it bumps it, so
+        // a view of a barrier being dropped is never kept.
         let generation = self.ha.generation.load(Ordering::SeqCst);
+        let barrier = self.ha.standby_barrier()?;
         let view = match self.build_read_view(barrier).await {
             Ok(v) => Arc::new(v),
             Err(e) => {
@@ -815,8 +818,8 @@ mod tests {
             "plaintext in the audit log: {text}"
         );
 
-        // Without the change feed, nothing is served locally; promoted, it
-        // is the active pipeline.
+        // Without the change feed, nothing is served locally; sealed,
+        // nothing at all.
         standby.set_change_feed(false);
         assert!(matches!(
             on_standby(&standby, &root, Method::Read, "secret/a").await,

@@ -10,10 +10,17 @@
 //! node was not listening are lost, so the follower says when it listens
 //! ([`Change::Listening`]: anything may have changed) and when it stopped
 //! ([`Change::Lost`]: caches cannot be trusted until it listens again).
+//! The active node also sends its heartbeat on the channel
+//! ([`Change::Heartbeat`]), so a follower knows the announcements arrive.
 
 use super::{HaConfig, Leadership, lock_key};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// The payload prefix of the active node's heartbeat (every `heartbeat`,
+/// with its term): keys are never announced with it (they are paths under
+/// the announced prefixes).
+pub(crate) const HEARTBEAT: &str = "heartbeat:";
 
 /// The largest key sent as is; a longer one is announced as "anything"
 /// (PostgreSQL's payload limit is 8000 bytes).
@@ -32,6 +39,14 @@ pub enum Change {
     /// Listening (again): announcements before this were not heard, so
     /// anything may have changed.
     Listening,
+    /// The active node's heartbeat (its term): it announces its writes.
+    /// A node trusts the feed only while these arrive: an active that does
+    /// not announce (an older version, a connection pooler that drops
+    /// notifications) sends none either.
+    Heartbeat {
+        /// The active node's term.
+        term: u64,
+    },
     /// A key under an announced prefix was written or deleted (`None`: a
     /// whole prefix, or a key too long to announce).
     Key(Option<String>),
@@ -43,6 +58,14 @@ pub enum Change {
 /// The payload announcing `key`: the key, or empty for "anything".
 pub(crate) fn payload(key: &str) -> &str {
     if key.len() <= MAX_PAYLOAD { key } else { "" }
+}
+
+/// What a notification's payload says.
+fn parse(payload: &str) -> Change {
+    if let Some(term) = payload.strip_prefix(HEARTBEAT).and_then(|t| t.parse().ok()) {
+        return Change::Heartbeat { term };
+    }
+    Change::Key(Some(payload.to_string()).filter(|k| !k.is_empty()))
 }
 
 /// Which writes are announced, and where.
@@ -99,8 +122,7 @@ impl Leadership {
                                 tokio::select! {
                                     n = heard.recv() => match n {
                                         Some(n) => {
-                                            let key = Some(n.payload().to_string()).filter(|k| !k.is_empty());
-                                            if out.send(Change::Key(key)).is_err() {
+                                            if out.send(parse(n.payload())).is_err() {
                                                 return;
                                             }
                                         }
@@ -144,6 +166,13 @@ mod tests {
         assert_eq!(a.channel, changes_channel(&config.table));
         assert!(a.channel.starts_with("lockbox_changes_") && a.channel.len() < 64);
         assert_eq!(payload("core/x"), "core/x");
+        assert_eq!(parse("core/x"), Change::Key(Some("core/x".into())));
+        assert_eq!(parse(""), Change::Key(None));
+        assert_eq!(parse("heartbeat:42"), Change::Heartbeat { term: 42 });
+        assert_eq!(
+            parse("heartbeat:x"),
+            Change::Key(Some("heartbeat:x".into()))
+        );
         assert_eq!(payload(&"k".repeat(MAX_PAYLOAD + 1)), "");
     }
 }

@@ -180,6 +180,7 @@ async fn heartbeat(
     lost_tx: super::fence::LostTx,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let channel = super::changes_channel(&shared.config.table);
     let mut tick = tokio::time::interval(shared.config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -199,7 +200,10 @@ async fn heartbeat(
             () = until_lost(&mut lost_rx) => return,
             _ = tick.tick() => {}
         }
-        match client.execute(&shared.texts.heartbeat, &[&term]).await {
+        match client
+            .execute(&shared.texts.heartbeat, &[&term, &channel])
+            .await
+        {
             Ok(1) => {}
             Ok(_) => {
                 let found = match client.query_one(&shared.texts.term, &[]).await {

@@ -71,7 +71,8 @@ pub(crate) struct HaTexts {
     pub unlock: &'static str,
     /// `$1` node_id, `$2` api_addr, `$3` cluster_addr; returns the new term.
     pub promote: String,
-    /// `$1` the term; one row updated while the term is ours.
+    /// `$1` the term, `$2` the changes channel; one row while the term is
+    /// ours, which is also announced on the channel (`changes`).
     pub heartbeat: String,
     /// The current term.
     pub term: String,
@@ -109,7 +110,10 @@ pub(crate) fn ha_texts(t: &str) -> HaTexts {
              SELECT bump.term FROM bump, beat"
         ),
         heartbeat: format!(
-            "UPDATE {t} SET heartbeat = clock_timestamp() WHERE ha_key = 'heartbeat' AND term = $1"
+            "WITH beat AS (UPDATE {t} SET heartbeat = clock_timestamp() \
+             WHERE ha_key = 'heartbeat' AND term = $1 RETURNING term) \
+             SELECT pg_notify($2, '{}' || term::text) FROM beat",
+            super::changes::HEARTBEAT
         ),
         term: format!("SELECT term FROM {t} WHERE ha_key = 'leader'"),
         holder: format!(
