@@ -78,7 +78,15 @@ pub(crate) struct HaState {
     generation: AtomicU64,
     /// Whether the storage's change feed is connected.
     feed: AtomicBool,
+    /// One view build at a time (the requests that find none wait for it
+    /// instead of each building their own); holds the generation and time
+    /// of the last failed build, not retried within [`BUILD_RETRY`].
+    building: tokio::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
+
+/// How long a standby forwards reads after its read view failed to build
+/// before it tries again (at the same generation).
+const BUILD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Default for HaState {
     fn default() -> Self {
@@ -89,6 +97,7 @@ impl Default for HaState {
             view: RwLock::new(None),
             generation: AtomicU64::new(0),
             feed: AtomicBool::new(false),
+            building: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -251,22 +260,32 @@ impl Core {
         if !self.ha.feed.load(Ordering::SeqCst) {
             return None;
         }
-        if let Some(view) = self
-            .ha
-            .view
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
+        let kept = || {
+            self.ha
+                .view
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        if let Some(view) = kept() {
+            return Some(view);
+        }
+        let mut failed = self.ha.building.lock().await;
+        if let Some(view) = kept() {
+            // Built while this request waited.
             return Some(view);
         }
         // The generation first: a seal or promotion after it bumps it, so
         // a view of a barrier being dropped is never kept.
         let generation = self.ha.generation.load(Ordering::SeqCst);
+        if failed.is_some_and(|(g, at)| g == generation && at.elapsed() < BUILD_RETRY) {
+            return None;
+        }
         let barrier = self.ha.standby_barrier()?;
         let view = match self.build_read_view(barrier).await {
             Ok(v) => Arc::new(v),
             Err(e) => {
+                *failed = Some((generation, std::time::Instant::now()));
                 // At most once a minute: every read would say it again.
                 static LAST: std::sync::Mutex<Option<std::time::Instant>> =
                     std::sync::Mutex::new(None);
