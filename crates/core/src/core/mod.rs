@@ -121,6 +121,28 @@ pub(crate) struct Active {
 }
 
 impl Active {
+    /// The state over `barrier` with these stores, routes, audit devices
+    /// and lease manager (nothing started: `activate` starts the tasks).
+    fn new(
+        barrier: Arc<Barrier>,
+        tokens: TokenStore,
+        policies: policies::PolicyStore,
+        routes: HashMap<String, Arc<Route>>,
+        audit: Arc<audit::AuditBroker>,
+        leases: Arc<leases::Leases>,
+    ) -> Self {
+        Active {
+            audit,
+            leases,
+            barrier,
+            tokens,
+            policies,
+            routes: RwLock::new(Arc::new(routes)),
+            mount_lock: tokio::sync::Mutex::new(()),
+            migrations: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
     pub(crate) fn routes(&self) -> Arc<HashMap<String, Arc<Route>>> {
         self.routes
             .read()
@@ -644,16 +666,9 @@ impl Core {
         let leases = Arc::new(leases::Leases::new(barrier.clone()));
         let audit = Arc::new(audit::AuditBroker::open(barrier.clone()).await?);
         tokens.attach_leases(leases.clone());
-        let active = Arc::new(Active {
-            audit,
-            leases,
-            barrier,
-            tokens,
-            policies,
-            routes: RwLock::new(Arc::new(routes)),
-            mount_lock: tokio::sync::Mutex::new(()),
-            migrations: std::sync::Mutex::new(HashMap::new()),
-        });
+        let active = Arc::new(Active::new(
+            barrier, tokens, policies, routes, audit, leases,
+        ));
         spawn_token_expiry(Arc::downgrade(&active));
         leases::spawn_expiry(Arc::downgrade(&active));
         // While unsealed, the plugin supervisor can pull a deleted
@@ -715,16 +730,10 @@ impl Core {
             }
         }
         let audit = Arc::new(audit::AuditBroker::open(barrier.clone()).await?);
-        Ok(Active {
-            audit,
-            leases: Arc::new(leases::Leases::new(barrier.clone())),
-            barrier,
-            tokens,
-            policies,
-            routes: RwLock::new(Arc::new(routes)),
-            mount_lock: tokio::sync::Mutex::new(()),
-            migrations: std::sync::Mutex::new(HashMap::new()),
-        })
+        let leases = Arc::new(leases::Leases::new(barrier.clone()));
+        Ok(Active::new(
+            barrier, tokens, policies, routes, audit, leases,
+        ))
     }
 
     /// Whether an engine type can be mounted.

@@ -166,7 +166,7 @@ impl Core {
         // together, before the reply leaves (refused if they cannot be).
         *audited = true;
         let deferred = matches!(request.operation, Operation::Read | Operation::List)
-            && matches!(&route.handler, Handler::Backend(b) if b.reads_change_nothing());
+            && route.handler.reads_locally();
         if !deferred {
             active.audit.log_request(&record).await?;
         }
