@@ -31,6 +31,7 @@
 
 mod entry;
 mod format;
+mod json;
 
 use crate::barrier::Barrier;
 use crate::logical::RequestError;

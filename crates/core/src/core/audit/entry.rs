@@ -5,11 +5,13 @@
 //!
 //! Entries are serialized straight from the request and the reply they
 //! borrow (no intermediate JSON tree): strings are hashed as they are
-//! written, into a stack buffer. The caller's token and accessor appear
+//! written, into a stack buffer. A `json` device's entries are written by
+//! hand ([`super::json`]); the structs here are their reference (a test
+//! compares both) and serialize the `jsonx` entries and rare replies. The caller's token and accessor appear
 //! in both entries of a request, twice each: they are hashed once per
 //! request and device ([`Record`] keeps them).
 
-use super::{Device, Format};
+use super::{Device, Format, json};
 use crate::core::Reply;
 use crate::core::tokens::Resolved;
 use crate::logical::{Operation, Request, RequestError};
@@ -435,6 +437,53 @@ impl Serialize for ResponseJson<'_> {
     }
 }
 
+impl ResponseJson<'_> {
+    /// The response's JSON into `out`: by hand ([`json`]) for an envelope
+    /// without auth (every read and write of a secret), through its
+    /// `Serialize` otherwise (logins, raw and HTTP replies).
+    fn write(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let d = self.d;
+        match self.reply {
+            Reply::Envelope {
+                response,
+                mount_type,
+                ..
+            } if response.auth.is_none() => {
+                out.extend_from_slice(b"{\"mount_type\":");
+                json::str(out, mount_type);
+                if let Some(data) = &response.data {
+                    out.extend_from_slice(b",\"data\":");
+                    json::data(out, d, data);
+                }
+                if !response.lease_id.is_empty() {
+                    out.extend_from_slice(b",\"secret\":{\"lease_id\":");
+                    json::str(out, &response.lease_id);
+                    out.push(b'}');
+                }
+                if !response.warnings.is_empty() {
+                    out.extend_from_slice(b",\"warnings\":");
+                    json::strs(out, &response.warnings);
+                }
+                out.push(b'}');
+                Ok(())
+            }
+            Reply::NoContent | Reply::NotFound => {
+                out.extend_from_slice(b"{}");
+                Ok(())
+            }
+            _ => serde_json::to_writer(&mut *out, self).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A string as a device writes it, into `out`.
+fn text(out: &mut Vec<u8>, t: &Text<'_>) {
+    match t {
+        Text::Raw(s) => json::str(out, s),
+        Text::Hash(h) => json::hash(out, h),
+    }
+}
+
 #[derive(Serialize)]
 struct HttpData<'a> {
     http_status_code: u16,
@@ -525,20 +574,84 @@ impl<'a> Record<'a> {
             Some(at) => at,
             None => {
                 let ident = self.ident(d);
-                let head = Head {
-                    auth: self.auth(&ident),
-                    request: self.request_json(d, &ident),
-                };
-                let mut out = Vec::with_capacity(512);
-                serde_json::to_writer(&mut out, &head).map_err(|e| d.unserializable(e))?;
-                // `{"auth":…}` → `,"auth":…`.
-                out[0] = b',';
-                out.pop();
+                let mut out = Vec::with_capacity(1024);
+                self.write_head(d, &ident, &mut out);
                 heads.push((d.id, out));
                 heads.len() - 1
             }
         };
         f(&heads[at].1)
+    }
+
+    /// `,"auth":…,"request":…` by hand ([`json`]): the JSON of [`Head`].
+    fn write_head(&self, d: &Device, ident: &Ident, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        out.extend_from_slice(b",\"auth\":");
+        match self.token {
+            None => out.extend_from_slice(b"null"),
+            Some(t) => {
+                out.extend_from_slice(b"{\"client_token\":");
+                text(out, &ident.token(t.id()));
+                out.extend_from_slice(b",\"accessor\":");
+                text(out, &ident.accessor(&t.entry.accessor));
+                out.extend_from_slice(b",\"display_name\":");
+                json::str(out, &t.entry.display_name);
+                out.extend_from_slice(b",\"policies\":");
+                json::strs(out, &t.entry.policies);
+                out.extend_from_slice(b",\"token_policies\":");
+                json::strs(out, &t.entry.policies);
+                out.extend_from_slice(b",\"metadata\":");
+                match &t.entry.meta {
+                    // Metadata is written as it is (as Vault does).
+                    Some(meta) => {
+                        let _ = serde_json::to_writer(&mut *out, meta);
+                    }
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\"entity_id\":\"\",\"token_type\":\"service\"}");
+            }
+        }
+        let r = self.request;
+        out.extend_from_slice(b",\"request\":{\"id\":");
+        json::str(out, &r.id);
+        out.extend_from_slice(b",\"operation\":\"");
+        out.extend_from_slice(op(r.operation).as_bytes());
+        out.extend_from_slice(b"\",\"mount_point\":");
+        json::str(out, &r.mount_point);
+        out.extend_from_slice(b",\"mount_type\":");
+        json::str(out, &r.mount_type);
+        out.extend_from_slice(b",\"mount_accessor\":");
+        json::str(out, &r.mount_accessor);
+        out.extend_from_slice(b",\"client_token\":");
+        text(
+            out,
+            &self.token.map_or(Text::Raw(""), |t| ident.token(t.id())),
+        );
+        out.extend_from_slice(b",\"client_token_accessor\":");
+        text(
+            out,
+            &self
+                .token
+                .map_or(Text::Raw(""), |t| ident.accessor(&t.entry.accessor)),
+        );
+        out.extend_from_slice(b",\"namespace\":{\"id\":\"root\"},\"path\":");
+        json::str(out, self.path);
+        out.extend_from_slice(b",\"data\":");
+        if r.data.is_empty() {
+            out.extend_from_slice(b"null");
+        } else {
+            json::data(out, d, &r.data);
+        }
+        if let Some(a) = r.remote {
+            // Writing into a `Vec` cannot fail.
+            let _ = write!(
+                out,
+                ",\"remote_address\":\"{}\",\"remote_port\":{}",
+                a.ip(),
+                a.port()
+            );
+        }
+        out.push(b'}');
     }
 
     /// The request entry for device `d`, appended to `line`.
@@ -584,10 +697,13 @@ impl<'a> Record<'a> {
                     entry_start(out, &time, "response");
                     out.extend_from_slice(head);
                     out.extend_from_slice(b",\"response\":");
-                    serde_json::to_writer(&mut *out, &response).map_err(|e| e.to_string())?;
+                    match &response {
+                        Some(r) => r.write(out)?,
+                        None => out.extend_from_slice(b"null"),
+                    }
                     if let Some(error) = &error {
                         out.extend_from_slice(b",\"error\":");
-                        serde_json::to_writer(&mut *out, error).map_err(|e| e.to_string())?;
+                        json::str(out, error);
                     }
                     out.push(b'}');
                     Ok(())
@@ -605,13 +721,6 @@ impl<'a> Record<'a> {
         };
         d.render(&entry, line)
     }
-}
-
-/// The `auth` and `request` members of an entry.
-#[derive(Serialize)]
-struct Head<'a> {
-    auth: Option<AuthJson<'a>>,
-    request: RequestJson<'a>,
 }
 
 /// `{"time":"…","type":"…"` (the time and type need no escaping).
@@ -649,9 +758,16 @@ mod tests {
     use zeroize::Zeroizing;
 
     fn device(format: &str) -> Device {
+        device_with(format, &[])
+    }
+
+    fn device_with(format: &str, more: &[(&str, &str)]) -> Device {
         let mut options = std::collections::BTreeMap::new();
         options.insert("file_path".to_string(), "stdout".to_string());
         options.insert("format".to_string(), format.to_string());
+        for (k, v) in more {
+            options.insert(k.to_string(), v.to_string());
+        }
         let config = super::super::DeviceConfig {
             path: "t/".into(),
             kind: "file".into(),
@@ -687,11 +803,13 @@ mod tests {
         }
     }
 
-    /// A JSON device's entries (the head rendered once, reused) are the
-    /// same JSON as the entry structs serialize to.
+    /// A JSON device's entries (written by hand, the head rendered once
+    /// and reused) are the same JSON as the entry structs serialize to:
+    /// with and without a token and a client address, hashed and raw data
+    /// (nested, escaped, numbers), every kind of response.
     #[test]
     fn json_entries_equal_the_entry_structs() {
-        let d = device("json");
+        use crate::core::tokens::{Resolved, TokenEntry};
         let mut request = Request {
             id: "req-1".into(),
             operation: Operation::Update,
@@ -711,47 +829,127 @@ mod tests {
             .data
             .insert("password".into(), Value::from("hunter\"2\n"));
         request.data.insert("n".into(), Value::from(7));
-        let record = Record::new(&request, "secret/x", None);
-        let ident = record.ident(&d);
-        let parse = |line: &[u8]| -> Value {
-            let mut v: Value = serde_json::from_slice(line).expect("a JSON line");
-            v["time"] = Value::Null;
-            v
+        request.data.insert("f".into(), Value::from(0.25));
+        request.data.insert("b".into(), Value::from(true));
+        request.data.insert("none".into(), Value::Null);
+        request.data.insert(
+            "nested".into(),
+            serde_json::json!({"list": ["a", 1, {"k\"ey": "v"}], "empty": {}}),
+        );
+        let mut remote = request.clone();
+        remote.remote = Some("10.1.2.3:41000".parse().expect("address"));
+        let mut meta = Map::new();
+        meta.insert("role".into(), Value::from("web \"tier\""));
+        let token = Resolved::for_tests(
+            "hvs.secret-token",
+            TokenEntry {
+                accessor: "acc-1".into(),
+                policies: vec!["default".into(), "kv-\"read\"".into()],
+                parent: None,
+                path: "auth/token/create".into(),
+                meta: Some(meta),
+                display_name: "token-ci".into(),
+                num_uses: 0,
+                creation_time: 0,
+                creation_ttl: 0,
+                expire_time: None,
+                explicit_max_ttl: 0,
+                renewable: true,
+                issue_time: 0,
+                last_renewal: None,
+                internal_data: None,
+            },
+        );
+        let mut data = Map::new();
+        data.insert("value".into(), Value::from("s3cr\u{1}t"));
+        data.insert("ttl".into(), Value::from(60));
+        let envelope = |lease_id: &str, warnings: Vec<String>, auth: bool| Reply::Envelope {
+            request_id: "req-1".into(),
+            response: Box::new(crate::logical::Response {
+                data: Some(data.clone()),
+                lease_id: lease_id.into(),
+                warnings,
+                auth: auth.then(|| crate::logical::Auth {
+                    client_token: "hvs.new".into(),
+                    accessor: "acc-2".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            mount_type: "kv".into(),
+            flatten: false,
         };
-        let slow = |response: Option<Option<ResponseJson<'_>>>, error: Option<&str>| {
-            let entry = Entry {
-                time: "",
-                kind: if response.is_some() {
-                    "response"
-                } else {
-                    "request"
-                },
-                auth: record.auth(&ident),
-                request: record.request_json(&d, &ident),
-                response,
-                error,
-            };
-            let mut v = serde_json::to_value(&entry).expect("entry");
-            v["time"] = Value::Null;
-            v
-        };
-        let mut line = vec![];
-        record.request_entry(&d, &mut line).expect("request entry");
-        assert_eq!(parse(&line), slow(None, None));
-        for outcome in [
+        let outcomes = [
             Err(RequestError::invalid("bad \"thing\"")),
             Ok(Reply::NoContent),
+            Ok(Reply::NotFound),
+            Ok(envelope("", vec![], false)),
+            Ok(envelope(
+                "secret/x/abc",
+                vec!["a \"warning\"".into()],
+                false,
+            )),
+            Ok(envelope("", vec![], true)),
+            Ok(Reply::Raw {
+                status: 200,
+                body: serde_json::json!({"sealed": false, "type": "shamir"}),
+            }),
+        ];
+        for (format_raw, request, token) in [
+            (false, &request, None),
+            (false, &remote, Some(&token)),
+            (true, &remote, Some(&token)),
         ] {
-            let mut line = vec![];
-            record
-                .response_entry(&d, &outcome, &mut line)
-                .expect("response entry");
-            let (response, error) = match &outcome {
-                Ok(reply) => (Some(ResponseJson { d: &d, reply }), None),
-                Err(e) => (None, Some(e.to_string())),
+            let d = if format_raw {
+                device_with("json", &[("log_raw", "true")])
+            } else {
+                device("json")
             };
-            assert_eq!(parse(&line), slow(Some(response), error.as_deref()));
+            let record = Record::new(request, "secret/x", token);
+            let ident = record.ident(&d);
+            let parse = |line: &[u8]| -> Value {
+                assert_eq!(line.last(), Some(&b'\n'));
+                let mut v: Value = serde_json::from_slice(line).expect("a JSON line");
+                v["time"] = Value::Null;
+                v
+            };
+            let slow = |response: Option<Option<ResponseJson<'_>>>, error: Option<&str>| {
+                let entry = Entry {
+                    time: "",
+                    kind: if response.is_some() {
+                        "response"
+                    } else {
+                        "request"
+                    },
+                    auth: record.auth(&ident),
+                    request: record.request_json(&d, &ident),
+                    response,
+                    error,
+                };
+                let mut v = serde_json::to_value(&entry).expect("entry");
+                v["time"] = Value::Null;
+                v
+            };
+            let mut line = vec![];
+            record.request_entry(&d, &mut line).expect("request entry");
+            assert_eq!(parse(&line), slow(None, None), "log_raw {format_raw}");
+            for outcome in &outcomes {
+                let mut line = vec![];
+                record
+                    .response_entry(&d, outcome, &mut line)
+                    .expect("response entry");
+                let (response, error) = match outcome {
+                    Ok(reply) => (Some(ResponseJson { d: &d, reply }), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                assert_eq!(
+                    parse(&line),
+                    slow(Some(response), error.as_deref()),
+                    "log_raw {format_raw}, {outcome:?}"
+                );
+            }
         }
+        let record = Record::new(&request, "secret/x", None);
         // jsonx still renders from the structs.
         let x = device("jsonx");
         let mut line = vec![];

@@ -146,6 +146,16 @@ impl Resolved {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// A resolved token made up by a test.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str, entry: TokenEntry) -> Resolved {
+        Resolved {
+            hash: String::new(),
+            entry: Arc::new(entry),
+            id: Zeroizing::new(id.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Resolved {
