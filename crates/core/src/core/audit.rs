@@ -17,8 +17,9 @@
 //! [`AuditBroker::reopen`] (SIGHUP, for logrotate).
 //!
 //! Writes are group commits: a request's line joins the device's queue.
-//! The request that finds no writer at work becomes the writer: it yields
-//! once, so that the requests ready to run queue their lines too, then
+//! The request that finds no writer at work becomes the writer: unless it
+//! is the only request in flight, it yields once, so that the requests
+//! ready to run queue their lines too, then
 //! takes every queued line, writes them in one `write(2)`, hands each
 //! waiting request its result, and goes on until the queue is empty; the
 //! others only wait for their result (no lock is passed from task to
@@ -42,7 +43,7 @@ use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use zeroize::Zeroizing;
 
@@ -162,6 +163,10 @@ struct Batch {
 /// The most a buffer keeps between batches (a burst's larger one is given
 /// back).
 const BATCH_KEEP: usize = 1 << 20;
+
+/// Requests between the creation and the drop of their [`Record`], in
+/// this process: a writer yields for company only when there may be some.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Distinguishes devices for the lifetime of the process (a device
 /// disabled and enabled again is another device, with another salt).
@@ -358,11 +363,15 @@ impl Device {
     async fn written(&self, pending: Pending<'_>) -> Result<(), String> {
         let Pending { rx, writer } = pending;
         if let Some(writer) = writer {
-            // Let the requests that are ready to run queue their lines
-            // first, so that one write carries them all (with few worker
-            // threads a writer would otherwise rarely find company). If
-            // this request is dropped meanwhile, the guard still writes.
-            tokio::task::yield_now().await;
+            // With other requests in flight, let those ready to run queue
+            // their lines first, so that one write carries them all (with
+            // few worker threads a writer would otherwise rarely find
+            // company); alone, write at once (a yield would only cost a
+            // trip through the scheduler). If this request is dropped
+            // meanwhile, the guard still writes.
+            if IN_FLIGHT.load(Ordering::Relaxed) > 1 {
+                tokio::task::yield_now().await;
+            }
             drop(writer);
         }
         match rx.await {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 /// What an entry is about: the request as the handler sees it, its full
 /// path and the caller's token.
@@ -39,6 +40,12 @@ pub struct Record<'a> {
     /// device: the same in the request and the response entry, so
     /// rendered (and the request data hashed) once per request and device.
     heads: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        super::IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The caller's token and accessor as one device writes them (`None`:
@@ -494,6 +501,7 @@ struct HttpData<'a> {
 impl<'a> Record<'a> {
     /// The record of `request` at its full `path`, by the caller's `token`.
     pub fn new(request: &'a Request, path: &'a str, token: Option<&'a Resolved>) -> Self {
+        super::IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
         Record {
             request,
             path,

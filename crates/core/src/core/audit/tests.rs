@@ -93,35 +93,49 @@ fn device_paths_are_canonical_or_refused() {
 }
 
 /// Many requests at once: every line is written whole, once, and each
-/// request learns its own line was written (the group commit).
+/// request learns its own line was written (the group commit), whether the
+/// writer yields for company (other requests in flight) or writes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_records_each_write_one_whole_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("f.log");
-    let b = Arc::new(broker().await);
-    b.enable(file_device("f", &file)).await.unwrap();
-    let mut tasks = vec![];
-    for i in 0..200 {
-        let b = b.clone();
-        tasks.push(tokio::spawn(async move {
-            b.record(|_, l| put(l, format!("{{\"n\":{i}}}\n").as_bytes()))
-                .await
-        }));
+    /// Requests in flight elsewhere, as far as the writers can tell.
+    struct Busy;
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            IN_FLIGHT.fetch_sub(2, Ordering::Relaxed);
+        }
     }
-    for t in tasks {
-        t.await.unwrap().unwrap();
+    for busy in [false, true] {
+        let _busy = busy.then(|| {
+            IN_FLIGHT.fetch_add(2, Ordering::Relaxed);
+            Busy
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.log");
+        let b = Arc::new(broker().await);
+        b.enable(file_device("f", &file)).await.unwrap();
+        let mut tasks = vec![];
+        for i in 0..200 {
+            let b = b.clone();
+            tasks.push(tokio::spawn(async move {
+                b.record(|_, l| put(l, format!("{{\"n\":{i}}}\n").as_bytes()))
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut seen: Vec<i64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["n"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>(), "busy {busy}");
     }
-    let text = std::fs::read_to_string(&file).unwrap();
-    let mut seen: Vec<i64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["n"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    seen.sort();
-    assert_eq!(seen, (0..200).collect::<Vec<_>>());
 }
 
 /// A write that fails refuses every request whose line it carried, and the
