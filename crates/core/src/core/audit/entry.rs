@@ -487,7 +487,7 @@ impl ResponseJson<'_> {
 fn text(out: &mut Vec<u8>, t: &Text<'_>) {
     match t {
         Text::Raw(s) => json::str(out, s),
-        Text::Hash(h) => json::hash(out, h),
+        Text::Hash(h) => json::hash(out, h.as_str()),
     }
 }
 

@@ -7,7 +7,6 @@
 //! `log_raw` data still go through `serde_json`.
 
 use super::Device;
-use super::entry::HashBuf;
 use serde_json::{Map, Value};
 
 /// Whether `s` holds a byte JSON must escape (`"`, `\`, a control
@@ -31,10 +30,12 @@ pub(super) fn str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// A hash as a JSON string (its characters need no escaping).
-pub(super) fn hash(out: &mut Vec<u8>, h: &HashBuf) {
+/// A hash (`hmac-sha256:` and hex digits) as a JSON string, as it is:
+/// its characters need no escaping.
+pub(super) fn hash(out: &mut Vec<u8>, h: &str) {
+    debug_assert!(!needs_escape(h.as_bytes()));
     out.push(b'"');
-    out.extend_from_slice(h.as_str().as_bytes());
+    out.extend_from_slice(h.as_bytes());
     out.push(b'"');
 }
 
@@ -53,7 +54,7 @@ pub(super) fn strs(out: &mut Vec<u8>, list: &[String]) {
 /// `v` with every string replaced by `d`'s hash of it (map keys kept).
 pub(super) fn hashed(out: &mut Vec<u8>, d: &Device, v: &Value) {
     match v {
-        Value::String(s) => hash(out, &d.hash_buf(s)),
+        Value::String(s) => hash(out, d.hash_buf(s).as_str()),
         Value::Array(a) => {
             out.push(b'[');
             for (i, v) in a.iter().enumerate() {
